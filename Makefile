@@ -1,0 +1,48 @@
+# creditops: the single entry point for setup, lint, test and run. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export CREDITOPS_HOME ?= $(CURDIR)/.creditops
+
+help: ## Show the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	@command -v $(PYTHON) >/dev/null 2>&1 || PYTHON=python3; $${PYTHON:-python3} -m venv $(VENV) 2>/dev/null || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	# torch first and pinned, so pip takes the local CPU wheel instead of a CUDA build.
+	$(BIN)/pip install --quiet "torch==2.13.0"
+	$(BIN)/pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install creditops with its dev tools
+
+lint: $(STAMP) ## Ruff lint and format check
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+format: $(STAMP) ## Apply ruff fixes and formatting
+	$(BIN)/ruff check --fix src tests benchmarks
+	$(BIN)/ruff format src tests benchmarks
+
+test: $(STAMP) ## Run the whole test suite (lint first)
+	$(MAKE) --no-print-directory lint
+	$(BIN)/pytest
+
+run: $(STAMP) ## Train on the built-in dataset if no champion is registered, then show where results are
+	$(BIN)/creditops train --if-no-champion
+	$(BIN)/creditops where
+
+mlflow-ui: $(STAMP) ## Open the MLflow UI on the local tracking store (http://127.0.0.1:5000)
+	$(BIN)/mlflow ui --backend-store-uri "sqlite:///$(CREDITOPS_HOME)/mlflow.db" --host 127.0.0.1 --port 5000
+
+clean: ## Remove local state (.creditops) but keep .venv
+	rm -rf .creditops .pytest_cache
+
+.PHONY: help install lint format test run mlflow-ui clean

@@ -1,0 +1,233 @@
+"""The ``creditops`` command line: each command calls one library function and renders it."""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from creditops.config import get_settings
+from creditops.exceptions import CreditOpsError, DataValidationError
+
+app = typer.Typer(
+    name="creditops",
+    help="MLOps for credit scoring: train, track and register default-prediction models.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True)
+out = Console()
+
+
+class ProfileChoice(str, Enum):
+    fast = "fast"
+    full = "full"
+
+
+def _fail(error: Exception) -> NoReturn:
+    console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code=2 if isinstance(error, DataValidationError) else 1)
+
+
+def _print_json(payload: Any) -> None:
+    sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
+
+
+@app.command()
+def datasets(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List the built-in datasets with rows, target and positive rate."""
+    from creditops.data.datasets import describe_catalog
+
+    rows = describe_catalog()
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table(title="Built-in datasets")
+    table.add_column("name", no_wrap=True)
+    for column in ("rows", "target", "positive", "bad rate", "protected", "source"):
+        table.add_column(column)
+    for row in rows:
+        name = f"{row['name']} (default)" if row["default"] else str(row["name"])
+        table.add_row(
+            name,
+            f"{row['rows']:,}",
+            str(row["target"]),
+            str(row["positive"]),
+            f"{row['positive_rate']:.1%}",
+            ", ".join(row["protected"]) or "-",
+            str(row["description"]),
+        )
+    out.print(table)
+
+
+class _RichProgress:
+    """Draws one bar per candidate, advanced once per grid point or Optuna trial."""
+
+    def __init__(self, progress: Progress) -> None:
+        self._progress = progress
+        self._tasks: dict[str, Any] = {}
+
+    def start(self, name: str, label: str, total: int) -> None:
+        self._tasks[name] = self._progress.add_task(label, total=total, note="tuning")
+
+    def advance(self, name: str, note: str) -> None:
+        self._progress.update(self._tasks[name], advance=1, note=note)
+
+    def finish(self, name: str, note: str) -> None:
+        task = self._tasks[name]
+        self._progress.update(task, completed=self._progress.tasks[task].total, note=note)
+
+
+@app.command()
+def train(
+    dataset: Annotated[
+        str | None, typer.Option(help="Built-in dataset name (see `creditops datasets`).")
+    ] = None,
+    data: Annotated[Path | None, typer.Option(help="Your data: a .csv or .parquet file.")] = None,
+    spec: Annotated[Path | None, typer.Option(help="Dataset spec YAML (with --data).")] = None,
+    delimiter: Annotated[str, typer.Option(help="CSV delimiter.")] = ",",
+    encoding: Annotated[str, typer.Option(help="CSV text encoding.")] = "utf-8",
+    profile: Annotated[
+        ProfileChoice | None, typer.Option(help="fast: small grids, few trials; full: default.")
+    ] = None,
+    models: Annotated[
+        list[str] | None, typer.Option("--model", help="Train only this candidate (repeatable).")
+    ] = None,
+    register: Annotated[
+        bool, typer.Option("--register/--no-register", help="Register the champion.")
+    ] = True,
+    if_no_champion: Annotated[
+        bool, typer.Option(help="Do nothing when a champion is already registered.")
+    ] = False,
+    seed: Annotated[int | None, typer.Option(help="Random seed (default from settings).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Train every candidate, track them in MLflow and register the champion."""
+    from creditops.registry.registry import champion_exists, get_version
+    from creditops.training.train import load_training_data
+    from creditops.training.train import train as run_training
+
+    settings = get_settings()
+    if seed is not None:
+        settings = settings.model_copy(update={"seed": seed})
+    try:
+        if if_no_champion and champion_exists(settings):
+            version = get_version(settings)
+            message = (
+                f"champion already registered: {settings.registered_model_name} "
+                f"version {version.version}; nothing to train"
+            )
+            _print_json({"skipped": True, "reason": message}) if as_json else out.print(message)
+            return
+        frame, dataset_spec, name = load_training_data(
+            dataset=dataset, data_path=data, spec_path=spec, delimiter=delimiter, encoding=encoding
+        )
+        columns = (
+            TextColumn("{task.description:<28}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[note]}"),
+        )
+        with Progress(*columns, console=console, disable=as_json) as bars:
+            result = run_training(
+                settings,
+                frame=frame,
+                spec=dataset_spec,
+                dataset_name=name,
+                profile=profile.value if profile else None,
+                models=models,
+                register=register,
+                progress=_RichProgress(bars),
+            )
+    except CreditOpsError as error:
+        _fail(error)
+    if as_json:
+        _print_json(result.to_dict())
+        return
+    _render_training(result)
+
+
+def _render_training(result: Any) -> None:
+    for warning in result.warnings:
+        console.print(f"[yellow]warning:[/] {warning['message']}", highlight=False)
+    table = Table(title=f"{result.dataset}: {result.n_rows:,} rows, {result.positive_rate:.1%} bad")
+    headers = ("model", "CV AUC ± std", "val AUC", "test AUC", "test KS", "test Brier", "calib.")
+    for header in (*headers, "fit time", ""):
+        table.add_column(header, justify="left" if header == "model" else "right")
+    for c in result.candidates:
+        table.add_row(
+            c.label,
+            f"{c.cv_auc_mean:.4f} ± {c.cv_auc_std:.4f}",
+            f"{c.validation['roc_auc']:.4f}",
+            f"{c.test['roc_auc']:.4f}",
+            f"{c.test['ks']:.4f}",
+            f"{c.test['brier']:.4f}",
+            c.calibration,
+            f"{c.fit_seconds:.1f} s",
+            "[bold green]champion[/]" if c.champion else "",
+        )
+    out.print(table)
+    out.print(f"Selection: {result.selection}.", highlight=False)
+    if result.registered_version:
+        out.print(
+            f"Registered {result.registered_model} version {result.registered_version} "
+            "as 'champion'."
+        )
+    out.print(f"Parent run {result.parent_run_id} in {result.tracking_uri}; {result.seconds:.0f} s.")
+
+
+@app.command()
+def where(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Say where the results are: tracking store, champion, MLflow UI command, reports."""
+    from creditops.registry.registry import get_version
+
+    settings = get_settings()
+    try:
+        version = get_version(settings)
+    except CreditOpsError as error:
+        _fail(error)
+    info = {
+        "home": str(settings.home),
+        "tracking_uri": settings.resolved_tracking_uri,
+        "mlflow_ui": f"mlflow ui --backend-store-uri {settings.resolved_tracking_uri}",
+        "registered_model": settings.registered_model_name,
+        "champion_version": version.version if version else None,
+        "champion_tags": dict(version.tags) if version else {},
+        "reports_dir": str(settings.reports_dir),
+    }
+    if as_json:
+        _print_json(info)
+        return
+    out.print(f"State:           {info['home']}", highlight=False)
+    out.print(f"Tracking store:  {info['tracking_uri']}", highlight=False)
+    if version:
+        tags = info["champion_tags"]
+        out.print(
+            f"Champion:        {settings.registered_model_name} v{version.version} "
+            f"({tags.get('candidate', '?')}, test ROC AUC {tags.get('test_roc_auc', '?')})",
+            highlight=False,
+        )
+    else:
+        out.print("Champion:        none registered yet (run `creditops train`)")
+    out.print(f"MLflow UI:       make mlflow-ui   (or: {info['mlflow_ui']})", highlight=False)
+    out.print(f"Reports:         {info['reports_dir']}", highlight=False)
+
+
+def main() -> None:  # pragma: no cover - entry point for `python -m creditops.cli`
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

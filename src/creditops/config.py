@@ -1,0 +1,91 @@
+"""Settings: one typed class read from the environment (prefix ``CREDITOPS_``).
+
+Call :func:`get_settings` instead of reading the environment; nothing is created on disk until a
+command needs it (:meth:`Settings.ensure_home`).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Profile = Literal["fast", "full"]
+
+
+class Settings(BaseSettings):
+    """Everything configurable about creditops, with safe defaults for a laptop."""
+
+    model_config = SettingsConfigDict(env_prefix="CREDITOPS_", extra="ignore")
+
+    home: Path = Field(default=Path(".creditops"), description="All local state lives here.")
+    tracking_uri: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "CREDITOPS_TRACKING_URI"),
+        description="MLflow tracking URI; default: SQLite database under home.",
+    )
+    registry_uri: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MLFLOW_REGISTRY_URI", "CREDITOPS_REGISTRY_URI"),
+    )
+    experiment_name: str = "creditops"
+    registered_model_name: str = "credit-default"
+    database_url: str | None = None
+    api_key: str | None = None
+    seed: int = 42
+    profile: Profile = "full"
+    cv_folds: int = Field(default=5, ge=2, le=20)
+    n_jobs: int = Field(default=-1, description="Parallel workers for cross-validation.")
+    decision_threshold: float = Field(default=0.5, gt=0.0, lt=1.0)
+    tie_tolerance: float = Field(
+        default=0.001,
+        ge=0.0,
+        le=0.05,
+        description="Validation AUCs closer than this count as a tie; the simpler model wins.",
+    )
+    leakage_auc: float = Field(default=0.95, gt=0.5, le=1.0)
+
+    @field_validator("home")
+    @classmethod
+    def _absolute_home(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @property
+    def mlflow_db(self) -> Path:
+        return self.home / "mlflow.db"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.home / "artifacts"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.home / "reports"
+
+    @property
+    def resolved_tracking_uri(self) -> str:
+        return self.tracking_uri or f"sqlite:///{self.mlflow_db}"
+
+    @property
+    def uses_local_store(self) -> bool:
+        return self.tracking_uri is None
+
+    def ensure_home(self) -> Path:
+        """Create the state directories; called by commands that write, never at import."""
+        for path in (self.home, self.artifacts_dir, self.reports_dir):
+            path.mkdir(parents=True, exist_ok=True)
+        return self.home
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()
+
+
+def reset_settings() -> None:
+    """Forget cached settings (tests and long-lived processes that change the environment)."""
+    get_settings.cache_clear()

@@ -1,0 +1,122 @@
+"""The dataset spec: which column is the outcome, which value means default, which columns are
+protected, and (optionally) the feature types.
+
+Two shapes: :class:`DatasetSpec` is what a user writes in YAML; :class:`ResolvedSpec` is what
+validation makes of it against real data (types inferred, allowed categories and ranges
+recorded). The resolved spec is stored with every model version, so serving and monitoring know
+the features from one place.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from creditops.exceptions import ConfigurationError
+
+SPEC_VERSION = 1
+Label = str | int | bool
+
+
+class FeatureTypes(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    numeric: list[str] = Field(default_factory=list)
+    categorical: list[str] = Field(default_factory=list)
+
+
+class DatasetSpec(BaseModel):
+    """The user's description of a dataset (see README, "Dataset spec")."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    target: str = Field(min_length=1)
+    positive: Label
+    protected: list[str] = Field(default_factory=list)
+    features: FeatureTypes | None = None
+    id: str | None = None
+
+    @field_validator("protected", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: Any) -> Any:
+        return [] if value is None else value
+
+    def declared_columns(self) -> dict[str, str]:
+        """Every column the spec names, with the role it names it in."""
+        roles: dict[str, str] = {self.target: "target"}
+        if self.id:
+            roles[self.id] = "id"
+        for column in self.protected:
+            roles.setdefault(column, "protected")
+        if self.features:
+            for column in self.features.numeric:
+                roles[column] = "numeric feature"
+            for column in self.features.categorical:
+                roles[column] = "categorical feature"
+        return roles
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> DatasetSpec:
+        path = Path(path)
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigurationError(f"spec file not found: {path}") from exc
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            raise ConfigurationError(f"spec file {path} is not valid YAML: {exc}") from exc
+        if not isinstance(raw, dict):
+            raise ConfigurationError(f"spec file {path} must hold a mapping with at least 'target'")
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or 'spec'}: {err['msg']}"
+                for err in exc.errors()
+            )
+            raise ConfigurationError(f"spec file {path} is invalid: {problems}") from exc
+
+
+class FeatureSchema(BaseModel):
+    """What training saw of one feature: enough to build request models and drift references."""
+
+    name: str
+    kind: Literal["numeric", "categorical"]
+    missing_rate: float
+    categories: list[str] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    integer: bool = False
+
+
+class ResolvedSpec(BaseModel):
+    """The spec after validation against data; stored with each model version as spec.json."""
+
+    spec_version: int = SPEC_VERSION
+    dataset: str
+    target: str
+    positive: Label
+    negative: Label
+    protected: list[str]
+    id: str | None
+    numeric: list[str]
+    categorical: list[str]
+    schema_: list[FeatureSchema] = Field(alias="schema")
+    dropped: dict[str, str] = Field(default_factory=dict)
+    n_rows: int
+    positive_rate: float
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    @property
+    def features(self) -> list[str]:
+        return [*self.numeric, *self.categorical]
+
+    def to_json(self) -> str:
+        return self.model_dump_json(by_alias=True, indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> ResolvedSpec:
+        return cls.model_validate_json(text)

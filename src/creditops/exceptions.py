@@ -1,0 +1,32 @@
+"""One exception hierarchy, so callers (CLI, API) can turn any creditops failure into a clear
+message without catching library internals."""
+
+from __future__ import annotations
+
+
+class CreditOpsError(Exception):
+    """Base class of every error creditops raises on purpose."""
+
+
+class ConfigurationError(CreditOpsError):
+    """A setting or dataset spec is invalid."""
+
+
+class DataValidationError(CreditOpsError):
+    """The data cannot be used as given; the message names the column and the problem."""
+
+    def __init__(self, message: str, *, column: str | None = None) -> None:
+        super().__init__(message)
+        self.column = column
+
+
+class DatasetNotFoundError(CreditOpsError):
+    """A built-in dataset name or a data file does not exist."""
+
+
+class ModelNotFoundError(CreditOpsError):
+    """No registered model matches the requested name, version or alias."""
+
+
+class TrainingError(CreditOpsError):
+    """Training could not produce a usable model."""

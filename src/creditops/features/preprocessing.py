@@ -1,0 +1,63 @@
+"""Preprocessing fitted inside every model pipeline, so missing values and categories never seen
+in training are handled the same way at predict time as during cross-validation."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, PowerTransformer
+
+from creditops.data.validate import to_category_text
+
+MISSING_CATEGORY = "missing"
+# Categories rarer than this share of training rows share one "infrequent" column; categories
+# unseen in training fall into it too instead of failing.
+MIN_CATEGORY_SHARE = 0.005
+
+
+def categories_as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.apply(to_category_text)
+
+
+def numbers_as_float(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.apply(pd.to_numeric, errors="coerce").astype("float64")
+
+
+def build_preprocessor(
+    numeric: Sequence[str], categorical: Sequence[str], *, scale: bool
+) -> ColumnTransformer:
+    """Impute, flag missingness, one-hot encode; ``scale`` adds a Yeo-Johnson transform.
+
+    Linear models and the network need the skewed money columns (income, assets, debt) made
+    roughly normal; tree models do not, and skip it to stay fast and exact.
+    """
+    numeric_steps: list[tuple[str, object]] = [
+        ("to_float", FunctionTransformer(numbers_as_float, feature_names_out="one-to-one")),
+        ("impute", SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True)),
+    ]
+    if scale:
+        numeric_steps.append(("power", PowerTransformer(method="yeo-johnson", standardize=True)))
+    categorical_steps = [
+        ("to_text", FunctionTransformer(categories_as_text, feature_names_out="one-to-one")),
+        ("impute", SimpleImputer(strategy="constant", fill_value=MISSING_CATEGORY)),
+        (
+            "onehot",
+            OneHotEncoder(
+                handle_unknown="infrequent_if_exist",
+                min_frequency=MIN_CATEGORY_SHARE,
+                sparse_output=False,
+                dtype=np.float64,
+            ),
+        ),
+    ]
+    transformers = []
+    if numeric:
+        transformers.append(("numeric", Pipeline(numeric_steps), list(numeric)))
+    if categorical:
+        transformers.append(("categorical", Pipeline(categorical_steps), list(categorical)))
+    return ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=True)

@@ -1,0 +1,249 @@
+"""The candidate models and their search spaces.
+
+Every candidate is a scikit-learn Pipeline (preprocessing → estimator), so it can be cloned,
+cross-validated, pickled by MLflow and served the same way. Class imbalance is handled in each
+estimator (class weights or ``scale_pos_weight``); probabilities are calibrated afterwards by
+training when that improves validation log loss.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from sklearn.decomposition import PCA
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+
+from creditops.config import Profile
+from creditops.exceptions import ConfigurationError
+from creditops.features.preprocessing import build_preprocessor
+
+Tuner = Literal["grid", "optuna"]
+
+
+@dataclass(frozen=True)
+class FeatureSet:
+    numeric: Sequence[str]
+    categorical: Sequence[str]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A model family: how to build it, how complex it is, and how to tune it."""
+
+    name: str
+    label: str
+    complexity: int  # lower is simpler; breaks ties in validation AUC
+    tuner: Tuner
+    build: Callable[[FeatureSet, dict[str, Any], float, int], Pipeline]
+    grid: dict[Profile, dict[str, list[Any]]] = field(default_factory=dict)
+    suggest: Callable[[Any, Profile], dict[str, Any]] | None = None
+    trials: dict[Profile, int] = field(default_factory=dict)
+
+
+def _logistic(features: FeatureSet, params: dict[str, Any], _: float, seed: int) -> Pipeline:
+    return Pipeline(
+        [
+            ("preprocess", build_preprocessor(features.numeric, features.categorical, scale=True)),
+            (
+                "model",
+                LogisticRegression(
+                    C=params.get("C", 1.0),
+                    class_weight="balanced",
+                    max_iter=5000,
+                    random_state=seed,
+                ),
+            ),
+        ]
+    )
+
+
+def _pca_logistic(features: FeatureSet, params: dict[str, Any], _: float, seed: int) -> Pipeline:
+    return Pipeline(
+        [
+            ("preprocess", build_preprocessor(features.numeric, features.categorical, scale=True)),
+            ("pca", PCA(n_components=params.get("n_components", 0.95), random_state=seed)),
+            (
+                "model",
+                LogisticRegression(
+                    C=params.get("C", 1.0), class_weight="balanced", max_iter=5000, random_state=seed
+                ),
+            ),
+        ]
+    )
+
+
+def _random_forest(features: FeatureSet, params: dict[str, Any], _: float, seed: int) -> Pipeline:
+    return Pipeline(
+        [
+            ("preprocess", build_preprocessor(features.numeric, features.categorical, scale=False)),
+            (
+                "model",
+                RandomForestClassifier(
+                    n_estimators=params.get("n_estimators", 300),
+                    max_depth=params.get("max_depth"),
+                    min_samples_leaf=params.get("min_samples_leaf", 1),
+                    max_features=params.get("max_features", "sqrt"),
+                    class_weight="balanced_subsample",
+                    n_jobs=1,
+                    random_state=seed,
+                ),
+            ),
+        ]
+    )
+
+
+def _xgboost(features: FeatureSet, params: dict[str, Any], pos_weight: float, seed: int) -> Pipeline:
+    from xgboost import XGBClassifier
+
+    return Pipeline(
+        [
+            ("preprocess", build_preprocessor(features.numeric, features.categorical, scale=False)),
+            (
+                "model",
+                XGBClassifier(
+                    n_estimators=params.get("n_estimators", 300),
+                    learning_rate=params.get("learning_rate", 0.05),
+                    max_depth=params.get("max_depth", 4),
+                    min_child_weight=params.get("min_child_weight", 1.0),
+                    subsample=params.get("subsample", 0.8),
+                    colsample_bytree=params.get("colsample_bytree", 0.8),
+                    reg_lambda=params.get("reg_lambda", 1.0),
+                    reg_alpha=params.get("reg_alpha", 0.0),
+                    scale_pos_weight=pos_weight,
+                    tree_method="hist",
+                    eval_metric="logloss",
+                    n_jobs=2,
+                    random_state=seed,
+                ),
+            ),
+        ]
+    )
+
+
+def _suggest_xgboost(trial: Any, profile: Profile) -> dict[str, Any]:
+    return {
+        "n_estimators": trial.suggest_int("n_estimators", 100, 600 if profile == "full" else 200, step=50),
+        "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.2, log=True),
+        "max_depth": trial.suggest_int("max_depth", 2, 6),
+        "min_child_weight": trial.suggest_float("min_child_weight", 0.5, 20.0, log=True),
+        "subsample": trial.suggest_float("subsample", 0.6, 1.0),
+        "colsample_bytree": trial.suggest_float("colsample_bytree", 0.5, 1.0),
+        "reg_lambda": trial.suggest_float("reg_lambda", 1e-3, 10.0, log=True),
+        "reg_alpha": trial.suggest_float("reg_alpha", 1e-3, 1.0, log=True),
+    }
+
+
+_ARCHITECTURES = {"64": (64,), "64-32": (64, 32), "128-64": (128, 64), "32-16": (32, 16)}
+
+
+def _neural(features: FeatureSet, params: dict[str, Any], _: float, seed: int) -> Pipeline:
+    from creditops.models.neural import TorchMLPClassifier
+
+    return Pipeline(
+        [
+            ("preprocess", build_preprocessor(features.numeric, features.categorical, scale=True)),
+            (
+                "model",
+                TorchMLPClassifier(
+                    hidden_layer_sizes=_ARCHITECTURES[params.get("architecture", "64-32")],
+                    dropout=params.get("dropout", 0.1),
+                    learning_rate=params.get("learning_rate", 1e-3),
+                    weight_decay=params.get("weight_decay", 1e-4),
+                    batch_size=params.get("batch_size", 256),
+                    max_epochs=params.get("max_epochs", 200),
+                    patience=params.get("patience", 10),
+                    class_weight="balanced",
+                    random_state=seed,
+                ),
+            ),
+        ]
+    )
+
+
+def _suggest_neural(trial: Any, profile: Profile) -> dict[str, Any]:
+    params = {
+        "architecture": trial.suggest_categorical("architecture", list(_ARCHITECTURES)),
+        "dropout": trial.suggest_float("dropout", 0.0, 0.5),
+        "learning_rate": trial.suggest_float("learning_rate", 3e-4, 1e-2, log=True),
+        "weight_decay": trial.suggest_float("weight_decay", 1e-6, 1e-2, log=True),
+        "batch_size": trial.suggest_categorical("batch_size", [128, 256, 512]),
+    }
+    if profile == "fast":
+        params.update(max_epochs=30, patience=5)
+    return params
+
+
+CANDIDATES: dict[str, Candidate] = {
+    candidate.name: candidate
+    for candidate in (
+        Candidate(
+            name="logistic_regression",
+            label="Logistic regression",
+            complexity=1,
+            tuner="grid",
+            build=_logistic,
+            grid={"fast": {"C": [0.1, 1.0]}, "full": {"C": [0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0]}},
+        ),
+        Candidate(
+            name="pca_logistic",
+            label="PCA → logistic regression",
+            complexity=2,
+            tuner="grid",
+            build=_pca_logistic,
+            grid={
+                "fast": {"n_components": [0.9], "C": [1.0]},
+                "full": {"n_components": [0.8, 0.9, 0.95, 0.99], "C": [0.01, 0.1, 1.0]},
+            },
+        ),
+        Candidate(
+            name="random_forest",
+            label="Random forest",
+            complexity=3,
+            tuner="grid",
+            build=_random_forest,
+            grid={
+                "fast": {"n_estimators": [100], "min_samples_leaf": [5], "max_depth": [8]},
+                "full": {
+                    "n_estimators": [300],
+                    "max_depth": [8, 12, None],
+                    "min_samples_leaf": [2, 5, 10],
+                    "max_features": ["sqrt", 0.4],
+                },
+            },
+        ),
+        Candidate(
+            name="xgboost",
+            label="XGBoost",
+            complexity=4,
+            tuner="optuna",
+            build=_xgboost,
+            suggest=_suggest_xgboost,
+            trials={"fast": 4, "full": 40},
+        ),
+        Candidate(
+            name="neural_network",
+            label="PyTorch neural network",
+            complexity=5,
+            tuner="optuna",
+            build=_neural,
+            suggest=_suggest_neural,
+            trials={"fast": 2, "full": 12},
+        ),
+    )
+}
+
+
+def get_candidates(names: Sequence[str] | None = None) -> list[Candidate]:
+    """The candidates to train, in order of complexity; all of them when ``names`` is empty."""
+    if not names:
+        return sorted(CANDIDATES.values(), key=lambda c: c.complexity)
+    unknown = [n for n in names if n not in CANDIDATES]
+    if unknown:
+        raise ConfigurationError(
+            f"unknown model(s): {', '.join(unknown)}; choose from {', '.join(CANDIDATES)}"
+        )
+    return sorted((CANDIDATES[n] for n in dict.fromkeys(names)), key=lambda c: c.complexity)

@@ -1,0 +1,112 @@
+"""The MLflow model registry: register versions, move the ``champion`` alias, load by alias or
+version together with the dataset spec stored inside the model."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from creditops.config import Settings
+from creditops.data.spec import ResolvedSpec
+from creditops.exceptions import ModelNotFoundError
+from creditops.training.tracking import SPEC_FILE, configure_tracking
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+
+
+@dataclass
+class LoadedModel:
+    """A registered model version ready to predict: the fitted pipeline and its spec."""
+
+    name: str
+    version: str
+    model: Any
+    spec: ResolvedSpec
+    run_id: str | None
+    tags: dict[str, str]
+
+
+def _client(settings: Settings) -> Any:
+    import mlflow
+
+    configure_tracking(settings)
+    return mlflow.MlflowClient()
+
+
+def register_model(
+    model_uri: str, settings: Settings, *, alias: str | None = CHAMPION, tags: dict[str, Any] | None = None
+) -> str:
+    """Register ``model_uri`` under the configured name; point ``alias`` at the new version."""
+    import mlflow
+
+    client = _client(settings)
+    name = settings.registered_model_name
+    version = mlflow.register_model(model_uri, name, tags={k: str(v) for k, v in (tags or {}).items()})
+    if alias:
+        client.set_registered_model_alias(name, alias, version.version)
+    return str(version.version)
+
+
+def get_version(settings: Settings, ref: str = CHAMPION) -> Any | None:
+    """The model version behind an alias or a version number, or None when there is none."""
+    from mlflow.exceptions import MlflowException
+
+    client = _client(settings)
+    name = settings.registered_model_name
+    try:
+        if ref.isdigit():
+            return client.get_model_version(name, ref)
+        return client.get_model_version_by_alias(name, ref)
+    except MlflowException:
+        return None
+
+
+def champion_exists(settings: Settings) -> bool:
+    return get_version(settings, CHAMPION) is not None
+
+
+@contextmanager
+def _trusted_store() -> Iterator[None]:
+    # MLflow refuses to unpickle any model unless told the store is trusted. The store is the
+    # one creditops wrote to, so allow it for this load only and restore the caller's setting.
+    key = "MLFLOW_ALLOW_PICKLE_DESERIALIZATION"
+    previous = os.environ.get(key)
+    os.environ[key] = "true"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = previous
+
+
+def load_model(settings: Settings, ref: str = CHAMPION) -> LoadedModel:
+    """Load a registered version (by alias or number) with the spec it was trained on."""
+    import mlflow.artifacts
+    import mlflow.sklearn
+
+    version = get_version(settings, ref)
+    if version is None:
+        raise ModelNotFoundError(
+            f"no version {ref!r} of model {settings.registered_model_name!r} is registered; "
+            "run `creditops train` first"
+        )
+    uri = f"models:/{settings.registered_model_name}/{version.version}"
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
+    with _trusted_store():
+        model = mlflow.sklearn.load_model(str(local))
+    spec = ResolvedSpec.from_json((local / "extra_files" / SPEC_FILE).read_text(encoding="utf-8"))
+    return LoadedModel(
+        name=settings.registered_model_name,
+        version=str(version.version),
+        model=model,
+        spec=spec,
+        run_id=version.run_id,
+        tags=dict(version.tags or {}),
+    )

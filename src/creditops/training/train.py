@@ -1,0 +1,422 @@
+"""Training orchestration: load → validate → split → tune each candidate → calibrate → choose
+the champion on validation → test once → track everything in MLflow → register the champion."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from creditops import __version__
+from creditops.config import Profile, Settings
+from creditops.data.datasets import DEFAULT_DATASET, load_builtin
+from creditops.data.io import read_table
+from creditops.data.spec import DatasetSpec
+from creditops.data.split import Split, split_dataset
+from creditops.data.validate import DataWarning, ValidatedDataset, validate_dataset
+from creditops.evaluation.metrics import classification_metrics
+from creditops.evaluation.plots import diagnostic_figures
+from creditops.models.zoo import Candidate, FeatureSet, get_candidates
+from creditops.training import tracking
+from creditops.training.calibration import fit_with_calibration
+from creditops.training.tune import number_of_steps, tune
+
+
+class Progress(Protocol):
+    """What training reports while it runs (the CLI draws progress bars from it)."""
+
+    def start(self, name: str, label: str, total: int) -> None: ...
+    def advance(self, name: str, note: str) -> None: ...
+    def finish(self, name: str, note: str) -> None: ...
+
+
+class _Silent:
+    def start(self, name: str, label: str, total: int) -> None:
+        pass
+
+    def advance(self, name: str, note: str) -> None:
+        pass
+
+    def finish(self, name: str, note: str) -> None:
+        pass
+
+
+@dataclass
+class CandidateResult:
+    name: str
+    label: str
+    complexity: int
+    params: dict[str, Any]
+    calibration: str
+    cv_auc_mean: float
+    cv_auc_std: float
+    cv: dict[str, dict[str, float]]
+    validation: dict[str, float]
+    test: dict[str, float] = field(default_factory=dict)
+    fit_seconds: float = 0.0
+    n_trials: int = 0
+    n_pruned: int = 0
+    run_id: str = ""
+    model_uri: str = ""
+    champion: bool = False
+
+
+@dataclass
+class TrainingResult:
+    dataset: str
+    profile: Profile
+    n_rows: int
+    positive_rate: float
+    split_sizes: dict[str, int]
+    candidates: list[CandidateResult]
+    champion: str
+    selection: str
+    parent_run_id: str
+    experiment_id: str
+    tracking_uri: str
+    registered_model: str | None
+    registered_version: str | None
+    warnings: list[dict[str, Any]]
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def champion_result(self) -> CandidateResult:
+        return next(c for c in self.candidates if c.champion)
+
+
+def load_training_data(
+    *,
+    dataset: str | None = None,
+    data_path: str | Path | None = None,
+    spec_path: str | Path | None = None,
+    delimiter: str = ",",
+    encoding: str = "utf-8",
+) -> tuple[pd.DataFrame, DatasetSpec, str]:
+    """A built-in dataset by name, or a user file with its spec; returns (data, spec, name)."""
+    from creditops.exceptions import ConfigurationError
+
+    if data_path is not None:
+        if spec_path is None:
+            raise ConfigurationError("--data needs --spec SPEC.yaml naming at least the target")
+        spec = DatasetSpec.from_yaml(spec_path)
+        frame = read_table(data_path, delimiter=delimiter, encoding=encoding)
+        return frame, spec, Path(data_path).name
+    if spec_path is not None:
+        raise ConfigurationError("--spec is only used with --data")
+    name = dataset or DEFAULT_DATASET
+    frame, spec = load_builtin(name)
+    return frame, spec, name
+
+
+def choose_champion(results: Sequence[CandidateResult], tolerance: float) -> tuple[str, str]:
+    """Highest validation AUC; AUCs within ``tolerance`` of the best are a tie, and the simplest
+    of the tied models wins. Returns the name and a sentence saying why."""
+    best_auc = max(r.validation["roc_auc"] for r in results)
+    tied = [r for r in results if best_auc - r.validation["roc_auc"] <= tolerance]
+    winner = min(tied, key=lambda r: (r.complexity, -r.validation["roc_auc"]))
+    reason = f"{winner.label} has validation ROC AUC {winner.validation['roc_auc']:.4f}"
+    if len(tied) > 1:
+        others = ", ".join(r.label for r in tied if r is not winner)
+        reason += (
+            f"; tied within {tolerance} with {others}, and the simpler model wins ties"
+        )
+    else:
+        reason += ", the highest of all candidates"
+    return winner.name, reason
+
+
+def train(
+    settings: Settings,
+    *,
+    frame: pd.DataFrame,
+    spec: DatasetSpec,
+    dataset_name: str,
+    profile: Profile | None = None,
+    models: Sequence[str] | None = None,
+    register: bool = True,
+    progress: Progress | None = None,
+) -> TrainingResult:
+    """Train, compare, track and (optionally) register; see the module docstring for the steps."""
+    started = time.perf_counter()
+    profile = profile or settings.profile
+    progress = progress or _Silent()
+    candidates = get_candidates(models)
+    validated = validate_dataset(
+        frame,
+        spec,
+        dataset_name=dataset_name,
+        n_folds=settings.cv_folds,
+        leakage_auc=settings.leakage_auc,
+    )
+    split = split_dataset(validated, seed=settings.seed)
+    experiment_id = tracking.configure_tracking(settings)
+
+    with tracking.start_run(f"train-{dataset_name}") as parent:
+        _log_inputs(validated, split, spec, profile, settings)
+        results: list[CandidateResult] = []
+        fitted: dict[str, Any] = {}
+        for candidate in candidates:
+            result, model = _train_candidate(candidate, validated, split, profile, settings, progress)
+            results.append(result)
+            fitted[candidate.name] = model
+
+        champion, reason = choose_champion(results, settings.tie_tolerance)
+        _test_once(results, fitted, validated, split, settings)
+        for result in results:
+            result.champion = result.name == champion
+        champion_result = next(r for r in results if r.champion)
+        tracking.log_metrics(champion_result.test, prefix="champion_test_")
+        tracking.log_metrics(champion_result.validation, prefix="champion_validation_")
+        tracking.set_tags({"champion": champion, "selection": reason})
+        summary_rows = [_summary_row(r) for r in results]
+        tracking.log_frame(pd.DataFrame(summary_rows), "candidates.csv")
+
+        registered_version = None
+        if register:
+            registered_version = _register(champion_result, validated, settings, parent.info.run_id)
+            tracking.set_tags({"registered_version": registered_version})
+
+    return TrainingResult(
+        dataset=dataset_name,
+        profile=profile,
+        n_rows=validated.spec.n_rows,
+        positive_rate=validated.spec.positive_rate,
+        split_sizes={part: len(index) for part, index in split.parts().items()},
+        candidates=results,
+        champion=champion,
+        selection=reason,
+        parent_run_id=parent.info.run_id,
+        experiment_id=experiment_id,
+        tracking_uri=settings.resolved_tracking_uri,
+        registered_model=settings.registered_model_name if register else None,
+        registered_version=registered_version,
+        warnings=[w.to_dict() for w in validated.warnings],
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _log_inputs(
+    validated: ValidatedDataset,
+    split: Split,
+    spec: DatasetSpec,
+    profile: Profile,
+    settings: Settings,
+) -> None:
+    resolved = validated.spec
+    tracking.log_params(
+        {
+            "dataset": resolved.dataset,
+            "profile": profile,
+            "seed": settings.seed,
+            "cv_folds": settings.cv_folds,
+            "decision_threshold": settings.decision_threshold,
+            "n_rows": resolved.n_rows,
+            "positive_rate": resolved.positive_rate,
+            "n_features": len(resolved.features),
+            "train_rows": len(split.train),
+            "validation_rows": len(split.validation),
+            "test_rows": len(split.test),
+        }
+    )
+    tracking.set_tags(
+        {
+            "creditops_version": __version__,
+            "git_commit": tracking.git_commit(),
+            "data_fingerprint": tracking.data_fingerprint(validated.frame),
+            "dataset": resolved.dataset,
+        }
+    )
+    tracking.log_text(resolved.to_json(), tracking.SPEC_FILE)
+    tracking.log_dict(spec.model_dump(mode="json"), "dataset_spec.yaml")
+    ids = validated.frame[resolved.id] if resolved.id else None
+    tracking.log_frame(split.to_frame(ids), "split.csv")
+    tracking.log_dict({"warnings": [w.to_dict() for w in validated.warnings]}, "validation.json")
+
+
+def _train_candidate(
+    candidate: Candidate,
+    validated: ValidatedDataset,
+    split: Split,
+    profile: Profile,
+    settings: Settings,
+    progress: Progress,
+) -> tuple[CandidateResult, Any]:
+    resolved = validated.spec
+    features = FeatureSet(numeric=resolved.numeric, categorical=resolved.categorical)
+    X, y = validated.X, validated.y
+    X_train, y_train = X.iloc[split.train], y[split.train]
+    X_val, y_val = X.iloc[split.validation], y[split.validation]
+
+    progress.start(candidate.name, candidate.label, number_of_steps(candidate, profile) + 1)
+    with tracking.start_run(candidate.name, nested=True) as run:
+        tuning = tune(
+            candidate,
+            features,
+            X_train,
+            y_train,
+            profile=profile,
+            n_folds=settings.cv_folds,
+            seed=settings.seed,
+            n_jobs=settings.n_jobs,
+            on_step=lambda note: progress.advance(candidate.name, note),
+        )
+        fit_started = time.perf_counter()
+        pos_weight = float((y_train == 0).sum() / max(int(y_train.sum()), 1))
+        pipeline = candidate.build(features, tuning.params, pos_weight, settings.seed)
+        fitted = fit_with_calibration(
+            pipeline,
+            X_train,
+            y_train,
+            X_val,
+            y_val,
+            n_folds=settings.cv_folds,
+            seed=settings.seed,
+            n_jobs=settings.n_jobs,
+        )
+        fit_seconds = time.perf_counter() - fit_started
+        val_proba = fitted.model.predict_proba(X_val)[:, 1]
+        validation = classification_metrics(y_val, val_proba, threshold=settings.decision_threshold)
+
+        tracking.set_tags({"candidate": candidate.name, "tuner": candidate.tuner})
+        tracking.log_params(
+            {
+                **{f"param_{k}": v for k, v in tuning.params.items()},
+                "calibration": fitted.calibration,
+                "imbalance_handling": _imbalance_note(candidate.name),
+                "tuner": candidate.tuner,
+                "tuning_trials": tuning.n_trials,
+                "tuning_pruned": tuning.n_pruned,
+            }
+        )
+        tracking.log_metrics(tuning.cv_mean, prefix="cv_")
+        tracking.log_metrics({f"{k}_std": v for k, v in tuning.cv_std.items()}, prefix="cv_")
+        tracking.log_metrics(validation, prefix="validation_")
+        tracking.log_metrics(
+            {
+                f"validation_log_loss_{m}": v
+                for m, v in fitted.validation_log_loss.items()
+            }
+        )
+        tracking.log_metrics({"tuning_seconds": tuning.seconds, "fit_seconds": fit_seconds})
+        tracking.log_frame(tuning.history, "tuning_history.csv")
+        tracking.log_figures(
+            diagnostic_figures(
+                y_val, val_proba, threshold=settings.decision_threshold, title=candidate.label
+            ),
+            "plots/validation",
+        )
+        info = tracking.log_model(fitted.model, resolved, X_train.head(5))
+    progress.finish(
+        candidate.name,
+        f"CV AUC {tuning.cv_mean['roc_auc']:.4f}, validation AUC {validation['roc_auc']:.4f}",
+    )
+    result = CandidateResult(
+        name=candidate.name,
+        label=candidate.label,
+        complexity=candidate.complexity,
+        params=tuning.params,
+        calibration=fitted.calibration,
+        cv_auc_mean=tuning.cv_mean["roc_auc"],
+        cv_auc_std=tuning.cv_std["roc_auc"],
+        cv={"mean": tuning.cv_mean, "std": tuning.cv_std},
+        validation=validation,
+        fit_seconds=tuning.seconds + fit_seconds,
+        n_trials=tuning.n_trials,
+        n_pruned=tuning.n_pruned,
+        run_id=run.info.run_id,
+        model_uri=info.model_uri,
+    )
+    return result, fitted.model
+
+
+def _imbalance_note(name: str) -> str:
+    if name == "xgboost":
+        return "scale_pos_weight = goods/bads"
+    if name == "random_forest":
+        return "class_weight=balanced_subsample"
+    if name == "neural_network":
+        return "BCE pos_weight = goods/bads"
+    return "class_weight=balanced"
+
+
+def _test_once(
+    results: list[CandidateResult],
+    fitted: dict[str, Any],
+    validated: ValidatedDataset,
+    split: Split,
+    settings: Settings,
+) -> None:
+    """The only place the test split is scored: after the champion is chosen."""
+    X_test, y_test = validated.X.iloc[split.test], validated.y[split.test]
+    for result in results:
+        proba = fitted[result.name].predict_proba(X_test)[:, 1]
+        result.test = classification_metrics(y_test, proba, threshold=settings.decision_threshold)
+        with tracking.start_run(result.name, nested=True, run_id=result.run_id):
+            tracking.log_metrics(result.test, prefix="test_")
+            tracking.log_figures(
+                diagnostic_figures(
+                    y_test, proba, threshold=settings.decision_threshold, title=result.label
+                ),
+                "plots/test",
+            )
+
+
+def _register(
+    champion: CandidateResult, validated: ValidatedDataset, settings: Settings, parent_run_id: str
+) -> str:
+    from creditops.registry.registry import CHAMPION, register_model
+
+    return register_model(
+        champion.model_uri,
+        settings,
+        alias=CHAMPION,
+        tags={
+            "candidate": champion.name,
+            "dataset": validated.spec.dataset,
+            "validation_roc_auc": round(champion.validation["roc_auc"], 6),
+            "test_roc_auc": round(champion.test["roc_auc"], 6),
+            "cv_roc_auc": round(champion.cv_auc_mean, 6),
+            "calibration": champion.calibration,
+            "parent_run_id": parent_run_id,
+            "creditops_version": __version__,
+        },
+    )
+
+
+def _summary_row(result: CandidateResult) -> dict[str, Any]:
+    return {
+        "model": result.name,
+        "cv_auc_mean": result.cv_auc_mean,
+        "cv_auc_std": result.cv_auc_std,
+        "validation_auc": result.validation["roc_auc"],
+        "test_auc": result.test.get("roc_auc", np.nan),
+        "test_ks": result.test.get("ks", np.nan),
+        "test_brier": result.test.get("brier", np.nan),
+        "calibration": result.calibration,
+        "fit_seconds": result.fit_seconds,
+        "champion": result.champion,
+    }
+
+
+def summary_table(result: TrainingResult) -> pd.DataFrame:
+    return pd.DataFrame([_summary_row(r) for r in result.candidates])
+
+
+__all__ = [
+    "CandidateResult",
+    "DataWarning",
+    "Progress",
+    "TrainingResult",
+    "choose_champion",
+    "load_training_data",
+    "summary_table",
+    "train",
+]

@@ -1,0 +1,195 @@
+"""Hyper-parameter tuning with stratified k-fold cross-validation on the training split.
+
+Classical models are small enough for an exhaustive grid; XGBoost and the network have larger,
+continuous spaces and get Optuna's TPE sampler with median pruning between folds, so hopeless
+trials stop after one or two folds.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import clone
+from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
+from sklearn.model_selection import ParameterGrid, StratifiedKFold, cross_validate
+
+from creditops.config import Profile
+from creditops.models.zoo import Candidate, FeatureSet
+
+CV_METRICS = ("roc_auc", "pr_auc", "log_loss", "brier")
+_SKLEARN_SCORERS = {
+    "roc_auc": "roc_auc",
+    "pr_auc": "average_precision",
+    "log_loss": "neg_log_loss",
+    "brier": "neg_brier_score",
+}
+_LOWER_IS_BETTER = {"log_loss", "brier"}
+
+Step = Callable[[str], None]
+
+
+@dataclass
+class TuningResult:
+    params: dict[str, Any]
+    cv_mean: dict[str, float]
+    cv_std: dict[str, float]
+    history: pd.DataFrame
+    n_trials: int
+    n_pruned: int
+    seconds: float
+
+
+def make_folds(n_folds: int, seed: int) -> StratifiedKFold:
+    return StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+
+
+def tune(
+    candidate: Candidate,
+    features: FeatureSet,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    *,
+    profile: Profile,
+    n_folds: int,
+    seed: int,
+    n_jobs: int,
+    on_step: Step | None = None,
+) -> TuningResult:
+    """Find the best parameters of ``candidate`` by cross-validated ROC AUC."""
+    pos_weight = float((y == 0).sum() / max(int(y.sum()), 1))
+    step = on_step or (lambda _: None)
+    started = time.perf_counter()
+    if candidate.tuner == "grid":
+        result = _grid(candidate, features, X, y, profile, n_folds, seed, n_jobs, pos_weight, step)
+    else:
+        result = _optuna(candidate, features, X, y, profile, n_folds, seed, pos_weight, step)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def number_of_steps(candidate: Candidate, profile: Profile) -> int:
+    if candidate.tuner == "grid":
+        return len(ParameterGrid(candidate.grid[profile]))
+    return candidate.trials[profile]
+
+
+def _grid(
+    candidate: Candidate,
+    features: FeatureSet,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    profile: Profile,
+    n_folds: int,
+    seed: int,
+    n_jobs: int,
+    pos_weight: float,
+    step: Step,
+) -> TuningResult:
+    rows = []
+    for params in ParameterGrid(candidate.grid[profile]):
+        scores = cross_validate(
+            candidate.build(features, params, pos_weight, seed),
+            X,
+            y,
+            cv=make_folds(n_folds, seed),
+            scoring=_SKLEARN_SCORERS,
+            n_jobs=n_jobs,
+            error_score="raise",
+        )
+        row: dict[str, Any] = {"params": params}
+        for metric in CV_METRICS:
+            values = scores[f"test_{metric}"]
+            values = -values if metric in _LOWER_IS_BETTER else values
+            row[f"{metric}_mean"], row[f"{metric}_std"] = float(values.mean()), float(values.std())
+        row["fit_seconds"] = float(scores["fit_time"].sum())
+        rows.append(row)
+        step(f"AUC {row['roc_auc_mean']:.4f}")
+    history = pd.DataFrame(rows)
+    best = history.loc[history["roc_auc_mean"].idxmax()]
+    history = pd.concat(
+        [history.drop(columns="params"), pd.json_normalize(history["params"].tolist())], axis=1
+    )
+    return TuningResult(
+        params=dict(best["params"]),
+        cv_mean={m: float(best[f"{m}_mean"]) for m in CV_METRICS},
+        cv_std={m: float(best[f"{m}_std"]) for m in CV_METRICS},
+        history=history,
+        n_trials=len(rows),
+        n_pruned=0,
+        seconds=0.0,
+    )
+
+
+def _fold_scores(y_true: np.ndarray, proba: np.ndarray) -> dict[str, float]:
+    return {
+        "roc_auc": float(roc_auc_score(y_true, proba)),
+        "pr_auc": float(average_precision_score(y_true, proba)),
+        "log_loss": float(log_loss(y_true, proba, labels=[0, 1])),
+        "brier": float(brier_score_loss(y_true, proba)),
+    }
+
+
+def _optuna(
+    candidate: Candidate,
+    features: FeatureSet,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    profile: Profile,
+    n_folds: int,
+    seed: int,
+    pos_weight: float,
+    step: Step,
+) -> TuningResult:
+    import optuna
+
+    assert candidate.suggest is not None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    folds = list(make_folds(n_folds, seed).split(X, y))
+
+    def objective(trial: optuna.Trial) -> float:
+        params = candidate.suggest(trial, profile)
+        per_fold: list[dict[str, float]] = []
+        for fold, (fit_idx, score_idx) in enumerate(folds):
+            model = clone(candidate.build(features, params, pos_weight, seed))
+            model.fit(X.iloc[fit_idx], y[fit_idx])
+            proba = model.predict_proba(X.iloc[score_idx])[:, 1]
+            per_fold.append(_fold_scores(y[score_idx], proba))
+            trial.report(float(np.mean([s["roc_auc"] for s in per_fold])), fold)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        for metric in CV_METRICS:
+            values = np.array([s[metric] for s in per_fold])
+            trial.set_user_attr(f"{metric}_mean", float(values.mean()))
+            trial.set_user_attr(f"{metric}_std", float(values.std()))
+        return float(np.mean([s["roc_auc"] for s in per_fold]))
+
+    study = optuna.create_study(
+        direction="maximize",
+        sampler=optuna.samplers.TPESampler(seed=seed),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1),
+        study_name=candidate.name,
+    )
+
+    def report(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        state = "pruned" if trial.state == optuna.trial.TrialState.PRUNED else "done"
+        best = study.best_value if study.best_trial else float("nan")
+        step(f"trial {trial.number + 1} {state}, best AUC {best:.4f}")
+
+    study.optimize(objective, n_trials=candidate.trials[profile], callbacks=[report])
+    best = study.best_trial
+    history = study.trials_dataframe(attrs=("number", "value", "params", "user_attrs", "state"))
+    pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials)
+    return TuningResult(
+        params={**candidate.suggest(optuna.trial.FixedTrial(best.params), profile)},
+        cv_mean={m: best.user_attrs[f"{m}_mean"] for m in CV_METRICS},
+        cv_std={m: best.user_attrs[f"{m}_std"] for m in CV_METRICS},
+        history=history,
+        n_trials=len(study.trials),
+        n_pruned=pruned,
+        seconds=0.0,
+    )
