@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -26,7 +26,7 @@ console = Console(stderr=True)
 out = Console()
 
 
-class ProfileChoice(str, Enum):
+class ProfileChoice(StrEnum):
     fast = "fast"
     full = "full"
 
@@ -183,7 +183,9 @@ def _render_training(result: Any) -> None:
             f"Registered {result.registered_model} version {result.registered_version} "
             "as 'champion'."
         )
-    out.print(f"Parent run {result.parent_run_id} in {result.tracking_uri}; {result.seconds:.0f} s.")
+    out.print(
+        f"Parent run {result.parent_run_id} in {result.tracking_uri}; {result.seconds:.0f} s."
+    )
 
 
 @app.command()
@@ -203,7 +205,7 @@ def where(
         "tracking_uri": settings.resolved_tracking_uri,
         "mlflow_ui": f"mlflow ui --backend-store-uri {settings.resolved_tracking_uri}",
         "registered_model": settings.registered_model_name,
-        "champion_version": version.version if version else None,
+        "champion_version": str(version.version) if version else None,
         "champion_tags": dict(version.tags) if version else {},
         "reports_dir": str(settings.reports_dir),
     }

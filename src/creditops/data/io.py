@@ -9,15 +9,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from creditops.exceptions import DataValidationError, DatasetNotFoundError
+from creditops.exceptions import DatasetNotFoundError, DataValidationError
 
 SUPPORTED_SUFFIXES = (".csv", ".parquet", ".pq")
 _OTHER_DELIMITERS = (";", "\t", "|")
 
 
-def read_table(
-    path: str | Path, *, delimiter: str = ",", encoding: str = "utf-8"
-) -> pd.DataFrame:
+def read_table(path: str | Path, *, delimiter: str = ",", encoding: str = "utf-8") -> pd.DataFrame:
     """Read a CSV or Parquet file, refusing files that would silently parse wrong."""
     path = Path(path)
     if not path.exists():
@@ -31,8 +29,10 @@ def read_table(
         )
     if path.stat().st_size == 0:
         raise DataValidationError(f"{path.name} is empty")
-    frame = _read_parquet(path) if suffix in (".parquet", ".pq") else _read_csv(
-        path, delimiter, encoding
+    frame = (
+        _read_parquet(path)
+        if suffix in (".parquet", ".pq")
+        else _read_csv(path, delimiter, encoding)
     )
     if frame.empty:
         raise DataValidationError(f"{path.name} has a header but no rows")

@@ -60,4 +60,6 @@ def split_dataset(dataset: ValidatedDataset, *, seed: int) -> Split:
         stratify=dataset.y[rest],
         random_state=seed,
     )
-    return Split(train=np.sort(train), validation=np.sort(validation), test=np.sort(test), seed=seed)
+    return Split(
+        train=np.sort(train), validation=np.sort(validation), test=np.sort(test), seed=seed
+    )

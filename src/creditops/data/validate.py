@@ -135,7 +135,9 @@ def _clean_target(
     target = frame[spec.target]
     missing = int(target.isna().sum())
     if missing == len(frame):
-        raise DataValidationError(f"target {spec.target!r} is empty in every row", column=spec.target)
+        raise DataValidationError(
+            f"target {spec.target!r} is empty in every row", column=spec.target
+        )
     if missing:
         warnings.append(
             DataWarning(
@@ -252,7 +254,9 @@ def _drop_uninformative(
         elif series.nunique(dropna=False) <= 1:
             dropped[column] = f"constant (every value is {series.iloc[0]!r})"
     for column, reason in dropped.items():
-        warnings.append(DataWarning("column_dropped", f"column {column!r} dropped: {reason}", column))
+        warnings.append(
+            DataWarning("column_dropped", f"column {column!r} dropped: {reason}", column)
+        )
     return (
         [c for c in numeric if c not in dropped],
         [c for c in categorical if c not in dropped],
@@ -347,4 +351,6 @@ def _feature_schema(series: pd.Series, name: str, is_numeric: bool) -> FeatureSc
             integer=bool(len(values) and np.all(np.mod(values.to_numpy(), 1) == 0)),
         )
     categories = sorted(str(v) for v in series.dropna().unique())
-    return FeatureSchema(name=name, kind="categorical", missing_rate=missing_rate, categories=categories)
+    return FeatureSchema(
+        name=name, kind="categorical", missing_rate=missing_rate, categories=categories
+    )

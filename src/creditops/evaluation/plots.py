@@ -23,7 +23,9 @@ def roc_figure(y_true: np.ndarray, proba: np.ndarray, title: str) -> Figure:
     figure, ax = _figure()
     ax.plot(fpr, tpr, label="ROC")
     ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="chance")
-    ax.vlines(fpr[gap], fpr[gap], tpr[gap], color="tab:red", label=f"KS = {tpr[gap] - fpr[gap]:.3f}")
+    ax.vlines(
+        fpr[gap], fpr[gap], tpr[gap], color="tab:red", label=f"KS = {tpr[gap] - fpr[gap]:.3f}"
+    )
     ax.set(xlabel="False positive rate", ylabel="True positive rate", title=f"ROC: {title}")
     ax.legend(loc="lower right")
     return figure

@@ -69,7 +69,10 @@ def _pca_logistic(features: FeatureSet, params: dict[str, Any], _: float, seed: 
             (
                 "model",
                 LogisticRegression(
-                    C=params.get("C", 1.0), class_weight="balanced", max_iter=5000, random_state=seed
+                    C=params.get("C", 1.0),
+                    class_weight="balanced",
+                    max_iter=5000,
+                    random_state=seed,
                 ),
             ),
         ]
@@ -96,7 +99,9 @@ def _random_forest(features: FeatureSet, params: dict[str, Any], _: float, seed:
     )
 
 
-def _xgboost(features: FeatureSet, params: dict[str, Any], pos_weight: float, seed: int) -> Pipeline:
+def _xgboost(
+    features: FeatureSet, params: dict[str, Any], pos_weight: float, seed: int
+) -> Pipeline:
     from xgboost import XGBClassifier
 
     return Pipeline(
@@ -126,7 +131,9 @@ def _xgboost(features: FeatureSet, params: dict[str, Any], pos_weight: float, se
 
 def _suggest_xgboost(trial: Any, profile: Profile) -> dict[str, Any]:
     return {
-        "n_estimators": trial.suggest_int("n_estimators", 100, 600 if profile == "full" else 200, step=50),
+        "n_estimators": trial.suggest_int(
+            "n_estimators", 100, 600 if profile == "full" else 200, step=50
+        ),
         "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.2, log=True),
         "max_depth": trial.suggest_int("max_depth", 2, 6),
         "min_child_weight": trial.suggest_float("min_child_weight", 0.5, 20.0, log=True),
@@ -186,7 +193,10 @@ CANDIDATES: dict[str, Candidate] = {
             complexity=1,
             tuner="grid",
             build=_logistic,
-            grid={"fast": {"C": [0.1, 1.0]}, "full": {"C": [0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0]}},
+            grid={
+                "fast": {"C": [0.1, 1.0]},
+                "full": {"C": [0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0]},
+            },
         ),
         Candidate(
             name="pca_logistic",

@@ -39,14 +39,20 @@ def _client(settings: Settings) -> Any:
 
 
 def register_model(
-    model_uri: str, settings: Settings, *, alias: str | None = CHAMPION, tags: dict[str, Any] | None = None
+    model_uri: str,
+    settings: Settings,
+    *,
+    alias: str | None = CHAMPION,
+    tags: dict[str, Any] | None = None,
 ) -> str:
     """Register ``model_uri`` under the configured name; point ``alias`` at the new version."""
     import mlflow
 
     client = _client(settings)
     name = settings.registered_model_name
-    version = mlflow.register_model(model_uri, name, tags={k: str(v) for k, v in (tags or {}).items()})
+    version = mlflow.register_model(
+        model_uri, name, tags={k: str(v) for k, v in (tags or {}).items()}
+    )
     if alias:
         client.set_registered_model_alias(name, alias, version.version)
     return str(version.version)

@@ -42,7 +42,11 @@ def fit_with_calibration(
     fitted: dict[str, BaseEstimator] = {"none": clone(pipeline).fit(X_train, y_train)}
     for method in CALIBRATION_METHODS[1:]:
         calibrated = CalibratedClassifierCV(
-            clone(pipeline), method=method, cv=make_folds(n_folds, seed), ensemble=False, n_jobs=n_jobs
+            clone(pipeline),
+            method=method,
+            cv=make_folds(n_folds, seed),
+            ensemble=False,
+            n_jobs=n_jobs,
         )
         fitted[method] = calibrated.fit(X_train, y_train)
     losses = {
@@ -50,5 +54,5 @@ def fit_with_calibration(
         for method, model in fitted.items()
     }
     # Prefer no calibrator unless one wins clearly: fewer moving parts in production.
-    best = min(losses, key=lambda m: (losses[m] + (0.0 if m == "none" else 1e-4)))
+    best = min(losses, key=lambda m: losses[m] + (0.0 if m == "none" else 1e-4))
     return FittedCandidate(model=fitted[best], calibration=best, validation_log_loss=losses)

@@ -46,7 +46,9 @@ def configure_tracking(settings: Settings) -> str:
     experiment = client.get_experiment_by_name(settings.experiment_name)
     if experiment is None:
         location = settings.artifacts_dir.as_uri() if settings.uses_local_store else None
-        experiment_id = client.create_experiment(settings.experiment_name, artifact_location=location)
+        experiment_id = client.create_experiment(
+            settings.experiment_name, artifact_location=location
+        )
     else:
         experiment_id = experiment.experiment_id
     mlflow.set_experiment(experiment_id=experiment_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -83,9 +83,13 @@ class TrainingResult:
     registered_version: str | None
     warnings: list[dict[str, Any]]
     seconds: float
+    # The fitted pipelines by candidate name, for callers in the same process (not serialised).
+    models: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        payload = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "models"}
+        payload["candidates"] = [asdict(c) for c in self.candidates]
+        return payload
 
     @property
     def champion_result(self) -> CandidateResult:
@@ -125,9 +129,7 @@ def choose_champion(results: Sequence[CandidateResult], tolerance: float) -> tup
     reason = f"{winner.label} has validation ROC AUC {winner.validation['roc_auc']:.4f}"
     if len(tied) > 1:
         others = ", ".join(r.label for r in tied if r is not winner)
-        reason += (
-            f"; tied within {tolerance} with {others}, and the simpler model wins ties"
-        )
+        reason += f"; tied within {tolerance} with {others}, and the simpler model wins ties"
     else:
         reason += ", the highest of all candidates"
     return winner.name, reason
@@ -164,7 +166,9 @@ def train(
         results: list[CandidateResult] = []
         fitted: dict[str, Any] = {}
         for candidate in candidates:
-            result, model = _train_candidate(candidate, validated, split, profile, settings, progress)
+            result, model = _train_candidate(
+                candidate, validated, split, profile, settings, progress
+            )
             results.append(result)
             fitted[candidate.name] = model
 
@@ -200,6 +204,7 @@ def train(
         registered_version=registered_version,
         warnings=[w.to_dict() for w in validated.warnings],
         seconds=time.perf_counter() - started,
+        models=fitted,
     )
 
 
@@ -300,10 +305,7 @@ def _train_candidate(
         tracking.log_metrics({f"{k}_std": v for k, v in tuning.cv_std.items()}, prefix="cv_")
         tracking.log_metrics(validation, prefix="validation_")
         tracking.log_metrics(
-            {
-                f"validation_log_loss_{m}": v
-                for m, v in fitted.validation_log_loss.items()
-            }
+            {f"validation_log_loss_{m}": v for m, v in fitted.validation_log_loss.items()}
         )
         tracking.log_metrics({"tuning_seconds": tuning.seconds, "fit_seconds": fit_seconds})
         tracking.log_frame(tuning.history, "tuning_history.csv")

@@ -1,0 +1,189 @@
+"""Training end to end against a real MLflow SQLite store in a temporary CREDITOPS_HOME."""
+
+from __future__ import annotations
+
+import os
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from creditops.data.datasets import load_builtin
+from creditops.data.split import Split
+from creditops.data.validate import validate_dataset
+from creditops.registry import CHAMPION, champion_exists, load_model
+from creditops.training.train import CandidateResult, choose_champion, load_training_data, train
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One fast-profile training of all five candidates on credit_data, shared by the tests."""
+    from creditops.config import Settings
+
+    home = tmp_path_factory.mktemp("home")
+    settings = Settings(home=home)
+    frame, spec = load_builtin("credit_data")
+    result = train(settings, frame=frame, spec=spec, dataset_name="credit_data", profile="fast")
+    return settings, result
+
+
+def test_every_candidate_is_tracked_as_a_child_run(trained):
+    settings, result = trained
+    client = MlflowClient(settings.resolved_tracking_uri)
+    children = client.search_runs(
+        [result.experiment_id], f"tags.mlflow.parentRunId = '{result.parent_run_id}'"
+    )
+    assert {run.data.tags["candidate"] for run in children} == {
+        "logistic_regression",
+        "pca_logistic",
+        "random_forest",
+        "xgboost",
+        "neural_network",
+    }
+    for run in children:
+        metrics = run.data.metrics
+        for metric in (
+            "roc_auc",
+            "gini",
+            "ks",
+            "accuracy",
+            "precision",
+            "recall",
+            "f1",
+            "brier",
+            "log_loss",
+        ):
+            assert f"validation_{metric}" in metrics
+            assert f"test_{metric}" in metrics
+        assert 0.0 < metrics["cv_roc_auc_std"] < 0.1
+        assert run.data.params["calibration"] in {"none", "sigmoid", "isotonic"}
+        artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+        assert "tuning_history.csv" in artifacts
+        plots = {a.path for a in client.list_artifacts(run.info.run_id, "plots/test")}
+        assert plots == {
+            f"plots/test/{name}"
+            for name in ("roc.png", "pr.png", "calibration.png", "confusion_matrix.png")
+        }
+
+
+def test_parent_run_records_data_split_and_provenance(trained):
+    settings, result = trained
+    client = MlflowClient(settings.resolved_tracking_uri)
+    parent = client.get_run(result.parent_run_id)
+    assert len(parent.data.tags["data_fingerprint"]) == 64
+    assert parent.data.tags["creditops_version"]
+    assert parent.data.tags["git_commit"]
+    assert parent.data.tags["champion"] == result.champion
+    artifacts = {a.path for a in client.list_artifacts(result.parent_run_id)}
+    assert {"spec.json", "split.csv", "validation.json", "candidates.csv"} <= artifacts
+
+    local = mlflow.artifacts.download_artifacts(
+        run_id=result.parent_run_id,
+        artifact_path="split.csv",
+        tracking_uri=settings.resolved_tracking_uri,
+    )
+    table = pd.read_csv(local)
+    assert table["part"].value_counts().to_dict() == result.split_sizes
+    assert table["id"].is_unique
+
+
+def test_champion_is_registered_and_reloads_with_identical_probabilities(trained):
+    settings, result = trained
+    assert champion_exists(settings)
+    loaded = load_model(settings, CHAMPION)
+    assert loaded.version == result.registered_version
+    assert loaded.tags["candidate"] == result.champion
+    assert loaded.spec.features == result.models[result.champion].feature_names_in_.tolist()
+
+    frame, spec = load_builtin("credit_data")
+    validated = validate_dataset(frame, spec)
+    X = validated.X.head(300)
+    expected = result.models[result.champion].predict_proba(X)
+    os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "true"
+    try:
+        pyfunc = mlflow.pyfunc.load_model(f"models:/{settings.registered_model_name}@champion")
+        np.testing.assert_array_equal(np.asarray(pyfunc.predict(X)), expected)
+    finally:
+        del os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"]
+    np.testing.assert_array_equal(loaded.model.predict_proba(X), expected)
+
+
+def test_logged_test_metrics_are_reproducible_from_the_saved_split(trained):
+    settings, result = trained
+    table = pd.read_csv(
+        mlflow.artifacts.download_artifacts(
+            run_id=result.parent_run_id,
+            artifact_path="split.csv",
+            tracking_uri=settings.resolved_tracking_uri,
+        )
+    )
+    split = Split.from_frame(table, seed=settings.seed)
+    frame, spec = load_builtin("credit_data")
+    validated = validate_dataset(frame, spec)
+    loaded = load_model(settings)
+    from sklearn.metrics import roc_auc_score
+
+    auc = roc_auc_score(
+        validated.y[split.test], loaded.model.predict_proba(validated.X.iloc[split.test])[:, 1]
+    )
+    assert auc == pytest.approx(result.champion_result.test["roc_auc"], abs=1e-12)
+
+
+def test_champion_has_the_best_validation_auc_up_to_ties(trained):
+    _, result = trained
+    best = max(c.validation["roc_auc"] for c in result.candidates)
+    champion = result.champion_result
+    assert best - champion.validation["roc_auc"] <= 0.001
+    assert champion.cv_auc_mean > 0.8
+    assert sum(c.champion for c in result.candidates) == 1
+
+
+def _result(name: str, complexity: int, auc: float) -> CandidateResult:
+    return CandidateResult(
+        name=name,
+        label=name,
+        complexity=complexity,
+        params={},
+        calibration="none",
+        cv_auc_mean=auc,
+        cv_auc_std=0.0,
+        cv={},
+        validation={"roc_auc": auc},
+    )
+
+
+def test_ties_go_to_the_simpler_model():
+    results = [_result("lr", 1, 0.8500), _result("xgb", 4, 0.8505), _result("nn", 5, 0.8400)]
+    name, reason = choose_champion(results, tolerance=0.001)
+    assert name == "lr"
+    assert "simpler model wins ties" in reason
+    name, _ = choose_champion(results, tolerance=0.0)
+    assert name == "xgb"
+
+
+def test_no_register_leaves_the_registry_empty(settings):
+    frame, spec = load_builtin("credit_data")
+    result = train(
+        settings,
+        frame=frame,
+        spec=spec,
+        dataset_name="credit_data",
+        profile="fast",
+        models=["logistic_regression"],
+        register=False,
+    )
+    assert result.registered_version is None
+    assert not champion_exists(settings)
+
+
+def test_user_file_needs_a_spec(tmp_path):
+    from creditops.exceptions import ConfigurationError
+
+    path = tmp_path / "x.csv"
+    path.write_text("a,b\n1,2\n")
+    with pytest.raises(ConfigurationError, match="--data needs --spec"):
+        load_training_data(data_path=path)
