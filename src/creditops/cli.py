@@ -22,8 +22,10 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-console = Console(stderr=True)
-out = Console()
+# Pipes and CI logs get a fixed, wide layout instead of rich's 80-column guess.
+_WIDTH = None if sys.stdout.isatty() else 120
+console = Console(stderr=True, width=_WIDTH)
+out = Console(width=_WIDTH)
 
 
 class ProfileChoice(StrEnum):
@@ -163,10 +165,10 @@ def _render_training(result: Any) -> None:
     table = Table(title=f"{result.dataset}: {result.n_rows:,} rows, {result.positive_rate:.1%} bad")
     headers = ("model", "CV AUC ± std", "val AUC", "test AUC", "test KS", "test Brier", "calib.")
     for header in (*headers, "fit time", ""):
-        table.add_column(header, justify="left" if header == "model" else "right")
+        table.add_column(header, justify="left" if header == "model" else "right", no_wrap=True)
     for c in result.candidates:
         table.add_row(
-            c.label,
+            c.name,
             f"{c.cv_auc_mean:.4f} ± {c.cv_auc_std:.4f}",
             f"{c.validation['roc_auc']:.4f}",
             f"{c.test['roc_auc']:.4f}",
