@@ -1,0 +1,73 @@
+"""Fitted models on credit_data shared by the evaluation tests (fitted once per session).
+
+Each model is built exactly as training builds it (the zoo pipelines, calibrated with
+CalibratedClassifierCV(ensemble=False) where noted) but with small settings to stay fast.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.calibration import CalibratedClassifierCV
+
+from creditops.data.datasets import load_builtin
+from creditops.data.spec import ResolvedSpec
+from creditops.data.split import split_dataset
+from creditops.data.validate import validate_dataset
+from creditops.models.zoo import CANDIDATES, FeatureSet
+
+FAST_PARAMS = {
+    "logistic_regression": {},
+    "pca_logistic": {"n_components": 0.9},
+    "random_forest": {"n_estimators": 60, "max_depth": 8, "min_samples_leaf": 5},
+    "xgboost": {"n_estimators": 80, "max_depth": 3},
+    "neural_network": {"max_epochs": 20},
+}
+
+
+@dataclass
+class CreditCase:
+    """credit_data validated and split, with fitted models keyed by candidate name."""
+
+    spec: ResolvedSpec
+    frame: pd.DataFrame  # validated frame: features, target, protected attributes, id
+    X_train: pd.DataFrame
+    y_train: np.ndarray
+    X_test: pd.DataFrame
+    y_test: np.ndarray
+    protected_test: pd.DataFrame  # Age, Marital for the test rows
+    models: dict[str, object]  # plain pipelines by candidate name, plus "calibrated_xgboost"
+
+
+@pytest.fixture(scope="session")
+def credit_case() -> CreditCase:
+    frame, spec = load_builtin("credit_data")
+    validated = validate_dataset(frame, spec, dataset_name="credit_data")
+    split = split_dataset(validated, seed=42)
+    features = FeatureSet(validated.spec.numeric, validated.spec.categorical)
+    X, y = validated.X, validated.y
+    X_train, y_train = X.iloc[split.train], y[split.train]
+    pos_weight = float((y_train == 0).sum() / y_train.sum())
+    models: dict[str, object] = {}
+    for name, params in FAST_PARAMS.items():
+        models[name] = CANDIDATES[name].build(features, params, pos_weight, 0).fit(X_train, y_train)
+    models["calibrated_xgboost"] = CalibratedClassifierCV(
+        CANDIDATES["xgboost"].build(features, FAST_PARAMS["xgboost"], pos_weight, 0),
+        method="sigmoid",
+        cv=3,
+        ensemble=False,
+    ).fit(X_train, y_train)
+    test = split.test
+    return CreditCase(
+        spec=validated.spec,
+        frame=validated.frame,
+        X_train=X_train,
+        y_train=y_train,
+        X_test=X.iloc[test],
+        y_test=y[test],
+        protected_test=validated.frame.iloc[test][validated.spec.protected],
+        models=models,
+    )
