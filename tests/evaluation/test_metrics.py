@@ -38,3 +38,53 @@ def test_perfect_and_threshold_metrics():
     strict = classification_metrics(y, proba, threshold=0.7)
     assert strict["recall"] == 0.5
     assert strict["precision"] == 1.0
+
+
+def test_bootstrap_interval_brackets_auc_and_is_seeded(scores):
+    from creditops.evaluation.metrics import bootstrap_auc_interval
+
+    y, proba = scores
+    low, high = bootstrap_auc_interval(y, proba, n_boot=500, seed=1)
+    auc = roc_auc_score(y, proba)
+    assert low < auc < high
+    assert high - low < 0.05
+    assert bootstrap_auc_interval(y, proba, n_boot=500, seed=1) == (low, high)
+
+
+def test_rank_auc_matches_scikit_learn_with_ties():
+    from creditops.evaluation.metrics import rank_auc
+
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 300)
+    proba = np.round(rng.random(300), 1)  # many ties
+    batch = np.stack([proba, proba[::-1]])
+    expected = [roc_auc_score(y, proba), roc_auc_score(y, proba[::-1])]
+    positives = batch[:, y == 1]
+    negatives = batch[:, y == 0]
+    assert rank_auc(positives, negatives) == pytest.approx(expected, abs=1e-12)
+
+
+def test_detailed_metrics_by_hand():
+    from creditops.evaluation.metrics import detailed_metrics
+
+    y = np.array([0, 0, 0, 0, 1, 1, 0, 1, 1, 1])
+    proba = np.array([0.1, 0.2, 0.3, 0.6, 0.4, 0.7, 0.2, 0.8, 0.9, 0.55])
+    metrics = detailed_metrics(y, proba, threshold=0.5, n_boot=200)
+    assert metrics["confusion_matrix"] == {"tn": 4, "fp": 1, "fn": 1, "tp": 4}
+    assert metrics["specificity"] == pytest.approx(4 / 5)
+    assert metrics["rmse"] == pytest.approx(np.sqrt(np.mean((proba - y) ** 2)))
+    lift = metrics["lift"]
+    assert [row["bads"] for row in lift] == [1, 1, 1, 0, 1, 1, 0, 0, 0, 0]
+    assert lift[-1]["cumulative_gain"] == pytest.approx(1.0)
+    assert lift[0]["lift"] == pytest.approx(1 / 0.5)
+
+
+def test_expected_calibration_error_by_hand():
+    from creditops.evaluation.metrics import calibration_table
+
+    y = np.array([0, 0, 1, 1])
+    proba = np.array([0.1, 0.3, 0.6, 0.8])
+    rows, ece = calibration_table(y, proba, n_bins=2)
+    assert [r["mean_predicted"] for r in rows] == pytest.approx([0.2, 0.7])
+    assert [r["observed_rate"] for r in rows] == pytest.approx([0.0, 1.0])
+    assert ece == pytest.approx(0.5 * 0.2 + 0.5 * 0.3)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from creditops.data.spec import DatasetSpec
+from creditops.data.spec import DatasetSpec, MonotoneExpectations
 from creditops.exceptions import DatasetNotFoundError
 
 DEFAULT_DATASET = "credit_data"
@@ -41,6 +41,7 @@ CATALOG: dict[str, BuiltinDataset] = {
             positive="bad",
             protected=["Age", "Marital"],
             id="applicant_id",
+            monotone=MonotoneExpectations(increasing=["Debt"], ordered={"Records": ["no", "yes"]}),
         ),
         id_column="applicant_id",
     ),

@@ -28,6 +28,23 @@ class FeatureTypes(BaseModel):
     categorical: list[str] = Field(default_factory=list)
 
 
+class MonotoneExpectations(BaseModel):
+    """Directions the domain expects: used to check model behaviour, never to fit it.
+
+    ``increasing``: a higher value must not lower the risk of default; ``decreasing``: must not
+    raise it; ``ordered``: categories listed from least to most risky.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    increasing: list[str] = Field(default_factory=list)
+    decreasing: list[str] = Field(default_factory=list)
+    ordered: dict[str, list[str]] = Field(default_factory=dict)
+
+    def columns(self) -> list[str]:
+        return [*self.increasing, *self.decreasing, *self.ordered]
+
+
 class DatasetSpec(BaseModel):
     """The user's description of a dataset (see README, "Dataset spec")."""
 
@@ -38,6 +55,7 @@ class DatasetSpec(BaseModel):
     protected: list[str] = Field(default_factory=list)
     features: FeatureTypes | None = None
     id: str | None = None
+    monotone: MonotoneExpectations = Field(default_factory=MonotoneExpectations)
 
     @field_validator("protected", mode="before")
     @classmethod
@@ -51,6 +69,8 @@ class DatasetSpec(BaseModel):
             roles[self.id] = "id"
         for column in self.protected:
             roles.setdefault(column, "protected")
+        for column in self.monotone.columns():
+            roles.setdefault(column, "monotone expectation")
         if self.features:
             for column in self.features.numeric:
                 roles[column] = "numeric feature"
@@ -105,6 +125,7 @@ class ResolvedSpec(BaseModel):
     categorical: list[str]
     schema_: list[FeatureSchema] = Field(alias="schema")
     dropped: dict[str, str] = Field(default_factory=dict)
+    monotone: MonotoneExpectations = Field(default_factory=MonotoneExpectations)
     n_rows: int
     positive_rate: float
 

@@ -84,6 +84,7 @@ def validate_dataset(
         categorical=categorical,
         schema=[_feature_schema(frame[c], c, c in numeric) for c in [*numeric, *categorical]],
         dropped=dropped,
+        monotone=spec.monotone,
         n_rows=len(frame),
         positive_rate=round(float(y.mean()), 6),
     )

@@ -58,3 +58,132 @@ def classification_metrics(
         "brier": float(brier_score_loss(y_true, proba)),
         "log_loss": float(log_loss(y_true, proba, labels=[0, 1])),
     }
+
+
+def rank_auc(positives: np.ndarray, negatives: np.ndarray) -> np.ndarray:
+    """ROC AUC of each row of a batch via the Mann–Whitney U statistic (ties count half)."""
+    from scipy.stats import rankdata
+
+    n_pos = positives.shape[1]
+    ranks = rankdata(np.concatenate([positives, negatives], axis=1), axis=1)
+    u = ranks[:, :n_pos].sum(axis=1) - n_pos * (n_pos + 1) / 2
+    return u / (n_pos * negatives.shape[1])
+
+
+def bootstrap_auc_interval(
+    y_true: np.ndarray,
+    proba: np.ndarray,
+    *,
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of ROC AUC, resampling within each class.
+
+    Stratified resampling keeps both classes in every replicate, and the rank-based AUC
+    (Mann–Whitney U) is computed on all replicates at once, so 1,000 replicates cost
+    milliseconds.
+    """
+    y_true = np.asarray(y_true).astype(int)
+    proba = np.asarray(proba, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    positives, negatives = proba[y_true == 1], proba[y_true == 0]
+    n_pos, n_neg = len(positives), len(negatives)
+    pos = positives[rng.integers(0, n_pos, size=(n_boot, n_pos))]
+    neg = negatives[rng.integers(0, n_neg, size=(n_boot, n_neg))]
+    aucs = rank_auc(pos, neg)
+    tail = (1.0 - level) / 2.0
+    low, high = np.quantile(aucs, [tail, 1.0 - tail])
+    return float(low), float(high)
+
+
+def calibration_table(
+    y_true: np.ndarray, proba: np.ndarray, *, n_bins: int = 10
+) -> tuple[list[dict[str, float]], float]:
+    """Reliability curve on equal-count bins and the expected calibration error (ECE).
+
+    ECE is the row-weighted mean gap between predicted and observed default rates per bin.
+    """
+    y_true = np.asarray(y_true).astype(float)
+    proba = np.asarray(proba, dtype=np.float64)
+    order = np.argsort(proba, kind="stable")
+    rows, ece = [], 0.0
+    for index in np.array_split(order, n_bins):
+        if len(index) == 0:
+            continue
+        predicted, observed = float(proba[index].mean()), float(y_true[index].mean())
+        rows.append(
+            {
+                "count": len(index),
+                "min_proba": float(proba[index].min()),
+                "max_proba": float(proba[index].max()),
+                "mean_predicted": predicted,
+                "observed_rate": observed,
+            }
+        )
+        ece += len(index) / len(proba) * abs(predicted - observed)
+    return rows, float(ece)
+
+
+def lift_table(
+    y_true: np.ndarray, proba: np.ndarray, *, n_groups: int = 10
+) -> list[dict[str, float]]:
+    """Gains and lift by decile of risk, riskiest decile first (the way credit teams read it)."""
+    y_true = np.asarray(y_true).astype(float)
+    order = np.argsort(-np.asarray(proba, dtype=np.float64), kind="stable")
+    total_bads, base_rate = y_true.sum(), y_true.mean()
+    rows, cumulative_bads, cumulative_rows = [], 0.0, 0
+    for decile, index in enumerate(np.array_split(order, n_groups), start=1):
+        bads = float(y_true[index].sum())
+        cumulative_bads += bads
+        cumulative_rows += len(index)
+        rate = bads / len(index) if len(index) else 0.0
+        rows.append(
+            {
+                "decile": decile,
+                "count": len(index),
+                "bads": bads,
+                "bad_rate": rate,
+                "lift": rate / base_rate if base_rate else 0.0,
+                "cumulative_gain": cumulative_bads / total_bads if total_bads else 0.0,
+                "cumulative_lift": (cumulative_bads / cumulative_rows) / base_rate
+                if base_rate
+                else 0.0,
+            }
+        )
+    return rows
+
+
+def detailed_metrics(
+    y_true: np.ndarray,
+    proba: np.ndarray,
+    *,
+    threshold: float = 0.5,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> dict[str, object]:
+    """Everything a model-risk reviewer reads about discrimination and calibration."""
+    from sklearn.metrics import confusion_matrix
+
+    y_true = np.asarray(y_true).astype(int)
+    proba = np.asarray(proba, dtype=np.float64)
+    headline = classification_metrics(y_true, proba, threshold=threshold)
+    low, high = bootstrap_auc_interval(y_true, proba, n_boot=n_boot, seed=seed)
+    tn, fp, fn, tp = confusion_matrix(
+        y_true, (proba >= threshold).astype(int), labels=[0, 1]
+    ).ravel()
+    calibration, ece = calibration_table(y_true, proba)
+    return {
+        **headline,
+        "roc_auc_ci": [low, high],
+        "gini_ci": [2 * low - 1, 2 * high - 1],
+        "specificity": float(tn / (tn + fp)) if tn + fp else 0.0,
+        "rmse": float(np.sqrt(np.mean((proba - y_true) ** 2))),
+        "ece": ece,
+        "threshold": threshold,
+        "n": len(y_true),
+        "positive_rate": float(y_true.mean()),
+        "confusion_matrix": {"tn": int(tn), "fp": int(fp), "fn": int(fn), "tp": int(tp)},
+        "calibration": calibration,
+        "lift": lift_table(y_true, proba),
+    }

@@ -4,9 +4,11 @@ from creditops.registry.registry import (
     CHALLENGER,
     CHAMPION,
     LoadedModel,
+    VersionData,
     champion_exists,
     get_version,
     load_model,
+    load_version_data,
     register_model,
 )
 
@@ -14,8 +16,10 @@ __all__ = [
     "CHALLENGER",
     "CHAMPION",
     "LoadedModel",
+    "VersionData",
     "champion_exists",
     "get_version",
     "load_model",
+    "load_version_data",
     "register_model",
 ]

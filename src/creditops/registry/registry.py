@@ -10,13 +10,37 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
 from creditops.config import Settings
 from creditops.data.spec import ResolvedSpec
+from creditops.data.split import Split
 from creditops.exceptions import ModelNotFoundError
-from creditops.training.tracking import SPEC_FILE, configure_tracking
+from creditops.training.tracking import (
+    SPEC_FILE,
+    SPLIT_FILE,
+    TRAINING_DATA_FILE,
+    configure_tracking,
+    download_artifact,
+)
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+
+
+@dataclass
+class VersionData:
+    """The validated data a version was trained on, and its train/validation/test split."""
+
+    frame: pd.DataFrame
+    split: Split
+
+    def part(self, name: str, spec: ResolvedSpec) -> tuple[pd.DataFrame, np.ndarray]:
+        rows = self.split.parts()[name]
+        subset = self.frame.iloc[rows]
+        y = (subset[spec.target].astype(str) == str(spec.positive)).to_numpy(dtype=np.int64)
+        return subset, y
 
 
 @dataclass
@@ -116,3 +140,17 @@ def load_model(settings: Settings, ref: str = CHAMPION) -> LoadedModel:
         run_id=version.run_id,
         tags=dict(version.tags or {}),
     )
+
+
+def load_version_data(settings: Settings, loaded: LoadedModel) -> VersionData:
+    """The training data and split stored with the training run that produced ``loaded``."""
+    configure_tracking(settings)
+    parent = loaded.tags.get("parent_run_id")
+    if not parent:
+        raise ModelNotFoundError(
+            f"version {loaded.version} of {loaded.name!r} has no training run recorded"
+        )
+    frame = pd.read_parquet(download_artifact(parent, TRAINING_DATA_FILE))
+    table = pd.read_csv(download_artifact(parent, SPLIT_FILE))
+    seed = int(loaded.tags.get("seed", 0))
+    return VersionData(frame=frame, split=Split.from_frame(table, seed=seed))

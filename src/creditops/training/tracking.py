@@ -31,6 +31,8 @@ from creditops.data.spec import ResolvedSpec
 
 MODEL_ARTIFACT = "model"
 SPEC_FILE = "spec.json"
+TRAINING_DATA_FILE = "data/training.parquet"
+SPLIT_FILE = "split.csv"
 _REQUIREMENTS = ("scikit-learn", "xgboost", "torch", "pandas", "numpy", "scipy", "cloudpickle")
 
 
@@ -109,6 +111,23 @@ def log_frame(frame: pd.DataFrame, artifact_file: str) -> None:
         mlflow.log_artifact(str(path), artifact_path=None if parent == "." else parent)
 
 
+def log_parquet(frame: pd.DataFrame, artifact_file: str) -> None:
+    """A table with its dtypes intact (the training data kept with the run as a reference)."""
+    import mlflow
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / Path(artifact_file).name
+        frame.to_parquet(path, index=False)
+        parent = str(Path(artifact_file).parent)
+        mlflow.log_artifact(str(path), artifact_path=None if parent == "." else parent)
+
+
+def download_artifact(run_id: str, artifact_path: str) -> Path:
+    import mlflow.artifacts
+
+    return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact_path))
+
+
 def log_figures(figures: dict[str, Any], directory: str) -> None:
     import mlflow
 
@@ -173,3 +192,39 @@ def git_commit() -> str:
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
     return completed.stdout.strip() if completed.returncode == 0 else "unknown"
+
+
+def candidate_summaries(experiment_id: str | None, parent_run_id: str) -> list[dict[str, Any]]:
+    """Every candidate of one training run as recorded: CV mean ± std per metric, validation
+    and test metrics, calibration and tuned parameters."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    if experiment_id is None:
+        experiment_id = client.get_run(parent_run_id).info.experiment_id
+    runs = client.search_runs(
+        [experiment_id], f"tags.mlflow.parentRunId = '{parent_run_id}'", max_results=100
+    )
+    summaries = []
+    for run in runs:
+        metrics, params = run.data.metrics, run.data.params
+        cv_names = sorted({k[3:-4] for k in metrics if k.startswith("cv_") and k.endswith("_std")})
+        summaries.append(
+            {
+                "name": run.data.tags.get("candidate", run.info.run_name),
+                "run_id": run.info.run_id,
+                "calibration": params.get("calibration"),
+                "cv": {
+                    name: {"mean": metrics.get(f"cv_{name}"), "std": metrics.get(f"cv_{name}_std")}
+                    for name in cv_names
+                },
+                "validation": {
+                    k[11:]: v
+                    for k, v in metrics.items()
+                    if k.startswith("validation_") and not k.startswith("validation_log_loss_")
+                },
+                "test": {k[5:]: v for k, v in metrics.items() if k.startswith("test_")},
+                "params": {k[6:]: v for k, v in params.items() if k.startswith("param_")},
+            }
+        )
+    return sorted(summaries, key=lambda s: -(s["validation"].get("roc_auc") or 0.0))

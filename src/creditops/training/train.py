@@ -242,7 +242,10 @@ def _log_inputs(
     tracking.log_text(resolved.to_json(), tracking.SPEC_FILE)
     tracking.log_dict(spec.model_dump(mode="json"), "dataset_spec.yaml")
     ids = validated.frame[resolved.id] if resolved.id else None
-    tracking.log_frame(split.to_frame(ids), "split.csv")
+    tracking.log_frame(split.to_frame(ids), tracking.SPLIT_FILE)
+    # The validated data itself, so any version can be evaluated, explained and monitored
+    # against exactly what it was trained on.
+    tracking.log_parquet(validated.frame, tracking.TRAINING_DATA_FILE)
     tracking.log_dict({"warnings": [w.to_dict() for w in validated.warnings]}, "validation.json")
 
 
@@ -388,6 +391,7 @@ def _register(
             "cv_roc_auc": round(champion.cv_auc_mean, 6),
             "calibration": champion.calibration,
             "parent_run_id": parent_run_id,
+            "seed": settings.seed,
             "creditops_version": __version__,
         },
     )

@@ -15,15 +15,23 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.base import clone
-from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
+from sklearn.metrics import (
+    average_precision_score,
+    brier_score_loss,
+    log_loss,
+    make_scorer,
+    roc_auc_score,
+)
 from sklearn.model_selection import ParameterGrid, StratifiedKFold, cross_validate
 
 from creditops.config import Profile
+from creditops.evaluation.metrics import ks_statistic
 from creditops.models.zoo import Candidate, FeatureSet
 
-CV_METRICS = ("roc_auc", "pr_auc", "log_loss", "brier")
+CV_METRICS = ("roc_auc", "ks", "pr_auc", "log_loss", "brier")
 _SKLEARN_SCORERS = {
     "roc_auc": "roc_auc",
+    "ks": make_scorer(ks_statistic, response_method="predict_proba"),
     "pr_auc": "average_precision",
     "log_loss": "neg_log_loss",
     "brier": "neg_brier_score",
@@ -128,6 +136,7 @@ def _grid(
 def _fold_scores(y_true: np.ndarray, proba: np.ndarray) -> dict[str, float]:
     return {
         "roc_auc": float(roc_auc_score(y_true, proba)),
+        "ks": ks_statistic(y_true, proba),
         "pr_auc": float(average_precision_score(y_true, proba)),
         "log_loss": float(log_loss(y_true, proba, labels=[0, 1])),
         "brier": float(brier_score_loss(y_true, proba)),
