@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -21,6 +22,18 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settin
     reset_settings()
     yield get_settings()
     reset_settings()
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, Any]:
+    """One fast-profile training of all five candidates on credit_data in a real MLflow SQLite
+    store, shared by the training, evaluation and report tests (it costs about a minute)."""
+    from creditops.training.train import train
+
+    settings = Settings(home=tmp_path_factory.mktemp("trained-home"))
+    frame, spec = load_builtin("credit_data")
+    result = train(settings, frame=frame, spec=spec, dataset_name="credit_data", profile="fast")
+    return settings, result
 
 
 @pytest.fixture(scope="session")

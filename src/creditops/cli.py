@@ -229,6 +229,98 @@ def where(
     out.print(f"Reports:         {info['reports_dir']}", highlight=False)
 
 
+def _evaluation_config(no_mitigation: bool, n_boot: int) -> Any:
+    from creditops.evaluation.review import EvaluationConfig
+
+    return EvaluationConfig(mitigation=not no_mitigation, n_boot=n_boot)
+
+
+@app.command()
+def evaluate(
+    model_version: Annotated[
+        str, typer.Option(help="A version number or an alias (champion, challenger).")
+    ] = "champion",
+    no_mitigation: Annotated[
+        bool, typer.Option(help="Skip the fairness-mitigation comparison.")
+    ] = False,
+    n_boot: Annotated[int, typer.Option(help="Bootstrap replicates for intervals.")] = 1000,
+    as_json: Annotated[bool, typer.Option("--json", help="Print every figure as JSON.")] = False,
+) -> None:
+    """Evaluate a registered version on its test split: metrics, fairness, errors, business."""
+    from creditops.evaluation.review import evaluate_version, log_evaluation
+
+    settings = get_settings()
+    try:
+        evaluation = evaluate_version(
+            settings, model_version, config=_evaluation_config(no_mitigation, n_boot)
+        )
+        log_evaluation(evaluation)
+    except CreditOpsError as error:
+        _fail(error)
+    if as_json:
+        sys.stdout.write(evaluation.result.model_dump_json(indent=2) + "\n")
+        return
+    headline = evaluation.result.headline()
+    table = Table(title=headline.pop("model"), show_header=False)
+    table.add_column("figure")
+    table.add_column("value")
+    for key, value in headline.items():
+        if isinstance(value, float):
+            shown = f"{value:.4f}"
+        elif isinstance(value, list) and value and isinstance(value[0], float):
+            shown = f"[{value[0]:.4f}, {value[1]:.4f}]"
+        elif isinstance(value, list):
+            shown = "\n".join(value) or "-"
+        else:
+            shown = str(value)
+        table.add_row(key.replace("_", " "), shown)
+    out.print(table)
+
+
+@app.command()
+def report(
+    model_version: Annotated[
+        str, typer.Option(help="A version number or an alias (champion, challenger).")
+    ] = "champion",
+    output: Annotated[
+        Path | None,
+        typer.Option(help="Directory for the report (default: CREDITOPS_HOME/reports/...)."),
+    ] = None,
+    no_mitigation: Annotated[
+        bool, typer.Option(help="Skip the fairness-mitigation comparison.")
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the written paths as JSON.")
+    ] = False,
+) -> None:
+    """Write the HTML report and the Markdown model card, and log both to MLflow."""
+    from creditops.evaluation.report import write_report
+    from creditops.evaluation.review import evaluate_version, log_evaluation
+
+    settings = get_settings()
+    try:
+        evaluation = evaluate_version(
+            settings, model_version, config=_evaluation_config(no_mitigation, 1000)
+        )
+        result = evaluation.result
+        if output is None:
+            settings.ensure_home()
+        directory = output or settings.reports_dir / f"{result.model_name}-v{result.model_version}"
+        paths = write_report(evaluation, directory)
+        log_evaluation(
+            evaluation,
+            {str(paths["html"]): "report", str(paths["model_card"]): "report"},
+        )
+    except CreditOpsError as error:
+        _fail(error)
+    written = {key: str(path) for key, path in paths.items()}
+    if as_json:
+        _print_json(written)
+        return
+    out.print(f"Report:     {written['html']}", highlight=False)
+    out.print(f"Model card: {written['model_card']}", highlight=False)
+
+
 def main() -> None:  # pragma: no cover - entry point for `python -m creditops.cli`
     app()
 

@@ -19,18 +19,6 @@ from creditops.training.train import CandidateResult, choose_champion, load_trai
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """One fast-profile training of all five candidates on credit_data, shared by the tests."""
-    from creditops.config import Settings
-
-    home = tmp_path_factory.mktemp("home")
-    settings = Settings(home=home)
-    frame, spec = load_builtin("credit_data")
-    result = train(settings, frame=frame, spec=spec, dataset_name="credit_data", profile="fast")
-    return settings, result
-
-
 def test_every_candidate_is_tracked_as_a_child_run(trained):
     settings, result = trained
     client = MlflowClient(settings.resolved_tracking_uri)

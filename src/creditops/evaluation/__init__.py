@@ -1,5 +1,68 @@
-"""Evaluation: metrics and diagnostic plots shared by training, reports and monitoring."""
+"""Evaluation: metrics, behaviour, fairness, error analysis, business impact, explanations,
+reason codes, and the model report built from them."""
 
-from creditops.evaluation.metrics import HEADLINE_METRICS, classification_metrics, ks_statistic
+from creditops.evaluation.behaviour import BehaviourReport, behaviour_checks
+from creditops.evaluation.business import (
+    DecisionPolicy,
+    Economics,
+    ScoreScale,
+    build_policy,
+    business_report,
+    to_points,
+)
+from creditops.evaluation.errors import ErrorCosts, ErrorReport, error_analysis
+from creditops.evaluation.explain import (
+    Explainer,
+    build_explainer,
+    counterfactual,
+    explain_global,
+    explain_lime,
+    explain_local,
+)
+from creditops.evaluation.fairness import (
+    FairnessConfig,
+    FairnessReport,
+    bin_protected,
+    fairness_gate,
+    fairness_report,
+)
+from creditops.evaluation.metrics import (
+    HEADLINE_METRICS,
+    classification_metrics,
+    detailed_metrics,
+    ks_statistic,
+)
+from creditops.evaluation.reasons import ReasonCode, ReasonMap, default_reason_map, reason_codes
 
-__all__ = ["HEADLINE_METRICS", "classification_metrics", "ks_statistic"]
+__all__ = [
+    "HEADLINE_METRICS",
+    "BehaviourReport",
+    "DecisionPolicy",
+    "Economics",
+    "ErrorCosts",
+    "ErrorReport",
+    "Explainer",
+    "FairnessConfig",
+    "FairnessReport",
+    "ReasonCode",
+    "ReasonMap",
+    "ScoreScale",
+    "behaviour_checks",
+    "bin_protected",
+    "build_explainer",
+    "build_policy",
+    "business_report",
+    "classification_metrics",
+    "counterfactual",
+    "default_reason_map",
+    "detailed_metrics",
+    "error_analysis",
+    "explain_global",
+    "explain_lime",
+    "explain_local",
+    "fairness_gate",
+    "fairness_report",
+    "ks_statistic",
+    "reason_codes",
+    "to_points",
+]

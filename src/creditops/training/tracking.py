@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -40,6 +41,8 @@ def configure_tracking(settings: Settings) -> str:
     """Point MLflow at the configured store and return the experiment id."""
     import mlflow
 
+    # Per-file download bars would interleave with creditops' own output.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     if settings.uses_local_store:
         settings.ensure_home()
     mlflow.set_tracking_uri(settings.resolved_tracking_uri)
@@ -228,3 +231,15 @@ def candidate_summaries(experiment_id: str | None, parent_run_id: str) -> list[d
             }
         )
     return sorted(summaries, key=lambda s: -(s["validation"].get("roc_auc") or 0.0))
+
+
+def run_tag(run_id: str, key: str) -> str | None:
+    import mlflow
+
+    return mlflow.MlflowClient().get_run(run_id).data.tags.get(key)
+
+
+def log_artifact(path: str, artifact_dir: str | None = None) -> None:
+    import mlflow
+
+    mlflow.log_artifact(path, artifact_path=artifact_dir)

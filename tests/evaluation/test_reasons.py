@@ -1,0 +1,172 @@
+"""Adverse-action reason codes: at most four, only risk-raising contributions, largest first, in
+plain words, and never a protected attribute, even one the model uses."""
+
+import numpy as np
+import pytest
+
+from creditops.data.spec import FeatureSchema, ResolvedSpec
+from creditops.evaluation.explain import (
+    FeatureContribution,
+    LocalExplanation,
+    build_explainer,
+    explain_local,
+    explain_rows,
+)
+from creditops.evaluation.reasons import (
+    CREDIT_DATA_REASONS,
+    ReasonEntry,
+    ReasonMap,
+    default_reason_map,
+    reason_codes,
+)
+from creditops.models.zoo import CANDIDATES, FeatureSet
+
+
+def _spec(numeric: list[str], categorical: list[str], protected: list[str]) -> ResolvedSpec:
+    return ResolvedSpec(
+        dataset="toy",
+        target="y",
+        positive=1,
+        negative=0,
+        protected=protected,
+        id=None,
+        numeric=numeric,
+        categorical=categorical,
+        schema=[FeatureSchema(name=n, kind="numeric", missing_rate=0.0) for n in numeric]
+        + [FeatureSchema(name=c, kind="categorical", missing_rate=0.0) for c in categorical],
+        n_rows=10,
+        positive_rate=0.5,
+    )
+
+
+def _explanation(contributions: dict[str, float]) -> LocalExplanation:
+    return LocalExplanation(
+        model_type="logistic_regression",
+        method="linear",
+        output_space="log_odds",
+        base_value=-1.0,
+        raw_output=-1.0 + sum(contributions.values()),
+        additivity_gap=0.0,
+        calibrated=False,
+        proba=0.5,
+        contributions=[
+            FeatureContribution(feature=f, value=None, contribution=c)
+            for f, c in contributions.items()
+        ],
+    )
+
+
+def test_four_largest_risk_raising_reasons_in_order_without_protected():
+    contributions = {
+        "Age": 2.0,  # the largest push, but protected
+        "Debt": 0.9,
+        "Income": -1.5,
+        "Records": 1.2,
+        "Seniority": 0.3,
+        "Amount": 0.05,
+        "Home": 0.6,
+        "Job": 0.0,
+    }
+    spec = _spec(
+        ["Age", "Debt", "Income", "Seniority", "Amount"], ["Records", "Home", "Job"], ["Age"]
+    )
+    reasons = reason_codes(_explanation(contributions), spec)
+    assert [r.feature for r in reasons] == ["Records", "Debt", "Home", "Seniority"]
+    assert [r.contribution for r in reasons] == [1.2, 0.9, 0.6, 0.3]
+    assert [r.text for r in reasons] == [CREDIT_DATA_REASONS[r.feature] for r in reasons]
+    codes = {f: f"R{i:02d}" for i, f in enumerate(CREDIT_DATA_REASONS, start=1)}
+    assert [r.code for r in reasons] == [codes[r.feature] for r in reasons]
+    assert reason_codes(_explanation(contributions), spec, max_reasons=2)[1].feature == "Debt"
+
+
+def test_no_reasons_when_nothing_raises_the_risk():
+    spec = _spec(["Debt", "Income"], [], [])
+    assert reason_codes(_explanation({"Debt": -0.2, "Income": 0.0}), spec) == []
+    with pytest.raises(ValueError, match=r"between 1 and 4"):
+        reason_codes(_explanation({"Debt": 1.0}), spec, max_reasons=5)
+
+
+def test_unknown_features_get_generic_wording_and_positional_codes():
+    spec = _spec(["loan_amnt", "dti", "Debt"], ["grade"], [])
+    reasons = reason_codes(
+        _explanation({"loan_amnt": 0.1, "dti": 0.7, "Debt": 0.4, "grade": 0.2}), spec
+    )
+    assert [(r.code, r.text) for r in reasons] == [
+        ("X02", "dti contributed to the decision"),
+        ("R01", "Debt is high relative to income"),
+        ("X04", "grade contributed to the decision"),
+        ("X01", "loan_amnt contributed to the decision"),
+    ]
+    custom = ReasonMap(
+        entries={"dti": ReasonEntry(code="D1", text="{feature} (debt to income) is high")},
+        fallback="Other: {feature}",
+    )
+    assert [
+        r.text for r in reason_codes(_explanation({"dti": 0.7, "grade": 0.2}), spec, custom)
+    ] == ["dti (debt to income) is high", "Other: grade"]
+
+
+def test_reason_map_codes_are_stable_and_unique():
+    numbered = ReasonMap.from_texts({"b": "B is high", "a": "A is low"})
+    assert numbered.entries["b"].code == "R01"
+    assert numbered.entries["a"].code == "R02"
+    assert default_reason_map().entries["Debt"].code == "R01"
+    assert default_reason_map() == default_reason_map()
+    with pytest.raises(ValueError, match=r"unique"):
+        ReasonMap(
+            entries={"a": ReasonEntry(code="R1", text="x"), "b": ReasonEntry(code="R1", text="y")}
+        )
+
+
+def test_real_declined_applicants_get_mapped_reasons(credit_case):
+    model = credit_case.models["xgboost"]
+    explainer = build_explainer(model, credit_case.X_train, credit_case.spec)
+    proba = model.predict_proba(credit_case.X_test)[:, 1]
+    declined = credit_case.X_test.iloc[np.flatnonzero(proba >= 0.5)[:20]]
+    texts = set(CREDIT_DATA_REASONS.values())
+    for explanation in explain_rows(explainer, declined):
+        reasons = reason_codes(explanation, credit_case.spec)
+        by_feature = {c.feature: c.contribution for c in explanation.contributions}
+        positive = sorted((v for v in by_feature.values() if v > 0), reverse=True)
+        assert 1 <= len(reasons) <= 4
+        assert [r.contribution for r in reasons] == positive[: len(reasons)]
+        assert all(r.contribution == by_feature[r.feature] > 0 for r in reasons)
+        assert all(r.text in texts for r in reasons)
+        assert not {r.feature for r in reasons} & set(credit_case.spec.protected)
+
+
+def test_a_protected_attribute_used_as_a_feature_is_never_a_reason(credit_case):
+    """Make Age a model feature, find applicants where it is among the top risk drivers, and
+    check it never surfaces as a reason (and that the next real reason takes its place)."""
+    base = credit_case.spec
+    spec = base.model_copy(
+        update={
+            "numeric": [*base.numeric, "Age"],
+            "schema_": [*base.schema_, FeatureSchema(name="Age", kind="numeric", missing_rate=0)],
+        }
+    )
+    assert "Age" in spec.features
+    assert "Age" in spec.protected
+    ages = credit_case.frame["Age"]
+    X_train = credit_case.X_train.assign(Age=ages.loc[credit_case.X_train.index])
+    X_test = credit_case.X_test.assign(Age=ages.loc[credit_case.X_test.index])
+    model = (
+        CANDIDATES["logistic_regression"]
+        .build(FeatureSet(spec.numeric, spec.categorical), {}, 1.0, 0)
+        .fit(X_train, credit_case.y_train)
+    )
+    explainer = build_explainer(model, X_train, spec)
+    checked = 0
+    for explanation in explain_rows(explainer, X_test.iloc[:300]):
+        by_feature = {c.feature: c.contribution for c in explanation.contributions}
+        ranked = sorted((f for f, v in by_feature.items() if v > 0), key=lambda f: -by_feature[f])
+        if "Age" not in ranked[:4]:
+            continue
+        checked += 1
+        reasons = reason_codes(explanation, spec)
+        assert "Age" not in {r.feature for r in reasons}
+        assert [r.feature for r in reasons] == [f for f in ranked if f != "Age"][:4]
+        assert all("age" not in r.text.lower() for r in reasons)
+    assert checked >= 5, "Age should drive the risk of several applicants in this model"
+    single = explain_local(explainer, X_test.iloc[[0]])
+    assert "Age" in {c.feature for c in single.contributions}
