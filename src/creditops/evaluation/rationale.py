@@ -164,8 +164,9 @@ def limitations(result: EvaluationResult) -> list[str]:
         "monitor realised performance once outcomes arrive."
     )
     items.append(
-        "Outcomes exist only for applicants who were granted credit in the source data; "
-        "the model has not been corrected for this selection (no reject inference)."
+        "Outcomes are known only for applications in the source data that became loans, as is "
+        "usual for a loan book; the model is not corrected for that selection (no reject "
+        "inference), so its figures describe applicants like those who were accepted."
     )
     ece = result.metrics["ece"]
     verdict = (
