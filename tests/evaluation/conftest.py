@@ -39,7 +39,9 @@ class CreditCase:
     X_test: pd.DataFrame
     y_test: np.ndarray
     protected_test: pd.DataFrame  # Age, Marital for the test rows
-    models: dict[str, object]  # plain pipelines by candidate name, plus "calibrated_xgboost"
+    models: dict[
+        str, object
+    ]  # plain pipelines by candidate name, plus "calibrated_xgboost" and "calibrated_random_forest"
 
 
 @pytest.fixture(scope="session")
@@ -57,6 +59,12 @@ def credit_case() -> CreditCase:
     models["calibrated_xgboost"] = CalibratedClassifierCV(
         CANDIDATES["xgboost"].build(features, FAST_PARAMS["xgboost"], pos_weight, 0),
         method="sigmoid",
+        cv=3,
+        ensemble=False,
+    ).fit(X_train, y_train)
+    models["calibrated_random_forest"] = CalibratedClassifierCV(
+        CANDIDATES["random_forest"].build(features, FAST_PARAMS["random_forest"], pos_weight, 0),
+        method="isotonic",
         cv=3,
         ensemble=False,
     ).fit(X_train, y_train)

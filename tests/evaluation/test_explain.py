@@ -29,6 +29,7 @@ MODELS = [
     "xgboost",
     "neural_network",
     "calibrated_xgboost",
+    "calibrated_random_forest",
 ]
 EXPECTED = {  # (method, output space) per model
     "logistic_regression": ("linear", "log_odds"),
@@ -37,6 +38,7 @@ EXPECTED = {  # (method, output space) per model
     "xgboost": ("tree_interventional", "log_odds"),
     "neural_network": ("permutation", "log_odds"),
     "calibrated_xgboost": ("tree_interventional", "log_odds"),
+    "calibrated_random_forest": ("tree_path_dependent", "probability"),
 }
 
 
@@ -59,7 +61,7 @@ def _pipeline(model):
 def _independent_raw(name, model, X):
     """The pre-calibration output each explainer claims to explain, straight from the model."""
     pipeline = _pipeline(model)
-    if name == "random_forest":
+    if "random_forest" in name:
         return pipeline.predict_proba(X)[:, 1]
     if "xgboost" in name:
         return pipeline[-1].predict(pipeline[:-1].transform(X), output_margin=True)
