@@ -144,13 +144,17 @@ def _ethics(result: EvaluationResult) -> str:
     gate = result.fairness_gate
     if gate is not None:
         text += f" the fairness gate {'passes' if gate.passed else 'fails'}"
-        text += "." if gate.passed else f" on {len(gate.failures)} criterion/criteria."
+        if gate.passed:
+            text += "."
+        else:
+            count = len(gate.failures)
+            text += f" on {count} {'criterion' if count == 1 else 'criteria'}."
     for mitigation in result.mitigation:
         text += (
             f" Post-processing ({mitigation.method.replace('_', ' ')}) on {mitigation.attribute} "
             f"would move the ratio from {mitigation.unmitigated.disparate_impact_ratio:.2f} to "
-            f"{mitigation.mitigated.disparate_impact_ratio:.2f} at an accuracy cost of "
-            f"{mitigation.accuracy_cost:+.3f}."
+            f"{mitigation.mitigated.disparate_impact_ratio:.2f}, with accuracy going from "
+            f"{mitigation.unmitigated.accuracy:.3f} to {mitigation.mitigated.accuracy:.3f}."
         )
     return text
 

@@ -360,8 +360,7 @@ def _fairness_section(result: EvaluationResult) -> Section:
             f"Mitigation ({mitigation.method.replace('_', ' ')}, {mitigation.attribute}): "
             f"disparate impact {mitigation.unmitigated.disparate_impact_ratio:.3f} → "
             f"{mitigation.mitigated.disparate_impact_ratio:.3f}; accuracy "
-            f"{mitigation.unmitigated.accuracy:.3f} → {mitigation.mitigated.accuracy:.3f} "
-            f"(cost {mitigation.accuracy_cost:+.3f})."
+            f"{mitigation.unmitigated.accuracy:.3f} → {mitigation.mitigated.accuracy:.3f}."
         )
     return section
 
