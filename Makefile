@@ -35,9 +35,10 @@ test: $(STAMP) ## Run the whole test suite (lint first)
 	$(MAKE) --no-print-directory lint
 	$(BIN)/pytest
 
-run: $(STAMP) ## Train on the built-in dataset if no champion is registered, then show where results are
+run: $(STAMP) ## Train on the built-in dataset if no champion is registered, then serve it on :8000
 	$(BIN)/creditops train --if-no-champion
 	$(BIN)/creditops where
+	$(BIN)/creditops serve --host 127.0.0.1 --port 8000
 
 mlflow-ui: $(STAMP) ## Open the MLflow UI on the local tracking store (http://127.0.0.1:5000)
 	$(BIN)/mlflow ui --backend-store-uri "sqlite:///$(CREDITOPS_HOME)/mlflow.db" --host 127.0.0.1 --port 5000

@@ -321,6 +321,59 @@ def report(
     out.print(f"Model card: {written['model_card']}", highlight=False)
 
 
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+) -> None:
+    """Serve the champion over HTTP (API docs at /docs, Prometheus metrics at /metrics)."""
+    import os
+    import tempfile
+
+    import uvicorn
+
+    settings = get_settings()
+    settings.ensure_home()
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Each worker writes its samples here; /metrics adds them up.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="creditops-metrics-")
+    console.print(f"serving on http://{host}:{port} (docs: http://{host}:{port}/docs)")
+    uvicorn.run(
+        "creditops.serving.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        loop="uvloop",
+        http="httptools",
+    )
+
+
+predictions = typer.Typer(help="The decision log.", no_args_is_help=True)
+app.add_typer(predictions, name="predictions")
+
+
+@predictions.command("export")
+def export_predictions(
+    path: Annotated[Path, typer.Argument(help="Output file: .csv or .parquet.")],
+) -> None:
+    """Write every logged decision, with its outcome when known, to CSV or Parquet."""
+    from creditops.serving.predlog import PredictionLog
+
+    settings = get_settings()
+    try:
+        log = PredictionLog(settings.resolved_database_url)
+        try:
+            rows = log.export(path)
+        finally:
+            log.close()
+    except CreditOpsError as error:
+        _fail(error)
+    out.print(f"{rows} decision(s) written to {path}", highlight=False)
+
+
 def main() -> None:  # pragma: no cover - entry point for `python -m creditops.cli`
     app()
 

@@ -47,6 +47,26 @@ class Settings(BaseSettings):
         description="Validation AUCs closer than this count as a tie; the simpler model wins.",
     )
     leakage_auc: float = Field(default=0.95, gt=0.5, le=1.0)
+    max_batch: int = Field(default=10_000, ge=1, le=1_000_000)
+    max_body_bytes: int = Field(
+        default=64 * 1024, ge=1024, description="Largest request body for one application."
+    )
+    max_batch_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+
+    @field_validator("api_key")
+    @classmethod
+    def _strong_api_key(cls, value: str | None) -> str | None:
+        if value is not None and len(value) < 16:
+            raise ValueError("CREDITOPS_API_KEY must be at least 16 characters")
+        return value
+
+    @property
+    def predictions_db(self) -> Path:
+        return self.home / "predictions.db"
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.predictions_db}"
 
     @field_validator("home")
     @classmethod

@@ -154,3 +154,39 @@ def load_version_data(settings: Settings, loaded: LoadedModel) -> VersionData:
     table = pd.read_csv(download_artifact(parent, SPLIT_FILE))
     seed = int(loaded.tags.get("seed", 0))
     return VersionData(frame=frame, split=Split.from_frame(table, seed=seed))
+
+
+def load_version_artifact(settings: Settings, loaded: LoadedModel, path: str) -> str | None:
+    """A text artifact of the version's own run (e.g. its decision policy), or None if absent."""
+    from mlflow.exceptions import MlflowException
+
+    configure_tracking(settings)
+    if loaded.run_id is None:
+        return None
+    try:
+        return download_artifact(loaded.run_id, path).read_text(encoding="utf-8")
+    except (MlflowException, OSError):
+        return None
+
+
+PREVIOUS_CHAMPION_TAG = "previous_champion"
+
+
+def promote(settings: Settings, version: str, *, alias: str = CHAMPION) -> tuple[str | None, str]:
+    """Point ``alias`` at ``version``, remembering the version it pointed at for rollback."""
+    client = _client(settings)
+    name = settings.registered_model_name
+    if get_version(settings, version) is None:
+        raise ModelNotFoundError(f"no version {version!r} of model {name!r} is registered")
+    current = get_version(settings, alias)
+    previous = str(current.version) if current is not None else None
+    if previous is not None and previous != str(version):
+        client.set_registered_model_tag(name, PREVIOUS_CHAMPION_TAG, previous)
+    client.set_registered_model_alias(name, alias, str(version))
+    return previous, str(version)
+
+
+def previous_champion(settings: Settings) -> str | None:
+    client = _client(settings)
+    model = client.get_registered_model(settings.registered_model_name)
+    return (model.tags or {}).get(PREVIOUS_CHAMPION_TAG)

@@ -45,8 +45,16 @@ def configure_tracking(settings: Settings) -> str:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     if settings.uses_local_store:
         settings.ensure_home()
+    # MLflow also exports these URIs as environment variables; creditops reads those variables
+    # as *user* settings, so restore them or the next Settings() would inherit this store.
+    saved = {key: os.environ.get(key) for key in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
     mlflow.set_tracking_uri(settings.resolved_tracking_uri)
     mlflow.set_registry_uri(settings.registry_uri or settings.resolved_tracking_uri)
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
     client = mlflow.MlflowClient()
     experiment = client.get_experiment_by_name(settings.experiment_name)
     if experiment is None:

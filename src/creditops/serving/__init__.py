@@ -1,0 +1,1 @@
+"""Serving: the credit-decision API, its fast scoring path, decisions and the prediction log."""

@@ -1,0 +1,290 @@
+"""The HTTP app: routes a few lines long over :class:`DecisionService`.
+
+Bodies are read as bytes and parsed strictly (no NaN, no infinity, no repeated keys), then
+validated against the request model generated from the served version's spec; every error
+names the field and never echoes the input.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
+from creditops import __version__
+from creditops.config import Settings, get_settings
+from creditops.exceptions import CreditOpsError, ModelNotFoundError
+from creditops.serving.predlog import (
+    OutcomeConflictError,
+    PredictionLog,
+    PredictionLogError,
+    UnknownPredictionError,
+)
+from creditops.serving.prometheus import ServiceMetrics, exposition
+from creditops.serving.schemas import (
+    BatchDecision,
+    Decision,
+    ErrorBody,
+    FeedbackRequest,
+    JSONBodyError,
+    build_batch_model,
+    parse_json_strict,
+    validation_errors,
+)
+from creditops.serving.service import DecisionService, ModelCheckError, registry_versions
+
+ADMIN_TAG = "admin"
+
+
+def _error(status: int, detail: str, errors: list[dict[str, str]] | None = None) -> JSONResponse:
+    body = ErrorBody(detail=detail, errors=errors or [])
+    return JSONResponse(status_code=status, content=body.model_dump())
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413, f"request body larger than {limit} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > limit:
+            raise HTTPException(413, f"request body larger than {limit} bytes")
+    return bytes(body)
+
+
+def service_of(request: Request) -> DecisionService:
+    """The decision service, or 503 while no model is loaded."""
+    service: DecisionService = request.app.state.service
+    if not service.ready:
+        reason = request.app.state.load_error or "no model loaded"
+        raise HTTPException(503, f"not ready: {reason}")
+    return service
+
+
+def require_api_key(request: Request) -> None:
+    """Admin endpoints: the X-API-Key header must match CREDITOPS_API_KEY."""
+    expected = request.app.state.settings.api_key
+    if expected is None:
+        raise HTTPException(403, "admin endpoints are disabled: set CREDITOPS_API_KEY")
+    given = request.headers.get("x-api-key", "")
+    if not secrets.compare_digest(given.encode(), expected.encode()):
+        raise HTTPException(401, "missing or wrong X-API-Key")
+
+
+Service = Annotated[DecisionService, Depends(service_of)]
+Admin = Depends(require_api_key)
+
+
+def create_app(settings: Settings | None = None, *, load_model: bool = True) -> FastAPI:
+    """The service for ``settings``; the lifespan loads the champion and opens the log."""
+    settings = settings or get_settings()
+    metrics = ServiceMetrics()
+
+    def count(decision: Decision) -> None:
+        metrics.predictions.labels(decision.decision, decision.model_version).inc()
+        metrics.probability.observe(decision.probability_of_default)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings.ensure_home()
+        log = PredictionLog(settings.resolved_database_url)
+        service = DecisionService(settings, log, on_decision=count)
+        app.state.service = service
+        app.state.load_error = None
+        if load_model:
+            try:
+                served = service.load()
+                metrics.serving(served.name, served.version)
+            except CreditOpsError as error:
+                app.state.load_error = str(error)
+        yield
+        log.close()
+
+    app = FastAPI(
+        title="creditops decision service",
+        version=__version__,
+        description="Credit decisions from the registered champion model, with reasons, "
+        "an audit log of every decision, and Prometheus metrics.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+
+    @app.middleware("http")
+    async def instrument(request: Request, call_next: Any) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        endpoint = getattr(route, "path", "unmatched")
+        metrics.requests.labels(request.method, endpoint, str(response.status_code)).inc()
+        metrics.latency.labels(endpoint).observe(time.perf_counter() - started)
+        return response
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
+        return _error(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def request_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"field": ".".join(str(p) for p in e["loc"][1:]) or "body", "problem": e["msg"]}
+            for e in exc.errors()
+        ]
+        return _error(422, "invalid request", errors)
+
+    async def parsed(request: Request, limit: int) -> Any:
+        body = await _read_body(request, limit)
+        try:
+            return parse_json_strict(body)
+        except JSONBodyError as error:
+            raise HTTPException(422, f"invalid JSON body: {error}") from None
+
+    @app.get("/health", tags=["ops"])
+    def health() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/ready", tags=["ops"], responses={503: {"model": ErrorBody}})
+    def ready(request: Request) -> Any:
+        """Readiness: a model is loaded and the decision log is writable."""
+        service: DecisionService = request.app.state.service
+        if not service.ready:
+            return _error(503, f"not ready: {request.app.state.load_error or 'no model loaded'}")
+        writable, reason = service.log.is_writable()
+        if not writable:
+            return _error(503, f"not ready: decision log not writable ({reason})")
+        served = service.served
+        return {"status": "ready", "model_name": served.name, "model_version": served.version}
+
+    @app.post(
+        "/predict",
+        response_model=Decision,
+        tags=["decisions"],
+        responses={413: {"model": ErrorBody}, 422: {"model": ErrorBody}, 503: {"model": ErrorBody}},
+    )
+    async def predict(request: Request, service: Service) -> Any:
+        """Decide one application: probability of default, points, grade, decision, reasons."""
+        payload = await parsed(request, settings.max_body_bytes)
+        served = service.served
+        try:
+            application = served.application_model.model_validate(payload)
+        except ValidationError as error:
+            return _error(422, "invalid application", validation_errors(error))
+        try:
+            return service.decide(application, served)
+        except PredictionLogError as error:
+            metrics.log_failures.inc()
+            return _error(503, f"decision not made: the decision log failed ({error})")
+
+    @app.post(
+        "/predict/batch",
+        response_model=BatchDecision,
+        tags=["decisions"],
+        responses={413: {"model": ErrorBody}, 422: {"model": ErrorBody}, 503: {"model": ErrorBody}},
+    )
+    async def predict_batch(request: Request, service: Service) -> Any:
+        """Decide up to `max_batch` applications atomically: one bad row rejects the batch."""
+        payload = await parsed(request, settings.max_batch_body_bytes)
+        served = service.served
+        batch_model = build_batch_model(served.application_model, settings.max_batch)
+        try:
+            batch = batch_model.model_validate(payload)
+        except ValidationError as error:
+            return _error(422, "invalid batch", validation_errors(error))
+        started = time.perf_counter()
+        try:
+            decisions = service.decide_batch(list(batch.applications), served)
+        except PredictionLogError as error:
+            metrics.log_failures.inc()
+            return _error(503, f"batch not decided: the decision log failed ({error})")
+        return BatchDecision(
+            decisions=decisions,
+            count=len(decisions),
+            latency_ms=(time.perf_counter() - started) * 1000.0,
+        )
+
+    @app.post(
+        "/feedback",
+        tags=["decisions"],
+        responses={404: {"model": ErrorBody}, 409: {"model": ErrorBody}},
+    )
+    def feedback(body: FeedbackRequest, service: Service) -> Any:
+        """Record the observed outcome of a decision (idempotent for the same outcome)."""
+        try:
+            result = service.log.record_outcome(
+                body.prediction_id, body.defaulted, observed_at=body.observed_at
+            )
+        except UnknownPredictionError:
+            metrics.feedback.labels("unknown").inc()
+            return _error(404, f"unknown prediction_id {body.prediction_id}")
+        except OutcomeConflictError:
+            metrics.feedback.labels("conflict").inc()
+            return _error(409, f"a different outcome is already recorded for {body.prediction_id}")
+        metrics.feedback.labels(result).inc()
+        return {"prediction_id": str(body.prediction_id), "result": result}
+
+    @app.get("/model", tags=["models"])
+    def model(service: Service) -> dict[str, Any]:
+        """The serving version: its tags and metrics, decision policy and dataset spec."""
+        served = service.served
+        return {
+            "model_name": served.name,
+            "model_version": served.version,
+            "loaded_at": served.loaded_at,
+            "fast_path": served.scorer is not None,
+            "tags": served.loaded.tags,
+            "policy": served.policy.model_dump(mode="json"),
+            "spec": served.spec.model_dump(mode="json", by_alias=True),
+        }
+
+    @app.get("/models", tags=["models"])
+    def models() -> list[dict[str, Any]]:
+        """Registered versions and their aliases."""
+        return registry_versions(settings)
+
+    @app.post("/models/{version}/promote", tags=[ADMIN_TAG], dependencies=[Admin])
+    def promote(version: str, service: Service) -> Any:
+        """Make `version` the champion: loaded and checked first, then swapped in."""
+        from creditops.registry.registry import promote as move_alias
+
+        if not version.isdigit():
+            return _error(422, "version must be a number")
+        try:
+            served = service.swap_to(version)
+        except (ModelCheckError, ModelNotFoundError) as error:
+            return _error(409 if isinstance(error, ModelCheckError) else 404, str(error))
+        previous, current = move_alias(settings, version)
+        metrics.serving(served.name, served.version)
+        return {"previous": previous, "champion": current}
+
+    @app.post("/models/rollback", tags=[ADMIN_TAG], dependencies=[Admin])
+    def rollback(service: Service) -> Any:
+        """Return to the previous champion (checked before the swap)."""
+        from creditops.registry.registry import previous_champion
+        from creditops.registry.registry import promote as move_alias
+
+        previous = previous_champion(settings)
+        if previous is None:
+            return _error(409, "no previous champion to roll back to")
+        try:
+            served = service.swap_to(previous)
+        except (ModelCheckError, ModelNotFoundError) as error:
+            return _error(409, str(error))
+        before, current = move_alias(settings, previous)
+        metrics.serving(served.name, served.version)
+        return {"previous": before, "champion": current}
+
+    @app.get("/metrics", tags=["ops"], include_in_schema=False)
+    def prometheus() -> Response:
+        body, content_type = exposition(metrics)
+        return Response(content=body, media_type=content_type)
+
+    return app

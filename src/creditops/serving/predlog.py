@@ -1,0 +1,1059 @@
+"""The prediction log: every credit decision, written durably before the API answers.
+
+A decision that was returned but not logged cannot be explained to the applicant, audited or
+matched with its outcome, so :meth:`PredictionLog.write` returns only after the row is committed
+and flushed to stable storage, and raises :class:`PredictionLogError` otherwise (the API then
+answers 503 instead of pretending).
+
+Backends: SQLite (default, ``CREDITOPS_HOME/predictions.db``) and PostgreSQL
+(``postgresql+psycopg://...``), through SQLAlchemy Core. On SQLite every connection runs in WAL
+mode with ``synchronous=FULL`` (the WAL is fsynced at every commit, so an acknowledged row
+survives a killed process *and* a power loss), a busy timeout, foreign keys on, and write
+transactions that take the write lock up front (``BEGIN IMMEDIATE``), so concurrent writers
+queue instead of failing half-way. Writers in one process are serialised by a lock and grouped:
+while one transaction commits, the records that arrive queue up and are committed together by
+the next one (group commit), so one fsync acknowledges many decisions under load. Several
+processes (uvicorn workers) may share one SQLite file; they wait for each other through the
+busy timeout and retry "database is locked" until ``timeout_s``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import threading
+import time
+import uuid
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from urllib.parse import unquote, urlsplit
+from uuid import UUID
+
+import sqlalchemy as sa
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError, StatementError
+
+from creditops.exceptions import ConfigurationError, CreditOpsError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from creditops.config import Settings
+
+__all__ = [
+    "DuplicatePredictionError",
+    "OutcomeConflictError",
+    "OutcomeUpdate",
+    "PredictionLog",
+    "PredictionLogError",
+    "PredictionRecord",
+    "RecordRejectedError",
+    "UnknownPredictionError",
+]
+
+logger = logging.getLogger(__name__)
+
+DecisionLabel = Literal["approve", "refer", "decline"]
+OutcomeStatus = Literal["recorded", "unchanged"]
+#: ``(prediction_id, outcome)`` or ``(prediction_id, outcome, observed_at)``; outcome 1 = default.
+OutcomeUpdate = tuple[UUID | str, int | bool] | tuple[UUID | str, int | bool, datetime | None]
+
+_T = TypeVar("_T")
+
+# Most rows one group commit writes in one transaction: large enough that one fsync covers a
+# burst, small enough that no single transaction holds the SQLite write lock for long.
+_MAX_GROUP_ROWS = 1000
+# Bound parameters per IN (...) list: far below SQLite's and PostgreSQL's limits.
+_IN_CHUNK = 500
+# PostgreSQL advisory-lock key that serialises schema creation between processes.
+_SCHEMA_LOCK_KEY = 0x63726F70  # "crop"
+# SQLSTATEs after which the whole transaction may simply be run again.
+_PG_RETRY_STATES = {"40001", "40P01"}  # serialization_failure, deadlock_detected
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors
+# ---------------------------------------------------------------------------------------------
+
+
+class PredictionLogError(CreditOpsError):
+    """The log could not do what was asked (database unreachable, locked, read-only, full).
+
+    Nothing was acknowledged: a write that raises this may not be reported to the client as a
+    decision (the API answers 503).
+    """
+
+
+class RecordRejectedError(PredictionLogError):
+    """The database refused these records themselves (not the database's state)."""
+
+
+class DuplicatePredictionError(RecordRejectedError):
+    """A prediction_id is already in the log, or appears twice in one batch."""
+
+    def __init__(self, message: str = "prediction_id already logged", ids: Sequence[str] = ()):
+        super().__init__(message)
+        self.ids = list(ids)
+
+
+class UnknownPredictionError(CreditOpsError, LookupError):
+    """An outcome was sent for a prediction_id that was never logged (the API answers 404)."""
+
+    def __init__(self, message: str = "unknown prediction_id", ids: Sequence[str] = ()):
+        super().__init__(message)
+        self.ids = list(ids)
+
+
+class OutcomeConflictError(CreditOpsError):
+    """A different outcome is already recorded for this prediction (the API answers 409).
+
+    Outcomes are facts: a second, different label for the same loan is a data problem to be
+    resolved by a person, not silently overwritten.
+    """
+
+    def __init__(
+        self,
+        message: str = "a different outcome is already recorded",
+        prediction_id: str = "",
+        recorded: int | None = None,
+        requested: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.prediction_id = prediction_id
+        self.recorded = recorded
+        self.requested = requested
+
+
+# ---------------------------------------------------------------------------------------------
+# The record
+# ---------------------------------------------------------------------------------------------
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class PredictionRecord(BaseModel):
+    """One logged decision: what was asked, what was answered, by which model, how fast."""
+
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", allow_inf_nan=False, protected_namespaces=()
+    )
+
+    prediction_id: UUID = Field(default_factory=uuid.uuid4)
+    created_at: AwareDatetime = Field(default_factory=_utcnow, description="UTC")
+    model_name: str = Field(min_length=1)
+    model_version: str = Field(min_length=1)
+    features: dict[str, Any] = Field(description="model inputs as received, after validation")
+    protected: dict[str, Any] = Field(
+        default_factory=dict, description="for fairness monitoring only; never model inputs"
+    )
+    imputed: list[str] = Field(default_factory=list)
+    probability: float = Field(ge=0.0, le=1.0)
+    points: int = Field(ge=-(2**31), le=2**31 - 1)
+    grade: str | None = None
+    decision: DecisionLabel
+    reasons: list[dict[str, Any]] = Field(default_factory=list)
+    latency_ms: float = Field(ge=0.0)
+
+    @field_validator("created_at")
+    @classmethod
+    def _to_utc(cls, value: datetime) -> datetime:
+        return value.astimezone(UTC)
+
+    @field_validator("reasons", mode="before")
+    @classmethod
+    def _dump_models(cls, value: Any) -> Any:
+        # Accept the API's Reason models as they are, without a copy at every call site.
+        if isinstance(value, list | tuple):
+            return [item.model_dump() if isinstance(item, BaseModel) else item for item in value]
+        return value
+
+
+# ---------------------------------------------------------------------------------------------
+# Schema
+# ---------------------------------------------------------------------------------------------
+
+
+class _UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend: timestamptz on PostgreSQL; naive UTC text on SQLite
+    (SQLite has no time zones, and naive UTC text sorts in time order for range queries)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("datetimes must carry a time zone")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = sa.MetaData()
+
+predictions = sa.Table(
+    "predictions",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("created_at", _UTCDateTime(), nullable=False, index=True),
+    sa.Column("model_name", sa.Text, nullable=False),
+    sa.Column("model_version", sa.Text, nullable=False),
+    sa.Column("features", sa.JSON, nullable=False),
+    sa.Column("protected", sa.JSON, nullable=False),
+    sa.Column("imputed", sa.JSON, nullable=False),
+    sa.Column("probability", sa.Double, nullable=False),
+    sa.Column("points", sa.Integer, nullable=False),
+    sa.Column("grade", sa.Text, nullable=True),
+    sa.Column("decision", sa.String(16), nullable=False),
+    sa.Column("reasons", sa.JSON, nullable=False),
+    sa.Column("latency_ms", sa.Double, nullable=False),
+    sa.CheckConstraint("decision IN ('approve', 'refer', 'decline')", name="ck_decision"),
+    sa.CheckConstraint("probability >= 0 AND probability <= 1", name="ck_probability"),
+)
+
+outcomes = sa.Table(
+    "outcomes",
+    metadata,
+    sa.Column("prediction_id", sa.String(36), sa.ForeignKey("predictions.id"), primary_key=True),
+    sa.Column("outcome", sa.SmallInteger, nullable=False),
+    sa.Column("observed_at", _UTCDateTime(), nullable=True),
+    sa.Column("recorded_at", _UTCDateTime(), nullable=False),
+    sa.CheckConstraint("outcome IN (0, 1)", name="ck_outcome"),
+)
+
+_META_COLUMNS = (
+    "prediction_id",
+    "created_at",
+    "model_name",
+    "model_version",
+    "probability",
+    "points",
+    "grade",
+    "decision",
+    "latency_ms",
+    "imputed",
+    "reasons",
+    "outcome",
+    "observed_at",
+    "recorded_at",
+)
+
+
+def _json_default(value: Any) -> Any:
+    item = getattr(value, "item", None)  # numpy scalars
+    if callable(item):
+        return item()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _dumps(value: Any) -> str:
+    # allow_nan=False: NaN is not JSON, and PostgreSQL refuses it; fail here, loudly.
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, default=_json_default)
+
+
+def _row(record: PredictionRecord) -> dict[str, Any]:
+    return {
+        "id": str(record.prediction_id),
+        "created_at": record.created_at,
+        "model_name": record.model_name,
+        "model_version": record.model_version,
+        "features": record.features,
+        "protected": record.protected,
+        "imputed": record.imputed,
+        "probability": record.probability,
+        "points": record.points,
+        "grade": record.grade,
+        "decision": record.decision,
+        "reasons": record.reasons,
+        "latency_ms": record.latency_ms,
+    }
+
+
+def _id(value: UUID | str) -> str:
+    """Canonical text of a prediction id; refuses anything that is not a UUID."""
+    if isinstance(value, UUID):
+        return str(value)
+    try:
+        return str(UUID(str(value)))
+    except ValueError:
+        raise ValueError("prediction_id must be a UUID") from None
+
+
+def _aware(value: datetime | None, name: str) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        raise ValueError(f"{name} must carry a time zone")
+    return value
+
+
+def _outcome_value(value: Any) -> int:
+    if isinstance(value, bool) or (isinstance(value, int) and value in (0, 1)):
+        return int(value)
+    raise ValueError("outcome must be 1 (default) or 0 (repaid)")
+
+
+# ---------------------------------------------------------------------------------------------
+# Group commit
+# ---------------------------------------------------------------------------------------------
+
+
+class _Ticket:
+    __slots__ = ("done", "error", "ok", "promoted", "rows")
+
+    def __init__(self, rows: list[dict[str, Any]]) -> None:
+        self.rows = rows
+        self.done = threading.Event()
+        self.ok = False
+        self.error: BaseException | None = None
+        self.promoted = False
+
+
+class _GroupCommit:
+    """Leader/follower group commit.
+
+    The first writer to arrive becomes the leader and commits its rows; writers that arrive
+    meanwhile queue. When the leader's transaction is done it hands leadership to the oldest
+    queued writer, who commits every queued ticket in one transaction. Each caller returns only
+    after the transaction holding its rows committed (or raises), so durability is that of a
+    single write, while one fsync serves many writers. A ticket is atomic: when a shared
+    transaction is refused because of one ticket's rows, each ticket is retried on its own.
+    """
+
+    def __init__(self, flush: Callable[[list[dict[str, Any]]], None], max_rows: int) -> None:
+        self._flush = flush
+        self._max_rows = max_rows
+        self._mutex = threading.Lock()
+        self._queue: deque[_Ticket] = deque()
+        self._leading = False
+
+    def submit(self, rows: list[dict[str, Any]]) -> None:
+        ticket = _Ticket(rows)
+        with self._mutex:
+            follow = self._leading
+            if follow:
+                self._queue.append(ticket)
+            else:
+                self._leading = True
+        if follow:
+            try:
+                ticket.done.wait()
+            except BaseException:  # e.g. KeyboardInterrupt: never strand the queue
+                self._abandon(ticket)
+                raise
+        if not follow or ticket.promoted:
+            self._lead(ticket)
+        if not ticket.ok:
+            raise ticket.error or PredictionLogError("the write was interrupted")
+
+    def _abandon(self, ticket: _Ticket) -> None:
+        with self._mutex:
+            if ticket in self._queue:
+                self._queue.remove(ticket)
+            elif ticket.promoted:
+                self._hand_over()
+            # else a leader took it into its batch and will finish it
+
+    def _hand_over(self) -> None:
+        """Wake the oldest queued writer as the next leader, or stand down (mutex held)."""
+        if self._queue:
+            successor = self._queue.popleft()
+            successor.promoted = True
+            successor.done.set()
+        else:
+            self._leading = False
+
+    def _lead(self, own: _Ticket) -> None:
+        batch = [own]
+        try:
+            total = len(own.rows)
+            with self._mutex:
+                while self._queue and total + len(self._queue[0].rows) <= self._max_rows:
+                    ticket = self._queue.popleft()
+                    batch.append(ticket)
+                    total += len(ticket.rows)
+            self._commit(batch)
+        finally:
+            with self._mutex:
+                self._hand_over()
+            for ticket in batch[1:]:
+                ticket.done.set()
+
+    def _commit(self, batch: list[_Ticket]) -> None:
+        try:
+            self._flush([row for ticket in batch for row in ticket.rows])
+        except RecordRejectedError as exc:
+            if len(batch) == 1:
+                batch[0].error = exc
+                return
+            for ticket in batch:  # isolate the offending ticket; the others still commit
+                try:
+                    self._flush(ticket.rows)
+                    ticket.ok = True
+                except PredictionLogError as single:
+                    ticket.error = single
+        except PredictionLogError as exc:
+            for ticket in batch:  # one exception object per caller (tracebacks are per raise)
+                error = type(exc)(str(exc)) if ticket is not batch[0] else exc
+                error.__cause__ = exc.__cause__
+                ticket.error = error
+        else:
+            for ticket in batch:
+                ticket.ok = True
+
+
+# ---------------------------------------------------------------------------------------------
+# The log
+# ---------------------------------------------------------------------------------------------
+
+
+def _normalise_url(url: str | URL) -> URL:
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "postgresql":
+        if parsed.get_driver_name() != "psycopg":
+            # psycopg 3 is the driver we install and test; psycopg2 is not a dependency.
+            parsed = parsed.set(drivername="postgresql+psycopg")
+    elif backend == "sqlite":
+        database = parsed.database or ""
+        memory = database in ("", ":memory:") or "mode=memory" in database
+        if memory:
+            raise ConfigurationError(
+                "the prediction log needs a file or a server: an in-memory SQLite database "
+                "would lose every decision when the process ends"
+            )
+    else:
+        raise ConfigurationError(
+            f"unsupported prediction-log database {backend!r}: use sqlite or postgresql"
+        )
+    return parsed
+
+
+def _sqlite_path(url: URL) -> Path | None:
+    database = url.database or ""
+    if database.startswith("file:"):
+        return Path(unquote(urlsplit(database).path))
+    return Path(database) if database else None
+
+
+class PredictionLog:
+    """The durable decision log, safe from many threads and several processes.
+
+    Create one per process (it owns the connection pool) and :meth:`close` it at shutdown.
+    """
+
+    def __init__(
+        self,
+        url: str | URL,
+        *,
+        create: bool = True,
+        timeout_s: float = 10.0,
+        busy_timeout_ms: int = 5000,
+        pool_size: int = 8,
+        max_overflow: int = 32,
+    ) -> None:
+        """Open the log at ``url`` and, with ``create``, create its tables if they are missing.
+
+        ``timeout_s`` bounds how long a write waits for the database (locks, retries) before it
+        raises; the pool (``pool_size`` + ``max_overflow`` = 40 by default) matches the worker
+        threads FastAPI runs synchronous endpoints in.
+        """
+        self._url = _normalise_url(url)
+        self._backend = self._url.get_backend_name()
+        self._timeout_s = float(timeout_s)
+        self._busy_timeout_ms = int(busy_timeout_ms)
+        self._pool_size = pool_size
+        self._max_overflow = max_overflow
+        self._sqlite_path = _sqlite_path(self._url) if self._is_sqlite else None
+        self._file_identity: tuple[int, int] | None = None
+        self._closed = False
+        self._engine = self._make_engine()
+        self._start_process_state()
+        if create:
+            self._create_schema()
+
+    # -- construction -------------------------------------------------------------------------
+
+    @classmethod
+    def for_home(cls, home: Path, **options: Any) -> PredictionLog:
+        """The default SQLite log, ``home/predictions.db`` (the directory is created)."""
+        home = Path(home)
+        try:
+            home.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise PredictionLogError(f"cannot create {home}: {exc.strerror}") from exc
+        return cls(URL.create("sqlite", database=str(home / "predictions.db")), **options)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **options: Any) -> PredictionLog:
+        """``CREDITOPS_DATABASE_URL`` when set, else the SQLite log under ``CREDITOPS_HOME``."""
+        if settings.database_url:
+            return cls(settings.database_url, **options)
+        return cls.for_home(settings.home, **options)
+
+    @property
+    def _is_sqlite(self) -> bool:
+        return self._backend == "sqlite"
+
+    @property
+    def url(self) -> str:
+        """The database URL with any password hidden (safe to log)."""
+        return self._url.render_as_string(hide_password=True)
+
+    def _make_engine(self) -> Engine:
+        connect_args: dict[str, Any] = {}
+        if self._is_sqlite:
+            # The pool hands a connection to one thread at a time, so sharing is safe.
+            connect_args["check_same_thread"] = False
+        elif "connect_timeout" not in self._url.query:
+            connect_args["connect_timeout"] = max(1, round(self._timeout_s))
+        engine = sa.create_engine(
+            self._url,
+            json_serializer=_dumps,
+            json_deserializer=json.loads,
+            pool_size=self._pool_size,
+            max_overflow=self._max_overflow,
+            pool_timeout=self._timeout_s,
+            pool_pre_ping=not self._is_sqlite,
+            connect_args=connect_args,
+        )
+        if self._is_sqlite:
+            event.listen(engine, "connect", self._on_sqlite_connect)
+            event.listen(engine, "begin", _on_sqlite_begin)
+        return engine
+
+    def _on_sqlite_connect(self, dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control from the sqlite3 module (it would BEGIN lazily, deferred):
+        # we issue BEGIN ourselves, IMMEDIATE for writes (see _on_sqlite_begin).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            # busy_timeout first: changing the journal mode itself may have to wait for a lock.
+            cursor.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+            mode = cursor.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                logger.warning("prediction log %s is in journal mode %s, not WAL", self.url, mode)
+            cursor.execute("PRAGMA synchronous = FULL")
+            cursor.execute("PRAGMA foreign_keys = ON")
+        finally:
+            cursor.close()
+        if self._file_identity is None and self._sqlite_path is not None:
+            try:
+                stat = self._sqlite_path.stat()
+            except OSError:
+                return
+            self._file_identity = (stat.st_dev, stat.st_ino)
+
+    def _start_process_state(self) -> None:
+        """Locks and the group committer belong to one process; rebuilt after a fork."""
+        self._pid = os.getpid()
+        # SQLite allows one writer at a time: an in-process lock lets threads queue without
+        # SQLite's sleeping busy handler; other processes are handled by busy_timeout.
+        self._write_lock: threading.Lock | None = threading.Lock() if self._is_sqlite else None
+        self._group = _GroupCommit(self._insert_rows, _MAX_GROUP_ROWS)
+
+    def _check_process(self) -> None:
+        if self._closed:
+            raise PredictionLogError("the prediction log is closed")
+        if os.getpid() != self._pid:
+            # Connections inherited through fork() belong to the parent: leave them to it.
+            self._engine.dispose(close=False)
+            self._start_process_state()
+
+    def _create_schema(self) -> None:
+        def tables_present() -> bool:
+            names = set(sa.inspect(self._engine).get_table_names())
+            return {"predictions", "outcomes"} <= names
+
+        try:
+            if tables_present():
+                return
+
+            def create(conn: Connection) -> None:
+                if not self._is_sqlite:
+                    conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_SCHEMA_LOCK_KEY)))
+                metadata.create_all(conn, checkfirst=True)
+
+            self._run(create, write=True)
+        except (SQLAlchemyError, PredictionLogError) as exc:
+            raise PredictionLogError(f"cannot open the prediction log {self.url}: {exc}") from exc
+
+    # -- transactions -------------------------------------------------------------------------
+
+    @contextmanager
+    def _transaction(self, *, write: bool) -> Iterator[Connection]:
+        with self._engine.connect() as conn:
+            if write and self._is_sqlite:
+                conn.execution_options(creditops_begin="IMMEDIATE")
+            with conn.begin():
+                yield conn
+
+    def _retriable(self, exc: DBAPIError) -> bool:
+        if self._is_sqlite:
+            text = str(exc.orig).lower()
+            return "database is locked" in text or "database is busy" in text
+        return getattr(exc.orig, "sqlstate", None) in _PG_RETRY_STATES
+
+    def _run(self, work: Callable[[Connection], _T], *, write: bool) -> _T:
+        """Run ``work`` in one transaction, again while the database is merely busy.
+
+        Database failures become :class:`PredictionLogError`; the caller's own exceptions
+        (unknown id, conflict) roll the transaction back and pass through unchanged.
+        """
+        deadline = time.monotonic() + self._timeout_s
+        pause = 0.005
+        while True:
+            lock = self._write_lock if write else None
+            if lock is not None and not lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                raise PredictionLogError("timed out waiting for the prediction log's write lock")
+            try:
+                with self._transaction(write=write) as conn:
+                    return work(conn)
+            except DBAPIError as exc:
+                if not self._retriable(exc) or time.monotonic() + pause > deadline:
+                    raise PredictionLogError(f"prediction log: {exc.orig}") from exc
+            except StatementError as exc:  # e.g. a value the JSON encoder refuses (SQLite)
+                raise RecordRejectedError(f"prediction log refused the record: {exc.orig}") from exc
+            except (ValueError, TypeError) as exc:  # the same, raised inside psycopg
+                raise RecordRejectedError(f"prediction log refused the record: {exc}") from exc
+            except SQLAlchemyError as exc:
+                raise PredictionLogError(f"prediction log: {exc}") from exc
+            finally:
+                if lock is not None:
+                    lock.release()
+            time.sleep(pause * (1.0 + random.random()))  # jitter: processes do not retry in step
+            pause = min(pause * 2, 0.2)
+
+    # -- writing decisions --------------------------------------------------------------------
+
+    def _insert_rows(self, rows: list[dict[str, Any]]) -> None:
+        try:
+            self._run(lambda conn: conn.execute(predictions.insert(), rows), write=True)
+        except PredictionLogError as exc:
+            if isinstance(exc.__cause__, IntegrityError):
+                raise self._duplicate_error(rows) from exc.__cause__
+            raise
+
+    def _duplicate_error(self, rows: list[dict[str, Any]]) -> PredictionLogError:
+        ids = [row["id"] for row in rows]
+        repeated = [key for key, n in Counter(ids).items() if n > 1]
+        try:
+            existing = self._existing_ids(ids)
+        except PredictionLogError:
+            existing = []
+        duplicates = sorted(set(repeated) | set(existing))
+        if not duplicates:  # an integrity error that is not about ids
+            return RecordRejectedError("prediction log refused the records (integrity constraint)")
+        return DuplicatePredictionError(
+            f"{len(duplicates)} prediction_id(s) already logged or repeated: "
+            + ", ".join(duplicates[:5]),
+            ids=duplicates,
+        )
+
+    def _existing_ids(self, ids: Sequence[str]) -> list[str]:
+        def work(conn: Connection) -> list[str]:
+            found: list[str] = []
+            for start in range(0, len(ids), _IN_CHUNK):
+                chunk = list(ids[start : start + _IN_CHUNK])
+                stmt = sa.select(predictions.c.id).where(predictions.c.id.in_(chunk))
+                found.extend(conn.execute(stmt).scalars())
+            return found
+
+        return self._run(work, write=False)
+
+    def write(self, record: PredictionRecord) -> None:
+        """Log one decision durably; returns only once it is committed and flushed to disk.
+
+        Raises :class:`PredictionLogError` (nothing acknowledged) when it cannot.
+        """
+        self._check_process()
+        self._group.submit([_row(record)])
+
+    def write_many(self, records: Sequence[PredictionRecord]) -> None:
+        """Log a batch atomically: every record or none (a duplicate id writes nothing)."""
+        self._check_process()
+        rows = [_row(record) for record in records]
+        if rows:
+            self._group.submit(rows)
+
+    # -- reading decisions --------------------------------------------------------------------
+
+    def get(self, prediction_id: UUID | str) -> PredictionRecord | None:
+        """The logged decision with this id, or None."""
+        self._check_process()
+        key = _id(prediction_id)
+
+        def work(conn: Connection) -> Any:
+            stmt = sa.select(predictions).where(predictions.c.id == key)
+            return conn.execute(stmt).mappings().first()
+
+        row = self._run(work, write=False)
+        if row is None:
+            return None
+        values = dict(row)
+        values["prediction_id"] = values.pop("id")
+        return PredictionRecord.model_validate(values)
+
+    def get_outcome(self, prediction_id: UUID | str) -> dict[str, Any] | None:
+        """``{"outcome", "observed_at", "recorded_at"}`` for this prediction, or None."""
+        self._check_process()
+        key = _id(prediction_id)
+
+        def work(conn: Connection) -> Any:
+            stmt = sa.select(outcomes.c.outcome, outcomes.c.observed_at, outcomes.c.recorded_at)
+            return conn.execute(stmt.where(outcomes.c.prediction_id == key)).mappings().first()
+
+        row = self._run(work, write=False)
+        return None if row is None else dict(row)
+
+    def count(self) -> int:
+        """How many decisions are logged."""
+        self._check_process()
+        stmt = sa.select(sa.func.count()).select_from(predictions)
+        return int(self._run(lambda conn: conn.execute(stmt).scalar_one(), write=False))
+
+    # -- outcomes -----------------------------------------------------------------------------
+
+    def record_outcome(
+        self,
+        prediction_id: UUID | str,
+        outcome: int | bool,
+        *,
+        observed_at: datetime | None = None,
+    ) -> OutcomeStatus:
+        """Record the observed outcome (1 = default, 0 = repaid) of a logged decision.
+
+        Idempotent: sending the same outcome again answers ``"unchanged"`` (the first
+        ``observed_at`` is kept). A different outcome raises :class:`OutcomeConflictError`, an id
+        never logged :class:`UnknownPredictionError`.
+        """
+        return self.record_outcomes([(prediction_id, outcome, observed_at)])[0]
+
+    def record_outcomes(self, items: Iterable[OutcomeUpdate]) -> list[OutcomeStatus]:
+        """Record many outcomes atomically (all or none), one status per item in order."""
+        self._check_process()
+        updates: list[tuple[str, int, datetime | None]] = []
+        for item in items:
+            prediction_id, outcome, *rest = item
+            observed_at = rest[0] if rest else None
+            updates.append(
+                (_id(prediction_id), _outcome_value(outcome), _aware(observed_at, "observed_at"))
+            )
+        if not updates:
+            return []
+        ids = sorted({key for key, _, _ in updates})
+
+        def work(conn: Connection) -> list[OutcomeStatus]:
+            known: set[str] = set()
+            recorded: dict[str, int] = {}
+            for start in range(0, len(ids), _IN_CHUNK):
+                chunk = ids[start : start + _IN_CHUNK]
+                # FOR UPDATE (PostgreSQL) serialises concurrent feedback for the same loan;
+                # SQLite is already serialised by BEGIN IMMEDIATE.
+                lock = (
+                    sa.select(predictions.c.id)
+                    .where(predictions.c.id.in_(chunk))
+                    .order_by(predictions.c.id)
+                    .with_for_update()
+                )
+                known.update(conn.execute(lock).scalars())
+                stmt = sa.select(outcomes.c.prediction_id, outcomes.c.outcome).where(
+                    outcomes.c.prediction_id.in_(chunk)
+                )
+                recorded.update({key: int(value) for key, value in conn.execute(stmt)})
+            unknown = [key for key in ids if key not in known]
+            if unknown:
+                raise UnknownPredictionError(
+                    f"{len(unknown)} unknown prediction_id(s): " + ", ".join(unknown[:5]),
+                    ids=unknown,
+                )
+            now = _utcnow()
+            statuses: list[OutcomeStatus] = []
+            rows: list[dict[str, Any]] = []
+            for key, value, observed_at in updates:
+                if key in recorded:
+                    if recorded[key] != value:
+                        raise OutcomeConflictError(
+                            f"prediction {key} already has outcome {recorded[key]}, not {value}",
+                            prediction_id=key,
+                            recorded=recorded[key],
+                            requested=value,
+                        )
+                    statuses.append("unchanged")
+                    continue
+                recorded[key] = value
+                rows.append(
+                    {
+                        "prediction_id": key,
+                        "outcome": value,
+                        "observed_at": observed_at,
+                        "recorded_at": now,
+                    }
+                )
+                statuses.append("recorded")
+            if rows:
+                conn.execute(outcomes.insert(), rows)
+            return statuses
+
+        return self._run(work, write=True)
+
+    # -- monitoring ---------------------------------------------------------------------------
+
+    def window(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        last_n: int | None = None,
+        with_outcomes_only: bool = False,
+        model_name: str | None = None,
+        model_version: str | None = None,
+    ) -> pd.DataFrame:
+        """Decisions for monitoring, oldest first: one row each, features flattened.
+
+        ``since`` is inclusive, ``until`` exclusive (both time-zone aware); ``last_n`` keeps the
+        most recent n of those. Columns: the decision's own fields (``prediction_id``,
+        ``created_at`` (UTC), ``model_name``, ``model_version``, ``probability``, ``points``,
+        ``grade``, ``decision``, ``latency_ms``, ``imputed`` and ``reasons`` as lists),
+        ``outcome`` (nullable Int64, 1 = default), ``observed_at``, ``recorded_at``, then one
+        column per feature and per protected attribute under its own name. A name that clashes
+        with one before it gets a ``feature.`` / ``protected.`` prefix; ``frame.attrs``
+        ``["feature_columns"]`` and ``["protected_columns"]`` map each name to its column.
+        """
+        import pandas as pd
+
+        self._check_process()
+        _aware(since, "since")
+        _aware(until, "until")
+        if last_n is not None and last_n < 0:
+            raise ValueError("last_n must be >= 0")
+        stmt = sa.select(
+            predictions,
+            outcomes.c.outcome,
+            outcomes.c.observed_at,
+            outcomes.c.recorded_at,
+        )
+        join = predictions.join if with_outcomes_only else predictions.outerjoin
+        stmt = stmt.select_from(join(outcomes, outcomes.c.prediction_id == predictions.c.id))
+        if since is not None:
+            stmt = stmt.where(predictions.c.created_at >= since)
+        if until is not None:
+            stmt = stmt.where(predictions.c.created_at < until)
+        if model_name is not None:
+            stmt = stmt.where(predictions.c.model_name == model_name)
+        if model_version is not None:
+            stmt = stmt.where(predictions.c.model_version == model_version)
+        if last_n is not None:
+            stmt = stmt.order_by(predictions.c.created_at.desc(), predictions.c.id.desc())
+            stmt = stmt.limit(last_n)
+        else:
+            stmt = stmt.order_by(predictions.c.created_at, predictions.c.id)
+        rows = self._run(lambda conn: conn.execute(stmt).mappings().all(), write=False)
+        if last_n is not None:
+            rows = rows[::-1]
+
+        feature_names = list(dict.fromkeys(key for row in rows for key in row["features"]))
+        protected_names = list(dict.fromkeys(key for row in rows for key in row["protected"]))
+        taken = set(_META_COLUMNS)
+        feature_columns = {}
+        for name in feature_names:
+            feature_columns[name] = f"feature.{name}" if name in taken else name
+        taken |= set(feature_columns.values())
+        protected_columns = {}
+        for name in protected_names:
+            protected_columns[name] = f"protected.{name}" if name in taken else name
+
+        records = []
+        for row in rows:
+            record = {
+                "prediction_id": row["id"],
+                "created_at": row["created_at"],
+                "model_name": row["model_name"],
+                "model_version": row["model_version"],
+                "probability": row["probability"],
+                "points": row["points"],
+                "grade": row["grade"],
+                "decision": row["decision"],
+                "latency_ms": row["latency_ms"],
+                "imputed": row["imputed"],
+                "reasons": row["reasons"],
+                "outcome": row["outcome"],
+                "observed_at": row["observed_at"],
+                "recorded_at": row["recorded_at"],
+            }
+            for name, value in row["features"].items():
+                record[feature_columns[name]] = value
+            for name, value in row["protected"].items():
+                record[protected_columns[name]] = value
+            records.append(record)
+        columns = [
+            *_META_COLUMNS,
+            *feature_columns.values(),
+            *protected_columns.values(),
+        ]
+        frame = pd.DataFrame.from_records(records, columns=columns)
+        for column in ("created_at", "observed_at", "recorded_at"):
+            frame[column] = pd.to_datetime(frame[column], utc=True)
+        frame["outcome"] = frame["outcome"].astype("Int64")
+        frame["points"] = frame["points"].astype("int64")
+        frame["probability"] = frame["probability"].astype("float64")
+        frame["latency_ms"] = frame["latency_ms"].astype("float64")
+        frame.attrs["feature_columns"] = feature_columns
+        frame.attrs["protected_columns"] = protected_columns
+        return frame
+
+    def export(
+        self,
+        path: Path | str,
+        *,
+        fmt: Literal["csv", "parquet"] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> int:
+        """Write the decisions with their outcomes (:meth:`window`'s columns) to a CSV or
+        Parquet file; returns the number of rows.
+
+        ``imputed`` and ``reasons`` are written as JSON text so both formats hold the same
+        thing; floats are written in their shortest exact form, so they read back bit for bit.
+        The file appears complete or not at all (written beside it, then renamed).
+        """
+        path = Path(path)
+        if fmt is None:
+            suffix = path.suffix.lower()
+            fmt = (
+                "parquet" if suffix in (".parquet", ".pq") else "csv" if suffix == ".csv" else None
+            )
+            if fmt is None:
+                raise ValueError(f"cannot tell the format of {path.name}: pass fmt='csv'|'parquet'")
+        if fmt not in ("csv", "parquet"):
+            raise ValueError("fmt must be 'csv' or 'parquet'")
+        frame = self.window(since=since, until=until)
+        for column in ("imputed", "reasons"):
+            frame[column] = [_dumps(value) for value in frame[column]]
+        temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+        try:
+            if fmt == "csv":
+                frame.to_csv(temporary, index=False)
+            else:
+                frame.to_parquet(temporary, index=False)
+            os.replace(temporary, path)
+        finally:
+            temporary.unlink(missing_ok=True)
+        return len(frame)
+
+    # -- health -------------------------------------------------------------------------------
+
+    def is_writable(self, *, timeout_s: float = 1.0) -> tuple[bool, str]:
+        """Whether a decision could be logged now, and why not (for ``GET /ready``).
+
+        Takes the write lock and inserts a probe row, then rolls back: it fails for a read-only
+        database, missing permissions, a full lock, an unreachable server or a standby. On
+        SQLite it also fails when the database file was removed or replaced since it was
+        opened (writes would go to a file nobody will ever read).
+        """
+        try:
+            self._check_process()
+        except PredictionLogError as exc:
+            return False, str(exc)
+        if self._is_sqlite and self._sqlite_path is not None:
+            try:
+                stat = self._sqlite_path.stat()
+            except OSError as exc:
+                return False, f"database file {self._sqlite_path} is missing: {exc.strerror}"
+            if self._file_identity is not None and self._file_identity != (
+                stat.st_dev,
+                stat.st_ino,
+            ):
+                return False, f"database file {self._sqlite_path} was replaced after opening"
+        lock = self._write_lock
+        if lock is not None and not lock.acquire(timeout=timeout_s):
+            return False, "the prediction log's write lock is held too long"
+        try:
+            probe = {
+                **_row(
+                    PredictionRecord(
+                        model_name="probe",
+                        model_version="0",
+                        features={},
+                        probability=0.0,
+                        points=0,
+                        decision="refer",
+                        latency_ms=0.0,
+                    )
+                )
+            }
+            with self._engine.connect() as conn:
+                if self._is_sqlite:
+                    # Wait for other processes' writes for timeout_s at most, not busy_timeout.
+                    raw = conn.connection.dbapi_connection
+                    raw.execute(f"PRAGMA busy_timeout = {max(0, int(timeout_s * 1000))}")
+                    conn.execution_options(creditops_begin="IMMEDIATE")
+                try:
+                    transaction = conn.begin()
+                    try:
+                        conn.execute(predictions.insert(), [probe])
+                    finally:
+                        transaction.rollback()
+                finally:
+                    if self._is_sqlite:
+                        raw.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+        except DBAPIError as exc:
+            return False, f"not writable: {exc.orig}"
+        except SQLAlchemyError as exc:
+            return False, f"not writable: {exc}"
+        finally:
+            if lock is not None:
+                lock.release()
+        return True, "ok"
+
+    def describe(self) -> dict[str, Any]:
+        """Backend, URL (password hidden) and, on SQLite, the durability settings in force."""
+        self._check_process()
+        info: dict[str, Any] = {"backend": self._backend, "url": self.url}
+        if self._is_sqlite:
+            with self._engine.connect() as conn:
+                raw = conn.connection.dbapi_connection
+                info["journal_mode"] = raw.execute("PRAGMA journal_mode").fetchone()[0]
+                level = raw.execute("PRAGMA synchronous").fetchone()[0]
+                info["synchronous"] = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}[level]
+                info["busy_timeout_ms"] = raw.execute("PRAGMA busy_timeout").fetchone()[0]
+                info["foreign_keys"] = bool(raw.execute("PRAGMA foreign_keys").fetchone()[0])
+        else:
+            with self._engine.connect() as conn:
+                info["synchronous_commit"] = conn.exec_driver_sql(
+                    "SHOW synchronous_commit"
+                ).scalar_one()
+        return info
+
+    def close(self) -> None:
+        """Close every pooled connection; the log cannot be used afterwards."""
+        if not self._closed:
+            self._closed = True
+            self._engine.dispose()
+
+    def __enter__(self) -> PredictionLog:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"PredictionLog({self.url!r})"
+
+
+def _on_sqlite_begin(conn: Connection) -> None:
+    mode = conn.get_execution_options().get("creditops_begin", "DEFERRED")
+    conn.exec_driver_sql(f"BEGIN {mode}")

@@ -1,0 +1,87 @@
+"""Prometheus instruments of the decision service (names follow Prometheus conventions).
+
+With several worker processes, set ``PROMETHEUS_MULTIPROC_DIR`` (``creditops serve`` does): each
+process then writes its samples to files there and ``/metrics`` aggregates all of them.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client import multiprocess as _multiprocess
+
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+_PROBABILITY_BUCKETS = tuple(i / 20 for i in range(1, 21))
+
+
+class ServiceMetrics:
+    """One set of instruments per process, registered on the given registry."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "creditops_http_requests_total",
+            "HTTP requests by method, route and status code.",
+            ["method", "endpoint", "status"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "creditops_http_request_duration_seconds",
+            "HTTP request latency by route.",
+            ["endpoint"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.predictions = Counter(
+            "creditops_predictions_total",
+            "Credit decisions by decision and model version.",
+            ["decision", "model_version"],
+            registry=r,
+        )
+        self.probability = Histogram(
+            "creditops_probability_of_default",
+            "Predicted probability of default of every decision.",
+            buckets=_PROBABILITY_BUCKETS,
+            registry=r,
+        )
+        self.model_info = Gauge(
+            "creditops_model_info",
+            "The model version being served (value 1).",
+            ["model_name", "model_version"],
+            registry=r,
+            multiprocess_mode="livemax",
+        )
+        self.log_failures = Counter(
+            "creditops_prediction_log_failures_total",
+            "Decisions refused because the decision log could not be written.",
+            registry=r,
+        )
+        self.feedback = Counter(
+            "creditops_feedback_total",
+            "Observed outcomes received, by result (recorded, unchanged, conflict, unknown).",
+            ["result"],
+            registry=r,
+        )
+
+    def serving(self, name: str, version: str) -> None:
+        """Mark ``version`` as the one served (and no other)."""
+        self.model_info.clear()
+        self.model_info.labels(model_name=name, model_version=version).set(1)
+
+
+def exposition(metrics: ServiceMetrics) -> tuple[bytes, str]:
+    """The text exposition of this process, or of every worker in multiprocess mode."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        _multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(metrics.registry), CONTENT_TYPE_LATEST

@@ -1,0 +1,672 @@
+"""Request and response models of the credit-decision API.
+
+The application model is generated from the :class:`~creditops.data.spec.ResolvedSpec` stored
+with the model version, so feature names, types, allowed categories and plausible ranges live in
+one place. Requests are refused rather than repaired: a loan-origination system that sends the
+string ``"12"`` for a number, ``true`` for an amount, a misspelt category or a field the model
+does not know has a bug, and scoring its request anyway would hide that bug behind a decision.
+
+Errors name the field and the problem but never echo the submitted value: request bodies hold
+personal data, and error bodies end up in client logs.
+"""
+
+from __future__ import annotations
+
+import json
+import keyword
+import math
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+from uuid import UUID
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    PlainValidator,
+    ValidationError,
+    WithJsonSchema,
+    create_model,
+)
+from pydantic_core import PydanticCustomError
+
+from creditops.data.spec import FeatureSchema, ResolvedSpec
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "DEFAULT_MARGIN",
+    "MAX_PROTECTED_MAGNITUDE",
+    "MAX_PROTECTED_TEXT",
+    "ApplicationModel",
+    "BatchDecision",
+    "BatchModel",
+    "Decision",
+    "ErrorBody",
+    "FeedbackRequest",
+    "FieldError",
+    "JSONBodyError",
+    "Reason",
+    "build_application_model",
+    "build_batch_model",
+    "example_application",
+    "feature_bounds",
+    "format_location",
+    "parse_json_strict",
+    "split_application",
+    "validation_errors",
+]
+
+# How far past the training range a number may go, as a share of that range: wide enough for
+# a slightly richer applicant than any seen in training, narrow enough to catch unit mistakes
+# (cents for euros, a monthly figure typed as yearly), which land far outside.
+DEFAULT_MARGIN = 0.5
+# Protected attributes are kept for fairness monitoring only; these limits keep them small.
+MAX_PROTECTED_TEXT = 64
+MAX_PROTECTED_MAGNITUDE = 1e12
+_MAX_FIELD_NAME = 100
+
+
+# ---------------------------------------------------------------------------------------------
+# Generated request models
+# ---------------------------------------------------------------------------------------------
+
+
+def _add_example(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    example = getattr(model, "example", None)
+    if example is not None:
+        schema["examples"] = [example]
+
+
+class ApplicationModel(BaseModel):
+    """Base of every generated application model; the class attributes describe its fields.
+
+    ``attribute_of`` maps each column name (the JSON key, the field's alias) to the Python
+    attribute holding it: a column need not be a valid identifier.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        allow_inf_nan=False,
+        frozen=True,
+        json_schema_extra=_add_example,
+    )
+
+    spec_features: ClassVar[tuple[str, ...]] = ()
+    spec_protected: ClassVar[tuple[str, ...]] = ()
+    attribute_of: ClassVar[dict[str, str]] = {}
+    example: ClassVar[dict[str, Any] | None] = None
+
+
+class BatchModel(BaseModel):
+    """Base of the generated batch models: ``{"applications": [...]}``."""
+
+    model_config = ConfigDict(
+        extra="forbid", strict=True, frozen=True, json_schema_extra=_add_example
+    )
+
+    application_model: ClassVar[type[ApplicationModel]]
+    max_items: ClassVar[int]
+    example: ClassVar[dict[str, Any] | None] = None
+
+
+def feature_bounds(feature: FeatureSchema, margin: float = DEFAULT_MARGIN) -> tuple[float, float]:
+    """The accepted range of a numeric feature: the training range widened by ``margin``.
+
+    The range grows by ``margin`` × (max − min) on each side, but never below 0 when training
+    never saw a negative value (amounts, counts, ages and terms are non-negative); whole-number
+    features get whole-number bounds.
+    """
+    if feature.minimum is None or feature.maximum is None:
+        return -math.inf, math.inf
+    low, high = feature.minimum, feature.maximum
+    spread = high - low if high > low else max(abs(high), 1.0)
+    lower, upper = low - margin * spread, high + margin * spread
+    if low >= 0:
+        lower = max(lower, 0.0)
+    if feature.integer:
+        lower, upper = float(math.ceil(lower)), float(math.floor(upper))
+    return lower, upper
+
+
+def _attribute_name(column: str, position: int, taken: set[str]) -> str:
+    usable = (
+        column.isidentifier()
+        and not keyword.iskeyword(column)
+        and not column.startswith("_")
+        and not hasattr(ApplicationModel, column)
+        and column not in taken
+    )
+    if usable:
+        return column
+    attribute = f"field_{position}"
+    while attribute in taken:
+        attribute += "_"
+    return attribute
+
+
+def _number(value: float) -> float | int:
+    return int(value) if float(value).is_integer() and abs(value) < 2**53 else value
+
+
+def _describe(feature: FeatureSchema, required: bool) -> str:
+    if feature.kind == "numeric":
+        kind = "whole number" if feature.integer else "number"
+        if feature.minimum is not None and feature.maximum is not None:
+            kind += f"; training range {_number(feature.minimum)} to {_number(feature.maximum)}"
+    else:
+        kind = "category"
+    if required:
+        return f"{kind}; required (never missing in training)"
+    return (
+        f"{kind}; optional: missing in {feature.missing_rate:.1%} of training rows, a missing "
+        "or null value is imputed and reported in imputed_fields"
+    )
+
+
+def _feature_field(feature: FeatureSchema, *, required: bool, margin: float) -> tuple[Any, Any]:
+    description = _describe(feature, required)
+    default: Any = ... if required else None
+    if feature.kind == "categorical":
+        categories = tuple(feature.categories or ())
+        if not categories:
+            raise ValueError(f"categorical feature {feature.name!r} has no categories in the spec")
+        annotation: Any = Literal[categories]  # type: ignore[valid-type]
+        if not required:
+            annotation = annotation | None
+        return annotation, Field(
+            default, alias=feature.name, title=feature.name, description=description
+        )
+    lower, upper = feature_bounds(feature, margin)
+    bounds = {key: value for key, value in (("ge", lower), ("le", upper)) if math.isfinite(value)}
+    number: Any = Annotated[float, Field(**bounds)]
+    if feature.integer:
+        number = Annotated[number, AfterValidator(_whole), _MultipleOfOne()]
+    annotation = number if required else number | None
+    return annotation, Field(
+        default, alias=feature.name, title=feature.name, description=description
+    )
+
+
+def _protected_value(value: Any) -> Any:
+    """A protected attribute: a finite number, a short valid string, or null (never a bool)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if len(value) > MAX_PROTECTED_TEXT:
+            raise PydanticCustomError(
+                "string_too_long",
+                "must be at most {max_length} characters",
+                {"max_length": MAX_PROTECTED_TEXT},
+            )
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise PydanticCustomError(
+                "invalid_unicode", "must be valid Unicode text (found an unpaired surrogate)"
+            ) from None
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        try:
+            magnitude = abs(float(value))
+        except OverflowError:
+            magnitude = math.inf
+        if not magnitude <= MAX_PROTECTED_MAGNITUDE:  # also catches NaN
+            raise PydanticCustomError(
+                "protected_number",
+                "must be a finite number no larger than {limit} in magnitude",
+                {"limit": f"{MAX_PROTECTED_MAGNITUDE:g}"},
+            )
+        return value
+    raise PydanticCustomError(
+        "protected_type",
+        "must be a number, a string of at most {max_length} characters, or null",
+        {"max_length": MAX_PROTECTED_TEXT},
+    )
+
+
+def _whole(value: float) -> float:
+    if not value.is_integer():
+        raise PydanticCustomError("whole_number", "must be a whole number")
+    return value
+
+
+class _MultipleOfOne:
+    """Shows ``multipleOf: 1`` in the JSON schema; :func:`_whole` does the (exact) check.
+
+    ``Field(multiple_of=1)`` would do both, but it tolerates a remainder up to machine epsilon,
+    so ``1e-300`` passes as a whole number.
+    """
+
+    def __get_pydantic_json_schema__(
+        self, core_schema: Any, handler: GetJsonSchemaHandler
+    ) -> dict[str, Any]:
+        schema = handler(core_schema)
+        schema["multipleOf"] = 1
+        return schema
+
+
+ProtectedValue = Annotated[
+    float | int | str | None,
+    PlainValidator(_protected_value),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number"},
+                {"type": "string", "maxLength": MAX_PROTECTED_TEXT},
+                {"type": "null"},
+            ]
+        }
+    ),
+]
+
+
+def build_application_model(
+    spec: ResolvedSpec,
+    *,
+    margin: float = DEFAULT_MARGIN,
+    require_never_missing: bool = True,
+    example: Mapping[str, Any] | None = None,
+    name: str = "Application",
+) -> type[ApplicationModel]:
+    """One loan application as the model version behind ``spec`` expects it.
+
+    - numbers: JSON numbers only (no strings, no booleans, no NaN or infinity), within the
+      training range widened by ``margin`` (:func:`feature_bounds`); whole numbers for
+      features that held only whole numbers in training (``5.0`` is accepted, ``5.5`` is not);
+    - categories: exactly one of the categories seen in training. The pipeline could score an
+      unseen value (it falls into the "infrequent" bucket), but a misspelling would then be
+      scored silently as a rare category, so it is refused with the allowed values listed;
+    - ``require_never_missing``: a feature never missing in training is required, because the
+      model learnt nothing about such a feature being absent (it has no missingness indicator);
+      one missing in training may be omitted or null and is imputed. ``False`` makes every
+      feature optional;
+    - the spec's protected attributes may be sent (a number or a short string, or null) and are
+      kept apart for fairness monitoring (:func:`split_application`); they never reach the
+      model unless the spec lists them as features;
+    - any other field is refused.
+
+    ``example`` (e.g. :func:`example_application` on the training data) is validated against
+    the model and shown in its JSON schema; by default one is made from the spec alone.
+    """
+    if not (math.isfinite(margin) and margin >= 0):
+        raise ValueError(f"margin: must be a finite number ≥ 0, got {margin!r}")
+    schemas = {feature.name: feature for feature in spec.schema_}
+    absent = [column for column in spec.features if column not in schemas]
+    if absent:
+        raise ValueError(f"the spec has no schema for feature(s): {', '.join(absent)}")
+
+    fields: dict[str, Any] = {}
+    attribute_of: dict[str, str] = {}
+    for position, column in enumerate(spec.features):
+        feature = schemas[column]
+        required = require_never_missing and feature.missing_rate == 0
+        attribute = _attribute_name(column, position, set(attribute_of.values()))
+        attribute_of[column] = attribute
+        fields[attribute] = _feature_field(feature, required=required, margin=margin)
+    protected = [column for column in spec.protected if column not in attribute_of]
+    for position, column in enumerate(protected, start=len(spec.features)):
+        attribute = _attribute_name(column, position, set(attribute_of.values()))
+        attribute_of[column] = attribute
+        fields[attribute] = (
+            ProtectedValue,
+            Field(
+                None,
+                alias=column,
+                title=column,
+                description="protected attribute: optional, kept for fairness monitoring "
+                "only, never used by the model",
+            ),
+        )
+
+    model = create_model(
+        name,
+        __base__=ApplicationModel,
+        __doc__=(
+            f"A loan application for a model trained on {spec.dataset!r}: "
+            f"{len(spec.features)} feature(s), unknown fields refused."
+        ),
+        **fields,
+    )
+    model.spec_features = tuple(spec.features)
+    model.spec_protected = tuple(spec.protected)
+    model.attribute_of = attribute_of
+    shown = dict(example) if example is not None else example_application(spec)
+    try:
+        model.model_validate(shown)
+    except ValidationError as exc:
+        problems = "; ".join(f"{e['field']}: {e['problem']}" for e in validation_errors(exc))
+        raise ValueError(f"example: not a valid application ({problems})") from None
+    model.example = shown
+    return model
+
+
+def example_application(spec: ResolvedSpec, frame: pd.DataFrame | None = None) -> dict[str, Any]:
+    """A typical application for API documentation.
+
+    With the training data: each number's median (rounded for whole-number features) and each
+    category's most frequent value. The spec alone records no medians or frequencies, so
+    without data: the middle of the training range and the first category.
+    """
+    schemas = {feature.name: feature for feature in spec.schema_}
+    example: dict[str, Any] = {}
+    for column in spec.features:
+        feature = schemas[column]
+        observed = frame[column].dropna() if frame is not None and column in frame else None
+        if feature.kind == "categorical":
+            categories = feature.categories or []
+            value: Any = categories[0] if categories else None
+            if observed is not None and len(observed):
+                counts = observed.astype(str).value_counts()
+                counts = counts[counts.index.isin(categories)]
+                value = str(counts.index[0]) if len(counts) else value
+        else:
+            if observed is not None and len(observed):
+                number = float(observed.astype(float).median())
+            elif feature.minimum is not None and feature.maximum is not None:
+                number = (feature.minimum + feature.maximum) / 2
+            else:
+                number = 0.0
+            value = round(number) if feature.integer else round(number, 6)
+        example[column] = value
+    return example
+
+
+def build_batch_model(app_model: type[ApplicationModel], max_items: int) -> type[BatchModel]:
+    """Up to ``max_items`` applications scored in one request: ``{"applications": [...]}``.
+
+    Every row is validated and every problem reported with its row number
+    (``applications[3].Income``), so a client fixes a whole batch in one round trip.
+    """
+    if isinstance(max_items, bool) or not isinstance(max_items, int) or max_items < 1:
+        raise ValueError(f"max_items: must be a whole number ≥ 1, got {max_items!r}")
+    model = create_model(
+        f"{app_model.__name__}Batch",
+        __base__=BatchModel,
+        __doc__=f"Between 1 and {max_items} applications, each scored independently.",
+        applications=(
+            list[app_model],  # type: ignore[valid-type]
+            Field(min_length=1, max_length=max_items, description="the applications"),
+        ),
+    )
+    model.application_model = app_model
+    model.max_items = max_items
+    model.example = None if app_model.example is None else {"applications": [app_model.example]}
+    return model
+
+
+def split_application(
+    application: ApplicationModel,
+) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+    """``(features, protected, missing)`` of a validated application.
+
+    ``features`` holds every model feature in the spec's order (``None`` where missing: the
+    pipeline imputes it); ``protected`` every protected attribute (``None`` where not sent),
+    taken from the features when the spec made one a feature; ``missing`` the features that
+    were omitted or null, to report as imputed.
+    """
+    model = type(application)
+    attribute_of = model.attribute_of
+    features = {
+        column: getattr(application, attribute_of[column]) for column in model.spec_features
+    }
+    protected = {
+        column: getattr(application, attribute_of[column]) for column in model.spec_protected
+    }
+    missing = [column for column, value in features.items() if value is None]
+    return features, protected, missing
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation errors for the API
+# ---------------------------------------------------------------------------------------------
+
+
+def format_location(location: tuple[str | int, ...]) -> str:
+    """``("applications", 3, "Income")`` → ``"applications[3].Income"``; ``()`` → ``"body"``."""
+    text = ""
+    for part in location:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            part = part if len(part) <= _MAX_FIELD_NAME else part[:_MAX_FIELD_NAME] + "…"
+            text += f".{part}" if text else part
+    return text or "body"
+
+
+_PROBLEMS = {
+    "float_type": "must be a JSON number (not a string or boolean)",
+    "int_type": "must be a whole JSON number (not a string or boolean)",
+    "dict_type": "must be a JSON object",
+    "model_type": "must be a JSON object",
+    "list_type": "must be a JSON array",
+}
+
+
+def _problem(error: Mapping[str, Any]) -> str:
+    kind = error["type"]
+    if kind in _PROBLEMS:
+        return _PROBLEMS[kind]
+    message = str(error["msg"])
+    value = error.get("input")
+    # A safety net: pydantic's messages do not quote the input, custom ones might.
+    if isinstance(value, str) and value and f"'{value}'" in message:
+        return "invalid value"
+    return message
+
+
+def validation_errors(exc: ValidationError) -> list[dict[str, str]]:
+    """``[{"field", "problem"}]`` for a 422 body: no submitted value, no documentation URL."""
+    return [
+        {"field": format_location(tuple(error["loc"])), "problem": _problem(error)}
+        for error in exc.errors(include_url=False, include_input=True, include_context=True)
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Strict JSON
+# ---------------------------------------------------------------------------------------------
+
+
+class JSONBodyError(ValueError):
+    """A request body that is not strict JSON; the message names the problem, not the input."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise JSONBodyError(f"{name} is not a JSON number; send a finite number or null")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise JSONBodyError("a number is too large (it overflows a 64-bit float)")
+    return value
+
+
+def _bounded_int(text: str) -> int:
+    value = int(text)
+    if len(text) > 300:  # only then can float(value) overflow
+        try:
+            float(value)
+        except OverflowError:
+            raise JSONBodyError("a number is too large (it overflows a 64-bit float)") from None
+    return value
+
+
+_SAFE_KEY = re.compile(r"[\w .\-]{1,64}")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                shown = f" {key!r}" if _SAFE_KEY.fullmatch(key) else ""
+                raise JSONBodyError(f"an object repeats the key{shown}; each key must be unique")
+            seen.add(key)
+    return result
+
+
+_DECODER = json.JSONDecoder(
+    parse_float=_finite_float,
+    parse_int=_bounded_int,
+    parse_constant=_refuse_constant,
+    object_pairs_hook=_unique_keys,
+)
+# A \uD800–\uDFFF escape: either half of a surrogate pair, or a lone one (invalid Unicode).
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _check_unicode(value: Any) -> None:
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(value, ())]
+    while stack:
+        item, location = stack.pop()
+        if isinstance(item, str):
+            strings = [item]
+        elif isinstance(item, dict):
+            strings = list(item)
+            stack.extend((v, (*location, k)) for k, v in item.items())
+        elif isinstance(item, list):
+            strings = []
+            stack.extend((v, (*location, i)) for i, v in enumerate(item))
+        else:
+            continue
+        for text in strings:
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                where = format_location(location) if _printable(location) else "body"
+                raise JSONBodyError(
+                    f"{where}: a string holds an unpaired UTF-16 surrogate escape, which is not "
+                    "valid Unicode"
+                ) from None
+
+
+def _printable(location: tuple[str | int, ...]) -> bool:
+    return all(isinstance(p, int) or _SAFE_KEY.fullmatch(p) for p in location)
+
+
+def parse_json_strict(body: bytes | bytearray | memoryview) -> Any:
+    """Parse a request body as RFC 8259 JSON, refusing what Python's json module lets through.
+
+    ``json.loads`` accepts ``NaN``, ``Infinity`` and ``-Infinity``, turns ``1e400`` into
+    infinity, keeps lone surrogate escapes (``"\\ud800"``) and lets a repeated key silently
+    override the first; each of those, invalid UTF-8, a byte order mark and absurd nesting
+    raise :class:`JSONBodyError` (a ValueError) naming the problem, never quoting the input.
+    """
+    try:
+        text = bytes(body).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise JSONBodyError(
+            f"the body is not valid UTF-8 (invalid byte at position {exc.start})"
+        ) from None
+    if text.startswith("\ufeff"):
+        raise JSONBodyError("the body starts with a byte order mark; send UTF-8 without one")
+    try:
+        value = _DECODER.decode(text)
+    except json.JSONDecodeError as exc:
+        raise JSONBodyError(
+            f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    except RecursionError:
+        raise JSONBodyError("the body is nested too deeply") from None
+    except JSONBodyError:
+        raise
+    except ValueError:  # e.g. an integer literal beyond Python's digit limit
+        raise JSONBodyError("a number is too large (it overflows a 64-bit float)") from None
+    if _SURROGATE_ESCAPE.search(text):
+        _check_unicode(value)
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# Static response and feedback models
+# ---------------------------------------------------------------------------------------------
+
+
+class Reason(BaseModel):
+    """One adverse-action reason: what raised this applicant's risk, in plain words."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    code: str = Field(description="stable reason code, e.g. R01")
+    text: str = Field(description="the reason in plain words")
+    feature: str = Field(description="the feature behind the reason")
+    contribution: float = Field(description="its contribution to the risk (SHAP, log-odds)")
+
+
+class Decision(BaseModel):
+    """The answer to one application, logged before it is returned."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, protected_namespaces=())
+
+    prediction_id: UUID = Field(description="quote it when sending the outcome to /feedback")
+    model_name: str
+    model_version: str
+    probability_of_default: float = Field(ge=0, le=1)
+    score_points: int = Field(description="scorecard points: higher means lower risk")
+    risk_grade: str
+    decision: Literal["approve", "refer", "decline"]
+    reasons: list[Reason] = Field(
+        default_factory=list, description="principal reasons, for a decline or a referral"
+    )
+    imputed_fields: list[str] = Field(
+        default_factory=list, description="features that were missing and were imputed"
+    )
+    latency_ms: float = Field(ge=0, description="time spent deciding, in milliseconds")
+
+
+class BatchDecision(BaseModel):
+    """The decisions for a batch, in the order of the applications."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    decisions: list[Decision]
+    count: int = Field(ge=0)
+    latency_ms: float = Field(ge=0)
+
+
+class FeedbackRequest(BaseModel):
+    """The observed outcome of a decided application, sent when it is known (often months later).
+
+    The outcome is a word, not 0/1 or the dataset's own labels: ``1`` means "default" in one
+    system and "good" in the next, and an inverted label silently corrupts every performance
+    figure computed from the feedback.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    prediction_id: UUID = Field(description="the prediction_id of the decision")
+    outcome: Literal["default", "repaid"] = Field(
+        description="default: the borrower defaulted (the spec's positive class); "
+        "repaid: they did not"
+    )
+    observed_at: AwareDatetime | None = Field(
+        None, description="when the outcome was observed (with a time zone)"
+    )
+
+    @property
+    def defaulted(self) -> int:
+        """The outcome as the training target: 1 for default, 0 for repaid."""
+        return int(self.outcome == "default")
+
+
+class FieldError(BaseModel):
+    field: str
+    problem: str
+
+
+class ErrorBody(BaseModel):
+    """Every error response: a one-line summary and, for invalid requests, one entry per field."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    detail: str
+    errors: list[FieldError] = Field(default_factory=list)

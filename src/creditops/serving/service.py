@@ -1,0 +1,312 @@
+"""The decision service: the served model version and everything needed to decide, explain and
+log one application. The HTTP app is a thin layer over it.
+
+A served version is an immutable :class:`ServedModel`; promotion builds and checks the new one
+completely, then swaps a single reference, so every request sees either the old or the new
+version and never a mix.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from creditops.config import Settings
+from creditops.data.spec import ResolvedSpec
+from creditops.evaluation.business import DecisionPolicy
+from creditops.evaluation.explain import Explainer, build_explainer, explain_rows
+from creditops.evaluation.reasons import ReasonMap, default_reason_map, reason_codes
+from creditops.exceptions import CreditOpsError, ModelNotFoundError
+from creditops.registry.registry import (
+    CHAMPION,
+    LoadedModel,
+    get_version,
+    load_model,
+    load_version_artifact,
+    load_version_data,
+)
+from creditops.serving.fastpath import FastScorer, compile_or_none
+from creditops.serving.predlog import PredictionLog, PredictionRecord
+from creditops.serving.schemas import (
+    ApplicationModel,
+    Decision,
+    Reason,
+    build_application_model,
+    example_application,
+    split_application,
+)
+
+POLICY_ARTIFACT = "evaluation/policy.json"
+_REFERENCE_ROWS = 200
+
+
+class ModelCheckError(CreditOpsError):
+    """A version failed the checks made before it may serve."""
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """One model version, ready to decide: never mutated once built."""
+
+    loaded: LoadedModel
+    policy: DecisionPolicy
+    scorer: FastScorer | None
+    explainer: Explainer
+    application_model: type[ApplicationModel]
+    reference: pd.DataFrame  # training rows (features + protected), for checks and monitoring
+    loaded_at: str
+
+    @property
+    def name(self) -> str:
+        return self.loaded.name
+
+    @property
+    def version(self) -> str:
+        return self.loaded.version
+
+    @property
+    def spec(self) -> ResolvedSpec:
+        return self.loaded.spec
+
+    def probabilities(self, records: list[dict[str, Any]]) -> np.ndarray:
+        """Probability of default per record: the compiled fast path, else the pipeline."""
+        if self.scorer is not None:
+            return self.scorer.score_many(records)
+        frame = pd.DataFrame.from_records(records, columns=self.spec.features)
+        return self.loaded.model.predict_proba(frame)[:, 1]
+
+    def probability(self, record: dict[str, Any]) -> float:
+        if self.scorer is not None:
+            return float(self.scorer.score_one(record))
+        return float(self.probabilities([record])[0])
+
+
+def load_policy(settings: Settings, loaded: LoadedModel) -> DecisionPolicy:
+    """The policy stored with the version, made (by a review of the version) if it has none."""
+    text = load_version_artifact(settings, loaded, POLICY_ARTIFACT)
+    if text is not None:
+        return DecisionPolicy.model_validate_json(text)
+    from creditops.evaluation.review import EvaluationConfig, evaluate_loaded, log_evaluation
+
+    data = load_version_data(settings, loaded)
+    evaluation = evaluate_loaded(loaded, data, config=EvaluationConfig(mitigation=False))
+    log_evaluation(evaluation)
+    return evaluation.result.policy
+
+
+def build_served_model(settings: Settings, ref: str = CHAMPION) -> ServedModel:
+    """Load a version with its policy and reference data, compile it, and check it."""
+    loaded = load_model(settings, ref)
+    policy = load_policy(settings, loaded)
+    data = load_version_data(settings, loaded)
+    spec = loaded.spec
+    train = data.frame.iloc[data.split.train]
+    reference = train[[*spec.features, *[c for c in spec.protected if c not in spec.features]]]
+    served = ServedModel(
+        loaded=loaded,
+        policy=policy,
+        scorer=compile_or_none(loaded.model, spec),
+        explainer=build_explainer(loaded.model, train[spec.features], spec),
+        application_model=build_application_model(spec, example=example_application(spec, train)),
+        reference=reference.reset_index(drop=True),
+        loaded_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+    check_served_model(served)
+    return served
+
+
+def check_served_model(served: ServedModel, current: ServedModel | None = None) -> None:
+    """Refuse a version that cannot serve: non-finite probabilities on reference rows, a fast
+    path that disagrees with the pipeline, or features that differ from the serving version."""
+    spec = served.spec
+    sample = served.reference[spec.features].head(_REFERENCE_ROWS)
+    pipeline = served.loaded.model.predict_proba(sample)[:, 1]
+    if not np.all(np.isfinite(pipeline)) or np.any((pipeline < 0) | (pipeline > 1)):
+        raise ModelCheckError(f"version {served.version} predicts non-finite probabilities")
+    records = [
+        {k: (None if pd.isna(v) else v) for k, v in row.items()}
+        for row in sample.to_dict(orient="records")
+    ]
+    fast = served.probabilities(records)
+    if not np.allclose(fast, pipeline, rtol=0, atol=1e-6):
+        raise ModelCheckError(
+            f"version {served.version}: the fast path disagrees with the pipeline "
+            f"(max gap {float(np.max(np.abs(fast - pipeline))):.2e})"
+        )
+    if current is not None and current.spec.features != spec.features:
+        raise ModelCheckError(
+            f"version {served.version} expects features {spec.features}, but clients send "
+            f"{current.spec.features} to version {current.version}"
+        )
+
+
+class DecisionService:
+    """Decides, explains and logs; holds the served version and swaps it atomically."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        log: PredictionLog,
+        *,
+        reason_map: ReasonMap | None = None,
+        on_decision: Any = None,
+    ) -> None:
+        self.settings = settings
+        self.log = log
+        self.reasons = reason_map or default_reason_map()
+        self._served: ServedModel | None = None
+        self._swap = threading.Lock()
+        self._on_decision = on_decision
+
+    @property
+    def served(self) -> ServedModel:
+        served = self._served
+        if served is None:
+            raise ModelNotFoundError("no model is loaded")
+        return served
+
+    @property
+    def ready(self) -> bool:
+        return self._served is not None
+
+    def load(self, ref: str = CHAMPION) -> ServedModel:
+        with self._swap:
+            served = build_served_model(self.settings, ref)
+            check_served_model(served, self._served)
+            self._served = served
+            return served
+
+    def swap_to(self, ref: str) -> ServedModel:
+        """Build and check ``ref`` fully, then serve it; on any failure the old one keeps
+        serving and the error says why."""
+        with self._swap:
+            candidate = build_served_model(self.settings, ref)
+            check_served_model(candidate, self._served)
+            self._served = candidate
+            return candidate
+
+    def reasons_for(self, served: ServedModel, features: dict[str, Any]) -> list[Reason]:
+        frame = pd.DataFrame([features], columns=served.spec.features)
+        local = explain_rows(served.explainer, frame)[0]
+        return [
+            Reason(code=r.code, text=r.text, feature=r.feature, contribution=r.contribution)
+            for r in reason_codes(local, served.spec, self.reasons)
+        ]
+
+    def decide(self, application: ApplicationModel, served: ServedModel) -> Decision:
+        """Score, decide, explain a non-approval, and log durably before answering."""
+        started = time.perf_counter()
+        features, protected, missing = split_application(application)
+        probability = served.probability(features)
+        decision = served.policy.decide(probability)
+        reasons = self.reasons_for(served, features) if decision != "approve" else []
+        result = Decision(
+            prediction_id=uuid.uuid4(),
+            model_name=served.name,
+            model_version=served.version,
+            probability_of_default=probability,
+            score_points=int(served.policy.points([probability])[0]),
+            risk_grade=str(served.policy.grade([probability])[0]),
+            decision=decision,
+            reasons=reasons,
+            imputed_fields=missing,
+            latency_ms=(time.perf_counter() - started) * 1000.0,
+        )
+        self.log.write(_record(result, features, protected))
+        if self._on_decision is not None:
+            self._on_decision(result)
+        return result
+
+    def decide_batch(
+        self, applications: list[ApplicationModel], served: ServedModel
+    ) -> list[Decision]:
+        """All or nothing: the batch is scored together and logged in one transaction."""
+        started = time.perf_counter()
+        parts = [split_application(a) for a in applications]
+        probabilities = served.probabilities([features for features, _, _ in parts])
+        labels = served.policy.decide_many(probabilities)
+        points = served.policy.points(probabilities)
+        grades = served.policy.grade(probabilities)
+        decisions = []
+        for i, (features, _, missing) in enumerate(parts):
+            p = float(probabilities[i])
+            decision = str(labels[i])
+            decisions.append(
+                Decision(
+                    prediction_id=uuid.uuid4(),
+                    model_name=served.name,
+                    model_version=served.version,
+                    probability_of_default=p,
+                    score_points=int(points[i]),
+                    risk_grade=str(grades[i]),
+                    decision=decision,
+                    reasons=self.reasons_for(served, features) if decision != "approve" else [],
+                    imputed_fields=missing,
+                    latency_ms=0.0,
+                )
+            )
+        elapsed = (time.perf_counter() - started) * 1000.0
+        for d in decisions:
+            d.latency_ms = elapsed / max(len(decisions), 1)
+        self.log.write_many(
+            [
+                _record(d, features, protected)
+                for d, (features, protected, _) in zip(decisions, parts, strict=True)
+            ]
+        )
+        if self._on_decision is not None:
+            for d in decisions:
+                self._on_decision(d)
+        return decisions
+
+
+def _record(decision: Decision, features: dict[str, Any], protected: dict[str, Any]) -> Any:
+    return PredictionRecord(
+        prediction_id=decision.prediction_id,
+        created_at=datetime.now(UTC),
+        model_name=decision.model_name,
+        model_version=decision.model_version,
+        features=features,
+        protected=protected,
+        imputed=decision.imputed_fields,
+        probability=decision.probability_of_default,
+        points=decision.score_points,
+        grade=decision.risk_grade,
+        decision=decision.decision,
+        reasons=[r.model_dump() for r in decision.reasons],
+        latency_ms=decision.latency_ms,
+    )
+
+
+def registry_versions(settings: Settings) -> list[dict[str, Any]]:
+    """Every registered version with its aliases, newest first."""
+    import mlflow
+
+    get_version(settings)  # configures tracking
+    client = mlflow.MlflowClient()
+    name = settings.registered_model_name
+    versions = client.search_model_versions(f"name = '{name}'")
+    model = client.get_registered_model(name) if versions else None
+    aliases: dict[str, list[str]] = {}
+    for alias, version in (model.aliases if model else {}).items():
+        aliases.setdefault(str(version), []).append(alias)
+    return sorted(
+        (
+            {
+                "version": str(v.version),
+                "aliases": sorted(aliases.get(str(v.version), [])),
+                "candidate": (v.tags or {}).get("candidate"),
+                "test_roc_auc": (v.tags or {}).get("test_roc_auc"),
+                "created_at": datetime.fromtimestamp(v.creation_timestamp / 1000, UTC).isoformat(),
+            }
+            for v in versions
+        ),
+        key=lambda v: -int(v["version"]),
+    )

@@ -1,0 +1,261 @@
+"""The decision service over real HTTP: a uvicorn server on loopback in front of a real MLflow
+store and a real SQLite decision log."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import uvicorn
+
+from creditops.config import Settings
+from creditops.data.datasets import load_builtin
+from creditops.registry.registry import register_model
+from creditops.serving.app import ADMIN_TAG, create_app
+from creditops.serving.predlog import PredictionLog
+
+pytestmark = pytest.mark.slow
+
+API_KEY = "test-admin-key-0123456789"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(trained, tmp_path_factory) -> Iterator[tuple[str, Settings]]:
+    """A copy of the trained store (promotion here must not move the shared champion)."""
+    source, _ = trained
+    home = tmp_path_factory.mktemp("serving-home") / "home"
+    shutil.copytree(source.home, home)
+    settings = Settings(home=home, api_key=API_KEY)
+    app = create_app(settings)
+    port = _free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+    uv = uvicorn.Server(config)
+    thread = threading.Thread(target=uv.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 120
+    while not uv.started:
+        assert time.time() < deadline, "server did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}", settings
+    uv.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def application() -> dict:
+    frame, spec = load_builtin("credit_data")
+    row = frame.iloc[2]
+    record = {c: row[c] for c in frame.columns if c not in (spec.target, spec.id)}
+    return json.loads(
+        json.dumps(
+            {k: (None if v != v else v) for k, v in record.items()}, default=lambda v: v.item()
+        )
+    )
+
+
+def _client(url: str) -> httpx.Client:
+    return httpx.Client(base_url=url, timeout=60)
+
+
+def test_health_and_ready(server):
+    url, _ = server
+    with _client(url) as client:
+        assert client.get("/health").json() == {"status": "ok"}
+        ready = client.get("/ready")
+        assert ready.status_code == 200
+        assert ready.json()["model_version"] == "1"
+
+
+def test_predict_decides_logs_and_keeps_protected_attributes_apart(server, application):
+    url, settings = server
+    with _client(url) as client:
+        response = client.post("/predict", json=application)
+    assert response.status_code == 200, response.text
+    decision = response.json()
+    assert decision["decision"] in {"approve", "refer", "decline"}
+    assert 0 <= decision["probability_of_default"] <= 1
+    if decision["decision"] != "approve":
+        assert 1 <= len(decision["reasons"]) <= 4
+    assert not {r["feature"] for r in decision["reasons"]} & {"Age", "Marital"}
+    log = PredictionLog(settings.resolved_database_url)
+    try:
+        record = log.get(decision["prediction_id"])
+    finally:
+        log.close()
+    assert record is not None
+    assert record.probability == decision["probability_of_default"]
+    assert record.protected == {"Age": application["Age"], "Marital": application["Marital"]}
+    assert "Age" not in record.features
+
+
+def test_declines_are_explained_with_at_most_four_reasons(server, application):
+    url, _ = server
+    risky = {
+        **application,
+        "Records": "yes",
+        "Income": 40,
+        "Debt": 3000,
+        "Amount": 2000,
+        "Seniority": 0,
+        "Job": "partime",
+    }
+    with _client(url) as client:
+        decision = client.post("/predict", json=risky).json()
+    assert decision["decision"] == "decline"
+    assert 1 <= len(decision["reasons"]) <= 4
+    assert all(r["text"] for r in decision["reasons"])
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (b'{"Income": NaN}', "body"),
+        (b'{"Income": Infinity}', "body"),
+        (b'{"Income": 1e400}', "body"),
+        (b'{"Home": "\\ud800"}', "body"),
+    ],
+)
+def test_non_finite_and_invalid_json_is_422_and_not_echoed(server, body, field):
+    url, _ = server
+    with _client(url) as client:
+        response = client.post(
+            "/predict", content=body, headers={"content-type": "application/json"}
+        )
+    assert response.status_code == 422
+    assert "detail" in response.json()
+    assert "1e400" not in response.text
+    assert "ud800" not in response.text
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"Income": "12"}, "Income"),
+        ({"Income": True}, "Income"),
+        ({"Income": -5}, "Income"),
+        ({"Home": "castle"}, "Home"),
+        ({"Salary": 100}, "Salary"),
+        ({"Records": None}, "Records"),
+    ],
+)
+def test_bad_fields_are_422_naming_the_field(server, application, change, field):
+    url, _ = server
+    with _client(url) as client:
+        response = client.post("/predict", json={**application, **change})
+    assert response.status_code == 422, response.text
+    errors = response.json()["errors"]
+    assert any(e["field"] == field for e in errors), errors
+    assert "castle" not in response.text
+
+
+def test_oversized_body_is_413(server):
+    url, settings = server
+    with _client(url) as client:
+        response = client.post(
+            "/predict",
+            content=b" " * (settings.max_body_bytes + 1),
+            headers={"content-type": "application/json"},
+        )
+    assert response.status_code == 413
+
+
+def test_batch_is_atomic_and_names_the_row(server, application):
+    url, settings = server
+    log = PredictionLog(settings.resolved_database_url)
+    try:
+        before = log.count()
+        with _client(url) as client:
+            ok = client.post("/predict/batch", json={"applications": [application] * 5})
+            assert ok.status_code == 200, ok.text
+            assert ok.json()["count"] == 5
+            bad = client.post(
+                "/predict/batch",
+                json={"applications": [application, {**application, "Income": "x"}]},
+            )
+        assert bad.status_code == 422
+        assert any(e["field"] == "applications[1].Income" for e in bad.json()["errors"])
+        assert log.count() == before + 5
+    finally:
+        log.close()
+
+
+def test_feedback_is_idempotent_and_refuses_conflicts(server, application):
+    url, _ = server
+    with _client(url) as client:
+        pid = client.post("/predict", json=application).json()["prediction_id"]
+        first = client.post("/feedback", json={"prediction_id": pid, "outcome": "repaid"})
+        again = client.post("/feedback", json={"prediction_id": pid, "outcome": "repaid"})
+        conflict = client.post("/feedback", json={"prediction_id": pid, "outcome": "default"})
+        unknown = client.post(
+            "/feedback",
+            json={"prediction_id": "00000000-0000-4000-8000-000000000000", "outcome": "repaid"},
+        )
+    assert first.json()["result"] == "recorded"
+    assert again.json()["result"] == "unchanged"
+    assert conflict.status_code == 409
+    assert unknown.status_code == 404
+
+
+def test_every_admin_route_requires_the_api_key(server):
+    url, settings = server
+    app = create_app(settings, load_model=False)
+    admin_routes = [r for r in app.routes if ADMIN_TAG in (getattr(r, "tags", None) or [])]
+    assert {r.path for r in admin_routes} == {"/models/{version}/promote", "/models/rollback"}
+    for route in app.routes:
+        path = getattr(route, "path", "")
+        methods = getattr(route, "methods", set()) or set()
+        mutating = methods & {"POST", "PUT", "PATCH", "DELETE"}
+        if path.startswith("/models") and mutating:
+            dependencies = [d.call.__name__ for d in route.dependant.dependencies]
+            assert "require_api_key" in dependencies, path
+    with _client(url) as client:
+        assert client.post("/models/rollback").status_code == 401
+        assert client.post("/models/1/promote", headers={"X-API-Key": "wrong"}).status_code == 401
+
+
+def test_promote_and_rollback_swap_the_served_version(server, trained, application):
+    url, settings = server
+    _, result = trained
+    other = next(c for c in result.candidates if not c.champion)
+    version = register_model(
+        other.model_uri,
+        settings,
+        alias=None,
+        tags={"parent_run_id": result.parent_run_id, "candidate": other.name, "seed": 42},
+    )
+    headers = {"X-API-Key": API_KEY}
+    with _client(url) as client:
+        promoted = client.post(f"/models/{version}/promote", headers=headers)
+        assert promoted.status_code == 200, promoted.text
+        assert promoted.json() == {"previous": "1", "champion": version}
+        assert client.get("/model").json()["model_version"] == version
+        assert client.post("/predict", json=application).json()["model_version"] == version
+        back = client.post("/models/rollback", headers=headers)
+        assert back.status_code == 200, back.text
+        assert client.get("/model").json()["model_version"] == "1"
+        missing = client.post("/models/99/promote", headers=headers)
+        assert missing.status_code == 404
+        assert client.get("/model").json()["model_version"] == "1"
+        assert {v["version"] for v in client.get("/models").json()} >= {"1", version}
+
+
+def test_metrics_exposition(server, application):
+    url, _ = server
+    with _client(url) as client:
+        client.post("/predict", json=application)
+        text = client.get("/metrics").text
+    assert "creditops_predictions_total" in text
+    assert 'creditops_model_info{model_name="credit-default"' in text
+    assert "creditops_http_request_duration_seconds_bucket" in text
