@@ -31,9 +31,9 @@ format: $(STAMP) ## Apply ruff fixes and formatting
 	$(BIN)/ruff check --fix src tests benchmarks
 	$(BIN)/ruff format src tests benchmarks
 
-test: $(STAMP) ## Run the whole test suite (lint first)
+test: $(STAMP) ## Run the whole test suite (lint first) against a local PostgreSQL too
 	$(MAKE) --no-print-directory lint
-	$(BIN)/pytest
+	CREDITOPS_TEST_POSTGRES_URL="$$(bash scripts/test-postgres.sh)" $(BIN)/pytest
 
 run: $(STAMP) ## Train on the built-in dataset if no champion is registered, then serve it on :8000
 	$(BIN)/creditops train --if-no-champion
