@@ -259,3 +259,23 @@ def test_metrics_exposition(server, application):
     assert "creditops_predictions_total" in text
     assert 'creditops_model_info{model_name="credit-default"' in text
     assert "creditops_http_request_duration_seconds_bucket" in text
+
+
+def test_explain_an_application_and_a_logged_decision(server, application):
+    url, _ = server
+    with _client(url) as client:
+        direct = client.post("/explain", json=application)
+        assert direct.status_code == 200, direct.text
+        body = direct.json()
+        shap = body["shap"]
+        total = shap["base_value"] + sum(c["contribution"] for c in shap["contributions"])
+        assert total == pytest.approx(shap["raw_output"], abs=1e-5)
+        assert body["lime"]["weights"]
+        assert "found" in body["counterfactual"]
+        pid = client.post("/predict", json=application).json()["prediction_id"]
+        logged = client.post("/explain", json={"prediction_id": pid}).json()
+        assert logged["probability_of_default"] == pytest.approx(body["probability_of_default"])
+        unknown = client.post(
+            "/explain", json={"prediction_id": "00000000-0000-4000-8000-000000000000"}
+        )
+        assert unknown.status_code == 404

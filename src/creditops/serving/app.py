@@ -36,6 +36,7 @@ from creditops.serving.schemas import (
     JSONBodyError,
     build_batch_model,
     parse_json_strict,
+    split_application,
     validation_errors,
 )
 from creditops.serving.service import DecisionService, ModelCheckError, registry_versions
@@ -210,6 +211,33 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
             count=len(decisions),
             latency_ms=(time.perf_counter() - started) * 1000.0,
         )
+
+    @app.post(
+        "/explain",
+        tags=["decisions"],
+        responses={404: {"model": ErrorBody}, 422: {"model": ErrorBody}},
+    )
+    async def explain(request: Request, service: Service) -> Any:
+        """SHAP, LIME and a counterfactual hint for one application, or for a logged decision
+        (`{"prediction_id": "..."}`, explained with the version serving now)."""
+        payload = await parsed(request, settings.max_body_bytes)
+        served = service.served
+        if isinstance(payload, dict) and set(payload) == {"prediction_id"}:
+            try:
+                record = service.log.get(str(payload["prediction_id"]))
+            except ValueError:
+                problem = {"field": "prediction_id", "problem": "must be a UUID"}
+                return _error(422, "invalid prediction_id", [problem])
+            if record is None:
+                return _error(404, f"unknown prediction_id {payload['prediction_id']}")
+            features = {f: record.features.get(f) for f in served.spec.features}
+        else:
+            try:
+                application = served.application_model.model_validate(payload)
+            except ValidationError as error:
+                return _error(422, "invalid application", validation_errors(error))
+            features, _, _ = split_application(application)
+        return service.explain(features, served)
 
     @app.post(
         "/feedback",

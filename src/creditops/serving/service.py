@@ -21,7 +21,13 @@ import pandas as pd
 from creditops.config import Settings
 from creditops.data.spec import ResolvedSpec
 from creditops.evaluation.business import DecisionPolicy
-from creditops.evaluation.explain import Explainer, build_explainer, explain_rows
+from creditops.evaluation.explain import (
+    Explainer,
+    build_explainer,
+    counterfactual,
+    explain_lime,
+    explain_rows,
+)
 from creditops.evaluation.reasons import ReasonMap, default_reason_map, reason_codes
 from creditops.exceptions import CreditOpsError, ModelNotFoundError
 from creditops.registry.registry import (
@@ -199,6 +205,31 @@ class DecisionService:
             Reason(code=r.code, text=r.text, feature=r.feature, contribution=r.contribution)
             for r in reason_codes(local, served.spec, self.reasons)
         ]
+
+    def explain(self, features: dict[str, Any], served: ServedModel) -> dict[str, Any]:
+        """SHAP contributions, LIME weights and the counterfactual hint for one application."""
+        frame = pd.DataFrame([features], columns=served.spec.features)
+        local = explain_rows(served.explainer, frame)[0]
+        probability = served.probability(features)
+        return {
+            "model_name": served.name,
+            "model_version": served.version,
+            "probability_of_default": probability,
+            "decision": served.policy.decide(probability),
+            "shap": local.model_dump(mode="json"),
+            "reasons": [
+                r.model_dump(mode="json") for r in reason_codes(local, served.spec, self.reasons)
+            ],
+            "lime": explain_lime(
+                served.loaded.model, served.reference[served.spec.features], frame, served.spec
+            ).model_dump(mode="json"),
+            "counterfactual": counterfactual(
+                served.loaded.model,
+                frame,
+                served.spec,
+                threshold=served.policy.decline_at_or_above,
+            ).model_dump(mode="json"),
+        }
 
     def decide(self, application: ApplicationModel, served: ServedModel) -> Decision:
         """Score, decide, explain a non-approval, and log durably before answering."""
