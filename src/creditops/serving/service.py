@@ -236,23 +236,9 @@ class DecisionService:
         started = time.perf_counter()
         features, protected, missing = split_application(application)
         probability = served.probability(features)
-        decision = served.policy.decide(probability)
-        reasons = self.reasons_for(served, features) if decision != "approve" else []
-        result = Decision(
-            prediction_id=uuid.uuid4(),
-            model_name=served.name,
-            model_version=served.version,
-            probability_of_default=probability,
-            score_points=int(served.policy.points([probability])[0]),
-            risk_grade=str(served.policy.grade([probability])[0]),
-            decision=decision,
-            reasons=reasons,
-            imputed_fields=missing,
-            latency_ms=(time.perf_counter() - started) * 1000.0,
-        )
+        result = self._decision(served, features, missing, probability, started)
         self.log.write(_record(result, features, protected))
-        if self._on_decision is not None:
-            self._on_decision(result)
+        self._notify([result])
         return result
 
     def decide_batch(
@@ -262,40 +248,45 @@ class DecisionService:
         started = time.perf_counter()
         parts = [split_application(a) for a in applications]
         probabilities = served.probabilities([features for features, _, _ in parts])
-        labels = served.policy.decide_many(probabilities)
-        points = served.policy.points(probabilities)
-        grades = served.policy.grade(probabilities)
-        decisions = []
-        for i, (features, _, missing) in enumerate(parts):
-            p = float(probabilities[i])
-            decision = str(labels[i])
-            decisions.append(
-                Decision(
-                    prediction_id=uuid.uuid4(),
-                    model_name=served.name,
-                    model_version=served.version,
-                    probability_of_default=p,
-                    score_points=int(points[i]),
-                    risk_grade=str(grades[i]),
-                    decision=decision,
-                    reasons=self.reasons_for(served, features) if decision != "approve" else [],
-                    imputed_fields=missing,
-                    latency_ms=0.0,
-                )
-            )
-        elapsed = (time.perf_counter() - started) * 1000.0
-        for d in decisions:
-            d.latency_ms = elapsed / max(len(decisions), 1)
+        decisions = [
+            self._decision(served, features, missing, float(p), started)
+            for (features, _, missing), p in zip(parts, probabilities, strict=True)
+        ]
         self.log.write_many(
             [
                 _record(d, features, protected)
                 for d, (features, protected, _) in zip(decisions, parts, strict=True)
             ]
         )
-        if self._on_decision is not None:
-            for d in decisions:
-                self._on_decision(d)
+        self._notify(decisions)
         return decisions
+
+    def _decision(
+        self,
+        served: ServedModel,
+        features: dict[str, Any],
+        missing: list[str],
+        probability: float,
+        started: float,
+    ) -> Decision:
+        decision = served.policy.decide(probability)
+        return Decision(
+            prediction_id=uuid.uuid4(),
+            model_name=served.name,
+            model_version=served.version,
+            probability_of_default=probability,
+            score_points=int(served.policy.points([probability])[0]),
+            risk_grade=str(served.policy.grade([probability])[0]),
+            decision=decision,
+            reasons=self.reasons_for(served, features) if decision != "approve" else [],
+            imputed_fields=missing,
+            latency_ms=(time.perf_counter() - started) * 1000.0,
+        )
+
+    def _notify(self, decisions: list[Decision]) -> None:
+        if self._on_decision is not None:
+            for decision in decisions:
+                self._on_decision(decision)
 
 
 def _record(decision: Decision, features: dict[str, Any], protected: dict[str, Any]) -> Any:
