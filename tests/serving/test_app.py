@@ -19,6 +19,7 @@ from creditops.data.datasets import load_builtin
 from creditops.registry.registry import register_model
 from creditops.serving.app import ADMIN_TAG, create_app
 from creditops.serving.predlog import PredictionLog
+from creditops.serving.service import reproduce_decisions
 
 pytestmark = pytest.mark.slow
 
@@ -242,6 +243,11 @@ def test_promote_and_rollback_swap_the_served_version(server, trained, applicati
         assert promoted.json() == {"previous": "1", "champion": version}
         assert client.get("/model").json()["model_version"] == version
         assert client.post("/predict", json=application).json()["model_version"] == version
+        risky = {**application, "Records": "yes", "Income": 40, "Debt": 3000, "Seniority": 0}
+        new_ids = [
+            client.post("/predict", json=body).json()["prediction_id"]
+            for body in (application, risky)
+        ]
         back = client.post("/models/rollback", headers=headers)
         assert back.status_code == 200, back.text
         assert client.get("/model").json()["model_version"] == "1"
@@ -249,6 +255,20 @@ def test_promote_and_rollback_swap_the_served_version(server, trained, applicati
         assert missing.status_code == 404
         assert client.get("/model").json()["model_version"] == "1"
         assert {v["version"] for v in client.get("/models").json()} >= {"1", version}
+        old_ids = [
+            client.post("/predict", json=body).json()["prediction_id"]
+            for body in (application, risky)
+        ]
+    # Audit: every logged decision, from either version, is reproduced exactly by its version.
+    log = PredictionLog(settings.resolved_database_url)
+    try:
+        records = [log.get(pid) for pid in [*new_ids, *old_ids]]
+    finally:
+        log.close()
+    assert {r.model_version for r in records} == {"1", version}
+    reproductions = reproduce_decisions(settings, records)
+    assert all(r.identical for r in reproductions), reproductions
+    assert any(r.reasons for r in reproductions)
 
 
 def test_metrics_exposition(server, application):

@@ -332,3 +332,59 @@ def registry_versions(settings: Settings) -> list[dict[str, Any]]:
         ),
         key=lambda v: -int(v["version"]),
     )
+
+
+@dataclass
+class Reproduction:
+    """A logged decision re-scored with its own model version, beside what was logged."""
+
+    prediction_id: str
+    model_version: str
+    logged_probability: float
+    probability: float
+    logged_decision: str
+    decision: str
+    logged_reasons: list[str]
+    reasons: list[str]
+
+    @property
+    def identical(self) -> bool:
+        return (
+            self.probability == self.logged_probability
+            and self.decision == self.logged_decision
+            and self.reasons == self.logged_reasons
+        )
+
+
+def reproduce_decisions(
+    settings: Settings, records: list[PredictionRecord], reason_map: ReasonMap | None = None
+) -> list[Reproduction]:
+    """Re-score each logged input with the model version that decided it (audit)."""
+    served: dict[str, ServedModel] = {}
+    reasons = reason_map or default_reason_map()
+    results = []
+    for record in records:
+        if record.model_version not in served:
+            served[record.model_version] = build_served_model(settings, record.model_version)
+        model = served[record.model_version]
+        features = {f: record.features.get(f) for f in model.spec.features}
+        probability = model.probability(features)
+        decision = model.policy.decide(probability)
+        codes: list[str] = []
+        if decision != "approve":
+            frame = pd.DataFrame([features], columns=model.spec.features)
+            local = explain_rows(model.explainer, frame)[0]
+            codes = [r.code for r in reason_codes(local, model.spec, reasons)]
+        results.append(
+            Reproduction(
+                prediction_id=str(record.prediction_id),
+                model_version=record.model_version,
+                logged_probability=record.probability,
+                probability=probability,
+                logged_decision=record.decision,
+                decision=decision,
+                logged_reasons=[r["code"] for r in record.reasons],
+                reasons=codes,
+            )
+        )
+    return results
