@@ -299,3 +299,35 @@ def test_explain_an_application_and_a_logged_decision(server, application):
             "/explain", json={"prediction_id": "00000000-0000-4000-8000-000000000000"}
         )
         assert unknown.status_code == 404
+
+
+def test_batch_accepts_a_csv_upload_and_names_bad_cells(server):
+    url, _ = server
+    frame, spec = load_builtin("credit_data")
+    rows = frame.drop(columns=[spec.target, spec.id]).head(50)
+    with _client(url) as client:
+        ok = client.post(
+            "/predict/batch",
+            content=rows.to_csv(index=False).encode(),
+            headers={"content-type": "text/csv"},
+        )
+        assert ok.status_code == 200, ok.text
+        decisions = ok.json()["decisions"]
+        assert len(decisions) == 50
+        json_batch = client.post(
+            "/predict/batch",
+            json={"applications": json.loads(rows.to_json(orient="records"))},
+        ).json()["decisions"]
+        assert [d["probability_of_default"] for d in decisions] == pytest.approx(
+            [d["probability_of_default"] for d in json_batch], abs=1e-12
+        )
+        broken = rows.astype({"Income": object})
+        broken.iloc[7, broken.columns.get_loc("Income")] = "n/a"
+        bad = client.post(
+            "/predict/batch",
+            content=broken.to_csv(index=False).encode(),
+            headers={"content-type": "text/csv"},
+        )
+    assert bad.status_code == 422
+    assert "applications[7].Income" in bad.json()["detail"]
+    assert "n/a" not in bad.text

@@ -35,6 +35,7 @@ from creditops.serving.schemas import (
     FeedbackRequest,
     JSONBodyError,
     build_batch_model,
+    parse_csv_applications,
     parse_json_strict,
     split_application,
     validation_errors,
@@ -192,9 +193,18 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
         responses={413: {"model": ErrorBody}, 422: {"model": ErrorBody}, 503: {"model": ErrorBody}},
     )
     async def predict_batch(request: Request, service: Service) -> Any:
-        """Decide up to `max_batch` applications atomically: one bad row rejects the batch."""
-        payload = await parsed(request, settings.max_batch_body_bytes)
+        """Decide up to `max_batch` applications atomically: one bad row rejects the batch.
+
+        Send JSON `{"applications": [...]}`, or a CSV file with `Content-Type: text/csv`."""
         served = service.served
+        if request.headers.get("content-type", "").split(";")[0].strip() == "text/csv":
+            body = await _read_body(request, settings.max_batch_body_bytes)
+            try:
+                payload = parse_csv_applications(body, served.spec, max_rows=settings.max_batch)
+            except JSONBodyError as error:
+                return _error(422, f"invalid CSV: {error}")
+        else:
+            payload = await parsed(request, settings.max_batch_body_bytes)
         batch_model = build_batch_model(served.application_model, settings.max_batch)
         try:
             batch = batch_model.model_validate(payload)

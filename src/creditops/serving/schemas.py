@@ -670,3 +670,52 @@ class ErrorBody(BaseModel):
 
     detail: str
     errors: list[FieldError] = Field(default_factory=list)
+
+
+def parse_csv_applications(body: bytes, spec: Any, *, max_rows: int) -> dict[str, Any]:
+    """A CSV upload as the JSON batch body ``{"applications": [...]}``.
+
+    CSV has no types, so numbers are read here for the spec's numeric features and protected
+    attributes (an empty cell is missing); anything that is not a finite number is refused
+    with its row and column. Validation then runs exactly as for JSON.
+    """
+    import csv
+    import io
+
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise JSONBodyError(f"CSV is not valid UTF-8 (byte {error.start})") from None
+    reader = csv.DictReader(io.StringIO(text))
+    if not reader.fieldnames:
+        raise JSONBodyError("CSV has no header row")
+    duplicated = sorted({n for n in reader.fieldnames if reader.fieldnames.count(n) > 1})
+    if duplicated:
+        raise JSONBodyError(f"CSV header repeats column(s): {', '.join(duplicated)}")
+    numeric = set(spec.numeric)
+    applications = []
+    for index, row in enumerate(reader):
+        if index >= max_rows:
+            raise JSONBodyError(f"CSV has more than {max_rows} rows")
+        if None in row:
+            raise JSONBodyError(f"applications[{index}]: more cells than header columns")
+        application: dict[str, Any] = {}
+        for column, cell in row.items():
+            value = (cell or "").strip()
+            if value == "":
+                application[column] = None
+            elif column in numeric:
+                try:
+                    number = float(value)
+                except ValueError:
+                    number = math.nan
+                if not math.isfinite(number):
+                    raise JSONBodyError(
+                        f"applications[{index}].{format_location((column,))}: must be a finite "
+                        "number"
+                    ) from None
+                application[column] = int(number) if number.is_integer() else number
+            else:
+                application[column] = value
+        applications.append(application)
+    return {"applications": applications}
