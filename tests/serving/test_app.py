@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 
 import httpx
+import pandas as pd
 import pytest
 import uvicorn
 
@@ -331,3 +332,22 @@ def test_batch_accepts_a_csv_upload_and_names_bad_cells(server):
     assert bad.status_code == 422
     assert "applications[7].Income" in bad.json()["detail"]
     assert "n/a" not in bad.text
+
+
+def test_reasons_from_the_fast_path_equal_those_from_the_pipeline(server):
+    from creditops.evaluation.explain import explain_rows
+    from creditops.serving.service import build_served_model
+
+    _, settings = server
+    served = build_served_model(settings, "1")
+    assert served.scorer is not None
+    frame, _ = load_builtin("credit_data")
+    rows = frame[served.spec.features].head(40)
+    for record in json.loads(rows.to_json(orient="records")):
+        fast = served.explain_one(record)
+        as_frame = pd.DataFrame([record], columns=served.spec.features)
+        slow = explain_rows(served.explainer, as_frame)[0]
+        assert [c.contribution for c in fast.contributions] == pytest.approx(
+            [c.contribution for c in slow.contributions], abs=1e-9
+        )
+        assert fast.proba == pytest.approx(slow.proba, abs=1e-9)

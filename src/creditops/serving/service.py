@@ -23,12 +23,18 @@ from creditops.data.spec import ResolvedSpec
 from creditops.evaluation.business import DecisionPolicy
 from creditops.evaluation.explain import (
     Explainer,
+    LocalExplanation,
     build_explainer,
     counterfactual,
     explain_lime,
     explain_rows,
 )
-from creditops.evaluation.reasons import ReasonMap, default_reason_map, reason_codes
+from creditops.evaluation.reasons import (
+    ReasonCode,
+    ReasonMap,
+    default_reason_map,
+    reason_codes,
+)
 from creditops.exceptions import CreditOpsError, ModelNotFoundError
 from creditops.registry.registry import (
     CHAMPION,
@@ -87,6 +93,17 @@ class ServedModel:
             return self.scorer.score_many(records)
         frame = pd.DataFrame.from_records(records, columns=self.spec.features)
         return self.loaded.model.predict_proba(frame)[:, 1]
+
+    def explain_one(self, features: dict[str, Any]) -> LocalExplanation:
+        """SHAP for one application, reusing the fast path's preprocessing when there is one."""
+        frame = pd.DataFrame([features], columns=self.spec.features)
+        transformed = None if self.scorer is None else self.scorer.transform_one(features)[None, :]
+        return explain_rows(self.explainer, frame, transformed)[0]
+
+    def reason_codes(self, features: dict[str, Any], reason_map: ReasonMap) -> list[ReasonCode]:
+        """The adverse-action reasons for one application (all of them; the caller decides
+        whether the decision needs them)."""
+        return reason_codes(self.explain_one(features), self.spec, reason_map)
 
     def probability(self, record: dict[str, Any]) -> float:
         if self.scorer is not None:
@@ -199,17 +216,15 @@ class DecisionService:
             return candidate
 
     def reasons_for(self, served: ServedModel, features: dict[str, Any]) -> list[Reason]:
-        frame = pd.DataFrame([features], columns=served.spec.features)
-        local = explain_rows(served.explainer, frame)[0]
         return [
             Reason(code=r.code, text=r.text, feature=r.feature, contribution=r.contribution)
-            for r in reason_codes(local, served.spec, self.reasons)
+            for r in served.reason_codes(features, self.reasons)
         ]
 
     def explain(self, features: dict[str, Any], served: ServedModel) -> dict[str, Any]:
         """SHAP contributions, LIME weights and the counterfactual hint for one application."""
         frame = pd.DataFrame([features], columns=served.spec.features)
-        local = explain_rows(served.explainer, frame)[0]
+        local = served.explain_one(features)
         probability = served.probability(features)
         return {
             "model_name": served.name,
@@ -372,9 +387,7 @@ def reproduce_decisions(
         decision = model.policy.decide(probability)
         codes: list[str] = []
         if decision != "approve":
-            frame = pd.DataFrame([features], columns=model.spec.features)
-            local = explain_rows(model.explainer, frame)[0]
-            codes = [r.code for r in reason_codes(local, model.spec, reasons)]
+            codes = [r.code for r in model.reason_codes(features, reasons)]
         results.append(
             Reproduction(
                 prediction_id=str(record.prediction_id),
