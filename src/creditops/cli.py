@@ -328,26 +328,52 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
 ) -> None:
     """Serve the champion over HTTP (API docs at /docs, Prometheus metrics at /metrics)."""
-    import os
-    import tempfile
-
-    import uvicorn
+    from creditops.serving.server import serve as run_server
 
     settings = get_settings()
     settings.ensure_home()
-    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        # Each worker writes its samples here; /metrics adds them up.
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="creditops-metrics-")
     console.print(f"serving on http://{host}:{port} (docs: http://{host}:{port}/docs)")
-    uvicorn.run(
-        "creditops.serving.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="warning",
-        loop="uvloop",
-        http="httptools",
+    try:
+        status = run_server(host, port, workers)
+    except (OSError, ValueError) as error:
+        _fail(CreditOpsError(f"cannot serve on {host}:{port}: {error}"))
+    raise typer.Exit(status)
+
+
+@app.command()
+def predict(
+    source: Annotated[Path, typer.Argument(help="Applications: a .csv or .parquet file.")],
+    output: Annotated[
+        Path, typer.Option("--out", help="Decisions file to write: .csv or .parquet.")
+    ],
+    log: Annotated[
+        bool, typer.Option(help="Record the decisions in the decision log (--no-log: what-if).")
+    ] = True,
+    version: Annotated[
+        str | None, typer.Option(help="Model version to use (default: the champion).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Decide every application in a file with the champion (validated first: one bad row
+    rejects the file, naming its row and column)."""
+    from creditops.serving.batch import predict_file
+
+    settings = get_settings()
+    settings.ensure_home()
+    try:
+        summary = predict_file(settings, source, output, log=log, ref=version or "champion")
+    except CreditOpsError as error:
+        _fail(error)
+    if as_json:
+        _print_json(summary.model_dump())
+        return
+    counts = ", ".join(f"{n} {label}" for label, n in sorted(summary.decisions.items()))
+    out.print(
+        f"{summary.rows} application(s) decided by {summary.model_name} v{summary.model_version}"
+        f" ({counts}) in {summary.total_seconds:.1f} s"
+        + ("" if summary.logged else ", not logged")
+        + f"; written to {summary.output}",
+        highlight=False,
     )
 
 

@@ -52,6 +52,12 @@ class Settings(BaseSettings):
         default=64 * 1024, ge=1024, description="Largest request body for one application."
     )
     max_batch_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    champion_poll_seconds: float = Field(
+        default=5.0,
+        ge=0.0,
+        description="How often each server worker checks the champion alias and follows it "
+        "(0: never; promotion through the API still swaps the worker that handles it).",
+    )
 
     @field_validator("api_key")
     @classmethod

@@ -7,6 +7,9 @@ names the field and never echoes the input.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -17,6 +20,8 @@ from fastapi import Depends, FastAPI, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from creditops import __version__
 from creditops.config import Settings, get_settings
@@ -44,6 +49,8 @@ from creditops.serving.service import DecisionService, ModelCheckError, registry
 
 ADMIN_TAG = "admin"
 
+logger = logging.getLogger(__name__)
+
 
 def _error(status: int, detail: str, errors: list[dict[str, str]] | None = None) -> JSONResponse:
     body = ErrorBody(detail=detail, errors=errors or [])
@@ -60,6 +67,54 @@ async def _read_body(request: Request, limit: int) -> bytes:
         if len(body) > limit:
             raise HTTPException(413, f"request body larger than {limit} bytes")
     return bytes(body)
+
+
+class _Instrument:
+    """Request count and latency per route and status, as plain ASGI: Starlette's
+    ``BaseHTTPMiddleware`` costs a task and memory streams per request, about as much as
+    scoring."""
+
+    def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            endpoint = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.requests.labels(scope["method"], endpoint, str(status)).inc()
+            self.metrics.latency.labels(endpoint).observe(time.perf_counter() - started)
+
+
+async def _follow_champion(app: FastAPI, every_s: float) -> None:
+    """Keep this worker on the version the champion alias names (see
+    ``DecisionService.follow_champion``); a worker that started without a model gets one."""
+    service: DecisionService = app.state.service
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            if await run_in_threadpool(service.follow_champion) is not None:
+                app.state.load_error = None
+        except Exception:  # the registry may be briefly unreachable: keep serving, try again
+            logger.exception("could not check the champion alias")
+
+
+def _json(model: Decision | BatchDecision) -> Response:
+    # Already validated: skip FastAPI's second validation of the response model.
+    return Response(model.model_dump_json(), media_type="application/json")
 
 
 def service_of(request: Request) -> DecisionService:
@@ -98,16 +153,27 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.ensure_home()
         log = PredictionLog(settings.resolved_database_url)
-        service = DecisionService(settings, log, on_decision=count)
+        service = DecisionService(
+            settings,
+            log,
+            on_decision=count,
+            on_swap=lambda served: metrics.serving(served.name, served.version),
+        )
         app.state.service = service
         app.state.load_error = None
+        watcher = None
         if load_model:
             try:
-                served = service.load()
-                metrics.serving(served.name, served.version)
+                service.load()
             except CreditOpsError as error:
                 app.state.load_error = str(error)
+            if settings.champion_poll_seconds > 0:
+                watcher = asyncio.create_task(_follow_champion(app, settings.champion_poll_seconds))
         yield
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
         log.close()
 
     app = FastAPI(
@@ -120,15 +186,7 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
     app.state.settings = settings
     app.state.metrics = metrics
 
-    @app.middleware("http")
-    async def instrument(request: Request, call_next: Any) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        endpoint = getattr(route, "path", "unmatched")
-        metrics.requests.labels(request.method, endpoint, str(response.status_code)).inc()
-        metrics.latency.labels(endpoint).observe(time.perf_counter() - started)
-        return response
+    app.add_middleware(_Instrument, metrics=metrics)
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
@@ -181,7 +239,9 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
         except ValidationError as error:
             return _error(422, "invalid application", validation_errors(error))
         try:
-            return service.decide(application, served)
+            # In a worker thread: the event loop keeps parsing other requests while this one
+            # waits for its fsync, so concurrent decisions share one group commit.
+            return _json(await run_in_threadpool(service.decide, application, served))
         except PredictionLogError as error:
             metrics.log_failures.inc()
             return _error(503, f"decision not made: the decision log failed ({error})")
@@ -212,14 +272,18 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
             return _error(422, "invalid batch", validation_errors(error))
         started = time.perf_counter()
         try:
-            decisions = service.decide_batch(list(batch.applications), served)
+            decisions = await run_in_threadpool(
+                service.decide_batch, list(batch.applications), served
+            )
         except PredictionLogError as error:
             metrics.log_failures.inc()
             return _error(503, f"batch not decided: the decision log failed ({error})")
-        return BatchDecision(
-            decisions=decisions,
-            count=len(decisions),
-            latency_ms=(time.perf_counter() - started) * 1000.0,
+        return _json(
+            BatchDecision(
+                decisions=decisions,
+                count=len(decisions),
+                latency_ms=(time.perf_counter() - started) * 1000.0,
+            )
         )
 
     @app.post(
@@ -247,7 +311,7 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
             except ValidationError as error:
                 return _error(422, "invalid application", validation_errors(error))
             features, _, _ = split_application(application)
-        return service.explain(features, served)
+        return await run_in_threadpool(service.explain, features, served)
 
     @app.post(
         "/feedback",
@@ -296,11 +360,10 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
         if not version.isdigit():
             return _error(422, "version must be a number")
         try:
-            served = service.swap_to(version)
+            service.swap_to(version)
         except (ModelCheckError, ModelNotFoundError) as error:
             return _error(409 if isinstance(error, ModelCheckError) else 404, str(error))
         previous, current = move_alias(settings, version)
-        metrics.serving(served.name, served.version)
         return {"previous": previous, "champion": current}
 
     @app.post("/models/rollback", tags=[ADMIN_TAG], dependencies=[Admin])
@@ -313,11 +376,10 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
         if previous is None:
             return _error(409, "no previous champion to roll back to")
         try:
-            served = service.swap_to(previous)
+            service.swap_to(previous)
         except (ModelCheckError, ModelNotFoundError) as error:
             return _error(409, str(error))
         before, current = move_alias(settings, previous)
-        metrics.serving(served.name, served.version)
         return {"previous": before, "champion": current}
 
     @app.get("/metrics", tags=["ops"], include_in_schema=False)

@@ -35,6 +35,11 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from urllib.parse import unquote, urlsplit
 from uuid import UUID
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: SQLite's busy handler serialises writers
+    fcntl = None  # type: ignore[assignment]
+
 import sqlalchemy as sa
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import event
@@ -415,6 +420,58 @@ class _GroupCommit:
                 ticket.ok = True
 
 
+class _WriterLock:
+    """One SQLite writer at a time across threads and processes.
+
+    SQLite's own busy handler makes a waiting process sleep in steps of up to 100 ms, which with
+    several server workers turns into tail latency of hundreds of milliseconds. Writers here
+    queue on an in-process lock and then on ``flock`` of a file beside the database, which the
+    kernel hands over the moment it is released (and frees if its holder dies).
+    """
+
+    def __init__(self, database: Path | None) -> None:
+        self._thread_lock = threading.Lock()
+        self._fd: int | None = None
+        if database is not None and fcntl is not None:
+            try:
+                self._fd = os.open(f"{database}-writer.lock", os.O_RDWR | os.O_CREAT, 0o600)
+            except OSError:  # e.g. a read-only directory: SQLite's busy handler still serialises
+                self._fd = None
+
+    def acquire(self, timeout: float, *, wait_for_processes: bool = True) -> bool:
+        if not self._thread_lock.acquire(timeout=max(0.0, timeout)):
+            return False
+        if self._fd is None:
+            return True
+        try:
+            if wait_for_processes:
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+                return True
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    return True
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        self._thread_lock.release()
+                        return False
+                    time.sleep(0.001)
+        except OSError:
+            self._thread_lock.release()
+            raise
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self._thread_lock.release()
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
 # ---------------------------------------------------------------------------------------------
 # The log
 # ---------------------------------------------------------------------------------------------
@@ -562,7 +619,10 @@ class PredictionLog:
         self._pid = os.getpid()
         # SQLite allows one writer at a time: an in-process lock lets threads queue without
         # SQLite's sleeping busy handler; other processes are handled by busy_timeout.
-        self._write_lock: threading.Lock | None = threading.Lock() if self._is_sqlite else None
+        old = getattr(self, "_write_lock", None)
+        if old is not None:
+            old.close()  # after a fork: the parent's lock file description is not ours
+        self._write_lock = _WriterLock(self._sqlite_path) if self._is_sqlite else None
         self._group = _GroupCommit(self._insert_rows, _MAX_GROUP_ROWS)
 
     def _check_process(self) -> None:
@@ -979,7 +1039,7 @@ class PredictionLog:
             ):
                 return False, f"database file {self._sqlite_path} was replaced after opening"
         lock = self._write_lock
-        if lock is not None and not lock.acquire(timeout=timeout_s):
+        if lock is not None and not lock.acquire(timeout=timeout_s, wait_for_processes=False):
             return False, "the prediction log's write lock is held too long"
         try:
             probe = {
@@ -1043,6 +1103,8 @@ class PredictionLog:
         if not self._closed:
             self._closed = True
             self._engine.dispose()
+            if self._write_lock is not None:
+                self._write_lock.close()
 
     def __enter__(self) -> PredictionLog:
         return self

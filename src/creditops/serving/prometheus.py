@@ -28,6 +28,7 @@ class ServiceMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry(auto_describe=True)
         r = self.registry
+        self._served: tuple[str, str] | None = None
         self.requests = Counter(
             "creditops_http_requests_total",
             "HTTP requests by method, route and status code.",
@@ -73,9 +74,13 @@ class ServiceMetrics:
         )
 
     def serving(self, name: str, version: str) -> None:
-        """Mark ``version`` as the one served (and no other)."""
-        self.model_info.clear()
+        """Mark ``version`` as the one this process serves; the one before it drops to 0
+        (multiprocess mode cannot remove a label set, and ``livemax`` keeps what live workers
+        report, so during a rolling switch both versions show 1)."""
+        if self._served is not None and self._served != (name, version):
+            self.model_info.labels(*self._served).set(0)
         self.model_info.labels(model_name=name, model_version=version).set(1)
+        self._served = (name, version)
 
 
 def exposition(metrics: ServiceMetrics) -> tuple[bytes, str]:

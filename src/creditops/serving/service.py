@@ -8,6 +8,7 @@ version and never a mix.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
@@ -55,8 +56,11 @@ from creditops.serving.schemas import (
     split_application,
 )
 
+logger = logging.getLogger(__name__)
+
 POLICY_ARTIFACT = "evaluation/policy.json"
 _REFERENCE_ROWS = 200
+_EXPLAIN_CHUNK = 2_000  # rows explained per SHAP call in a batch: bounds the memory it takes
 
 
 class ModelCheckError(CreditOpsError):
@@ -180,6 +184,7 @@ class DecisionService:
         *,
         reason_map: ReasonMap | None = None,
         on_decision: Any = None,
+        on_swap: Any = None,
     ) -> None:
         self.settings = settings
         self.log = log
@@ -187,6 +192,8 @@ class DecisionService:
         self._served: ServedModel | None = None
         self._swap = threading.Lock()
         self._on_decision = on_decision
+        self._on_swap = on_swap
+        self._refused: tuple[str, str] | None = None  # (version, why) the alias named but failed
 
     @property
     def served(self) -> ServedModel:
@@ -200,11 +207,7 @@ class DecisionService:
         return self._served is not None
 
     def load(self, ref: str = CHAMPION) -> ServedModel:
-        with self._swap:
-            served = build_served_model(self.settings, ref)
-            check_served_model(served, self._served)
-            self._served = served
-            return served
+        return self.swap_to(ref)
 
     def swap_to(self, ref: str) -> ServedModel:
         """Build and check ``ref`` fully, then serve it; on any failure the old one keeps
@@ -213,7 +216,33 @@ class DecisionService:
             candidate = build_served_model(self.settings, ref)
             check_served_model(candidate, self._served)
             self._served = candidate
-            return candidate
+        if self._on_swap is not None:
+            self._on_swap(candidate)
+        return candidate
+
+    def follow_champion(self) -> ServedModel | None:
+        """Serve the version the ``champion`` alias names now, if it is another one.
+
+        Every server worker calls this periodically, so a promotion made through any worker,
+        the CLI or the MLflow UI reaches all of them. A version that fails its checks is
+        refused once (logged) and not retried until the alias moves again. Returns the newly
+        served version, or None when nothing changed.
+        """
+        current = get_version(self.settings, CHAMPION)
+        if current is None:
+            return None
+        version = str(current.version)
+        served = self._served
+        if served is not None and served.version == version:
+            return None
+        if self._refused is not None and self._refused[0] == version:
+            return None
+        try:
+            return self.swap_to(version)
+        except CreditOpsError as error:
+            self._refused = (version, str(error))
+            logger.error("champion version %s refused, still serving: %s", version, error)
+            return None
 
     def reasons_for(self, served: ServedModel, features: dict[str, Any]) -> list[Reason]:
         return [
@@ -257,24 +286,62 @@ class DecisionService:
         return result
 
     def decide_batch(
-        self, applications: list[ApplicationModel], served: ServedModel
+        self, applications: list[ApplicationModel], served: ServedModel, *, log: bool = True
     ) -> list[Decision]:
-        """All or nothing: the batch is scored together and logged in one transaction."""
+        """All or nothing: the batch is scored, and its non-approvals explained, together, and
+        logged in one transaction (``log=False``: a what-if run that records nothing)."""
         started = time.perf_counter()
         parts = [split_application(a) for a in applications]
-        probabilities = served.probabilities([features for features, _, _ in parts])
+        features = [f for f, _, _ in parts]
+        probabilities = served.probabilities(features)
+        labels = [str(label) for label in served.policy.decide_many(probabilities)]
+        points = served.policy.points(probabilities)
+        grades = served.policy.grade(probabilities)
+        declined = [i for i, label in enumerate(labels) if label != "approve"]
+        reasons: dict[int, list[Reason]] = {}
+        for start in range(0, len(declined), _EXPLAIN_CHUNK):
+            chunk = declined[start : start + _EXPLAIN_CHUNK]
+            explained = self.reasons_many(served, [features[i] for i in chunk])
+            reasons.update(zip(chunk, explained, strict=True))
+        latency = (time.perf_counter() - started) * 1000.0
         decisions = [
-            self._decision(served, features, missing, float(p), started)
-            for (features, _, missing), p in zip(parts, probabilities, strict=True)
+            Decision(
+                prediction_id=uuid.uuid4(),
+                model_name=served.name,
+                model_version=served.version,
+                probability_of_default=float(probabilities[i]),
+                score_points=int(points[i]),
+                risk_grade=str(grades[i]),
+                decision=labels[i],
+                reasons=reasons.get(i, []),
+                imputed_fields=missing,
+                latency_ms=latency,
+            )
+            for i, (_, _, missing) in enumerate(parts)
         ]
-        self.log.write_many(
-            [
-                _record(d, features, protected)
-                for d, (features, protected, _) in zip(decisions, parts, strict=True)
-            ]
-        )
-        self._notify(decisions)
+        if log:
+            self.log.write_many(
+                [
+                    _record(d, features, protected)
+                    for d, (features, protected, _) in zip(decisions, parts, strict=True)
+                ]
+            )
+            self._notify(decisions)
         return decisions
+
+    def reasons_many(
+        self, served: ServedModel, features: list[dict[str, Any]]
+    ) -> list[list[Reason]]:
+        """The reasons of several applications, explained in one batched SHAP call."""
+        frame = pd.DataFrame.from_records(features, columns=served.spec.features)
+        transformed = None if served.scorer is None else served.scorer.transform_many(features)
+        return [
+            [
+                Reason(code=r.code, text=r.text, feature=r.feature, contribution=r.contribution)
+                for r in reason_codes(explanation, served.spec, self.reasons)
+            ]
+            for explanation in explain_rows(served.explainer, frame, transformed)
+        ]
 
     def _decision(
         self,

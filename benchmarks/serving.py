@@ -1,0 +1,370 @@
+"""Benchmark the decision service against ``mlflow models serve`` on the same model version.
+
+In one run, on this machine:
+
+1. HTTP, one application per request, loaded by ``wrk`` over loopback for a fixed duration at
+   1 and 16 concurrent connections (keep-alive), cycling through real credit_data rows:
+   ``creditops serve`` (every decision logged durably, SQLite with fsync) and
+   ``mlflow models serve --env-manager local`` (scores only), each with 1 and 2 workers.
+   Printed: requests/s, p50/p95/p99 latency, non-2xx responses.
+2. In-process, one application: the compiled fast path (``FastScorer.score_one`` on the request
+   dict) against the scikit-learn pipeline (``predict_proba`` on a one-row DataFrame).
+3. Batches of ``--batch-rows`` rows: the raw booster (``inplace_predict`` on rows already
+   preprocessed: the floor), the fast path's ``score_many`` on request dicts, the pipeline on a
+   DataFrame, ``creditops predict`` on a CSV file, and ``POST /predict/batch``.
+
+The model is an XGBoost champion trained on credit_data (fast profile) in a temporary store,
+unless ``--home`` points at a store whose champion to use.
+
+Usage: ``python benchmarks/serving.py [--duration 10] [--home DIR] [--skip-mlflow]``
+(``make bench-serving``). Needs ``wrk`` (Debian package ``wrk``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+_RESULT = re.compile(r"^RESULT (\d+) (\d+) (\d+) ([\d.]+) ([\d.]+) ([\d.]+) ([\d.]+)$", re.M)
+
+_LUA = """
+local bodies = {%(bodies)s}
+local i = 0
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+request = function()
+  i = i %% #bodies + 1
+  return wrk.format(nil, nil, nil, bodies[i])
+end
+local non2xx = 0
+response = function(status, headers, body)
+  if status < 200 or status > 299 then non2xx = non2xx + 1 end
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("RESULT %%d %%d %%d %%.3f %%.3f %%.3f %%.3f\\n", summary.requests,
+    e.connect + e.read + e.write + e.timeout, e.status, latency:percentile(50) / 1000,
+    latency:percentile(95) / 1000, latency:percentile(99) / 1000, summary.duration / 1e6))
+end
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _lua_string(text: str) -> str:
+    return "[==[" + text + "]==]"
+
+
+def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 180.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode} before it was ready")
+        try:
+            if httpx.get(url, timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"{url} not ready after {timeout} s")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def _wrk(url: str, script: Path, connections: int, duration: int) -> dict[str, float]:
+    threads = 1 if connections == 1 else 2
+    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "-s", str(script), url]
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    match = _RESULT.search(output)
+    if match is None:
+        raise RuntimeError(f"wrk printed no result:\n{output}")
+    requests, socket_errors, non2xx, p50, p95, p99, seconds = match.groups()
+    return {
+        "requests_per_s": int(requests) / float(seconds),
+        "p50_ms": float(p50),
+        "p95_ms": float(p95),
+        "p99_ms": float(p99),
+        "errors": int(socket_errors) + int(non2xx),
+    }
+
+
+def _timings(fn: Any, calls: int) -> tuple[float, float]:
+    samples = []
+    for _ in range(calls):
+        started = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - started)
+    samples.sort()
+    return statistics.median(samples) * 1e3, samples[int(0.99 * (len(samples) - 1))] * 1e3
+
+
+def _best_rate(fn: Any, rows: int, repeats: int = 5) -> float:
+    best = min(_time(fn) for _ in range(repeats))
+    return rows / best
+
+
+def _time(fn: Any) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+def train_store(home: Path) -> None:
+    env = {**os.environ, "CREDITOPS_HOME": str(home)}
+    command = [str(BIN / "creditops"), "train", "--profile", "fast", "--model", "xgboost"]
+    subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL)
+
+
+def in_process(home: Path, batch_rows: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Latency of one decision's scoring and throughput of batches, in this process."""
+    os.environ["CREDITOPS_HOME"] = str(home)
+    import numpy as np
+    import pandas as pd
+
+    from creditops.config import get_settings
+    from creditops.registry.registry import load_model, load_version_data
+
+    settings = get_settings()
+    loaded = load_model(settings)
+    from creditops.serving.fastpath import FastScorer
+
+    scorer = FastScorer.compile(loaded.model, loaded.spec)
+    data = load_version_data(settings, loaded)
+    spec = loaded.spec
+    test = data.frame.iloc[data.split.test][spec.features].reset_index(drop=True)
+    records = [
+        {k: (None if pd.isna(v) else (v.item() if hasattr(v, "item") else v)) for k, v in r.items()}
+        for r in test.to_dict(orient="records")
+    ]
+    frames = [test.iloc[[i]] for i in range(len(test))]
+    counter = iter(range(10**9))
+
+    def fast_one() -> None:
+        scorer.score_one(records[next(counter) % len(records)])
+
+    def pipeline_one() -> None:
+        loaded.model.predict_proba(frames[next(counter) % len(frames)])
+
+    fast = _timings(fast_one, 3000)
+    pipeline_ms = _timings(pipeline_one, 300)
+
+    big = [records[i % len(records)] for i in range(batch_rows)]
+    big_frame = pd.DataFrame.from_records(big, columns=spec.features)
+    preprocessed = np.ascontiguousarray(scorer.transform_many(big), dtype=np.float32)
+    pipeline = loaded.model
+    if hasattr(pipeline, "calibrated_classifiers_"):  # calibration wraps the fitted pipeline
+        pipeline = pipeline.calibrated_classifiers_[0].estimator
+    raw = pipeline.steps[-1][1].get_booster()
+    gap = np.max(np.abs(scorer.score_many(big) - loaded.model.predict_proba(big_frame)[:, 1]))
+    batch = {
+        "raw booster (preprocessed float32 rows)": _best_rate(
+            lambda: raw.inplace_predict(preprocessed, predict_type="value"), batch_rows
+        ),
+        "fast path score_many (request dicts)": _best_rate(
+            lambda: scorer.score_many(big), batch_rows
+        ),
+        "pipeline predict_proba (DataFrame)": _best_rate(
+            lambda: loaded.model.predict_proba(big_frame), batch_rows, repeats=3
+        ),
+    }
+    single = {
+        "fast_path_ms": fast,
+        "pipeline_ms": pipeline_ms,
+        "batch_rows_per_s": batch,
+        "max_gap": float(gap),
+    }
+    return single, records
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=10, help="seconds per load test")
+    parser.add_argument("--home", type=Path, help="store with a champion (default: train one)")
+    parser.add_argument("--batch-rows", type=int, default=10_000)
+    parser.add_argument("--skip-mlflow", action="store_true")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed: apt-get install -y wrk (or `make bench-serving`)")
+
+    work = Path(tempfile.mkdtemp(prefix="creditops-bench-"))
+    try:
+        source = args.home
+        if source is None:
+            source = work / "store"
+            print("training an XGBoost champion on credit_data (fast profile)...", flush=True)
+            train_store(source)
+        single, records = in_process(source, args.batch_rows)
+        bodies = [json.dumps(r) for r in records[:200]]
+        creditops_lua = work / "creditops.lua"
+        creditops_lua.write_text(_LUA % {"bodies": ",".join(_lua_string(b) for b in bodies)})
+        mlflow_lua = work / "mlflow.lua"
+        mlflow_bodies = [json.dumps({"dataframe_records": [r]}) for r in records[:200]]
+        mlflow_lua.write_text(_LUA % {"bodies": ",".join(_lua_string(b) for b in mlflow_bodies)})
+
+        rows: list[tuple[str, int, int, dict[str, float]]] = []
+        http_batch: dict[str, float] = {}
+        servers = ["creditops"] + ([] if args.skip_mlflow else ["mlflow"])
+        for server in servers:
+            for workers in (1, 2):
+                home = work / f"{server}-{workers}"
+                shutil.copytree(source, home)
+                port = _free_port()
+                env = {**os.environ, "CREDITOPS_HOME": str(home)}
+                if server == "creditops":
+                    command = [str(BIN / "creditops"), "serve", "--port", str(port)]
+                    command += ["--workers", str(workers)]
+                    ready, url, script = "/ready", "/predict", creditops_lua
+                else:
+                    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{home / 'mlflow.db'}"
+                    env["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "true"
+                    command = [str(BIN / "mlflow"), "models", "serve", "-m"]
+                    command += ["models:/credit-default@champion", "--env-manager", "local"]
+                    command += ["-p", str(port), "-h", "127.0.0.1", "-w", str(workers)]
+                    ready, url, script = "/ping", "/invocations", mlflow_lua
+                base = f"http://127.0.0.1:{port}"
+                process = subprocess.Popen(
+                    command,
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
+                try:
+                    _wait_ready(base + ready, process)
+                    _wrk(base + url, script, 16, 3)  # warm-up: every worker, every path
+                    for connections in (1, 16):
+                        print(f"  {server}, {workers} worker(s), {connections} client(s)...")
+                        result = _wrk(base + url, script, connections, args.duration)
+                        rows.append((server, workers, connections, result))
+                    if server == "creditops" and workers == 1:
+                        http_batch = _http_batch(base, records, args.batch_rows)
+                        http_batch.update(_cli_batch(home, records, args.batch_rows, work))
+                finally:
+                    _stop(process)
+
+        _print_report(single, rows, http_batch, args)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _http_batch(base: str, records: list[dict[str, Any]], rows: int) -> dict[str, float]:
+    batch = [records[i % len(records)] for i in range(rows)]
+    body = json.dumps({"applications": batch})
+    with httpx.Client(timeout=120) as client:
+        best = float("inf")
+        for _ in range(3):
+            started = time.perf_counter()
+            response = client.post(
+                base + "/predict/batch", content=body, headers={"content-type": "application/json"}
+            )
+            elapsed = time.perf_counter() - started
+            response.raise_for_status()
+            best = min(best, elapsed)
+    return {"POST /predict/batch (JSON, logged)": rows / best}
+
+
+def _cli_batch(
+    home: Path, records: list[dict[str, Any]], rows: int, work: Path
+) -> dict[str, float]:
+    import pandas as pd
+
+    source = work / "applications.csv"
+    pd.DataFrame.from_records([records[i % len(records)] for i in range(rows)]).to_csv(
+        source, index=False
+    )
+    env = {**os.environ, "CREDITOPS_HOME": str(home)}
+    results = {}
+    for label, extra in (
+        ("creditops predict (CSV file, logged)", []),
+        ("creditops predict (CSV file, --no-log)", ["--no-log"]),
+    ):
+        command = [str(BIN / "creditops"), "predict", str(source), "--out", str(work / "out.csv")]
+        completed = subprocess.run(
+            [*command, *extra, "--json"], env=env, capture_output=True, text=True, check=True
+        )
+        summary = json.loads(completed.stdout)
+        results[label] = rows / summary["scoring_seconds"]
+    return results
+
+
+def _print_report(
+    single: dict[str, Any],
+    rows: list[tuple[str, int, int, dict[str, float]]],
+    batch: dict[str, float],
+    args: argparse.Namespace,
+) -> None:
+    cpu = os.cpu_count()
+    print(f"\nHTTP, one application per request ({args.duration} s each, wrk, {cpu} cores)")
+    print(
+        f"{'server':<42}{'workers':>8}{'clients':>8}{'req/s':>9}{'p50 ms':>8}"
+        f"{'p95 ms':>8}{'p99 ms':>8}{'errors':>8}"
+    )
+    for server, workers, connections, r in rows:
+        label = (
+            "creditops serve (decision logged, fsync)"
+            if server == "creditops"
+            else ("mlflow models serve --env-manager local")
+        )
+        print(
+            f"{label:<42}{workers:>8}{connections:>8}{r['requests_per_s']:>9.0f}"
+            f"{r['p50_ms']:>8.2f}{r['p95_ms']:>8.2f}{r['p99_ms']:>8.2f}{r['errors']:>8}"
+        )
+    by_key = {(s, w, c): r["requests_per_s"] for s, w, c, r in rows}
+    for workers, connections in ((1, 1), (2, 16)):
+        ours = by_key.get(("creditops", workers, connections))
+        theirs = by_key.get(("mlflow", workers, connections))
+        if ours and theirs:
+            print(
+                f"creditops / mlflow at {workers} worker(s), {connections} client(s): "
+                f"{ours / theirs:.1f}x"
+            )
+
+    fast, pipeline = single["fast_path_ms"], single["pipeline_ms"]
+    print("\nIn-process scoring of one application (median / p99 ms)")
+    print(f"  fast path (request dict)          {fast[0]:.3f} / {fast[1]:.3f}")
+    print(
+        f"  pipeline (one-row DataFrame)      {pipeline[0]:.3f} / {pipeline[1]:.3f}"
+        f"   ({pipeline[0] / fast[0]:.0f}x slower)"
+    )
+    print(
+        f"  largest |fast path - pipeline| on the {args.batch_rows} batch rows: "
+        f"{single['max_gap']:.1e}"
+    )
+
+    rates = {**single["batch_rows_per_s"], **batch}
+    floor = rates["raw booster (preprocessed float32 rows)"]
+    print(f"\nBatches of {args.batch_rows} rows (rows/s, best of several runs; vs raw booster)")
+    for label, rate in rates.items():
+        print(f"  {label:<44}{rate:>12,.0f}{rate / floor:>8.0%}")
+
+
+if __name__ == "__main__":
+    main()
