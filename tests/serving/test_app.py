@@ -74,7 +74,8 @@ def _client(url: str) -> httpx.Client:
 def test_health_and_ready(server):
     url, _ = server
     with _client(url) as client:
-        assert client.get("/health").json() == {"status": "ok"}
+        health = client.get("/health").json()
+        assert health["status"] == "ok" and isinstance(health["pid"], int)
         ready = client.get("/ready")
         assert ready.status_code == 200
         assert ready.json()["model_version"] == "1"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -208,9 +209,9 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
             raise HTTPException(422, f"invalid JSON body: {error}") from None
 
     @app.get("/health", tags=["ops"])
-    def health() -> dict[str, str]:
-        """Liveness: the process answers."""
-        return {"status": "ok"}
+    def health() -> dict[str, Any]:
+        """Liveness: the process answers (``pid``: which worker process did)."""
+        return {"status": "ok", "pid": os.getpid()}
 
     @app.get("/ready", tags=["ops"], responses={503: {"model": ErrorBody}})
     def ready(request: Request) -> Any:
