@@ -33,6 +33,7 @@ format: $(STAMP) ## Apply ruff fixes and formatting
 
 test: $(STAMP) ## Run the whole test suite (lint first) against a local PostgreSQL too
 	$(MAKE) --no-print-directory lint
+	bash scripts/system-packages.sh test
 	CREDITOPS_TEST_POSTGRES_URL="$$(bash scripts/test-postgres.sh)" $(BIN)/pytest
 
 run: $(STAMP) ## Train on the built-in dataset if no champion is registered, then serve it on :8000
@@ -40,10 +41,14 @@ run: $(STAMP) ## Train on the built-in dataset if no champion is registered, the
 	$(BIN)/creditops where
 	$(BIN)/creditops serve --host 127.0.0.1 --port 8000
 
+bench-serving: $(STAMP) ## Benchmark the service against `mlflow models serve` (needs wrk)
+	bash scripts/system-packages.sh bench
+	$(BIN)/python benchmarks/serving.py
+
 mlflow-ui: $(STAMP) ## Open the MLflow UI on the local tracking store (http://127.0.0.1:5000)
 	$(BIN)/mlflow ui --backend-store-uri "sqlite:///$(CREDITOPS_HOME)/mlflow.db" --host 127.0.0.1 --port 5000
 
 clean: ## Remove local state (.creditops) but keep .venv
 	rm -rf .creditops .pytest_cache
 
-.PHONY: help install lint format test run mlflow-ui clean
+.PHONY: help install lint format test run bench-serving mlflow-ui clean

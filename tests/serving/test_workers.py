@@ -6,6 +6,7 @@ fails its checks is refused while the old one keeps serving."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -90,8 +91,10 @@ def _stop(process: subprocess.Popen) -> None:
         try:
             process.wait(timeout=60)
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+            process.kill()
             process.wait()
+    with contextlib.suppress(ProcessLookupError):  # any worker left behind by a failed test
+        os.killpg(process.pid, signal.SIGKILL)
 
 
 @pytest.fixture
@@ -189,6 +192,18 @@ def test_two_workers_share_the_port_log_everything_and_sum_their_metrics(home, t
         with _Load(url, 16) as load:
             time.sleep(8)
         metrics = httpx.get(f"{url}/metrics", timeout=10).text
+        # A supervisor killed outright takes its workers with it: nothing keeps the port.
+        process.kill()
+        process.wait(timeout=10)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            try:
+                httpx.get(f"{url}/health", timeout=1)
+            except httpx.ConnectError:
+                break
+            time.sleep(0.5)
+        else:
+            raise AssertionError("workers still answer after their supervisor was killed")
     finally:
         _stop(process)
     assert len(pids) == 2

@@ -27,6 +27,7 @@ import shutil
 import signal
 import socket
 import tempfile
+import threading
 import time
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
@@ -71,11 +72,27 @@ def listening_socket(
     return sock
 
 
+def _exit_with_parent(parent: int) -> None:
+    """Stop this worker (gracefully, through SIGTERM) once its supervisor is gone, e.g. killed
+    with SIGKILL, so no orphan keeps the port."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
 def run_worker(
-    host: str, port: int, *, reuse_port: bool = False, log_level: str = "warning"
+    host: str,
+    port: int,
+    *,
+    reuse_port: bool = False,
+    log_level: str = "warning",
+    parent: int | None = None,
 ) -> None:
-    """Serve the app in this process until SIGINT/SIGTERM."""
+    """Serve the app in this process until SIGINT/SIGTERM (or until ``parent`` exits)."""
     import uvicorn
+
+    if parent is not None:
+        threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
 
     sock = listening_socket(host, port, reuse_port=reuse_port)
     config = uvicorn.Config(
@@ -112,7 +129,7 @@ class Supervisor:
         process = self._context.Process(
             target=run_worker,
             args=(self.host, self.port),
-            kwargs={"reuse_port": True, "log_level": self.log_level},
+            kwargs={"reuse_port": True, "log_level": self.log_level, "parent": os.getpid()},
             name="creditops-worker",
             daemon=False,
         )
