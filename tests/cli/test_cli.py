@@ -72,3 +72,66 @@ def test_validation_failure_exits_2_and_names_the_column(settings, tmp_path: Pat
     assert result.exit_code == 2
     assert "target 'Status' has only one class" in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.slow
+def test_predict_decides_a_file_logs_it_and_refuses_a_bad_row(
+    trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    import shutil
+
+    import pandas as pd
+
+    from creditops.config import reset_settings
+    from creditops.data.datasets import load_builtin
+    from creditops.serving.predlog import PredictionLog
+
+    source, _ = trained
+    home = tmp_path / "home"
+    shutil.copytree(source.home, home)
+    (home / "predictions.db").unlink(missing_ok=True)
+    monkeypatch.setenv("CREDITOPS_HOME", str(home))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    reset_settings()
+    frame, spec = load_builtin("credit_data")
+    applications = frame.head(300)  # with the id and the outcome column, as files often are
+    data = tmp_path / "applications.csv"
+    applications.to_csv(data, index=False)
+    out = tmp_path / "decisions.parquet"
+
+    result = runner.invoke(app, ["predict", str(data), "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["rows"] == 300
+    assert summary["logged"] is True
+    decisions = pd.read_parquet(out)
+    # CSV cells carry no type: the id comes back as the text it was in the file
+    assert decisions[spec.id].tolist() == applications[spec.id].astype(str).tolist()
+    declined = decisions["decision"] != "approve"
+    assert declined.any()
+    assert (decisions.loc[declined, "reasons"].str.len() > 0).all()
+    assert (decisions.loc[~declined, "reasons"] == "").all()
+    assert decisions["probability_of_default"].between(0, 1).all()
+    with PredictionLog.for_home(home) as log:
+        assert log.count() == 300
+        logged = log.get(decisions["prediction_id"].iloc[0])
+        assert logged is not None
+        assert logged.probability == decisions["probability_of_default"].iloc[0]
+
+    what_if = runner.invoke(
+        app, ["predict", str(data), "--out", str(tmp_path / "w.csv"), "--no-log"]
+    )
+    assert what_if.exit_code == 0, what_if.output
+
+    broken = applications.astype({"Income": "object"})
+    broken.loc[broken.index[7], "Income"] = "lots"
+    bad = tmp_path / "bad.csv"
+    broken.to_csv(bad, index=False)
+    refused = runner.invoke(app, ["predict", str(bad), "--out", str(tmp_path / "x.csv")])
+    assert refused.exit_code == 2
+    assert "applications[7].Income" in refused.output
+    assert "lots" not in refused.output
+    assert not (tmp_path / "x.csv").exists()
+    with PredictionLog.for_home(home) as log:
+        assert log.count() == 300  # neither the what-if run nor the refused file logged anything
+    reset_settings()

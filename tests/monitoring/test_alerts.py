@@ -1,0 +1,628 @@
+"""Alerts on real components: the store on SQLite files in tmp_path (and on PostgreSQL when
+``CREDITOPS_TEST_POSTGRES_URL`` names a server, each test in its own schema), the webhook and
+the Pushgateway as real HTTP servers on 127.0.0.1, gauges read back from their registry."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
+from pydantic import ValidationError
+from sqlalchemy.engine import URL, make_url
+
+from creditops.config import Settings
+from creditops.exceptions import ConfigurationError
+from creditops.monitoring.alerts import (
+    Alert,
+    AlertDispatcher,
+    AlertsConfig,
+    AlertStore,
+    AlertStoreError,
+    MonitorGauges,
+    threshold_alert,
+)
+from creditops.serving.predlog import PredictionLog, PredictionRecord
+
+POSTGRES_URL = os.environ.get("CREDITOPS_TEST_POSTGRES_URL")
+# PostgreSQL is collected only when a server is named (CI names one): then it must pass.
+BACKENDS = ["sqlite", *(["postgres"] if POSTGRES_URL else [])]
+T0 = datetime(2025, 6, 1, 9, 0, tzinfo=UTC)
+
+
+# ---------------------------------------------------------------------------------------------
+# Fixtures and helpers
+# ---------------------------------------------------------------------------------------------
+
+
+def _pg_url() -> URL:
+    return make_url(POSTGRES_URL or "").set(drivername="postgresql+psycopg")
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield URL.create("sqlite", database=str(tmp_path / "predictions.db")).render_as_string()
+        return
+    schema = f"alerts_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(_pg_url())
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    url = _pg_url().update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.dispose()
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[AlertStore]:
+    with AlertStore(db_url) as opened:
+        yield opened
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[AlertStore]:
+    with AlertStore(f"sqlite:///{tmp_path / 'alerts.db'}") as opened:
+        yield opened
+
+
+def make_alert(**overrides: Any) -> Alert:
+    values: dict[str, Any] = {
+        "created_at": T0,
+        "check": "data_drift",
+        "level": "critical",
+        "metric": "drift_share",
+        "value": 0.75,
+        "threshold": 0.7,
+        "message": "75% of features drifted (critical at 70%).",
+        "model_name": "credit-default",
+        "model_version": "3",
+        "run_id": "run-1",
+        "details": {"drifted": ["Income", "Debt"], "method": {"Income": "psi"}},
+    }
+    values.update(overrides)
+    return Alert(**values)
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    """Records every request; answers with the server's ``status`` after ``delay_s``."""
+
+    def _handle(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length)
+        server: Any = self.server
+        server.requests.append(
+            {
+                "method": self.command,
+                "path": self.path,
+                "headers": dict(self.headers),
+                "body": body,
+            }
+        )
+        time.sleep(server.delay_s)
+        self.send_response(server.status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def do_POST(self) -> None:
+        self._handle()
+
+    def do_PUT(self) -> None:
+        self._handle()
+
+    def log_message(self, *_: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def http_server() -> Iterator[ThreadingHTTPServer]:
+    server: Any = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    server.requests = []
+    server.status = 200
+    server.delay_s = 0.0
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def server_url(server: ThreadingHTTPServer, path: str = "/hooks/creditops") -> str:
+    host, port = server.server_address[:2]
+    return f"http://{host}:{port}{path}"
+
+
+def closed_port_url() -> str:
+    """A local URL nobody listens on: connections are refused at once."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/hooks/secret-token"
+
+
+# ---------------------------------------------------------------------------------------------
+# The alert
+# ---------------------------------------------------------------------------------------------
+
+
+def test_alert_to_dict_is_plain_json_with_utc_time() -> None:
+    alert = make_alert(
+        created_at=datetime(2025, 6, 1, 11, 0, tzinfo=UTC),
+        value=np.float64(0.75),
+        details={"share": np.float32(0.5), "missing": float("nan"), "counts": np.arange(3)},
+    )
+    data = alert.to_dict()
+    assert json.loads(json.dumps(data, allow_nan=False)) == data
+    assert data["created_at"] == "2025-06-01T11:00:00Z"
+    assert data["id"] == str(alert.id)
+    assert data["value"] == 0.75
+    assert type(data["value"]) is float
+    assert data["details"] == {"share": 0.5, "missing": None, "counts": [0, 1, 2]}
+    assert alert.severity == 2
+
+
+def test_alert_converts_times_to_utc_and_unknown_values_to_none() -> None:
+    from datetime import timezone
+
+    paris = timezone(timedelta(hours=2))
+    alert = make_alert(created_at=datetime(2025, 6, 1, 11, 0, tzinfo=paris), value=float("nan"))
+    assert alert.created_at == datetime(2025, 6, 1, 9, 0, tzinfo=UTC)
+    assert alert.created_at.utcoffset() == timedelta(0)
+    assert alert.value is None
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"created_at": datetime(2025, 6, 1, 9, 0)},  # naive: ambiguous
+        {"level": "error"},
+        {"check": "Data Drift"},
+        {"message": ""},
+        {"details": {"model": object()}},
+    ],
+)
+def test_alert_refuses_invalid_fields(overrides: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        make_alert(**overrides)
+
+
+def test_threshold_alert_levels_and_directions() -> None:
+    drift = dict(warning=0.5, critical=0.7)
+    assert threshold_alert("data_drift", "drift_share", 0.3, **drift) is None
+    warning = threshold_alert("data_drift", "drift_share", 0.5, **drift)
+    assert warning is not None
+    assert (warning.level, warning.threshold) == ("warning", 0.5)
+    critical = threshold_alert("data_drift", "drift_share", 0.7, **drift, model_version="3")
+    assert critical is not None
+    assert critical.level == "critical"
+    assert critical.value == 0.7
+    assert critical.message == "drift_share is 0.7, at or above the critical threshold 0.7"
+    assert critical.model_version == "3"
+
+    # Lower is worse: the four-fifths rule presumes adverse impact *below* 0.8.
+    fair = dict(critical=0.8, higher_is_worse=False)
+    assert threshold_alert("fairness", "disparate_impact_ratio", 0.8, **fair) is None
+    adverse = threshold_alert(
+        "fairness",
+        "disparate_impact_ratio",
+        0.62,
+        **fair,
+        message="approval rate ratio {value:.2f} for Age is below {threshold}",
+    )
+    assert adverse is not None
+    assert adverse.level == "critical"
+    assert adverse.message == "approval rate ratio 0.62 for Age is below 0.8"
+
+    # No figure is no finding.
+    assert threshold_alert("performance", "roc_auc", None, warning=0.7) is None
+    assert threshold_alert("performance", "roc_auc", float("nan"), warning=0.7) is None
+
+
+# ---------------------------------------------------------------------------------------------
+# The store
+# ---------------------------------------------------------------------------------------------
+
+
+def test_store_round_trips_alerts_newest_first(store: AlertStore) -> None:
+    alerts = [
+        make_alert(created_at=T0 + timedelta(minutes=i), value=0.1 * i, run_id=f"run-{i}")
+        for i in range(5)
+    ]
+    assert store.save(alerts) == 5
+    got = store.recent()
+    assert [a.to_dict() for a in got] == [a.to_dict() for a in reversed(alerts)]
+    assert got[0].created_at.tzinfo is not None
+    assert store.count() == 5
+    assert store.save([]) == 0
+
+
+def test_store_filters_by_level_check_since_and_run(store: AlertStore) -> None:
+    rows = [
+        make_alert(created_at=T0, check="data_drift", level="warning", run_id="r1"),
+        make_alert(created_at=T0 + timedelta(hours=1), check="fairness", level="critical"),
+        make_alert(created_at=T0 + timedelta(hours=2), check="data_drift", level="critical"),
+        make_alert(created_at=T0 + timedelta(hours=3), check="performance", level="info"),
+    ]
+    store.save(rows)
+
+    def ids(alerts: list[Alert]) -> list[uuid.UUID]:
+        return [a.id for a in alerts]
+
+    assert ids(store.recent(level="critical")) == [rows[2].id, rows[1].id]
+    assert ids(store.recent(level=["warning", "info"])) == [rows[3].id, rows[0].id]
+    assert ids(store.recent(check="data_drift")) == [rows[2].id, rows[0].id]
+    assert ids(store.recent(check=["fairness", "performance"])) == [rows[3].id, rows[1].id]
+    assert ids(store.recent(since=T0 + timedelta(hours=1))) == [r.id for r in rows[:0:-1]]
+    assert ids(store.recent(level="critical", check="data_drift")) == [rows[2].id]
+    assert ids(store.recent(run_id="r1")) == [rows[0].id]
+    assert ids(store.recent(limit=2)) == [rows[3].id, rows[2].id]
+    assert store.recent(limit=0) == []
+    with pytest.raises(ValueError, match="time zone"):
+        store.recent(since=datetime(2025, 6, 1))
+    with pytest.raises(ValueError, match="unknown level"):
+        store.recent(level="fatal")  # type: ignore[arg-type]
+
+
+def test_store_survives_reopening(db_url: str) -> None:
+    alert = make_alert(details={"psi": 0.31, "bands": [0.1, 0.25]})
+    with AlertStore(db_url) as first:
+        first.save([alert])
+    with AlertStore(db_url) as second:  # table exists: opened, not recreated
+        assert [a.to_dict() for a in second.recent()] == [alert.to_dict()]
+
+
+def test_save_is_all_or_nothing(store: AlertStore) -> None:
+    first = make_alert()
+    store.save([first])
+    with pytest.raises(AlertStoreError):
+        store.save([make_alert(), make_alert(id=first.id)])  # the second repeats a stored id
+    assert store.count() == 1
+
+
+def test_store_shares_the_decision_logs_database(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path / "home", database_url=None)
+    with PredictionLog.from_settings(settings) as log, AlertStore.from_settings(settings) as store:
+        assert store.url == settings.resolved_database_url
+        log.write(
+            PredictionRecord(
+                model_name="credit-default",
+                model_version="3",
+                features={"Income": 120.0},
+                probability=0.2,
+                points=620,
+                decision="approve",
+                latency_ms=1.0,
+            )
+        )
+        store.save([make_alert()])
+        assert log.count() == 1
+        assert store.count() == 1
+    engine = sa.create_engine(settings.resolved_database_url)
+    try:
+        tables = set(sa.inspect(engine).get_table_names())
+        with engine.connect() as conn:
+            journal = conn.exec_driver_sql("PRAGMA journal_mode").scalar_one()
+    finally:
+        engine.dispose()
+    assert {"predictions", "outcomes", "alerts"} <= tables
+    assert journal == "wal"
+
+
+def test_concurrent_saves_from_threads_all_land(sqlite_store: AlertStore) -> None:
+    def work(n: int) -> None:
+        for i in range(10):
+            sqlite_store.save([make_alert(run_id=f"t{n}-{i}"), make_alert(run_id=f"t{n}-{i}")])
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sqlite_store.count() == 80
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:", "mysql://u@h/db"])
+def test_store_refuses_databases_that_would_lose_alerts(url: str) -> None:
+    with pytest.raises(ConfigurationError):
+        AlertStore(url)
+
+
+def test_closed_store_raises(sqlite_store: AlertStore) -> None:
+    sqlite_store.close()
+    with pytest.raises(AlertStoreError, match="closed"):
+        sqlite_store.save([make_alert()])
+
+
+# ---------------------------------------------------------------------------------------------
+# Delivery
+# ---------------------------------------------------------------------------------------------
+
+
+def test_dispatch_posts_to_webhook_stores_logs_and_sets_levels(
+    store: AlertStore, http_server: ThreadingHTTPServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    registry = CollectorRegistry()
+    dispatcher = AlertDispatcher(store, webhook_url=server_url(http_server), registry=registry)
+    critical = make_alert()
+    info = make_alert(check="performance", level="info", metric="labelled_rows", value=12)
+    warning = make_alert(check="fairness", level="warning", metric="disparate_impact_ratio")
+    caplog.set_level(logging.INFO, logger="creditops.alerts")
+
+    result = dispatcher.dispatch(
+        [critical, info, warning], checks=["data_drift", "performance", "fairness", "serving"]
+    )
+
+    assert result.to_dict() == {
+        "alerts": 3,
+        "stored": 3,
+        "logged": 3,
+        "webhook": "sent",
+        "webhook_error": None,
+        "store_error": None,
+    }
+    # The webhook got one JSON body with the alerts at or above its minimum level (warning).
+    assert len(http_server.requests) == 1
+    request = http_server.requests[0]
+    assert request["method"] == "POST"
+    assert request["path"] == "/hooks/creditops"
+    assert request["headers"]["Content-Type"] == "application/json"
+    assert json.loads(request["body"]) == {"alerts": [critical.to_dict(), warning.to_dict()]}
+    # Stored: all three, info included.
+    assert {a.id for a in store.recent()} == {critical.id, info.id, warning.id}
+    # Logged: one JSON object per alert, at the alert's level.
+    records = [r for r in caplog.records if r.name == "creditops.alerts"]
+    assert [json.loads(r.getMessage()) for r in records] == [
+        critical.to_dict(),
+        info.to_dict(),
+        warning.to_dict(),
+    ]
+    assert [r.levelno for r in records] == [logging.CRITICAL, logging.INFO, logging.WARNING]
+    # Gauges: the highest level per check; a check that ran without alerts is 0.
+    level = {
+        check: registry.get_sample_value("creditops_alert_level", {"check": check})
+        for check in ("data_drift", "performance", "fairness", "serving")
+    }
+    assert level == {"data_drift": 2.0, "performance": 0.0, "fairness": 1.0, "serving": 0.0}
+    assert registry.get_sample_value("creditops_alert_webhook_up") == 1.0
+    assert registry.get_sample_value("creditops_alert_webhook_failures_total") == 0.0
+
+    # The next run finds drift gone: its level drops back to 0, fairness is left as it was.
+    dispatcher.dispatch([], checks=["data_drift"])
+    assert registry.get_sample_value("creditops_alert_level", {"check": "data_drift"}) == 0.0
+    assert registry.get_sample_value("creditops_alert_level", {"check": "fairness"}) == 1.0
+    assert len(http_server.requests) == 1  # nothing to post: no request
+
+
+def test_unreachable_webhook_loses_no_alert(
+    store: AlertStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = closed_port_url()
+    dispatcher = AlertDispatcher(store, webhook_url=url, timeout=1.0)
+    alert = make_alert()
+    caplog.set_level(logging.ERROR, logger="creditops.monitoring.alerts")
+
+    started = time.perf_counter()
+    result = dispatcher.dispatch([alert])
+    assert time.perf_counter() - started < 1.0
+
+    assert result.webhook == "failed"
+    assert result.stored == 1
+    assert result.webhook_error is not None
+    assert "ConnectError" in result.webhook_error
+    assert [a.id for a in store.recent()] == [alert.id]
+    registry = dispatcher.gauges.registry
+    assert registry.get_sample_value("creditops_alert_webhook_failures_total") == 1.0
+    assert registry.get_sample_value("creditops_alert_webhook_up") == 0.0
+    errors = [r.getMessage() for r in caplog.records if r.name == "creditops.monitoring.alerts"]
+    assert len(errors) == 1
+    assert "alert webhook failed" in errors[0]
+    assert "secret-token" not in errors[0]
+    assert "secret-token" not in result.webhook_error
+
+    dispatcher.dispatch([make_alert()])
+    assert registry.get_sample_value("creditops_alert_webhook_failures_total") == 2.0
+    assert store.count() == 2
+
+
+def test_webhook_error_status_and_timeout_count_as_failures(
+    sqlite_store: AlertStore, http_server: Any
+) -> None:
+    dispatcher = AlertDispatcher(sqlite_store, webhook_url=server_url(http_server), timeout=0.3)
+    http_server.status = 500
+    result = dispatcher.dispatch([make_alert()])
+    assert (result.webhook, result.webhook_error) == (
+        "failed",
+        f"http://127.0.0.1:{http_server.server_address[1]} answered 500",
+    )
+
+    http_server.status, http_server.delay_s = 200, 1.0
+    started = time.perf_counter()
+    result = dispatcher.dispatch([make_alert()])
+    assert time.perf_counter() - started < 0.9
+    assert result.webhook == "failed"
+    assert "Timeout" in (result.webhook_error or "")
+    registry = dispatcher.gauges.registry
+    assert registry.get_sample_value("creditops_alert_webhook_failures_total") == 2.0
+    assert sqlite_store.count() == 2
+
+
+def test_webhook_disabled_or_below_minimum_level(
+    sqlite_store: AlertStore, http_server: Any
+) -> None:
+    assert AlertDispatcher(sqlite_store).dispatch([make_alert()]).webhook == "disabled"
+    config = AlertsConfig(webhook_url=server_url(http_server), webhook_min_level="critical")
+    dispatcher = AlertDispatcher.from_config(sqlite_store, config)
+    result = dispatcher.dispatch([make_alert(level="warning")])
+    assert result.webhook == "skipped"
+    assert http_server.requests == []
+    assert dispatcher.dispatch([make_alert()]).webhook == "sent"
+    assert len(http_server.requests) == 1
+
+
+def test_store_failure_still_notifies_then_raises(
+    sqlite_store: AlertStore, http_server: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    dispatcher = AlertDispatcher(sqlite_store, webhook_url=server_url(http_server))
+    sqlite_store.close()
+    caplog.set_level(logging.INFO, logger="creditops.alerts")
+    alert = make_alert()
+    with pytest.raises(AlertStoreError):
+        dispatcher.dispatch([alert])
+    assert json.loads(http_server.requests[0]["body"]) == {"alerts": [alert.to_dict()]}
+    logged = [r for r in caplog.records if r.name == "creditops.alerts"]
+    assert [json.loads(r.getMessage())["id"] for r in logged] == [str(alert.id)]
+
+
+@pytest.mark.parametrize("url", ["ftp://hooks.example/x", "hooks.example/x"])
+def test_webhook_url_must_be_http(sqlite_store: AlertStore, url: str) -> None:
+    with pytest.raises(ValidationError):
+        AlertsConfig(webhook_url=url)
+    with pytest.raises(ValidationError):
+        AlertDispatcher(sqlite_store, webhook_url=url)
+
+
+# ---------------------------------------------------------------------------------------------
+# Gauges
+# ---------------------------------------------------------------------------------------------
+
+
+def test_gauges_hold_the_monitored_figures() -> None:
+    gauges = MonitorGauges()
+    value = gauges.registry.get_sample_value
+    # Nothing computed yet: NaN, which no alert rule matches.
+    assert math.isnan(value("creditops_drift_share"))
+    assert math.isnan(value("creditops_realised_roc_auc"))
+
+    gauges.set_drift(
+        0.6,
+        {"Income": True, "Debt": False, "Home": True},
+        statistics={"Income": 0.31, "Home": 0.02},
+        methods={"Income": "psi", "Home": "chi2"},
+    )
+    gauges.set_prediction_drift(0.27)
+    gauges.set_performance(
+        realised_auc=0.71, estimated_auc=0.74, reference_auc=0.80, labelled_rows=812
+    )
+    gauges.set_fairness({"Age": 0.72, "Marital": 0.93})
+    gauges.set_model("credit-default", "3")
+    gauges.mark_run(datetime(2025, 6, 1, 9, 0, tzinfo=UTC), duration_s=4.5)
+
+    assert value("creditops_drift_share") == 0.6
+    assert value("creditops_feature_drift", {"feature": "Income"}) == 1.0
+    assert value("creditops_feature_drift", {"feature": "Debt"}) == 0.0
+    assert value("creditops_feature_drift_statistic", {"feature": "Home", "method": "chi2"}) == 0.02
+    assert value("creditops_prediction_psi") == 0.27
+    assert value("creditops_realised_roc_auc") == 0.71
+    assert value("creditops_estimated_roc_auc") == 0.74
+    assert value("creditops_reference_roc_auc") == 0.80
+    assert value("creditops_labelled_rows") == 812
+    assert value("creditops_disparate_impact_ratio", {"attribute": "Age"}) == 0.72
+    labels = {"model_name": "credit-default", "model_version": "3"}
+    assert value("creditops_monitored_model_info", labels) == 1.0
+    assert value("creditops_monitor_last_run_timestamp_seconds") == 1748768400.0
+    assert value("creditops_monitor_last_run_duration_seconds") == 4.5
+
+    # The next run: a feature and an attribute gone, no outcomes yet, a new version.
+    gauges.set_drift(0.0, {"Income": False})
+    gauges.set_performance(estimated_auc=0.78, reference_auc=0.80)
+    gauges.set_fairness({"Marital": 0.95})
+    gauges.set_model("credit-default", "4")
+    assert value("creditops_feature_drift", {"feature": "Debt"}) is None
+    assert value("creditops_feature_drift_statistic", {"feature": "Home", "method": "chi2"}) is None
+    assert math.isnan(value("creditops_realised_roc_auc"))
+    assert value("creditops_disparate_impact_ratio", {"attribute": "Age"}) is None
+    assert value("creditops_monitored_model_info", labels) is None
+
+
+def test_gauges_written_for_the_textfile_collector(tmp_path: Path) -> None:
+    gauges = MonitorGauges()
+    gauges.set_drift(0.75, {"Income": True})
+    gauges.set_prediction_drift(None)
+    gauges.mark_run(datetime(2025, 6, 1, 9, 0, tzinfo=UTC))
+    path = tmp_path / "textfile" / "creditops_monitor.prom"
+
+    assert gauges.publish(textfile=path) == []
+
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(path.read_text())
+        for sample in family.samples
+    }
+    assert samples[("creditops_drift_share", ())] == 0.75
+    assert samples[("creditops_feature_drift", (("feature", "Income"),))] == 1.0
+    assert math.isnan(samples[("creditops_prediction_psi", ())])
+    assert samples[("creditops_monitor_last_run_timestamp_seconds", ())] == 1748768400.0
+    assert [p.name for p in path.parent.iterdir()] == ["creditops_monitor.prom"]  # no temp file
+
+
+def test_gauges_pushed_to_a_pushgateway(http_server: Any) -> None:
+    gauges = MonitorGauges()
+    gauges.set_drift(0.4, {"Income": False})
+    host, port = http_server.server_address[:2]
+
+    assert gauges.publish(pushgateway=f"http://{host}:{port}", job="creditops_monitor") == []
+
+    request = http_server.requests[0]
+    assert (request["method"], request["path"]) == ("PUT", "/metrics/job/creditops_monitor")
+    samples = {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(request["body"].decode())
+        for sample in family.samples
+        if not sample.labels
+    }
+    assert samples["creditops_drift_share"] == 0.4
+
+
+def test_publish_failures_are_reported_not_raised(tmp_path: Path) -> None:
+    gauges = MonitorGauges()
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    errors = gauges.publish(
+        textfile=blocker / "creditops_monitor.prom",
+        pushgateway=closed_port_url().rsplit("/hooks", 1)[0],
+        timeout_s=1.0,
+    )
+    assert len(errors) == 2
+    assert errors[0].startswith("textfile ")
+    assert errors[1].startswith("pushgateway ")
+
+
+def test_gauges_served_over_http_for_a_long_running_monitor() -> None:
+    import httpx
+
+    gauges = MonitorGauges()
+    gauges.set_prediction_drift(0.12)
+    server = gauges.serve(0)
+    try:
+        response = httpx.get(f"http://127.0.0.1:{server.server_port}/metrics", timeout=5.0)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert response.status_code == 200
+    samples = {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
+    assert samples["creditops_prediction_psi"] == 0.12
