@@ -45,10 +45,18 @@ bench-serving: $(STAMP) ## Benchmark the service against `mlflow models serve` (
 	bash scripts/system-packages.sh bench
 	$(BIN)/python benchmarks/serving.py
 
+.venv-evidently:
+	# Evidently 0.7 does not import under pandas 3: the comparison runs in its own interpreter.
+	$(PYTHON) -m venv .venv-evidently
+	.venv-evidently/bin/pip install --quiet "evidently==0.7.23" "pandas==2.3.3" "scipy==1.17.1" "pyarrow==26.0.1"
+
+bench-drift: $(STAMP) .venv-evidently ## Drift detector benchmark beside Evidently (QUICK=1: shorter)
+	DO_NOT_TRACK=1 $(BIN)/python benchmarks/drift.py $(if $(QUICK),--quick)
+
 mlflow-ui: $(STAMP) ## Open the MLflow UI on the local tracking store (http://127.0.0.1:5000)
 	$(BIN)/mlflow ui --backend-store-uri "sqlite:///$(CREDITOPS_HOME)/mlflow.db" --host 127.0.0.1 --port 5000
 
 clean: ## Remove local state (.creditops) but keep .venv
 	rm -rf .creditops .pytest_cache
 
-.PHONY: help install lint format test run bench-serving mlflow-ui clean
+.PHONY: help install lint format test run bench-serving bench-drift mlflow-ui clean

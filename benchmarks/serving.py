@@ -245,6 +245,7 @@ def main() -> None:
                 else:
                     env["MLFLOW_TRACKING_URI"] = f"sqlite:///{home / 'mlflow.db'}"
                     env["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "true"
+                    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"  # it execs uvicorn
                     command = [str(BIN / "mlflow"), "models", "serve", "-m"]
                     command += ["models:/credit-default@champion", "--env-manager", "local"]
                     command += ["-p", str(port), "-h", "127.0.0.1", "-w", str(workers)]

@@ -386,7 +386,7 @@ def export_predictions(
     path: Annotated[Path, typer.Argument(help="Output file: .csv or .parquet.")],
 ) -> None:
     """Write every logged decision, with its outcome when known, to CSV or Parquet."""
-    from creditops.serving.predlog import PredictionLog
+    from creditops.store.predlog import PredictionLog
 
     settings = get_settings()
     try:

@@ -84,7 +84,7 @@ def test_predict_decides_a_file_logs_it_and_refuses_a_bad_row(
 
     from creditops.config import reset_settings
     from creditops.data.datasets import load_builtin
-    from creditops.serving.predlog import PredictionLog
+    from creditops.store.predlog import PredictionLog
 
     source, _ = trained
     home = tmp_path / "home"

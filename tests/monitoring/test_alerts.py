@@ -37,7 +37,7 @@ from creditops.monitoring.alerts import (
     MonitorGauges,
     threshold_alert,
 )
-from creditops.serving.predlog import PredictionLog, PredictionRecord
+from creditops.store.predlog import PredictionLog, PredictionRecord
 
 POSTGRES_URL = os.environ.get("CREDITOPS_TEST_POSTGRES_URL")
 # PostgreSQL is collected only when a server is named (CI names one): then it must pass.

@@ -26,7 +26,7 @@ from creditops.monitoring.performance import (
     expected_roc_auc,
     reference_metrics_from_tags,
 )
-from creditops.serving.predlog import PredictionLog, PredictionRecord
+from creditops.store.predlog import PredictionLog, PredictionRecord
 
 MONDAY = datetime(2026, 11, 16, tzinfo=UTC)
 

@@ -19,8 +19,8 @@ from creditops.config import Settings
 from creditops.data.datasets import load_builtin
 from creditops.registry.registry import register_model
 from creditops.serving.app import ADMIN_TAG, create_app
-from creditops.serving.predlog import PredictionLog
 from creditops.serving.service import reproduce_decisions
+from creditops.store.predlog import PredictionLog
 
 pytestmark = pytest.mark.slow
 

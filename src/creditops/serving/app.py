@@ -27,12 +27,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from creditops import __version__
 from creditops.config import Settings, get_settings
 from creditops.exceptions import CreditOpsError, ModelNotFoundError
-from creditops.serving.predlog import (
-    OutcomeConflictError,
-    PredictionLog,
-    PredictionLogError,
-    UnknownPredictionError,
-)
 from creditops.serving.prometheus import ServiceMetrics, exposition
 from creditops.serving.schemas import (
     BatchDecision,
@@ -47,6 +41,12 @@ from creditops.serving.schemas import (
     validation_errors,
 )
 from creditops.serving.service import DecisionService, ModelCheckError, registry_versions
+from creditops.store.predlog import (
+    OutcomeConflictError,
+    PredictionLog,
+    PredictionLogError,
+    UnknownPredictionError,
+)
 
 ADMIN_TAG = "admin"
 

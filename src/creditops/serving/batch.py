@@ -23,7 +23,6 @@ from pydantic import BaseModel, ValidationError
 from creditops.config import Settings
 from creditops.exceptions import DataValidationError
 from creditops.registry.registry import CHAMPION
-from creditops.serving.predlog import PredictionLog
 from creditops.serving.schemas import (
     JSONBodyError,
     build_batch_model,
@@ -31,6 +30,7 @@ from creditops.serving.schemas import (
     validation_errors,
 )
 from creditops.serving.service import DecisionService
+from creditops.store.predlog import PredictionLog
 
 _MAX_FILE_ROWS = 5_000_000
 _SHOWN_ERRORS = 5

@@ -46,7 +46,6 @@ from creditops.registry.registry import (
     load_version_data,
 )
 from creditops.serving.fastpath import FastScorer, compile_or_none
-from creditops.serving.predlog import PredictionLog, PredictionRecord
 from creditops.serving.schemas import (
     ApplicationModel,
     Decision,
@@ -55,6 +54,7 @@ from creditops.serving.schemas import (
     example_application,
     split_application,
 )
+from creditops.store.predlog import PredictionLog, PredictionRecord
 
 logger = logging.getLogger(__name__)
 

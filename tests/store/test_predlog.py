@@ -31,7 +31,7 @@ from sqlalchemy.engine import URL, make_url
 
 from creditops.config import Settings
 from creditops.exceptions import ConfigurationError
-from creditops.serving.predlog import (
+from creditops.store.predlog import (
     DuplicatePredictionError,
     OutcomeConflictError,
     PredictionLog,
@@ -137,7 +137,7 @@ def logged_ids(opened: PredictionLog) -> list[str]:
 # several children start together.
 CHILD = r"""
 import sys, threading, time, uuid
-from creditops.serving.predlog import PredictionLog, PredictionRecord
+from creditops.store.predlog import PredictionLog, PredictionRecord
 
 url, seconds, threads = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
 log = PredictionLog(url)

@@ -1,0 +1,924 @@
+"""Alerts: what a monitoring check found, said plainly, and delivered where people look.
+
+Every check (data drift, prediction drift, performance, estimated performance, fairness, serving)
+turns its result into :class:`Alert` objects: a level, the metric, its value, the threshold it
+crossed and a human sentence. :class:`AlertDispatcher` then delivers them through four channels,
+each independent of the others so that one failing channel loses nothing:
+
+1. **The database** (:class:`AlertStore`): table ``alerts`` beside the decision log (same URL,
+   ``settings.resolved_database_url``), SQLite or PostgreSQL. This is the record of what was
+   raised and when, read back with :meth:`AlertStore.recent` (newest first, filtered).
+2. **The log**: one JSON object per alert on the ``creditops.alerts`` logger, for log shippers.
+3. **Prometheus gauges** (:class:`MonitorGauges`): the monitored figures themselves (drift share,
+   prediction PSI, AUCs, disparate impact) and one ``creditops_alert_level{check}`` per check, on
+   which ``deploy/prometheus/alerts.yml`` alerts. ``creditops monitor`` is a short-lived job,
+   so the gauges are published by :meth:`MonitorGauges.publish`: written to a file for
+   node_exporter's textfile collector (``--collector.textfile.directory``; Debian's
+   ``prometheus-node-exporter`` reads ``/var/lib/prometheus/node-exporter``) and/or pushed to a
+   Pushgateway (scraped with ``honor_labels: true``). A long-running ``creditops monitor
+   --every`` may instead serve them itself (:meth:`MonitorGauges.serve`). Either way the last
+   values stay visible between runs, and ``creditops_monitor_last_run_timestamp_seconds`` tells
+   Prometheus when the job stopped running.
+4. **A webhook** (optional): ``POST {"alerts": [...]}`` as JSON. A webhook that is down or slow
+   is logged and counted (``creditops_alert_webhook_failures_total``, and
+   ``creditops_alert_webhook_up`` 0), never raised: the alert is already stored, and the next
+   run raises it again while the condition lasts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from urllib.parse import urlsplit
+from uuid import UUID
+
+import sqlalchemy as sa
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError, StatementError
+
+from creditops.exceptions import ConfigurationError, CreditOpsError
+
+if TYPE_CHECKING:
+    from creditops.config import Settings
+
+__all__ = [
+    "CHECKS",
+    "LEVELS",
+    "Alert",
+    "AlertDispatcher",
+    "AlertStore",
+    "AlertStoreError",
+    "AlertsConfig",
+    "DispatchResult",
+    "Level",
+    "MonitorGauges",
+    "threshold_alert",
+]
+
+logger = logging.getLogger(__name__)
+#: Each alert is written here as one JSON line (the message is ``json.dumps(alert.to_dict())``).
+alert_logger = logging.getLogger("creditops.alerts")
+
+Level = Literal["info", "warning", "critical"]
+#: Severity order; also the value of ``creditops_alert_level`` (info counts as ok).
+LEVELS: dict[str, int] = {"info": 0, "warning": 1, "critical": 2}
+#: The checks creditops runs; ``Alert.check`` may name others (lower-case identifiers).
+CHECKS = (
+    "data_drift",
+    "prediction_drift",
+    "performance",
+    "estimated_performance",
+    "fairness",
+    "serving",
+)
+_LOG_LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "critical": logging.CRITICAL}
+
+_T = TypeVar("_T")
+
+# PostgreSQL advisory-lock key that serialises creating the alerts table between processes.
+_SCHEMA_LOCK_KEY = 0x63726F61  # "croa"
+_PG_RETRY_STATES = {"40001", "40P01"}  # serialization_failure, deadlock_detected
+
+
+class AlertStoreError(CreditOpsError):
+    """The alert store could not read or write (database unreachable, locked, read-only)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# The alert
+# ---------------------------------------------------------------------------------------------
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as plain JSON: numpy scalars unwrapped, NaN/inf as None (JSON has neither)."""
+    if isinstance(value, Mapping):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_plain(item) for item in value]
+    if isinstance(value, bool | int | str) or value is None:
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, UUID | Path):
+        return str(value)
+    tolist = getattr(value, "tolist", None)  # numpy scalars and arrays, pandas series
+    if callable(tolist):
+        return _plain(tolist())
+    raise TypeError(f"{type(value).__name__} cannot be stored in an alert's details")
+
+
+class Alert(BaseModel):
+    """One finding of one check, complete enough to act on without opening a report.
+
+    ``value`` and ``threshold`` that are not finite numbers (an AUC on a window with one class)
+    are stored as None; ``details`` is converted to plain JSON on creation.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", protected_namespaces=())
+
+    id: UUID = Field(default_factory=uuid.uuid4)
+    created_at: AwareDatetime = Field(default_factory=_utcnow, description="UTC")
+    check: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$", description="e.g. 'data_drift'")
+    level: Level
+    metric: str = Field(min_length=1, max_length=200)
+    value: float | None = None
+    threshold: float | None = None
+    message: str = Field(min_length=1, description="a sentence a person can act on")
+    model_name: str | None = None
+    model_version: str | None = None
+    run_id: str | None = Field(default=None, description="the monitor run that raised it")
+    details: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("created_at")
+    @classmethod
+    def _to_utc(cls, value: datetime) -> datetime:
+        return value.astimezone(UTC)
+
+    @field_validator("value", "threshold", mode="before")
+    @classmethod
+    def _finite(cls, value: Any) -> Any:
+        item = getattr(value, "item", None)  # numpy scalars
+        value = item() if callable(item) else value
+        return None if isinstance(value, float) and not math.isfinite(value) else value
+
+    @field_validator("details", mode="before")
+    @classmethod
+    def _json_details(cls, value: Any) -> Any:
+        if not isinstance(value, Mapping):
+            return value
+        try:
+            return _plain(value)
+        except TypeError as exc:
+            raise ValueError(str(exc)) from None
+
+    @property
+    def severity(self) -> int:
+        """0 info, 1 warning, 2 critical (the value of ``creditops_alert_level``)."""
+        return LEVELS[self.level]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON: ids and datetimes as ISO text."""
+        return self.model_dump(mode="json")
+
+
+def threshold_alert(
+    check: str,
+    metric: str,
+    value: float | None,
+    *,
+    warning: float | None = None,
+    critical: float | None = None,
+    higher_is_worse: bool = True,
+    message: str | None = None,
+    **fields: Any,
+) -> Alert | None:
+    """An alert when ``value`` crosses ``critical`` (checked first) or ``warning``, else None.
+
+    "Crosses" means ``>=`` when ``higher_is_worse`` (drift share, PSI) and ``<`` otherwise (AUC,
+    disparate impact ratio: the four-fifths rule presumes adverse impact *below* 0.8). A value
+    of None or NaN raises nothing: no data is not a finding. ``message`` may use ``{metric}``,
+    ``{value}``, ``{threshold}`` and ``{level}``; ``fields`` go to :class:`Alert` (model_name,
+    model_version, run_id, details).
+    """
+    if value is None or not math.isfinite(float(value)):
+        return None
+    value = float(value)
+    for level, threshold in (("critical", critical), ("warning", warning)):
+        if threshold is None:
+            continue
+        if value >= threshold if higher_is_worse else value < threshold:
+            side = "at or above" if higher_is_worse else "below"
+            template = message or (
+                "{metric} is {value:.4g}, " + side + " the {level} threshold {threshold:.4g}"
+            )
+            text = template.format(metric=metric, value=value, threshold=threshold, level=level)
+            return Alert(
+                check=check,
+                level=level,
+                metric=metric,
+                value=value,
+                threshold=threshold,
+                message=text,
+                **fields,
+            )
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# The store
+# ---------------------------------------------------------------------------------------------
+
+
+class _UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """Aware UTC datetimes: timestamptz on PostgreSQL, naive UTC text on SQLite (sorts in time
+    order), the same representation the decision log uses in the same database."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("datetimes must carry a time zone")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = sa.MetaData()
+
+alerts_table = sa.Table(
+    "alerts",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("created_at", _UTCDateTime(), nullable=False, index=True),
+    # "check" is an SQL keyword: the column is check_name so hand-written queries need no quotes.
+    sa.Column("check_name", sa.String(64), nullable=False),
+    sa.Column("level", sa.String(16), nullable=False),
+    sa.Column("metric", sa.Text, nullable=False),
+    sa.Column("value", sa.Double, nullable=True),
+    sa.Column("threshold", sa.Double, nullable=True),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("model_name", sa.Text, nullable=True),
+    sa.Column("model_version", sa.Text, nullable=True),
+    sa.Column("run_id", sa.String(64), nullable=True, index=True),
+    sa.Column("details", sa.JSON, nullable=False),
+    sa.CheckConstraint("level IN ('info', 'warning', 'critical')", name="ck_alert_level"),
+    sa.Index("ix_alerts_check_created", "check_name", "created_at"),
+)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, allow_nan=False)
+
+
+def _normalise_url(url: str | URL) -> URL:
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "postgresql":
+        if parsed.get_driver_name() != "psycopg":  # psycopg 3 is the driver creditops installs
+            parsed = parsed.set(drivername="postgresql+psycopg")
+    elif backend == "sqlite":
+        database = parsed.database or ""
+        if database in ("", ":memory:") or "mode=memory" in database:
+            raise ConfigurationError(
+                "the alert store needs a file or a server: an in-memory SQLite database would "
+                "lose every alert when the process ends"
+            )
+    else:
+        raise ConfigurationError(
+            f"unsupported alert-store database {backend!r}: use sqlite or postgresql"
+        )
+    return parsed
+
+
+def _as_tuple(value: str | Sequence[str] | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
+class AlertStore:
+    """The ``alerts`` table, on SQLite (WAL, shared with the decision log) or PostgreSQL.
+
+    One per process; :meth:`close` it when done. Writes that find SQLite busy (the service is
+    committing decisions to the same file) are retried until ``timeout_s``.
+    """
+
+    def __init__(
+        self,
+        url: str | URL,
+        *,
+        create: bool = True,
+        timeout_s: float = 10.0,
+        busy_timeout_ms: int = 5000,
+    ) -> None:
+        """Open the store at ``url``; with ``create``, create the table if it is missing."""
+        self._url = _normalise_url(url)
+        self._is_sqlite = self._url.get_backend_name() == "sqlite"
+        self._timeout_s = float(timeout_s)
+        self._busy_timeout_ms = int(busy_timeout_ms)
+        self._closed = False
+        self._lock = threading.Lock()
+        self._engine = self._make_engine()
+        if create:
+            self._create_schema()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **options: Any) -> AlertStore:
+        """The store in the decision log's database (``settings.resolved_database_url``)."""
+        if not settings.database_url:
+            Path(settings.home).mkdir(parents=True, exist_ok=True)
+        return cls(settings.resolved_database_url, **options)
+
+    @property
+    def url(self) -> str:
+        """The database URL with any password hidden (safe to log)."""
+        return self._url.render_as_string(hide_password=True)
+
+    def _make_engine(self) -> Engine:
+        connect_args: dict[str, Any] = {}
+        if self._is_sqlite:
+            connect_args["check_same_thread"] = False
+        elif "connect_timeout" not in self._url.query:
+            connect_args["connect_timeout"] = max(1, round(self._timeout_s))
+        engine = sa.create_engine(
+            self._url,
+            json_serializer=_dumps,
+            json_deserializer=json.loads,
+            pool_size=2,
+            max_overflow=4,
+            pool_timeout=self._timeout_s,
+            pool_pre_ping=not self._is_sqlite,
+            connect_args=connect_args,
+        )
+        if self._is_sqlite:
+            event.listen(engine, "connect", self._on_sqlite_connect)
+            event.listen(engine, "begin", _on_sqlite_begin)
+        return engine
+
+    def _on_sqlite_connect(self, dbapi_connection: Any, _record: Any) -> None:
+        # The same settings as the decision log: we issue BEGIN ourselves (IMMEDIATE for
+        # writes), WAL so readers never block the service's writers, fsync at every commit.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = FULL")
+        finally:
+            cursor.close()
+
+    def _create_schema(self) -> None:
+        try:
+            if "alerts" in sa.inspect(self._engine).get_table_names():
+                return
+
+            def create(conn: Connection) -> None:
+                if not self._is_sqlite:
+                    conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_SCHEMA_LOCK_KEY)))
+                metadata.create_all(conn, checkfirst=True)
+
+            self._run(create, write=True)
+        except (SQLAlchemyError, AlertStoreError) as exc:
+            raise AlertStoreError(f"cannot open the alert store {self.url}: {exc}") from exc
+
+    @contextmanager
+    def _transaction(self, *, write: bool) -> Iterator[Connection]:
+        with self._engine.connect() as conn:
+            if write and self._is_sqlite:
+                conn.execution_options(creditops_begin="IMMEDIATE")
+            with conn.begin():
+                yield conn
+
+    def _retriable(self, exc: DBAPIError) -> bool:
+        if self._is_sqlite:
+            text = str(exc.orig).lower()
+            return "database is locked" in text or "database is busy" in text
+        return getattr(exc.orig, "sqlstate", None) in _PG_RETRY_STATES
+
+    def _run(self, work: Callable[[Connection], _T], *, write: bool) -> _T:
+        """Run ``work`` in one transaction, again while the database is merely busy."""
+        if self._closed:
+            raise AlertStoreError("the alert store is closed")
+        deadline = time.monotonic() + self._timeout_s
+        pause = 0.005
+        while True:
+            try:
+                with self._transaction(write=write) as conn:
+                    return work(conn)
+            except DBAPIError as exc:
+                if not self._retriable(exc) or time.monotonic() + pause > deadline:
+                    raise AlertStoreError(f"alert store: {exc.orig}") from exc
+            except StatementError as exc:
+                raise AlertStoreError(f"alert store refused the alert: {exc.orig}") from exc
+            except SQLAlchemyError as exc:
+                raise AlertStoreError(f"alert store: {exc}") from exc
+            time.sleep(pause * (1.0 + random.random()))
+            pause = min(pause * 2, 0.2)
+
+    def save(self, alerts: Iterable[Alert]) -> int:
+        """Store ``alerts`` in one transaction (all or none); returns how many."""
+        rows = [
+            {
+                "id": str(alert.id),
+                "created_at": alert.created_at,
+                "check_name": alert.check,
+                "level": alert.level,
+                "metric": alert.metric,
+                "value": alert.value,
+                "threshold": alert.threshold,
+                "message": alert.message,
+                "model_name": alert.model_name,
+                "model_version": alert.model_version,
+                "run_id": alert.run_id,
+                "details": alert.details,
+            }
+            for alert in alerts
+        ]
+        if rows:
+            with self._lock:  # one SQLite writer per process; others wait on busy_timeout
+                self._run(lambda conn: conn.execute(alerts_table.insert(), rows), write=True)
+        return len(rows)
+
+    def recent(
+        self,
+        limit: int = 100,
+        *,
+        level: Level | Sequence[Level] | None = None,
+        check: str | Sequence[str] | None = None,
+        since: datetime | None = None,
+        run_id: str | None = None,
+    ) -> list[Alert]:
+        """The newest ``limit`` alerts, newest first, optionally of these levels / checks,
+        created at or after ``since`` (time-zone aware), or from one monitor run."""
+        if limit < 0:
+            raise ValueError("limit must be >= 0")
+        if since is not None and since.tzinfo is None:
+            raise ValueError("since must carry a time zone")
+        t = alerts_table
+        stmt = sa.select(t).order_by(t.c.created_at.desc(), t.c.id.desc()).limit(limit)
+        if (levels := _as_tuple(level)) is not None:
+            unknown = set(levels) - set(LEVELS)
+            if unknown:
+                raise ValueError(f"unknown level(s) {sorted(unknown)}: use {list(LEVELS)}")
+            stmt = stmt.where(t.c.level.in_(levels))
+        if (checks := _as_tuple(check)) is not None:
+            stmt = stmt.where(t.c.check_name.in_(checks))
+        if since is not None:
+            stmt = stmt.where(t.c.created_at >= since)
+        if run_id is not None:
+            stmt = stmt.where(t.c.run_id == run_id)
+        rows = self._run(lambda conn: conn.execute(stmt).mappings().all(), write=False)
+        return [
+            Alert(
+                id=row["id"],
+                created_at=row["created_at"],
+                check=row["check_name"],
+                level=row["level"],
+                metric=row["metric"],
+                value=row["value"],
+                threshold=row["threshold"],
+                message=row["message"],
+                model_name=row["model_name"],
+                model_version=row["model_version"],
+                run_id=row["run_id"],
+                details=row["details"] or {},
+            )
+            for row in rows
+        ]
+
+    def count(self) -> int:
+        """How many alerts are stored."""
+        stmt = sa.select(sa.func.count()).select_from(alerts_table)
+        return int(self._run(lambda conn: conn.execute(stmt).scalar_one(), write=False))
+
+    def close(self) -> None:
+        """Close the pooled connections; the store cannot be used afterwards."""
+        if not self._closed:
+            self._closed = True
+            self._engine.dispose()
+
+    def __enter__(self) -> AlertStore:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"AlertStore({self.url!r})"
+
+
+def _on_sqlite_begin(conn: Connection) -> None:
+    mode = conn.get_execution_options().get("creditops_begin", "DEFERRED")
+    conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Prometheus gauges
+# ---------------------------------------------------------------------------------------------
+
+
+def _number(value: float | None) -> float:
+    """NaN for "no figure": comparisons with NaN are false, so no rule fires on missing data."""
+    return math.nan if value is None else float(value)
+
+
+class MonitorGauges:
+    """The monitored figures as Prometheus gauges, on their own registry.
+
+    The monitor job sets them from plain values (``set_*``), marks the run (:meth:`mark_run`)
+    and publishes them (:meth:`publish`). Figures a run could not compute (no outcomes yet) are
+    NaN, which no alert rule matches. Per-feature and per-attribute gauges are cleared before
+    each update, so a feature dropped from the model does not linger.
+
+    ``creditops_feature_drift{feature}`` is the verdict, 1 drifted / 0 not: each feature's
+    statistic has its own scale (a p-value, a PSI, a normed distance), so the comparable figure is
+    the verdict; the statistic itself is ``creditops_feature_drift_statistic{feature,method}``.
+    """
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.drift_share = Gauge(
+            "creditops_drift_share",
+            "Share of features drifted in the last window (dataset drift score, 0..1).",
+            registry=r,
+        )
+        self.feature_drift = Gauge(
+            "creditops_feature_drift",
+            "1 when the feature drifted in the last window, else 0.",
+            ["feature"],
+            registry=r,
+        )
+        self.feature_drift_statistic = Gauge(
+            "creditops_feature_drift_statistic",
+            "The feature's drift statistic (scale depends on the method).",
+            ["feature", "method"],
+            registry=r,
+        )
+        self.prediction_psi = Gauge(
+            "creditops_prediction_psi",
+            "PSI of the predicted probability of default against the reference (deciles).",
+            registry=r,
+        )
+        self.realised_auc = Gauge(
+            "creditops_realised_roc_auc",
+            "ROC AUC on the decisions of the last window whose outcomes are known.",
+            registry=r,
+        )
+        self.estimated_auc = Gauge(
+            "creditops_estimated_roc_auc",
+            "ROC AUC expected from the calibrated probabilities of the last window (CBPE).",
+            registry=r,
+        )
+        self.reference_auc = Gauge(
+            "creditops_reference_roc_auc",
+            "ROC AUC of the monitored model on its own test split.",
+            registry=r,
+        )
+        self.labelled_rows = Gauge(
+            "creditops_labelled_rows",
+            "Decisions of the last window with a known outcome (behind the realised AUC).",
+            registry=r,
+        )
+        self.disparate_impact = Gauge(
+            "creditops_disparate_impact_ratio",
+            "Lowest group approval rate over the highest, per protected attribute.",
+            ["attribute"],
+            registry=r,
+        )
+        self.alert_level = Gauge(
+            "creditops_alert_level",
+            "Highest alert level of the check's last run: 0 ok/info, 1 warning, 2 critical.",
+            ["check"],
+            registry=r,
+        )
+        self.model_info = Gauge(
+            "creditops_monitored_model_info",
+            "The model version the last monitor run checked (value 1).",
+            ["model_name", "model_version"],
+            registry=r,
+        )
+        self.last_run = Gauge(
+            "creditops_monitor_last_run_timestamp_seconds",
+            "Unix time the last monitor run finished.",
+            registry=r,
+        )
+        self.last_run_duration = Gauge(
+            "creditops_monitor_last_run_duration_seconds",
+            "How long the last monitor run took.",
+            registry=r,
+        )
+        self.webhook_failures = Counter(
+            "creditops_alert_webhook_failures_total",
+            "Alert webhook deliveries that failed (unreachable, timeout, non-2xx answer).",
+            registry=r,
+        )
+        # A cron job's counter restarts at 0 every run, so steady failures would show as a flat
+        # line; this gauge says how the last delivery went, whatever the process's age.
+        self.webhook_up = Gauge(
+            "creditops_alert_webhook_up",
+            "1 when the last alert webhook delivery succeeded, 0 when it failed.",
+            registry=r,
+        )
+        for gauge in (
+            self.drift_share,
+            self.prediction_psi,
+            self.realised_auc,
+            self.estimated_auc,
+            self.reference_auc,
+            self.labelled_rows,
+            self.last_run,
+            self.last_run_duration,
+            self.webhook_up,
+        ):
+            gauge.set(math.nan)
+
+    # -- setting figures ----------------------------------------------------------------------
+
+    def set_drift(
+        self,
+        share: float | None,
+        per_feature: Mapping[str, bool],
+        *,
+        statistics: Mapping[str, float] | None = None,
+        methods: Mapping[str, str] | None = None,
+    ) -> None:
+        """Dataset drift share and each feature's verdict (and statistic, with its method)."""
+        self.drift_share.set(_number(share))
+        self.feature_drift.clear()
+        for feature, drifted in per_feature.items():
+            self.feature_drift.labels(feature=feature).set(1.0 if drifted else 0.0)
+        self.feature_drift_statistic.clear()
+        for feature, value in (statistics or {}).items():
+            method = (methods or {}).get(feature, "")
+            self.feature_drift_statistic.labels(feature=feature, method=method).set(_number(value))
+
+    def set_prediction_drift(self, psi: float | None) -> None:
+        """PSI of the score distribution (credit bands: 0.10 investigate, 0.25 shifted)."""
+        self.prediction_psi.set(_number(psi))
+
+    def set_performance(
+        self,
+        *,
+        realised_auc: float | None = None,
+        estimated_auc: float | None = None,
+        reference_auc: float | None = None,
+        labelled_rows: int | None = None,
+    ) -> None:
+        """AUCs of the window (None: not computed this run) and the model's test AUC."""
+        self.realised_auc.set(_number(realised_auc))
+        self.estimated_auc.set(_number(estimated_auc))
+        self.reference_auc.set(_number(reference_auc))
+        self.labelled_rows.set(_number(labelled_rows))
+
+    def set_fairness(self, disparate_impact: Mapping[str, float | None]) -> None:
+        """Disparate impact ratio per protected attribute (four-fifths rule: < 0.8 adverse)."""
+        self.disparate_impact.clear()
+        for attribute, ratio in disparate_impact.items():
+            self.disparate_impact.labels(attribute=attribute).set(_number(ratio))
+
+    def set_model(self, name: str, version: str) -> None:
+        """The model version this run monitored (and no other)."""
+        self.model_info.clear()
+        self.model_info.labels(model_name=name, model_version=version).set(1)
+
+    def set_alert_levels(self, alerts: Iterable[Alert], checks: Iterable[str] = ()) -> None:
+        """Each check's highest level among ``alerts``; ``checks`` that ran without an alert
+        go back to 0. Checks not named keep their last level."""
+        levels = dict.fromkeys(checks, 0)
+        for alert in alerts:
+            levels[alert.check] = max(levels.get(alert.check, 0), alert.severity)
+        for check, level in levels.items():
+            self.alert_level.labels(check=check).set(level)
+
+    def mark_run(
+        self, finished_at: datetime | None = None, duration_s: float | None = None
+    ) -> None:
+        """Record that a monitor run finished (the staleness rule watches this)."""
+        self.last_run.set((finished_at or _utcnow()).timestamp())
+        self.last_run_duration.set(_number(duration_s))
+
+    # -- publishing ---------------------------------------------------------------------------
+
+    def write_textfile(self, path: Path | str) -> None:
+        """Write the gauges for node_exporter's textfile collector (``*.prom``), atomically
+        (written beside it, then renamed), so the collector never reads half a file."""
+        from prometheus_client import write_to_textfile
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_to_textfile(str(path), self.registry)
+
+    def push(
+        self,
+        gateway: str,
+        *,
+        job: str = "creditops_monitor",
+        grouping_key: Mapping[str, str] | None = None,
+        timeout_s: float = 5.0,
+    ) -> None:
+        """Replace this job's group on a Pushgateway with the current gauges (HTTP PUT)."""
+        from prometheus_client import push_to_gateway
+
+        push_to_gateway(
+            gateway,
+            job=job,
+            registry=self.registry,
+            grouping_key=dict(grouping_key or {}),
+            timeout=timeout_s,
+        )
+
+    def publish(
+        self,
+        *,
+        textfile: Path | str | None = None,
+        pushgateway: str | None = None,
+        job: str = "creditops_monitor",
+        timeout_s: float = 5.0,
+    ) -> list[str]:
+        """Write and/or push the gauges; returns the failures (logged, not raised: the run's
+        alerts are already stored, and a stale timestamp alerts on its own)."""
+        errors: list[str] = []
+        if textfile is not None:
+            try:
+                self.write_textfile(textfile)
+            except OSError as exc:
+                errors.append(f"textfile {textfile}: {exc}")
+        if pushgateway is not None:
+            try:
+                self.push(pushgateway, job=job, timeout_s=timeout_s)
+            except OSError as exc:  # URLError, HTTPError, timeouts are all OSErrors
+                errors.append(f"pushgateway {_safe_target(pushgateway)}: {exc}")
+        for error in errors:
+            logger.error("could not publish monitoring gauges: %s", error)
+        return errors
+
+    def serve(self, port: int, addr: str = "127.0.0.1") -> Any:
+        """Serve the gauges on ``http://addr:port/metrics`` from a daemon thread, for a
+        long-running ``creditops monitor --every``; returns the server (``.shutdown()``)."""
+        from prometheus_client import start_http_server
+
+        server, _thread = start_http_server(port, addr=addr, registry=self.registry)
+        return server
+
+
+# ---------------------------------------------------------------------------------------------
+# Delivery
+# ---------------------------------------------------------------------------------------------
+
+
+def _safe_target(url: str) -> str:
+    """Scheme, host and port only: webhook paths often carry secret tokens."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}"
+
+
+class AlertsConfig(BaseModel):
+    """Where alerts and gauges go (the lead wires these into Settings / the CLI)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    webhook_url: str | None = Field(default=None, description="POST {'alerts': [...]} here")
+    webhook_timeout_s: float = Field(default=2.0, gt=0.0, le=60.0)
+    webhook_min_level: Level = Field(
+        default="warning", description="alerts below this level are stored and logged only"
+    )
+    textfile_path: Path | None = Field(
+        default=None,
+        description="e.g. /var/lib/prometheus/node-exporter/creditops_monitor.prom",
+    )
+    pushgateway_url: str | None = Field(default=None, description="e.g. http://127.0.0.1:9091")
+    pushgateway_job: str = Field(default="creditops_monitor", min_length=1)
+
+    @field_validator("webhook_url", "pushgateway_url")
+    @classmethod
+    def _http(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).scheme not in ("http", "https"):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+
+class DispatchResult(BaseModel):
+    """What happened to one batch of alerts on each channel."""
+
+    model_config = ConfigDict(frozen=True)
+
+    alerts: int
+    stored: int
+    logged: int
+    webhook: Literal["sent", "failed", "skipped", "disabled"]
+    webhook_error: str | None = None
+    store_error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+class AlertDispatcher:
+    """Delivers alerts: store, JSON log, gauges, webhook; a failing channel blocks no other."""
+
+    def __init__(
+        self,
+        store: AlertStore,
+        webhook_url: str | None = None,
+        timeout: float = 2.0,
+        registry: CollectorRegistry | None = None,
+        *,
+        gauges: MonitorGauges | None = None,
+        webhook_min_level: Level = "warning",
+    ) -> None:
+        """``gauges`` defaults to a new :class:`MonitorGauges` on ``registry`` (or its own)."""
+        if webhook_url is not None:
+            AlertsConfig(webhook_url=webhook_url)  # same validation as the config
+        self.store = store
+        self.webhook_url = webhook_url
+        self.timeout = float(timeout)
+        self.webhook_min_level: Level = webhook_min_level
+        self.gauges = gauges or MonitorGauges(registry)
+
+    @classmethod
+    def from_config(
+        cls,
+        store: AlertStore,
+        config: AlertsConfig,
+        *,
+        registry: CollectorRegistry | None = None,
+    ) -> AlertDispatcher:
+        return cls(
+            store,
+            webhook_url=config.webhook_url,
+            timeout=config.webhook_timeout_s,
+            registry=registry,
+            webhook_min_level=config.webhook_min_level,
+        )
+
+    def dispatch(self, alerts: Sequence[Alert], *, checks: Iterable[str] = ()) -> DispatchResult:
+        """Store, log, gauge and post ``alerts``; ``checks`` names every check that ran (those
+        without an alert go back to level 0).
+
+        Only a store failure raises (:class:`AlertStoreError`, so the job fails visibly), and
+        only after the other channels delivered the alerts.
+        """
+        alerts = list(alerts)
+        store_error: AlertStoreError | None = None
+        stored = 0
+        try:
+            stored = self.store.save(alerts)
+        except AlertStoreError as exc:
+            store_error = exc
+            logger.error("could not store %d alert(s): %s", len(alerts), exc)
+        for alert in alerts:
+            alert_logger.log(_LOG_LEVELS[alert.level], "%s", _dumps(alert.to_dict()))
+        self.gauges.set_alert_levels(alerts, checks)
+        webhook, webhook_error = self._post(alerts)
+        result = DispatchResult(
+            alerts=len(alerts),
+            stored=stored,
+            logged=len(alerts),
+            webhook=webhook,
+            webhook_error=webhook_error,
+            store_error=None if store_error is None else str(store_error),
+        )
+        if store_error is not None:
+            raise store_error
+        return result
+
+    def _post(
+        self, alerts: Sequence[Alert]
+    ) -> tuple[Literal["sent", "failed", "skipped", "disabled"], str | None]:
+        if self.webhook_url is None:
+            return "disabled", None
+        floor = LEVELS[self.webhook_min_level]
+        payload = [alert.to_dict() for alert in alerts if alert.severity >= floor]
+        if not payload:
+            return "skipped", None
+        import httpx
+
+        target = _safe_target(self.webhook_url)
+        try:
+            response = httpx.post(
+                self.webhook_url,
+                content=_dumps({"alerts": payload}),
+                headers={"Content-Type": "application/json"},
+                timeout=self.timeout,
+            )
+            response.raise_for_status()
+        except httpx.HTTPStatusError as exc:
+            error = f"{target} answered {exc.response.status_code}"
+        except httpx.HTTPError as exc:
+            error = f"{target}: {type(exc).__name__}: {exc}"
+        else:
+            self.gauges.webhook_up.set(1)
+            return "sent", None
+        self.gauges.webhook_failures.inc()
+        self.gauges.webhook_up.set(0)
+        logger.error(
+            "alert webhook failed (%d alert(s) stored, not posted): %s", len(payload), error
+        )
+        return "failed", error

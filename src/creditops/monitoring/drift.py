@@ -1,0 +1,942 @@
+"""Data drift: does the current data still look like the data the champion was trained on?
+
+Shape shared by every monitoring check: :class:`DataDriftCalculator` is fitted once on a
+reference (the champion's training data) and then compares any number of current windows (a
+slice of the decision log, a file) against it, returning a :class:`DataDriftResult` with
+``to_dict()`` and alert flags.
+
+Per feature, a drift method is chosen by name (``DriftConfig``) or automatically, in the manner
+of Evidently: p-value tests (``ks``, ``chi2``) when the reference is small (at most 1,000
+values), distances (``wasserstein`` normed by the reference standard deviation,
+``jensenshannon``) above that, because on large samples p-values flag shifts too small to
+matter. ``psi`` on reference deciles, with the credit bands 0.10 / 0.25, can be chosen by name.
+Methods are classes registered under their name (:func:`register_method`), so a new one is one
+class and config can select it.
+
+Everything that depends only on the reference (sorted values, decile edges, histogram shares,
+category counts) is computed in ``fit``, so ``calculate`` costs one pass over the current data
+per feature. Missing values are not part of any distribution test; their rate is tracked and
+flagged separately, as are categories never seen in the reference.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal, TypeVar
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from scipy import stats
+from scipy.spatial import distance
+
+from creditops.exceptions import ConfigurationError, CreditOpsError, DataValidationError
+
+__all__ = [
+    "AUTO",
+    "DataDriftCalculator",
+    "DataDriftResult",
+    "DriftConfig",
+    "DriftFlag",
+    "DriftMethod",
+    "FeatureDrift",
+    "NotFittedError",
+    "PredictionDriftResult",
+    "available_methods",
+    "get_method",
+    "population_stability_index",
+    "prediction_drift",
+    "register_method",
+]
+
+SCHEMA_VERSION = 1
+AUTO = "auto"
+PSI_EPSILON = 1e-4
+"""Share given to an empty bin in PSI, so that ``ln(current / reference)`` stays finite."""
+_MIN_SCALE = 1e-3
+
+Kind = Literal["numeric", "categorical"]
+Level = Literal["ok", "warning", "critical"]
+Band = Literal["stable", "warning", "drift"]
+FlagKind = Literal[
+    "dataset_drift", "feature_drift", "missing_increase", "unseen_categories", "prediction_drift"
+]
+
+
+class NotFittedError(CreditOpsError):
+    """``calculate`` was called before ``fit``."""
+
+
+# --------------------------------------------------------------------------------------------
+# Method registry
+
+
+class DriftMethod:
+    """One univariate drift measure, fitted on a reference column.
+
+    Numeric input is a float array of the non-missing values (sorted in ``fit_numeric``).
+    Categorical input is a count vector: one entry per reference category, in the order of
+    ``fit_categorical``'s counts, followed in ``measure_categorical`` by one entry per category
+    unseen in the reference. ``measure_*`` returns ``(statistic, p_value)``; p-value methods
+    (``uses_p_value``) drift when the p-value is below the threshold, the others when the
+    statistic reaches it.
+    """
+
+    name: ClassVar[str] = ""
+    kinds: ClassVar[frozenset[str]] = frozenset()
+    default_threshold: ClassVar[float]
+    uses_p_value: ClassVar[bool] = False
+
+    def __init__(self, threshold: float, config: DriftConfig) -> None:
+        self.threshold = threshold
+        self.config = config
+
+    def fit_numeric(self, values: np.ndarray) -> None:
+        raise ConfigurationError(f"drift method {self.name!r} does not handle numeric features")
+
+    def fit_categorical(self, counts: np.ndarray) -> None:
+        raise ConfigurationError(f"drift method {self.name!r} does not handle categorical features")
+
+    def measure_numeric(self, values: np.ndarray) -> tuple[float, float | None]:
+        raise NotImplementedError
+
+    def measure_categorical(self, counts: np.ndarray) -> tuple[float, float | None]:
+        raise NotImplementedError
+
+    def is_drift(self, statistic: float, p_value: float | None) -> bool:
+        if self.uses_p_value:
+            return p_value is not None and p_value < self.threshold
+        return statistic >= self.threshold
+
+    def is_warning(self, statistic: float, p_value: float | None) -> bool:
+        """An early band below drift (PSI 0.10-0.25); most methods have none."""
+        return False
+
+
+_METHODS: dict[str, type[DriftMethod]] = {}
+M = TypeVar("M", bound=type[DriftMethod])
+
+
+def register_method(name: str) -> Callable[[M], M]:
+    """Class decorator: make a :class:`DriftMethod` selectable by ``name`` in config."""
+
+    def decorator(cls: M) -> M:
+        if name in _METHODS:
+            raise ConfigurationError(f"drift method {name!r} is already registered")
+        cls.name = name
+        _METHODS[name] = cls
+        return cls
+
+    return decorator
+
+
+def available_methods() -> list[str]:
+    return sorted(_METHODS)
+
+
+def get_method(name: str) -> type[DriftMethod]:
+    try:
+        return _METHODS[name]
+    except KeyError:
+        known = ", ".join(available_methods())
+        raise ConfigurationError(
+            f"unknown drift method {name!r}; available: {known} (or {AUTO!r})"
+        ) from None
+
+
+def _padded(counts: np.ndarray, size: int) -> np.ndarray:
+    out = np.zeros(size, dtype=float)
+    out[: len(counts)] = counts
+    return out
+
+
+class _QuantileBins:
+    """Bins with edges at reference quantiles, open at both ends, so current values outside
+    the reference range still land in a bin. Ties collapse edges (a column that is 0 for 80% of
+    applicants gets fewer, not empty, bins)."""
+
+    def __init__(self, values: np.ndarray, bins: int) -> None:
+        probs = np.linspace(0.0, 1.0, bins + 1)[1:-1]
+        self.edges = np.unique(np.quantile(values, probs)) if len(values) else np.array([])
+        self.reference_shares = self.shares(values)
+
+    def shares(self, values: np.ndarray) -> np.ndarray:
+        # Bin i holds edges[i-1] < x <= edges[i].
+        index = np.searchsorted(self.edges, values, side="left")
+        counts = np.bincount(index, minlength=len(self.edges) + 1).astype(float)
+        total = counts.sum()
+        return counts / total if total else counts
+
+
+def population_stability_index(
+    reference_shares: Sequence[float] | np.ndarray,
+    current_shares: Sequence[float] | np.ndarray,
+    *,
+    epsilon: float = PSI_EPSILON,
+) -> float:
+    """PSI = sum((current - reference) * ln(current / reference)) over bins, empty bins taken
+    as ``epsilon`` so a bin that empties or appears counts heavily instead of infinitely."""
+    ref = np.maximum(np.asarray(reference_shares, dtype=float), epsilon)
+    cur = np.maximum(np.asarray(current_shares, dtype=float), epsilon)
+    return float(np.sum((cur - ref) * np.log(cur / ref)))
+
+
+@register_method("ks")
+class KolmogorovSmirnov(DriftMethod):
+    """Two-sample Kolmogorov-Smirnov test on the raw values (small samples)."""
+
+    kinds = frozenset({"numeric"})
+    default_threshold = 0.05
+    uses_p_value = True
+
+    def fit_numeric(self, values: np.ndarray) -> None:
+        self._reference = values
+
+    def measure_numeric(self, values: np.ndarray) -> tuple[float, float | None]:
+        result = stats.ks_2samp(self._reference, values)
+        return float(result.statistic), float(result.pvalue)
+
+
+@register_method("chi2")
+class ChiSquare(DriftMethod):
+    """Chi-square test of homogeneity on the reference vs current category counts."""
+
+    kinds = frozenset({"categorical"})
+    default_threshold = 0.05
+    uses_p_value = True
+
+    def fit_categorical(self, counts: np.ndarray) -> None:
+        self._reference = counts.astype(float)
+
+    def measure_categorical(self, counts: np.ndarray) -> tuple[float, float | None]:
+        table = np.vstack([_padded(self._reference, len(counts)), counts.astype(float)])
+        table = table[:, table.sum(axis=0) > 0]
+        if table.shape[1] < 2:
+            return 0.0, 1.0
+        result = stats.chi2_contingency(table)
+        return float(result.statistic), float(result.pvalue)
+
+
+@register_method("psi")
+class PopulationStability(DriftMethod):
+    """PSI on reference deciles (numeric) or category shares; credit bands 0.10 / 0.25."""
+
+    kinds = frozenset({"numeric", "categorical"})
+    default_threshold = 0.25
+
+    def fit_numeric(self, values: np.ndarray) -> None:
+        self._bins = _QuantileBins(values, self.config.psi_bins)
+
+    def measure_numeric(self, values: np.ndarray) -> tuple[float, float | None]:
+        return population_stability_index(
+            self._bins.reference_shares, self._bins.shares(values)
+        ), None
+
+    def fit_categorical(self, counts: np.ndarray) -> None:
+        self._reference = counts / counts.sum()
+
+    def measure_categorical(self, counts: np.ndarray) -> tuple[float, float | None]:
+        current = counts / counts.sum()
+        return population_stability_index(_padded(self._reference, len(counts)), current), None
+
+    def is_warning(self, statistic: float, p_value: float | None) -> bool:
+        return self.config.psi_warning <= statistic < self.threshold
+
+
+@register_method("wasserstein")
+class NormedWasserstein(DriftMethod):
+    """First Wasserstein distance divided by the reference standard deviation: "how far, in
+    reference standard deviations, did the mass move" (0.1 by default)."""
+
+    kinds = frozenset({"numeric"})
+    default_threshold = 0.1
+
+    def fit_numeric(self, values: np.ndarray) -> None:
+        # Credit features are mostly whole numbers with many repeats: scipy works on the
+        # distinct values with their counts, which is exact and much faster.
+        self._values, counts = np.unique(values, return_counts=True)
+        self._weights = counts.astype(float)
+        self._scale = max(float(np.std(values)), _MIN_SCALE)
+
+    def measure_numeric(self, values: np.ndarray) -> tuple[float, float | None]:
+        current, counts = np.unique(values, return_counts=True)
+        value = stats.wasserstein_distance(
+            self._values, current, self._weights, counts.astype(float)
+        )
+        return float(value) / self._scale, None
+
+
+@register_method("jensenshannon")
+class JensenShannon(DriftMethod):
+    """Jensen-Shannon distance (natural log, 0..0.83) between binned shares: reference
+    quantile bins for numeric features, categories for categorical ones."""
+
+    kinds = frozenset({"numeric", "categorical"})
+    default_threshold = 0.1
+
+    def fit_numeric(self, values: np.ndarray) -> None:
+        self._bins = _QuantileBins(values, self.config.histogram_bins)
+
+    def measure_numeric(self, values: np.ndarray) -> tuple[float, float | None]:
+        return float(
+            distance.jensenshannon(self._bins.reference_shares, self._bins.shares(values))
+        ), None
+
+    def fit_categorical(self, counts: np.ndarray) -> None:
+        self._reference = counts.astype(float)
+
+    def measure_categorical(self, counts: np.ndarray) -> tuple[float, float | None]:
+        reference = _padded(self._reference, len(counts))
+        return float(distance.jensenshannon(reference, counts.astype(float))), None
+
+
+# --------------------------------------------------------------------------------------------
+# Configuration
+
+
+class DriftConfig(BaseModel):
+    """How drift is measured and when it counts. Method names come from the registry;
+    ``auto`` picks per feature by type and reference size."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    numeric_method: str = AUTO
+    categorical_method: str = AUTO
+    feature_methods: dict[str, str] = Field(
+        default_factory=dict, description="per-feature method, overriding the type's method"
+    )
+    thresholds: dict[str, float] = Field(
+        default_factory=dict,
+        description="per-method threshold (p-value alpha or distance) replacing its default",
+    )
+    small_sample_rows: int = Field(
+        1000, ge=1, description="reference values at or below which auto uses ks / chi2"
+    )
+    discrete_max_values: int = Field(
+        5,
+        ge=0,
+        description="numeric features with at most this many distinct reference values "
+        "are compared as categories under auto",
+    )
+    psi_bins: int = Field(10, ge=2, description="reference quantile bins for PSI (deciles)")
+    psi_warning: float = Field(0.10, gt=0, description="PSI warning band (drift at 0.25)")
+    histogram_bins: int = Field(20, ge=2, description="reference quantile bins for JS")
+    warning_share: float = Field(0.5, gt=0, le=1)
+    critical_share: float = Field(0.7, gt=0, le=1)
+    feature_weights: dict[str, float] | None = Field(
+        None, description="importance weights for the dataset score; unlisted features weigh 0"
+    )
+    missing_increase: float = Field(
+        0.10, gt=0, le=1, description="flag when the missing rate rises by this much (absolute)"
+    )
+    unseen_share: float = Field(
+        0.01, ge=0, le=1, description="flag when unseen categories exceed this share of rows"
+    )
+    prediction_bins: int = Field(10, ge=2)
+    prediction_psi_warning: float = Field(0.10, gt=0)
+    prediction_psi_drift: float = Field(0.25, gt=0)
+
+    @field_validator("numeric_method", "categorical_method")
+    @classmethod
+    def _known_method(cls, value: str) -> str:
+        if value != AUTO:
+            get_method(value)
+        return value
+
+    @field_validator("feature_methods")
+    @classmethod
+    def _known_feature_methods(cls, value: dict[str, str]) -> dict[str, str]:
+        for method in value.values():
+            get_method(method)
+        return value
+
+    @field_validator("thresholds")
+    @classmethod
+    def _known_threshold_methods(cls, value: dict[str, float]) -> dict[str, float]:
+        for method, threshold in value.items():
+            get_method(method)
+            if not threshold > 0:
+                raise ConfigurationError(f"threshold for {method!r} must be > 0, got {threshold}")
+        return value
+
+    @field_validator("feature_weights")
+    @classmethod
+    def _non_negative_weights(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        for feature, weight in (value or {}).items():
+            if not weight >= 0 or not math.isfinite(weight):
+                raise ConfigurationError(f"weight of {feature!r} must be >= 0, got {weight}")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DriftConfig:
+        if self.critical_share < self.warning_share:
+            raise ConfigurationError(
+                f"critical_share ({self.critical_share}) must be >= warning_share "
+                f"({self.warning_share})"
+            )
+        if self.prediction_psi_drift < self.prediction_psi_warning:
+            raise ConfigurationError("prediction_psi_drift must be >= prediction_psi_warning")
+        name = self.categorical_method
+        if name != AUTO and "categorical" not in get_method(name).kinds:
+            raise ConfigurationError(f"drift method {name!r} does not handle categorical features")
+        return self
+
+    def threshold_for(self, method: str) -> float:
+        return self.thresholds.get(method, get_method(method).default_threshold)
+
+
+# --------------------------------------------------------------------------------------------
+# Results
+
+
+class _Result(BaseModel):
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON types only (for the API, MLflow artifacts and the alert store)."""
+        return self.model_dump(mode="json")
+
+
+class FeatureDrift(_Result):
+    """One feature. ``n_ref`` / ``n_cur`` count the non-missing values compared."""
+
+    feature: str
+    kind: Kind
+    method: str
+    statistic: float | None
+    p_value: float | None
+    threshold: float
+    drifted: bool
+    warning: bool = False
+    weight: float = 1.0
+    n_ref: int
+    n_cur: int
+    missing_rate_ref: float
+    missing_rate_cur: float
+    missing_increase: bool
+    unseen_categories: list[str] = Field(default_factory=list)
+    unseen_share: float = 0.0
+    unseen_flag: bool = False
+
+
+class PredictionDriftResult(_Result):
+    """PSI of the score distribution on reference score deciles."""
+
+    method: Literal["psi"] = "psi"
+    psi: float
+    band: Band
+    warning_threshold: float
+    drift_threshold: float
+    n_ref: int
+    n_cur: int
+    edges: list[float]
+    reference_shares: list[float]
+    current_shares: list[float]
+
+
+class DriftFlag(_Result):
+    """Something a person should look at, with the numbers behind it and one sentence."""
+
+    kind: FlagKind
+    level: Literal["warning", "critical"]
+    feature: str | None = None
+    metric: str
+    value: float
+    threshold: float
+    message: str
+
+
+class DataDriftResult(_Result):
+    schema_version: int = SCHEMA_VERSION
+    n_ref: int
+    n_cur: int
+    n_features: int
+    n_drifted: int
+    drift_share: float = Field(description="share of drifted features, weighted if configured")
+    weighted: bool
+    level: Level
+    warning_share: float
+    critical_share: float
+    drifted_features: list[str]
+    missing_flags: list[str]
+    unseen_flags: list[str]
+    features: list[FeatureDrift]
+    prediction: PredictionDriftResult | None = None
+    flags: list[DriftFlag]
+
+    def feature(self, name: str) -> FeatureDrift:
+        for item in self.features:
+            if item.feature == name:
+                return item
+        raise KeyError(name)
+
+
+# --------------------------------------------------------------------------------------------
+# Prediction drift
+
+
+class _ScoreReference:
+    def __init__(self, scores: np.ndarray, bins: int) -> None:
+        self.n = len(scores)
+        self.bins = _QuantileBins(scores, bins)
+
+    def compare(self, scores: np.ndarray, warning: float, drift: float) -> PredictionDriftResult:
+        shares = self.bins.shares(scores)
+        psi = population_stability_index(self.bins.reference_shares, shares)
+        band: Band = "drift" if psi >= drift else "warning" if psi >= warning else "stable"
+        return PredictionDriftResult(
+            psi=psi,
+            band=band,
+            warning_threshold=warning,
+            drift_threshold=drift,
+            n_ref=self.n,
+            n_cur=len(scores),
+            edges=[float(e) for e in self.bins.edges],
+            reference_shares=[float(s) for s in self.bins.reference_shares],
+            current_shares=[float(s) for s in shares],
+        )
+
+
+def _scores(values: Any, role: str) -> np.ndarray:
+    try:
+        array = np.asarray(values, dtype=float).ravel()
+    except (TypeError, ValueError) as exc:
+        raise DataValidationError(f"{role} scores must be numbers: {exc}", column=role) from None
+    if len(array) == 0:
+        raise DataValidationError(f"{role} scores are empty", column=role)
+    if not np.isfinite(array).all():
+        raise DataValidationError(f"{role} scores hold missing or infinite values", column=role)
+    return array
+
+
+def prediction_drift(
+    reference_scores: Any,
+    current_scores: Any,
+    *,
+    bins: int = 10,
+    warning: float = 0.10,
+    drift: float = 0.25,
+) -> PredictionDriftResult:
+    """PSI of the predicted default probabilities: the score distribution moving is the first
+    visible sign of drift that matters, before any outcome is known."""
+    reference = _ScoreReference(_scores(reference_scores, "reference"), bins)
+    return reference.compare(_scores(current_scores, "current"), warning, drift)
+
+
+# --------------------------------------------------------------------------------------------
+# Calculator
+
+
+@dataclass
+class _Feature:
+    name: str
+    kind: Kind
+    categorical_path: bool
+    method: DriftMethod
+    weight: float
+    n_ref: int
+    missing_rate_ref: float
+    categories: Any = None  # pd.Index (categorical) or sorted float array (discrete numeric)
+
+
+def _numeric_values(series: pd.Series, column: str) -> np.ndarray:
+    """Float values with NaN for missing; refuses text and infinities, naming the column."""
+    if not pd.api.types.is_numeric_dtype(series.dtype):
+        try:
+            series = pd.to_numeric(series, errors="raise")
+        except (TypeError, ValueError):
+            raise DataValidationError(
+                f"column {column!r} is numeric in the reference but holds non-numeric values",
+                column=column,
+            ) from None
+    values = series.to_numpy(dtype=float, na_value=np.nan)
+    if np.isinf(values).any():
+        raise DataValidationError(f"column {column!r} holds infinite values", column=column)
+    return values
+
+
+class DataDriftCalculator:
+    """Fit on the reference once, then ``calculate`` any number of current windows.
+
+    >>> calc = DataDriftCalculator(DriftConfig()).fit(train, numeric=[...], categorical=[...])
+    >>> result = calc.calculate(window)  # DataDriftResult
+    """
+
+    def __init__(self, config: DriftConfig | None = None) -> None:
+        self.config = config if config is not None else DriftConfig()
+
+    # -- public API -------------------------------------------------------------------------
+
+    def fit(
+        self,
+        reference: pd.DataFrame,
+        numeric: Sequence[str] | None = None,
+        categorical: Sequence[str] | None = None,
+        *,
+        reference_scores: Any = None,
+        feature_weights: Mapping[str, float] | None = None,
+    ) -> DataDriftCalculator:
+        """Learn the reference. Without ``numeric`` and ``categorical`` every column is used,
+        typed by dtype. ``feature_weights`` (e.g. model importances) replace the config's."""
+        if not isinstance(reference, pd.DataFrame):
+            raise DataValidationError("reference must be a pandas DataFrame")
+        if len(reference) == 0:
+            raise DataValidationError("reference data has no rows")
+        if numeric is None and categorical is None:
+            numeric = [c for c in reference.columns if pd.api.types.is_numeric_dtype(reference[c])]
+            categorical = [c for c in reference.columns if c not in set(numeric)]
+        numeric, categorical = list(numeric or []), list(categorical or [])
+        both = sorted(set(numeric) & set(categorical))
+        if both:
+            raise ConfigurationError(f"features listed as numeric and categorical: {both}")
+        if not numeric and not categorical:
+            raise ConfigurationError("no features to monitor")
+        for column in [*numeric, *categorical]:
+            if column not in reference.columns:
+                raise DataValidationError(
+                    f"feature {column!r} is not a column of the reference data", column=column
+                )
+        features = [*numeric, *categorical]
+        unknown = sorted(set(self.config.feature_methods) - set(features))
+        if unknown:
+            raise ConfigurationError(f"method override for features not monitored: {unknown}")
+        weights = feature_weights if feature_weights is not None else self.config.feature_weights
+        self._fit(reference, numeric, categorical, reference_scores, weights)
+        return self
+
+    def calculate(
+        self,
+        current: pd.DataFrame,
+        *,
+        current_scores: Any = None,
+        columns: Mapping[str, str] | None = None,
+    ) -> DataDriftResult:
+        """Compare ``current`` with the reference. ``columns`` maps feature names to columns
+        of ``current`` when they differ (a decision-log window carries this mapping in
+        ``attrs['feature_columns']``, used by default)."""
+        if not hasattr(self, "features_"):
+            raise NotFittedError("DataDriftCalculator.calculate called before fit")
+        if not isinstance(current, pd.DataFrame):
+            raise DataValidationError("current data must be a pandas DataFrame")
+        if len(current) == 0:
+            raise DataValidationError("current data has no rows: nothing to compare")
+        if columns is None:
+            columns = current.attrs.get("feature_columns") or {}
+        mapping = {f.name: columns.get(f.name, f.name) for f in self.features_}
+        for name, column in mapping.items():
+            if column not in current.columns:
+                raise DataValidationError(
+                    f"feature {name!r} is missing from the current data (column {column!r})",
+                    column=name,
+                )
+        if current_scores is not None and self.scores_ is None:
+            raise ConfigurationError("current_scores given but fit had no reference_scores")
+        return self._calculate(current, mapping, current_scores)
+
+    # -- fitting ----------------------------------------------------------------------------
+
+    def _fit(
+        self,
+        reference: pd.DataFrame,
+        numeric: list[str],
+        categorical: list[str],
+        reference_scores: Any,
+        weights: Mapping[str, float] | None,
+    ) -> None:
+        n_rows = len(reference)
+        if weights is not None:
+            DriftConfig(feature_weights=dict(weights))  # same checks as in config
+            total = sum(float(weights.get(f, 0.0)) for f in [*numeric, *categorical])
+            if total <= 0:
+                raise ConfigurationError("feature weights of the monitored features sum to 0")
+        fitted: list[_Feature] = []
+        for name in numeric:
+            values = _numeric_values(reference[name], name)
+            present = np.sort(values[~np.isnan(values)])
+            self._require_values(name, len(present))
+            distinct = np.unique(present)
+            method_name, as_categories = self._choose(name, "numeric", len(present), len(distinct))
+            method = self._make(method_name)
+            categorical_path = as_categories or "numeric" not in method.kinds
+            if categorical_path:  # few distinct values (auto) or a categories-only method
+                counts = np.bincount(np.searchsorted(distinct, present), minlength=len(distinct))
+                method.fit_categorical(counts)
+            else:
+                method.fit_numeric(present)
+            fitted.append(
+                _Feature(
+                    name=name,
+                    kind="numeric",
+                    categorical_path=categorical_path,
+                    method=method,
+                    weight=1.0 if weights is None else float(weights.get(name, 0.0)),
+                    n_ref=len(present),
+                    missing_rate_ref=1.0 - len(present) / n_rows,
+                    categories=distinct if categorical_path else None,
+                )
+            )
+        for name in categorical:
+            counts_by_value = reference[name].value_counts(dropna=True)
+            n_present = int(counts_by_value.sum())
+            self._require_values(name, n_present)
+            method_name, _ = self._choose(name, "categorical", n_present, len(counts_by_value))
+            method = self._make(method_name)
+            if "categorical" not in method.kinds:
+                raise ConfigurationError(
+                    f"drift method {method_name!r} does not handle categorical feature {name!r}"
+                )
+            method.fit_categorical(counts_by_value.to_numpy(dtype=float))
+            fitted.append(
+                _Feature(
+                    name=name,
+                    kind="categorical",
+                    categorical_path=True,
+                    method=method,
+                    weight=1.0 if weights is None else float(weights.get(name, 0.0)),
+                    n_ref=n_present,
+                    missing_rate_ref=1.0 - n_present / n_rows,
+                    categories=pd.Index(np.asarray(counts_by_value.index, dtype=object)),
+                )
+            )
+        self.features_ = fitted
+        self.weighted_ = weights is not None
+        self.n_ref_ = n_rows
+        self.scores_ = (
+            None
+            if reference_scores is None
+            else _ScoreReference(
+                _scores(reference_scores, "reference"), self.config.prediction_bins
+            )
+        )
+
+    @staticmethod
+    def _require_values(name: str, n_present: int) -> None:
+        if n_present == 0:
+            raise DataValidationError(
+                f"feature {name!r} has no non-missing values in the reference", column=name
+            )
+
+    def _choose(self, name: str, kind: Kind, n_present: int, n_distinct: int) -> tuple[str, bool]:
+        """The method's name, and whether a numeric feature is compared as categories: under
+        auto when it has few distinct values (a flag, a count of dependants), as Evidently
+        does; always for a categories-only method (chi2)."""
+        cfg = self.config
+        explicit = cfg.feature_methods.get(name)
+        if explicit is None:
+            explicit = cfg.numeric_method if kind == "numeric" else cfg.categorical_method
+        if explicit != AUTO:
+            return get_method(explicit).name, False
+        small = n_present <= cfg.small_sample_rows
+        discrete = kind == "numeric" and n_distinct <= cfg.discrete_max_values
+        if kind == "categorical" or discrete:
+            return ("chi2" if small else "jensenshannon"), discrete
+        return ("ks" if small else "wasserstein"), False
+
+    def _make(self, method_name: str) -> DriftMethod:
+        cls = get_method(method_name)
+        return cls(self.config.threshold_for(method_name), self.config)
+
+    # -- calculating ------------------------------------------------------------------------
+
+    def _calculate(
+        self, current: pd.DataFrame, mapping: Mapping[str, str], current_scores: Any
+    ) -> DataDriftResult:
+        n_cur = len(current)
+        features = [self._feature(f, current[mapping[f.name]], n_cur) for f in self.features_]
+
+        total_weight = sum(f.weight for f in features)
+        drift_share = sum(f.weight for f in features if f.drifted) / total_weight
+        cfg = self.config
+        level: Level = (
+            "critical"
+            if drift_share >= cfg.critical_share
+            else "warning"
+            if drift_share >= cfg.warning_share
+            else "ok"
+        )
+        prediction = None
+        if current_scores is not None and self.scores_ is not None:
+            prediction = self.scores_.compare(
+                _scores(current_scores, "current"),
+                cfg.prediction_psi_warning,
+                cfg.prediction_psi_drift,
+            )
+        drifted = [f.feature for f in features if f.drifted]
+        return DataDriftResult(
+            n_ref=self.n_ref_,
+            n_cur=n_cur,
+            n_features=len(features),
+            n_drifted=len(drifted),
+            drift_share=drift_share,
+            weighted=self.weighted_,
+            level=level,
+            warning_share=cfg.warning_share,
+            critical_share=cfg.critical_share,
+            drifted_features=drifted,
+            missing_flags=[f.feature for f in features if f.missing_increase],
+            unseen_flags=[f.feature for f in features if f.unseen_flag],
+            features=features,
+            prediction=prediction,
+            flags=_flags(features, drift_share, level, prediction, cfg),
+        )
+
+    def _feature(self, feature: _Feature, series: pd.Series, n_cur: int) -> FeatureDrift:
+        method = feature.method
+        unseen: list[str] = []
+        unseen_rows = 0
+        if feature.kind == "numeric":
+            values = _numeric_values(series, feature.name)
+            present = values[~np.isnan(values)]
+            n_present = len(present)
+            if feature.categorical_path:
+                counts, unseen, unseen_rows = _discrete_counts(feature.categories, present)
+        else:
+            counts, unseen, unseen_rows, n_present = _category_counts(feature.categories, series)
+
+        statistic: float | None = None
+        p_value: float | None = None
+        if n_present:
+            if feature.categorical_path:
+                statistic, p_value = method.measure_categorical(counts)
+            else:
+                statistic, p_value = method.measure_numeric(present)
+        drifted = statistic is not None and method.is_drift(statistic, p_value)
+        warning = statistic is not None and method.is_warning(statistic, p_value)
+        missing_rate = 1.0 - n_present / n_cur
+        unseen_share = unseen_rows / n_cur
+        return FeatureDrift(
+            feature=feature.name,
+            kind=feature.kind,
+            method=method.name,
+            statistic=statistic,
+            p_value=p_value,
+            threshold=method.threshold,
+            drifted=bool(drifted),
+            warning=bool(warning),
+            weight=feature.weight,
+            n_ref=feature.n_ref,
+            n_cur=n_present,
+            missing_rate_ref=feature.missing_rate_ref,
+            missing_rate_cur=missing_rate,
+            missing_increase=missing_rate - feature.missing_rate_ref
+            >= self.config.missing_increase - 1e-12,
+            unseen_categories=unseen,
+            unseen_share=unseen_share,
+            unseen_flag=unseen_rows > 0 and unseen_share > self.config.unseen_share,
+        )
+
+
+def _category_counts(
+    categories: pd.Index, series: pd.Series
+) -> tuple[np.ndarray, list[str], int, int]:
+    """Counts per reference category then per unseen category, the unseen names (most
+    frequent first), unseen rows and non-missing rows. One factorize pass over the rows."""
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    uniques = pd.Index(np.asarray(uniques, dtype=object))
+    per_unique = np.bincount(codes[codes >= 0], minlength=len(uniques))
+    position = categories.get_indexer(uniques)
+    counts = np.zeros(len(categories), dtype=float)
+    seen = position >= 0
+    np.add.at(counts, position[seen], per_unique[seen])
+    unseen_counts = per_unique[~seen]
+    order = np.argsort(-unseen_counts, kind="stable")
+    unseen_names = [str(v) for v in np.asarray(uniques[~seen], dtype=object)[order]]
+    unseen_counts = unseen_counts[order]
+    full = np.concatenate([counts, unseen_counts.astype(float)])
+    return full, unseen_names, int(unseen_counts.sum()), int(per_unique.sum())
+
+
+def _discrete_counts(
+    categories: np.ndarray, present: np.ndarray
+) -> tuple[np.ndarray, list[str], int]:
+    index = np.searchsorted(categories, present)
+    clipped = np.minimum(index, len(categories) - 1)
+    match = categories[clipped] == present
+    counts = np.bincount(index[match], minlength=len(categories)).astype(float)
+    other, other_counts = np.unique(present[~match], return_counts=True)
+    order = np.argsort(-other_counts, kind="stable")
+    names = [_number(v) for v in other[order]]
+    full = np.concatenate([counts, other_counts[order].astype(float)])
+    return full, names, int(other_counts.sum())
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def _flags(
+    features: list[FeatureDrift],
+    drift_share: float,
+    level: Level,
+    prediction: PredictionDriftResult | None,
+    cfg: DriftConfig,
+) -> list[DriftFlag]:
+    flags: list[DriftFlag] = []
+    if level != "ok":
+        threshold = cfg.critical_share if level == "critical" else cfg.warning_share
+        flags.append(
+            DriftFlag(
+                kind="dataset_drift",
+                level=level,
+                metric="drift_share",
+                value=drift_share,
+                threshold=threshold,
+                message=f"{drift_share:.0%} of features drifted (threshold {threshold:.0%})",
+            )
+        )
+    for f in features:
+        if f.drifted and f.statistic is not None:
+            shown = f.p_value if f.p_value is not None else f.statistic
+            label = "p-value" if f.p_value is not None else f.method
+            flags.append(
+                DriftFlag(
+                    kind="feature_drift",
+                    level="warning",
+                    feature=f.feature,
+                    metric=f.method,
+                    value=float(shown),
+                    threshold=f.threshold,
+                    message=f"{f.feature} drifted: {label} {shown:.4g} "
+                    f"({'below' if f.p_value is not None else 'at or above'} {f.threshold:g})",
+                )
+            )
+        if f.missing_increase:
+            flags.append(
+                DriftFlag(
+                    kind="missing_increase",
+                    level="warning",
+                    feature=f.feature,
+                    metric="missing_rate",
+                    value=f.missing_rate_cur,
+                    threshold=f.missing_rate_ref + cfg.missing_increase,
+                    message=f"{f.feature} is missing in {f.missing_rate_cur:.1%} of rows "
+                    f"(reference {f.missing_rate_ref:.1%})",
+                )
+            )
+        if f.unseen_flag:
+            shown_names = ", ".join(f.unseen_categories[:5])
+            flags.append(
+                DriftFlag(
+                    kind="unseen_categories",
+                    level="warning",
+                    feature=f.feature,
+                    metric="unseen_share",
+                    value=f.unseen_share,
+                    threshold=cfg.unseen_share,
+                    message=f"{f.feature} has categories never seen in training in "
+                    f"{f.unseen_share:.1%} of rows: {shown_names}",
+                )
+            )
+    if prediction is not None and prediction.band != "stable":
+        critical = prediction.band == "drift"
+        flags.append(
+            DriftFlag(
+                kind="prediction_drift",
+                level="critical" if critical else "warning",
+                metric="psi",
+                value=prediction.psi,
+                threshold=prediction.drift_threshold if critical else prediction.warning_threshold,
+                message=f"score distribution PSI {prediction.psi:.3f} ({prediction.band})",
+            )
+        )
+    return flags
