@@ -32,7 +32,7 @@ from __future__ import annotations
 import copy
 import math
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from itertools import combinations, product
 from typing import Any, Literal
@@ -407,24 +407,39 @@ def explain_local(explainer: Explainer, row: pd.DataFrame | pd.Series) -> LocalE
 
 
 def explain_rows(
-    explainer: Explainer, rows: pd.DataFrame, transformed: np.ndarray | None = None
+    explainer: Explainer,
+    rows: pd.DataFrame | Sequence[Mapping[str, Any]],
+    transformed: np.ndarray | None = None,
+    *,
+    proba: np.ndarray | None = None,
 ) -> list[LocalExplanation]:
     """Explain several applicants in one pass (one preprocessing call, batched attributions).
 
     ``transformed``: the rows already preprocessed (e.g. by the serving fast path, whose output
-    equals the pipeline's preprocessing), which spares the ColumnTransformer call.
+    equals the pipeline's preprocessing), which spares the ColumnTransformer call. ``proba``:
+    the model's probabilities of default for the rows, when the caller already has them (the
+    serving fast path gives the pipeline's exact values), which spares a calibrated prediction.
+    ``rows`` may be records (dicts by feature name) instead of a frame, which spares pandas.
     """
+    if isinstance(rows, pd.DataFrame):
+        records = rows[explainer.features].to_dict(orient="records")
+    else:
+        records = list(rows)
+        if transformed is None:
+            rows = pd.DataFrame.from_records(records, columns=explainer.features)
     Xt = explainer.transform(rows) if transformed is None else np.asarray(transformed, float)
-    values, raw, proba = explainer.attribute(Xt)
-    originals = rows[explainer.features]
+    if proba is not None and explainer.method != "tree_path_dependent":
+        values, raw = explainer.contributions(Xt), explainer.raw_output(Xt)
+        proba = np.asarray(proba, dtype=np.float64).reshape(-1)
+    else:
+        values, raw, proba = explainer.attribute(Xt)
     categorical = set(explainer.spec.categorical)
     results = []
-    for i in range(len(rows)):
-        record = originals.iloc[i]
+    for i, record in enumerate(records):
         contributions = [
             FeatureContribution(
                 feature=feature,
-                value=_plain_value(record[feature], feature in categorical),
+                value=_plain_value(record.get(feature), feature in categorical),
                 contribution=float(values[i, j]),
             )
             for j, feature in enumerate(explainer.features)

@@ -98,16 +98,30 @@ class ServedModel:
         frame = pd.DataFrame.from_records(records, columns=self.spec.features)
         return self.loaded.model.predict_proba(frame)[:, 1]
 
-    def explain_one(self, features: dict[str, Any]) -> LocalExplanation:
-        """SHAP for one application, reusing the fast path's preprocessing when there is one."""
-        frame = pd.DataFrame([features], columns=self.spec.features)
-        transformed = None if self.scorer is None else self.scorer.transform_one(features)[None, :]
-        return explain_rows(self.explainer, frame, transformed)[0]
+    def explain_one(
+        self, features: dict[str, Any], probability: float | None = None
+    ) -> LocalExplanation:
+        """SHAP for one application, reusing the fast path's preprocessing (and its probability,
+        when the caller has it) where there is a fast path."""
+        return self.explain_many([features], None if probability is None else [probability])[0]
 
-    def reason_codes(self, features: dict[str, Any], reason_map: ReasonMap) -> list[ReasonCode]:
+    def explain_many(
+        self, features: list[dict[str, Any]], probabilities: Any = None
+    ) -> list[LocalExplanation]:
+        if self.scorer is None:
+            return explain_rows(self.explainer, features)
+        transformed = self.scorer.transform_many(features)
+        return explain_rows(self.explainer, features, transformed, proba=probabilities)
+
+    def reason_codes(
+        self,
+        features: dict[str, Any],
+        reason_map: ReasonMap,
+        probability: float | None = None,
+    ) -> list[ReasonCode]:
         """The adverse-action reasons for one application (all of them; the caller decides
         whether the decision needs them)."""
-        return reason_codes(self.explain_one(features), self.spec, reason_map)
+        return reason_codes(self.explain_one(features, probability), self.spec, reason_map)
 
     def probability(self, record: dict[str, Any]) -> float:
         if self.scorer is not None:
@@ -244,10 +258,12 @@ class DecisionService:
             logger.error("champion version %s refused, still serving: %s", version, error)
             return None
 
-    def reasons_for(self, served: ServedModel, features: dict[str, Any]) -> list[Reason]:
+    def reasons_for(
+        self, served: ServedModel, features: dict[str, Any], probability: float | None = None
+    ) -> list[Reason]:
         return [
             Reason(code=r.code, text=r.text, feature=r.feature, contribution=r.contribution)
-            for r in served.reason_codes(features, self.reasons)
+            for r in served.reason_codes(features, self.reasons, probability)
         ]
 
     def explain(self, features: dict[str, Any], served: ServedModel) -> dict[str, Any]:
@@ -301,7 +317,9 @@ class DecisionService:
         reasons: dict[int, list[Reason]] = {}
         for start in range(0, len(declined), _EXPLAIN_CHUNK):
             chunk = declined[start : start + _EXPLAIN_CHUNK]
-            explained = self.reasons_many(served, [features[i] for i in chunk])
+            explained = self.reasons_many(
+                served, [features[i] for i in chunk], probabilities[chunk]
+            )
             reasons.update(zip(chunk, explained, strict=True))
         latency = (time.perf_counter() - started) * 1000.0
         decisions = [
@@ -330,17 +348,15 @@ class DecisionService:
         return decisions
 
     def reasons_many(
-        self, served: ServedModel, features: list[dict[str, Any]]
+        self, served: ServedModel, features: list[dict[str, Any]], probabilities: Any = None
     ) -> list[list[Reason]]:
         """The reasons of several applications, explained in one batched SHAP call."""
-        frame = pd.DataFrame.from_records(features, columns=served.spec.features)
-        transformed = None if served.scorer is None else served.scorer.transform_many(features)
         return [
             [
                 Reason(code=r.code, text=r.text, feature=r.feature, contribution=r.contribution)
                 for r in reason_codes(explanation, served.spec, self.reasons)
             ]
-            for explanation in explain_rows(served.explainer, frame, transformed)
+            for explanation in served.explain_many(features, probabilities)
         ]
 
     def _decision(
@@ -360,7 +376,9 @@ class DecisionService:
             score_points=int(served.policy.points([probability])[0]),
             risk_grade=str(served.policy.grade([probability])[0]),
             decision=decision,
-            reasons=self.reasons_for(served, features) if decision != "approve" else [],
+            reasons=(
+                self.reasons_for(served, features, probability) if decision != "approve" else []
+            ),
             imputed_fields=missing,
             latency_ms=(time.perf_counter() - started) * 1000.0,
         )
