@@ -377,6 +377,82 @@ def predict(
     )
 
 
+def _duration_seconds(text: str) -> float:
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    value, unit = text[:-1], text[-1:].lower()
+    try:
+        seconds = float(value) * units[unit]
+    except (KeyError, ValueError):
+        raise typer.BadParameter(f"{text!r}: use a number and s, m, h or d, e.g. 1h") from None
+    if seconds <= 0:
+        raise typer.BadParameter(f"{text!r}: must be positive")
+    return seconds
+
+
+def _print_monitor(report: Any) -> None:
+    drift = report.drift
+    line = (
+        f"{report.model_name} v{report.model_version}: {report.rows} decision(s) ({report.source})"
+    )
+    out.print(line, highlight=False)
+    if drift is not None:
+        psi = (drift.get("prediction") or {}).get("psi")
+        out.print(
+            f"  data drift: {drift['level']} ({drift['n_drifted']}/{drift['n_features']} features"
+            f", share {drift['drift_share']:.2f})"
+            + ("" if psi is None else f"; prediction PSI {psi:.3f}"),
+            highlight=False,
+        )
+    for alert in report.alerts:
+        out.print(f"  [{alert['level']}] {alert['check']}: {alert['message']}", highlight=False)
+    for note in report.notes:
+        out.print(f"  note: {note}", highlight=False)
+    out.print(f"  level: {report.level}; run {report.run_id}", highlight=False)
+
+
+@app.command()
+def monitor(
+    every: Annotated[
+        str | None,
+        typer.Option(
+            help="Run on this schedule (e.g. 1h, 30m) in this process, never overlapping."
+        ),
+    ] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(help="Monitor this file of applications instead of the decision log."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Run every monitoring check once (for cron) or on a schedule: data and prediction drift,
+    realised and estimated performance, fairness; alerts stored, logged and exported."""
+    import time
+
+    from creditops.monitoring.monitor import run_monitor
+
+    settings = get_settings()
+    settings.ensure_home()
+    period = None if every is None else _duration_seconds(every)
+    while True:
+        started = time.monotonic()
+        try:
+            report = run_monitor(settings, data=data)
+        except CreditOpsError as error:
+            if period is None:
+                _fail(error)
+            console.print(f"[bold red]monitor run failed:[/] {error}", highlight=False)
+        else:
+            if as_json:
+                _print_json(report.to_dict())
+            else:
+                _print_monitor(report)
+        if period is None:
+            return
+        # The next run starts a whole period after this one started, or at once if this one
+        # took longer: runs never overlap and never pile up.
+        time.sleep(max(0.0, period - (time.monotonic() - started)))
+
+
 predictions = typer.Typer(help="The decision log.", no_args_is_help=True)
 app.add_typer(predictions, name="predictions")
 

@@ -52,6 +52,17 @@ class Settings(BaseSettings):
         default=64 * 1024, ge=1024, description="Largest request body for one application."
     )
     max_batch_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    monitoring_config: Path | None = Field(
+        default=None,
+        description="YAML with the monitor, drift, performance, alerts and retrain sections.",
+    )
+    alert_webhook_url: str | None = Field(default=None, description="POST alerts here (JSON).")
+    alert_textfile: Path | None = Field(
+        default=None, description="Write monitor gauges here (node_exporter textfile collector)."
+    )
+    alert_pushgateway_url: str | None = Field(
+        default=None, description="Push monitor gauges to this Prometheus Pushgateway."
+    )
     champion_poll_seconds: float = Field(
         default=5.0,
         ge=0.0,

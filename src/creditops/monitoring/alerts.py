@@ -271,6 +271,59 @@ alerts_table = sa.Table(
     sa.Index("ix_alerts_check_created", "check_name", "created_at"),
 )
 
+# One row per monitor run, alerts or not: the history retraining triggers read ("critical drift
+# in every run of the last 24 hours" needs the runs that found none too).
+monitor_runs_table = sa.Table(
+    "monitor_runs",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("started_at", _UTCDateTime(), nullable=False, index=True),
+    sa.Column("finished_at", _UTCDateTime(), nullable=False),
+    sa.Column("model_name", sa.Text, nullable=True),
+    sa.Column("model_version", sa.Text, nullable=True),
+    sa.Column("rows", sa.Integer, nullable=False),
+    sa.Column("drift_level", sa.String(16), nullable=True),
+    sa.Column("drift_share", sa.Double, nullable=True),
+    sa.Column("prediction_psi", sa.Double, nullable=True),
+    sa.Column("realised_roc_auc", sa.Double, nullable=True),
+    sa.Column("realised_auc_drop_relative", sa.Double, nullable=True),
+    sa.Column("estimated_roc_auc", sa.Double, nullable=True),
+    sa.Column("level", sa.String(16), nullable=False),
+    sa.Column("summary", sa.JSON, nullable=False),
+)
+
+
+class MonitorRun(BaseModel):
+    """The headline figures of one monitor run (the full report is in ``summary``)."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    id: str
+    started_at: AwareDatetime
+    finished_at: AwareDatetime
+    model_name: str | None = None
+    model_version: str | None = None
+    rows: int
+    drift_level: str | None = None
+    drift_share: float | None = None
+    prediction_psi: float | None = None
+    realised_roc_auc: float | None = None
+    realised_auc_drop_relative: float | None = None
+    estimated_roc_auc: float | None = None
+    level: Level
+    summary: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator(
+        "drift_share",
+        "prediction_psi",
+        "realised_roc_auc",
+        "realised_auc_drop_relative",
+        "estimated_roc_auc",
+    )
+    @classmethod
+    def _finite_or_none(cls, value: float | None) -> float | None:
+        return None if value is None or not math.isfinite(value) else float(value)
+
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, allow_nan=False)
@@ -375,7 +428,7 @@ class AlertStore:
 
     def _create_schema(self) -> None:
         try:
-            if "alerts" in sa.inspect(self._engine).get_table_names():
+            if {"alerts", "monitor_runs"} <= set(sa.inspect(self._engine).get_table_names()):
                 return
 
             def create(conn: Connection) -> None:
@@ -491,6 +544,23 @@ class AlertStore:
             )
             for row in rows
         ]
+
+    def save_run(self, run: MonitorRun) -> None:
+        """Record one monitor run."""
+        row = run.model_dump()
+        with self._lock:
+            self._run(lambda conn: conn.execute(monitor_runs_table.insert(), [row]), write=True)
+
+    def runs(self, *, since: datetime | None = None, limit: int = 1000) -> list[MonitorRun]:
+        """Monitor runs, oldest first, started at or after ``since`` (the newest ``limit``)."""
+        if since is not None and since.tzinfo is None:
+            raise ValueError("since must carry a time zone")
+        t = monitor_runs_table
+        stmt = sa.select(t).order_by(t.c.started_at.desc()).limit(limit)
+        if since is not None:
+            stmt = stmt.where(t.c.started_at >= since)
+        rows = self._run(lambda conn: conn.execute(stmt).mappings().all(), write=False)
+        return [MonitorRun.model_validate(dict(row)) for row in reversed(rows)]
 
     def count(self) -> int:
         """How many alerts are stored."""
@@ -849,12 +919,14 @@ class AlertDispatcher:
         config: AlertsConfig,
         *,
         registry: CollectorRegistry | None = None,
+        gauges: MonitorGauges | None = None,
     ) -> AlertDispatcher:
         return cls(
             store,
             webhook_url=config.webhook_url,
             timeout=config.webhook_timeout_s,
             registry=registry,
+            gauges=gauges,
             webhook_min_level=config.webhook_min_level,
         )
 

@@ -43,6 +43,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 from creditops.evaluation.fairness import bin_protected
 from creditops.evaluation.metrics import calibration_table, classification_metrics
 from creditops.exceptions import ConfigurationError, CreditOpsError, DataValidationError
+from creditops.features.preprocessing import MISSING_CATEGORY
 
 __all__ = [
     "AttributeApproval",
@@ -73,6 +74,7 @@ Check = Literal["performance", "estimated_performance", "fairness"]
 Status = Literal["ok", "insufficient data"]
 Verdict = Literal["adverse impact presumed", "no adverse impact presumed", "not assessable"]
 TOO_SMALL = "too small to judge"
+NOT_RECORDED = "not recorded"
 INSUFFICIENT = "insufficient data"
 
 # Names under which a model version's test figures may be recorded (tags or MLflow metrics).
@@ -273,7 +275,7 @@ class GroupApprovalRate(_Model):
     size: int
     approved: int
     approval_rate: float
-    status: Literal["judged", "too small to judge"]
+    status: Literal["judged", "too small to judge", "not recorded"]
 
 
 class AttributeApproval(_Model):
@@ -473,7 +475,12 @@ def approval_fairness(
     approved = (frame["decision"] == "approve").to_numpy()
     out: list[AttributeApproval] = []
     for attribute, column in columns.items():
-        labels = bin_protected(frame[column].reset_index(drop=True), attribute)
+        values = frame[column].reset_index(drop=True)
+        if not pd.api.types.is_numeric_dtype(values):  # numbers from the log, mixed with None
+            numbers = pd.to_numeric(values, errors="coerce")
+            if numbers.notna().sum() == values.notna().sum():
+                values = numbers
+        labels = bin_protected(values, attribute)
         table = pd.DataFrame({"group": labels.astype(str), "approved": approved})
         stats = table.groupby("group", sort=False)["approved"].agg(["size", "sum"])
         order = [str(c) for c in labels.cat.categories if str(c) in stats.index]
@@ -483,7 +490,13 @@ def approval_fairness(
                 size=int(stats.loc[group, "size"]),
                 approved=int(stats.loc[group, "sum"]),
                 approval_rate=float(stats.loc[group, "sum"] / stats.loc[group, "size"]),
-                status="judged" if stats.loc[group, "size"] >= min_group else TOO_SMALL,
+                status=(
+                    NOT_RECORDED
+                    if group == MISSING_CATEGORY  # not a group of people: never compared
+                    else "judged"
+                    if stats.loc[group, "size"] >= min_group
+                    else TOO_SMALL
+                ),
             )
             for group in order
         ]

@@ -672,6 +672,16 @@ class ErrorBody(BaseModel):
     errors: list[FieldError] = Field(default_factory=list)
 
 
+def _csv_number(text: str) -> int | float | None:
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    if not math.isfinite(number):
+        return None
+    return int(number) if number.is_integer() else number
+
+
 def parse_csv_applications(body: bytes, spec: Any, *, max_rows: int) -> dict[str, Any]:
     """A CSV upload as the JSON batch body ``{"applications": [...]}``.
 
@@ -693,6 +703,7 @@ def parse_csv_applications(body: bytes, spec: Any, *, max_rows: int) -> dict[str
     if duplicated:
         raise JSONBodyError(f"CSV header repeats column(s): {', '.join(duplicated)}")
     numeric = set(spec.numeric)
+    protected = set(spec.protected) - numeric
     applications = []
     for index, row in enumerate(reader):
         if index >= max_rows:
@@ -715,6 +726,9 @@ def parse_csv_applications(body: bytes, spec: Any, *, max_rows: int) -> dict[str
                         "number"
                     ) from None
                 application[column] = int(number) if number.is_integer() else number
+            elif column in protected:  # a number or a label: a number when it reads as one
+                number = _csv_number(value)
+                application[column] = value if number is None else number
             else:
                 application[column] = value
         applications.append(application)

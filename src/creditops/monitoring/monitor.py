@@ -1,0 +1,396 @@
+"""The monitor job (``creditops monitor``): every check once, on the champion and a window of
+its decision log, with the alerts stored, logged, exported to Prometheus and posted.
+
+One run:
+
+1. The champion, with the data it was trained on (stored with its run): training rows are the
+   drift reference; its scores on the test split are the prediction-drift reference and, with
+   the test labels, the performance reference (sampling bands, calibration).
+2. The current window: the champion's decisions of the last ``window_hours`` (or the last
+   ``last_n``) from the decision log, or any file of applications (scored with the champion).
+3. Data drift and prediction drift (:mod:`.drift`), realised and estimated performance and
+   approval-rate fairness by time window (:mod:`.performance`).
+4. Their flags become :class:`~.alerts.Alert`\\ s, dispatched (store, JSON log, gauges, webhook);
+   the run itself is recorded (:class:`~.alerts.MonitorRun`) so retraining triggers can read
+   how long drift has lasted.
+
+Thresholds and drift methods come from a YAML file named by ``CREDITOPS_MONITORING_CONFIG``
+(sections ``drift``, ``performance``, ``alerts``, ``retrain``), each optional.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from creditops.config import Settings
+from creditops.exceptions import ConfigurationError
+from creditops.monitoring.alerts import (
+    LEVELS,
+    Alert,
+    AlertDispatcher,
+    AlertsConfig,
+    AlertStore,
+    MonitorGauges,
+    MonitorRun,
+)
+from creditops.monitoring.drift import DataDriftCalculator, DataDriftResult, DriftConfig
+from creditops.monitoring.performance import (
+    PerformanceCalculator,
+    PerformanceConfig,
+    PerformanceResult,
+    reference_metrics_from_tags,
+)
+from creditops.registry.registry import (
+    CHAMPION,
+    LoadedModel,
+    load_model,
+    load_version_artifact,
+    load_version_data,
+)
+from creditops.store.predlog import PredictionLog
+
+logger = logging.getLogger(__name__)
+
+_POLICY_ARTIFACT = "evaluation/policy.json"
+_MONITOR_CHECKS = (
+    "data_drift",
+    "prediction_drift",
+    "performance",
+    "estimated_performance",
+    "fairness",
+)
+
+
+class MonitorConfig(BaseModel):
+    """What one run looks at, and the thresholds of every check."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    window_hours: float = Field(default=168.0, gt=0, description="the current window: 7 days")
+    last_n: int | None = Field(default=None, ge=1, description="instead: the last n decisions")
+    min_rows: int = Field(default=100, ge=1, description="fewer decisions: drift not judged")
+    drift: DriftConfig = Field(default_factory=DriftConfig)
+    performance: PerformanceConfig = Field(default_factory=PerformanceConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+
+
+def read_sections(path: Path | None) -> dict[str, Any]:
+    """The monitoring YAML as a mapping of sections (empty without a file)."""
+    if path is None:
+        return {}
+    try:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise ConfigurationError(f"monitoring config not found: {path}") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise ConfigurationError(f"monitoring config {path} is not valid YAML: {error}") from None
+    if not isinstance(raw, dict):
+        raise ConfigurationError(f"monitoring config {path} must be a mapping of sections")
+    unknown = set(raw) - {"monitor", "drift", "performance", "alerts", "retrain"}
+    if unknown:
+        raise ConfigurationError(
+            f"monitoring config {path}: unknown section(s) {sorted(unknown)}; "
+            "use monitor, drift, performance, alerts, retrain"
+        )
+    return raw
+
+
+def monitor_config(settings: Settings) -> MonitorConfig:
+    """The settings' monitoring configuration: YAML sections over the environment defaults."""
+    sections = read_sections(settings.monitoring_config)
+    alerts = {
+        "webhook_url": settings.alert_webhook_url,
+        "textfile_path": settings.alert_textfile,
+        "pushgateway_url": settings.alert_pushgateway_url,
+        **(sections.get("alerts") or {}),
+    }
+    try:
+        return MonitorConfig.model_validate(
+            {
+                **(sections.get("monitor") or {}),
+                "drift": sections.get("drift") or {},
+                "performance": sections.get("performance") or {},
+                "alerts": {k: v for k, v in alerts.items() if v is not None},
+            }
+        )
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()
+        )
+        raise ConfigurationError(f"monitoring config is invalid: {problems}") from None
+
+
+class MonitorReport(BaseModel):
+    """Everything one run found."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    schema_version: int = 1
+    run_id: str
+    started_at: datetime
+    finished_at: datetime
+    model_name: str
+    model_version: str
+    source: str
+    rows: int
+    level: str
+    drift: dict[str, Any] | None
+    performance: dict[str, Any] | None
+    alerts: list[dict[str, Any]]
+    dispatch: dict[str, Any]
+    notes: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+class _Reference:
+    """What a champion is compared with; built once per version."""
+
+    def __init__(self, settings: Settings, loaded: LoadedModel) -> None:
+        spec = loaded.spec
+        data = load_version_data(settings, loaded)
+        frame = data.frame
+        self.features = frame.iloc[data.split.train][spec.features].reset_index(drop=True)
+        test = frame.iloc[data.split.test]
+        self.test_scores = loaded.model.predict_proba(test[spec.features])[:, 1]
+        self.test_labels = (test[spec.target].astype(str) == str(spec.positive)).to_numpy(int)
+        self.metrics = reference_metrics_from_tags(loaded.tags)
+        self.decline_threshold = _decline_threshold(settings, loaded)
+
+
+def _decline_threshold(settings: Settings, loaded: LoadedModel) -> float:
+    text = load_version_artifact(settings, loaded, _POLICY_ARTIFACT)
+    if text is None:
+        return settings.decision_threshold
+    import json
+
+    policy = json.loads(text)
+    return float(policy.get("decline_at_or_above", settings.decision_threshold))
+
+
+def _current_from_file(path: Path, loaded: LoadedModel) -> pd.DataFrame:
+    from creditops.data.io import read_table
+
+    frame = read_table(path)
+    spec = loaded.spec
+    missing = [c for c in spec.features if c not in frame.columns]
+    if missing:
+        from creditops.exceptions import DataValidationError
+
+        raise DataValidationError(
+            f"{path.name}: missing feature column(s) {', '.join(missing)}", column=missing[0]
+        )
+    current = frame.copy()
+    current["probability"] = loaded.model.predict_proba(frame[spec.features])[:, 1]
+    current["created_at"] = pd.Timestamp.now(tz=UTC)
+    current["decision"] = None
+    current["outcome"] = pd.array([pd.NA] * len(current), dtype="Int64")
+    if spec.target in frame.columns:  # a labelled file: realised performance too
+        current["outcome"] = (frame[spec.target].astype(str) == str(spec.positive)).astype("Int64")
+    current.attrs["feature_columns"] = {f: f for f in spec.features}
+    current.attrs["protected_columns"] = {p: p for p in spec.protected if p in frame.columns}
+    return current
+
+
+def _alerts_from(
+    drift: DataDriftResult | None,
+    performance: PerformanceResult | None,
+    loaded: LoadedModel,
+    run_id: str,
+) -> list[Alert]:
+    common = {"model_name": loaded.name, "model_version": loaded.version, "run_id": run_id}
+    alerts: list[Alert] = []
+    for flag in drift.flags if drift is not None else []:
+        alerts.append(
+            Alert(
+                check="prediction_drift" if flag.kind == "prediction_drift" else "data_drift",
+                level=flag.level,
+                metric=flag.metric if flag.feature is None else f"{flag.metric}:{flag.feature}",
+                value=flag.value,
+                threshold=flag.threshold,
+                message=flag.message,
+                details={"kind": flag.kind, "feature": flag.feature},
+                **common,
+            )
+        )
+    for pflag in performance.flags if performance is not None else []:
+        alerts.append(
+            Alert(
+                check=pflag.check,
+                level=pflag.level,
+                metric=pflag.metric if pflag.subject is None else f"{pflag.metric}:{pflag.subject}",
+                value=pflag.value,
+                threshold=pflag.threshold,
+                message=pflag.message,
+                details={
+                    "window_start": pflag.window_start,
+                    "window_end": pflag.window_end,
+                    "subject": pflag.subject,
+                },
+                **common,
+            )
+        )
+    return alerts
+
+
+def _latest(values: list[Any]) -> Any:
+    present = [v for v in values if v is not None and np.isfinite(v)]
+    return present[-1] if present else None
+
+
+def run_monitor(
+    settings: Settings,
+    *,
+    config: MonitorConfig | None = None,
+    data: Path | None = None,
+    now: datetime | None = None,
+    gauges: MonitorGauges | None = None,
+) -> MonitorReport:
+    """Run every check once and dispatch the alerts; see the module docstring."""
+    config = config or monitor_config(settings)
+    started = now or datetime.now(UTC)
+    clock = time.perf_counter()
+    run_id = f"{started:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+    loaded = load_model(settings, CHAMPION)
+    reference = _Reference(settings, loaded)
+    spec = loaded.spec
+    notes: list[str] = []
+
+    if data is not None:
+        current = _current_from_file(Path(data), loaded)
+        source = str(data)
+    else:
+        log = PredictionLog(settings.resolved_database_url)
+        try:
+            current = log.window(
+                since=None if config.last_n else started - timedelta(hours=config.window_hours),
+                until=started + timedelta(microseconds=1),
+                last_n=config.last_n,
+                model_name=loaded.name,
+                model_version=loaded.version,
+            )
+        finally:
+            log.close()
+        source = (
+            f"the last {config.last_n} decisions"
+            if config.last_n
+            else f"decisions of the last {config.window_hours:g} hours"
+        )
+
+    drift: DataDriftResult | None = None
+    if len(current) >= config.min_rows:
+        calculator = DataDriftCalculator(config.drift).fit(
+            reference.features,
+            spec.numeric,
+            spec.categorical,
+            reference_scores=reference.test_scores,
+        )
+        drift = calculator.calculate(
+            current, current_scores=current["probability"].to_numpy(dtype=float)
+        )
+    else:
+        notes.append(
+            f"only {len(current)} decision(s) in {source}: drift needs {config.min_rows}; "
+            "not judged"
+        )
+
+    performance: PerformanceResult | None = None
+    if len(current):
+        perf_config = config.performance.model_copy(
+            update={"threshold": reference.decline_threshold}
+        )
+        performance = (
+            PerformanceCalculator(perf_config)
+            .fit(reference.test_labels, reference.test_scores, reference_metrics=reference.metrics)
+            .calculate(current)
+        )
+        notes.extend(performance.notes)
+
+    alerts = _alerts_from(drift, performance, loaded, run_id)
+    gauges = gauges or MonitorGauges()
+    gauges.set_model(loaded.name, loaded.version)
+    realised = estimated = None
+    labelled = 0
+    if drift is not None:
+        gauges.set_drift(
+            drift.drift_share,
+            {f.feature: f.drifted for f in drift.features},
+            statistics={f.feature: f.statistic for f in drift.features},
+            methods={f.feature: f.method for f in drift.features},
+        )
+        gauges.set_prediction_drift(drift.prediction.psi if drift.prediction else None)
+    if performance is not None and performance.windows:
+        windows = performance.windows
+        realised = _latest([w.realised.roc_auc for w in windows])
+        estimated = _latest([w.estimated.roc_auc for w in windows])
+        labelled = sum(w.realised.labelled_rows for w in windows)
+        gauges.set_performance(
+            realised_auc=realised,
+            estimated_auc=estimated,
+            reference_auc=performance.reference.roc_auc,
+            labelled_rows=labelled,
+        )
+        gauges.set_fairness({a.attribute: a.disparate_impact_ratio for a in windows[-1].fairness})
+
+    store = AlertStore.from_settings(settings)
+    try:
+        dispatcher = AlertDispatcher.from_config(store, config.alerts, gauges=gauges)
+        result = dispatcher.dispatch(alerts, checks=_MONITOR_CHECKS)
+        finished = datetime.now(UTC)
+        level = max((a.level for a in alerts), key=LEVELS.__getitem__, default="info")
+        realised_drop = None
+        if performance is not None and performance.windows:
+            realised_drop = _latest([w.realised.auc_drop_relative for w in performance.windows])
+        store.save_run(
+            MonitorRun(
+                id=run_id,
+                started_at=started,
+                finished_at=finished,
+                model_name=loaded.name,
+                model_version=loaded.version,
+                rows=len(current),
+                drift_level=None if drift is None else drift.level,
+                drift_share=None if drift is None else drift.drift_share,
+                prediction_psi=(
+                    drift.prediction.psi if drift is not None and drift.prediction else None
+                ),
+                realised_roc_auc=realised,
+                realised_auc_drop_relative=realised_drop,
+                estimated_roc_auc=estimated,
+                level=level,
+                summary={"alerts": len(alerts), "labelled_rows": labelled, "source": source},
+            )
+        )
+    finally:
+        store.close()
+    gauges.mark_run(finished_at=finished, duration_s=time.perf_counter() - clock)
+    for error in gauges.publish(
+        textfile=config.alerts.textfile_path, pushgateway=config.alerts.pushgateway_url
+    ):
+        notes.append(f"metrics not published: {error}")
+    return MonitorReport(
+        run_id=run_id,
+        started_at=started,
+        finished_at=finished,
+        model_name=loaded.name,
+        model_version=loaded.version,
+        source=source,
+        rows=len(current),
+        level=level,
+        drift=None if drift is None else drift.to_dict(),
+        performance=None if performance is None else performance.to_dict(),
+        alerts=[a.to_dict() for a in alerts],
+        dispatch=result.to_dict(),
+        notes=notes,
+    )
