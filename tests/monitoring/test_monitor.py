@@ -1,0 +1,150 @@
+"""The monitor job on a real store and a real decision log: a window like the training data
+raises no drift alert; a shifted one raises the data-drift alert, stores it, records the run,
+writes the gauges for Prometheus and posts the webhook."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from creditops.cli import app
+from creditops.config import Settings, reset_settings
+from creditops.data.datasets import load_builtin
+from creditops.monitoring.alerts import AlertStore
+from creditops.monitoring.monitor import MonitorConfig, run_monitor
+from creditops.registry.registry import load_model
+from creditops.store.predlog import PredictionLog, PredictionRecord
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def store(trained, tmp_path) -> Settings:
+    source, _ = trained
+    home = tmp_path / "home"
+    shutil.copytree(source.home, home)
+    (home / "predictions.db").unlink(missing_ok=True)
+    return Settings(home=home)
+
+
+def _log_decisions(settings: Settings, frame, *, income_factor: float = 1.0) -> int:
+    """Decisions of the champion on ``frame``'s rows, as the service would log them."""
+    loaded = load_model(settings)
+    spec = loaded.spec
+    features = frame[spec.features].copy()
+    features["Income"] = features["Income"] * income_factor
+    probabilities = loaded.model.predict_proba(features)[:, 1]
+    now = datetime.now(UTC)
+    records = []
+    for i, (row, p) in enumerate(
+        zip(features.to_dict(orient="records"), probabilities, strict=True)
+    ):
+        records.append(
+            PredictionRecord(
+                created_at=now - timedelta(minutes=i % 600),
+                model_name=loaded.name,
+                model_version=loaded.version,
+                features={k: (None if v != v else v) for k, v in row.items()},
+                protected={"Age": int(frame["Age"].iloc[i]), "Marital": frame["Marital"].iloc[i]},
+                probability=float(p),
+                points=500,
+                decision="approve" if p < 0.2 else "decline",
+                latency_ms=1.0,
+            )
+        )
+    with PredictionLog(settings.resolved_database_url) as log:
+        log.write_many(records)
+    return len(records)
+
+
+class _Hook(BaseHTTPRequestHandler):
+    received: ClassVar[list[dict]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["content-length"]))
+        _Hook.received.append(json.loads(body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+def test_a_window_like_the_training_data_raises_no_drift_alert(store):
+    frame, _ = load_builtin("credit_data")
+    rows = frame.sample(1500, random_state=1).reset_index(drop=True)
+    _log_decisions(store, rows)
+    report = run_monitor(store, config=MonitorConfig())
+    assert report.rows == 1500
+    assert report.drift is not None
+    assert report.drift["level"] == "ok"
+    assert not [a for a in report.alerts if a["check"] == "data_drift"]
+    with AlertStore.from_settings(store) as alerts:
+        runs = alerts.runs()
+    assert [r.id for r in runs] == [report.run_id]
+    assert runs[0].drift_level == "ok"
+
+
+def test_an_income_shock_raises_the_drift_alert_everywhere(store, tmp_path):
+    frame, _ = load_builtin("credit_data")
+    rows = frame.sample(1500, random_state=2).reset_index(drop=True)
+    _log_decisions(store, rows, income_factor=0.5)
+    server = HTTPServer(("127.0.0.1", 0), _Hook)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    _Hook.received.clear()
+    textfile = tmp_path / "creditops.prom"
+    config = MonitorConfig.model_validate(
+        {
+            "alerts": {
+                "webhook_url": f"http://127.0.0.1:{server.server_port}/hook",
+                "textfile_path": str(textfile),
+            }
+        }
+    )
+    try:
+        report = run_monitor(store, config=config)
+    finally:
+        server.shutdown()
+    income = next(f for f in report.drift["features"] if f["feature"] == "Income")
+    assert income["drifted"] is True
+    drift_alerts = [a for a in report.alerts if a["check"] == "data_drift"]
+    assert any("Income" in a["message"] for a in drift_alerts)
+    with AlertStore.from_settings(store) as alerts:
+        stored = alerts.recent(run_id=report.run_id)
+    assert {str(a.id) for a in stored} == {a["id"] for a in report.alerts}
+    posted = [a for body in _Hook.received for a in body["alerts"]]
+    assert any("Income" in a["message"] for a in posted)
+    exported = textfile.read_text()
+    assert 'creditops_feature_drift{feature="Income"} 1.0' in exported
+    assert "creditops_monitor_last_run_timestamp_seconds" in exported
+    # The scores moved with the incomes: the prediction-drift PSI is measured, not left empty.
+    assert np.isfinite(report.drift["prediction"]["psi"])
+
+
+def test_monitor_command_reports_json(store, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    frame, _ = load_builtin("credit_data")
+    _log_decisions(store, frame.sample(300, random_state=3).reset_index(drop=True))
+    monkeypatch.setenv("CREDITOPS_HOME", str(store.home))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    reset_settings()
+    try:
+        result = CliRunner().invoke(app, ["monitor", "--json"])
+        bad = CliRunner().invoke(app, ["monitor", "--every", "soon"])
+    finally:
+        reset_settings()
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["rows"] == 300
+    assert report["model_version"] == "1"
+    assert bad.exit_code != 0
+    assert "use a number and s, m, h or d" in bad.output
