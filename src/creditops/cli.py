@@ -453,6 +453,55 @@ def monitor(
         time.sleep(max(0.0, period - (time.monotonic() - started)))
 
 
+@app.command()
+def simulate(
+    drift: Annotated[
+        str,
+        typer.Option(help="Scenario: none, income_shock, new_segment, rising_defaults."),
+    ] = "none",
+    rows: Annotated[int, typer.Option(min=1, help="Applications to send.")] = 1000,
+    url: Annotated[str, typer.Option(help="The running service.")] = "http://127.0.0.1:8000",
+    feedback: Annotated[
+        bool, typer.Option(help="Send each decision's outcome back through /feedback/batch.")
+    ] = True,
+    feedback_delay: Annotated[
+        float, typer.Option(min=0.0, help="Seconds between the decisions and their outcomes.")
+    ] = 0.0,
+    dataset: Annotated[str, typer.Option(help="Built-in dataset to draw from.")] = "credit_data",
+    seed: Annotated[int, typer.Option(help="Random seed of the draw.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Send production-like traffic to a running service, optionally shifted, with outcomes fed
+    back: a way to watch drift appear, alerts fire and a retrain happen."""
+    from creditops.monitoring.simulate import simulate as run
+
+    try:
+        report = run(
+            url,
+            drift,
+            rows,
+            dataset=dataset,
+            seed=seed,
+            feedback=feedback,
+            feedback_delay_s=feedback_delay,
+        )
+    except CreditOpsError as error:
+        _fail(error)
+    if as_json:
+        _print_json(report.to_dict())
+    else:
+        counts = ", ".join(f"{n} {label}" for label, n in report.decisions.items())
+        out.print(
+            f"{report.scenario}: {report.rows_decided}/{report.rows_sent} decided ({counts}); "
+            f"{report.feedback_sent} outcome(s) fed back in {report.seconds:.1f} s",
+            highlight=False,
+        )
+        for status, n in report.errors.items():
+            out.print(f"  {n} failed request(s): {status}", highlight=False)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
 predictions = typer.Typer(help="The decision log.", no_args_is_help=True)
 app.add_typer(predictions, name="predictions")
 

@@ -234,6 +234,55 @@ def test_feedback_is_idempotent_and_refuses_conflicts(server, application):
     assert unknown.status_code == 404
 
 
+def test_feedback_batch_is_atomic(server, application):
+    url, settings = server
+    with _client(url) as client:
+        ids = [client.post("/predict", json=application).json()["prediction_id"] for _ in range(3)]
+        first = [{"prediction_id": ids[0], "outcome": "default"}]
+        assert client.post("/feedback/batch", json={"outcomes": first}).json() == {
+            "count": 1,
+            "recorded": 1,
+            "unchanged": 0,
+        }
+        unknown = "00000000-0000-4000-8000-000000000000"
+        refused = client.post(
+            "/feedback/batch",
+            json={
+                "outcomes": [
+                    {"prediction_id": ids[1], "outcome": "repaid"},
+                    {"prediction_id": unknown, "outcome": "repaid"},
+                ]
+            },
+        )
+        assert refused.status_code == 404
+        assert unknown in refused.json()["detail"]
+        conflict = client.post(
+            "/feedback/batch",
+            json={
+                "outcomes": [
+                    {"prediction_id": ids[2], "outcome": "repaid"},
+                    {"prediction_id": ids[0], "outcome": "repaid"},
+                ]
+            },
+        )
+        assert conflict.status_code == 409
+        done = client.post(
+            "/feedback/batch",
+            json={
+                "outcomes": [
+                    {"prediction_id": i, "outcome": o}
+                    for i, o in zip(ids, ["default", "repaid", "repaid"], strict=True)
+                ]
+            },
+        )
+        assert done.json() == {"count": 3, "recorded": 2, "unchanged": 1}
+    log = PredictionLog(settings.resolved_database_url)
+    try:
+        assert log.get_outcome(ids[1])["outcome"] == 0  # recorded only by the last batch
+    finally:
+        log.close()
+
+
 def test_every_admin_route_requires_the_api_key(server):
     url, settings = server
     app = create_app(settings, load_model=False)

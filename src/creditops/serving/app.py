@@ -32,6 +32,7 @@ from creditops.serving.schemas import (
     BatchDecision,
     Decision,
     ErrorBody,
+    FeedbackBatch,
     FeedbackRequest,
     JSONBodyError,
     build_batch_model,
@@ -333,6 +334,29 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
             return _error(409, f"a different outcome is already recorded for {body.prediction_id}")
         metrics.feedback.labels(result).inc()
         return {"prediction_id": str(body.prediction_id), "result": result}
+
+    @app.post(
+        "/feedback/batch",
+        tags=["decisions"],
+        responses={404: {"model": ErrorBody}, 409: {"model": ErrorBody}},
+    )
+    def feedback_batch(body: FeedbackBatch, service: Service) -> Any:
+        """Record many outcomes in one transaction: all of them, or none when one id is unknown
+        (404) or contradicts an outcome already recorded (409). Repeats are idempotent."""
+        items = [(o.prediction_id, o.defaulted, o.observed_at) for o in body.outcomes]
+        try:
+            statuses = service.log.record_outcomes(items)
+        except UnknownPredictionError as error:
+            metrics.feedback.labels("unknown").inc(len(items))
+            return _error(404, f"nothing recorded: {error}")
+        except OutcomeConflictError as error:
+            metrics.feedback.labels("conflict").inc(len(items))
+            return _error(409, f"nothing recorded: {error}")
+        counts = {status: statuses.count(status) for status in ("recorded", "unchanged")}
+        for status, n in counts.items():
+            if n:
+                metrics.feedback.labels(status).inc(n)
+        return {"count": len(statuses), **counts}
 
     @app.get("/model", tags=["models"])
     def model(service: Service) -> dict[str, Any]:

@@ -658,6 +658,14 @@ class FeedbackRequest(BaseModel):
         return int(self.outcome == "default")
 
 
+class FeedbackBatch(BaseModel):
+    """Many outcomes at once (e.g. a month of repayments), recorded all or none."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    outcomes: list[FeedbackRequest] = Field(min_length=1, max_length=100_000)
+
+
 class FieldError(BaseModel):
     field: str
     problem: str
