@@ -502,6 +502,84 @@ def simulate(
         raise typer.Exit(1)
 
 
+@app.command("retrain")
+def retrain_command(
+    force: Annotated[bool, typer.Option(help="Retrain even if no trigger fired.")] = False,
+    auto_promote: Annotated[
+        bool | None,
+        typer.Option(help="Promote when every gate passes (default: the config's, off)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Retrain if a trigger fired (AUC drop, lasting critical drift, many features drifted,
+    schedule) or --force: register a challenger, compare it with the champion on recent
+    labelled decisions, and promote it only through the gates. Always audited."""
+    from creditops.retraining import (
+        decide_retrain,
+        record_no_retrain,
+        retrain,
+        retrain_config,
+    )
+
+    settings = get_settings()
+    settings.ensure_home()
+    try:
+        config = retrain_config(settings)
+        if auto_promote is not None:
+            config = config.model_copy(update={"auto_promote": auto_promote})
+        decision = decide_retrain(settings, config, force=force)
+        if not decision.retrain:
+            entry = record_no_retrain(settings, decision)
+            if as_json:
+                _print_json({"outcome": "skipped", "message": entry.message, "reasons": []})
+            else:
+                out.print(entry.message, highlight=False)
+            return
+        result = retrain(settings, config, decision)
+    except CreditOpsError as error:
+        _fail(error)
+    if as_json:
+        _print_json(result.to_dict())
+        return
+    for reason in result.reasons:
+        out.print(f"trigger: {reason}", highlight=False)
+    for gate in result.gates:
+        out.print(f"  [{'pass' if gate.passed else 'FAIL'}] {gate.name}: {gate.message}")
+    out.print(f"{result.outcome}: {result.message}", highlight=False)
+
+
+@app.command("promote")
+def promote_command(
+    version: Annotated[
+        str | None, typer.Argument(help="Version to promote (default: the challenger).")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Promote even if its gates did not pass.")] = False,
+) -> None:
+    """Make the challenger the champion, if its retrain passed every gate (audited). A running
+    service follows within CREDITOPS_CHAMPION_POLL_SECONDS."""
+    from creditops.retraining import promote_challenger
+
+    settings = get_settings()
+    try:
+        entry = promote_challenger(settings, version=version, force=force)
+    except CreditOpsError as error:
+        _fail(error)
+    out.print(entry.message, highlight=False)
+
+
+@app.command("rollback")
+def rollback_command() -> None:
+    """Return the champion alias to the previous champion (audited)."""
+    from creditops.retraining import rollback
+
+    settings = get_settings()
+    try:
+        entry = rollback(settings)
+    except CreditOpsError as error:
+        _fail(error)
+    out.print(entry.message, highlight=False)
+
+
 predictions = typer.Typer(help="The decision log.", no_args_is_help=True)
 app.add_typer(predictions, name="predictions")
 

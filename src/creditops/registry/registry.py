@@ -186,6 +186,18 @@ def promote(settings: Settings, version: str, *, alias: str = CHAMPION) -> tuple
     return previous, str(version)
 
 
+def set_alias(settings: Settings, alias: str, version: str) -> None:
+    """Point ``alias`` (e.g. ``challenger``) at ``version`` without touching the rollback tag
+    that :func:`promote` keeps for the champion."""
+    if get_version(settings, version) is None:
+        raise ModelNotFoundError(
+            f"no version {version!r} of model {settings.registered_model_name!r} is registered"
+        )
+    _client(settings).set_registered_model_alias(
+        settings.registered_model_name, alias, str(version)
+    )
+
+
 def previous_champion(settings: Settings) -> str | None:
     client = _client(settings)
     model = client.get_registered_model(settings.registered_model_name)

@@ -1,0 +1,154 @@
+"""The retraining audit trail: every retrain, promotion and rollback, with why, in the database
+of the decision log (table ``retraining_audit``) and in MLflow (experiment
+``creditops-retraining``: one run per entry, gates as metrics, the entry as JSON)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from creditops.config import Settings
+
+Action = Literal["retrain", "promote", "rollback"]
+Outcome = Literal["promoted", "awaiting_approval", "rejected", "failed", "skipped", "rolled_back"]
+
+_metadata = sa.MetaData()
+audit_table = sa.Table(
+    "retraining_audit",
+    _metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("action", sa.String(16), nullable=False),
+    sa.Column("outcome", sa.String(32), nullable=False),
+    sa.Column("champion_version", sa.Text, nullable=True),
+    sa.Column("challenger_version", sa.Text, nullable=True),
+    sa.Column("reasons", sa.JSON, nullable=False),
+    sa.Column("gates", sa.JSON, nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("details", sa.JSON, nullable=False),
+)
+
+
+class Gate(BaseModel):
+    """One promotion gate: passed or not, with the figures it compared."""
+
+    name: str
+    passed: bool
+    value: float | None = None
+    threshold: float | None = None
+    message: str
+
+
+class AuditEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(default_factory=lambda: str(uuid.uuid4()))
+    started_at: AwareDatetime
+    finished_at: AwareDatetime = Field(default_factory=lambda: datetime.now(UTC))
+    action: Action
+    outcome: Outcome
+    champion_version: str | None = None
+    challenger_version: str | None = None
+    reasons: list[str] = Field(default_factory=list)
+    gates: list[Gate] = Field(default_factory=list)
+    message: str
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class AuditLog:
+    """Append-only audit entries in ``url`` (SQLite or PostgreSQL)."""
+
+    def __init__(self, url: str) -> None:
+        connect_args = {"timeout": 30} if url.startswith("sqlite") else {}
+        self._engine = sa.create_engine(url, connect_args=connect_args)
+        _metadata.create_all(self._engine, checkfirst=True)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AuditLog:
+        settings.ensure_home()
+        return cls(settings.resolved_database_url)
+
+    def record(self, entry: AuditEntry) -> AuditEntry:
+        row = entry.model_dump(mode="json")
+        row["started_at"], row["finished_at"] = entry.started_at, entry.finished_at
+        with self._engine.begin() as conn:
+            conn.execute(audit_table.insert(), [row])
+        return entry
+
+    def recent(self, limit: int = 20, *, action: Action | None = None) -> list[AuditEntry]:
+        """Newest first."""
+        t = audit_table
+        stmt = sa.select(t).order_by(t.c.started_at.desc()).limit(limit)
+        if action is not None:
+            stmt = stmt.where(t.c.action == action)
+        with self._engine.connect() as conn:
+            rows = conn.execute(stmt).mappings().all()
+        entries = []
+        for row in rows:
+            data = dict(row)
+            for key in ("started_at", "finished_at"):
+                if data[key].tzinfo is None:  # SQLite returns naive UTC
+                    data[key] = data[key].replace(tzinfo=UTC)
+            entries.append(AuditEntry.model_validate(data))
+        return entries
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def __enter__(self) -> AuditLog:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+def record_everywhere(settings: Settings, audit: AuditLog, entry: AuditEntry) -> AuditEntry:
+    """Write ``entry`` to the audit table and to MLflow (a failure of MLflow is noted in the
+    table entry's details rather than losing the audit row)."""
+    try:
+        _record_in_mlflow(settings, entry)
+    except Exception as error:  # the tracking server may be down; the table must still say why
+        entry = entry.model_copy(update={"details": {**entry.details, "mlflow_error": str(error)}})
+    return audit.record(entry)
+
+
+def _record_in_mlflow(settings: Settings, entry: AuditEntry) -> None:
+    import mlflow
+
+    from creditops.training.tracking import configure_tracking
+
+    configure_tracking(settings)
+    experiment = mlflow.set_experiment("creditops-retraining")
+    client = mlflow.MlflowClient()
+    run = client.create_run(
+        experiment.experiment_id,
+        run_name=f"{entry.action}-{entry.outcome}",
+        tags={
+            "action": entry.action,
+            "outcome": entry.outcome,
+            "champion_version": entry.champion_version or "",
+            "challenger_version": entry.challenger_version or "",
+            "audit_id": entry.id,
+        },
+    )
+    for gate in entry.gates:
+        client.log_metric(run.info.run_id, f"gate_{gate.name}_passed", float(gate.passed))
+        if gate.value is not None:
+            client.log_metric(run.info.run_id, f"gate_{gate.name}_value", gate.value)
+    client.log_text(
+        run.info.run_id, json.dumps(entry.model_dump(mode="json"), indent=2), "audit.json"
+    )
+    client.set_terminated(run.info.run_id)
+    if entry.challenger_version:
+        client.set_model_version_tag(
+            settings.registered_model_name,
+            entry.challenger_version,
+            f"{entry.action}_outcome",
+            entry.outcome,
+        )

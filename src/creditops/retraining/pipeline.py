@@ -1,0 +1,551 @@
+"""Retrain, compare, and promote only a better and fair model.
+
+``retrain``:
+
+1. takes a lock (``CREDITOPS_HOME/retrain.lock``): two retrains never run at once;
+2. gathers the decisions of the decision log that now have outcomes (``outcome_window_days``);
+   the most recent ``holdout_share`` of them are held out, the older ones join the champion's
+   own training data (stored with its run);
+3. runs the same training pipeline and registers its champion as a new version with the alias
+   ``challenger`` (the ``champion`` alias is not touched: a crash changes no alias);
+4. scores champion and challenger on the same recent labelled holdout and applies the gates:
+   AUC not worse beyond a tolerance, Brier (calibration) not worse beyond a tolerance, fairness
+   (not worse than the champion, or passing outright), enough labelled rows;
+5. promotes the challenger when every gate passes and ``auto_promote`` is set; otherwise it
+   waits for ``creditops promote``. Every outcome, failures included, is written to the audit
+   table and to MLflow (:mod:`.audit`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import math
+import os
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel
+
+from creditops.config import Settings
+from creditops.data.spec import DatasetSpec, FeatureTypes, ResolvedSpec
+from creditops.evaluation.business import DecisionPolicy
+from creditops.evaluation.fairness import fairness_report
+from creditops.evaluation.metrics import classification_metrics
+from creditops.exceptions import CreditOpsError, ModelNotFoundError
+from creditops.registry.registry import (
+    CHAMPION,
+    LoadedModel,
+    get_version,
+    load_model,
+    load_version_artifact,
+    load_version_data,
+    previous_champion,
+    promote,
+    register_model,
+    set_alias,
+)
+from creditops.retraining.audit import AuditEntry, AuditLog, Gate, record_everywhere
+from creditops.retraining.policy import RetrainConfig, RetrainDecision
+from creditops.store.predlog import PredictionLog
+from creditops.training.train import train
+
+CHALLENGER = "challenger"
+_POLICY_ARTIFACT = "evaluation/policy.json"
+
+
+class RetrainInProgressError(CreditOpsError):
+    """Another retrain holds the lock."""
+
+
+class RetrainResult(BaseModel):
+    model_config = {"protected_namespaces": ()}
+
+    outcome: str
+    message: str
+    reasons: list[str]
+    champion_version: str
+    challenger_version: str | None = None
+    gates: list[Gate] = []
+    labelled_rows: int = 0
+    holdout_rows: int = 0
+    training_rows: int = 0
+    metrics: dict[str, dict[str, float | None]] = {}
+    seconds: float = 0.0
+    audit_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+@contextlib.contextmanager
+def _exclusive(settings: Settings) -> Iterator[None]:
+    settings.ensure_home()
+    fd = os.open(settings.home / "retrain.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RetrainInProgressError(
+                "another retrain is running (it holds CREDITOPS_HOME/retrain.lock)"
+            ) from None
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _dataset_spec(spec: ResolvedSpec) -> DatasetSpec:
+    return DatasetSpec(
+        target=spec.target,
+        positive=spec.positive,
+        protected=list(spec.protected),
+        features=FeatureTypes(numeric=list(spec.numeric), categorical=list(spec.categorical)),
+        id=spec.id,
+        monotone=spec.monotone,
+    )
+
+
+def _policy(settings: Settings, loaded: LoadedModel) -> DecisionPolicy | None:
+    text = load_version_artifact(settings, loaded, _POLICY_ARTIFACT)
+    return None if text is None else DecisionPolicy.model_validate_json(text)
+
+
+def _as_training_rows(
+    labelled: pd.DataFrame, spec: ResolvedSpec, columns: list[str]
+) -> pd.DataFrame:
+    """Logged decisions with outcomes, in the columns of the champion's training data."""
+    features = labelled.attrs.get("feature_columns", {})
+    protected = labelled.attrs.get("protected_columns", {})
+    out = pd.DataFrame(index=labelled.index)
+    for column in columns:
+        if column == spec.target:
+            out[column] = np.where(labelled["outcome"] == 1, spec.positive, spec.negative)
+        elif column == spec.id:
+            out[column] = labelled["prediction_id"].astype(str)
+        elif column in features:
+            out[column] = labelled[features[column]]
+        elif column in protected:
+            out[column] = labelled[protected[column]]
+        else:
+            out[column] = None
+    for column in spec.numeric:
+        out[column] = pd.to_numeric(out[column], errors="coerce")
+    return out.reset_index(drop=True)
+
+
+def _holdout_view(holdout: pd.DataFrame, spec: ResolvedSpec) -> tuple[pd.DataFrame, pd.DataFrame]:
+    features = holdout.attrs.get("feature_columns", {})
+    protected = holdout.attrs.get("protected_columns", {})
+    X = pd.DataFrame({f: holdout[features[f]] for f in spec.features if f in features})
+    for column in spec.numeric:
+        X[column] = pd.to_numeric(X[column], errors="coerce")
+    groups = pd.DataFrame(
+        {p: holdout[protected[p]] for p in spec.protected if p in protected}
+    ).reset_index(drop=True)
+    for column in groups.columns:
+        numbers = pd.to_numeric(groups[column], errors="coerce")
+        if numbers.notna().sum() == groups[column].notna().sum():
+            groups[column] = numbers
+    return X.reset_index(drop=True), groups
+
+
+def _scores(
+    y: np.ndarray, proba: np.ndarray, groups: pd.DataFrame, threshold: float
+) -> dict[str, Any]:
+    metrics = classification_metrics(y, proba)
+    report = (
+        fairness_report(y, proba, groups, threshold=threshold, n_boot=0)
+        if len(groups.columns)
+        else None
+    )
+    di = {}
+    if report is not None:
+        for attribute in report.attributes:
+            if "×" not in attribute.attribute and attribute.disparate_impact_ratio is not None:
+                di[attribute.attribute] = attribute.disparate_impact_ratio.value
+    return {
+        "roc_auc": metrics["roc_auc"],
+        "brier": metrics["brier"],
+        "ks": metrics["ks"],
+        "approval_rate": float(np.mean(proba < threshold)),
+        "disparate_impact": di,
+    }
+
+
+def evaluate_gates(
+    champion: dict[str, Any],
+    challenger: dict[str, Any],
+    holdout_rows: int,
+    config: RetrainConfig,
+) -> list[Gate]:
+    """The promotion gates, each with its figures and a sentence."""
+    gates = [
+        Gate(
+            name="minimum_labelled_rows",
+            passed=holdout_rows >= config.min_labelled_rows,
+            value=holdout_rows,
+            threshold=config.min_labelled_rows,
+            message=f"{holdout_rows} labelled holdout rows (need {config.min_labelled_rows})",
+        )
+    ]
+    auc_floor = champion["roc_auc"] - config.auc_tolerance
+    gates.append(
+        Gate(
+            name="auc_not_worse",
+            passed=challenger["roc_auc"] >= auc_floor,
+            value=challenger["roc_auc"],
+            threshold=auc_floor,
+            message=f"challenger ROC AUC {challenger['roc_auc']:.4f} vs champion "
+            f"{champion['roc_auc']:.4f} (may lose {config.auc_tolerance:g})",
+        )
+    )
+    brier_ceiling = champion["brier"] + config.calibration_tolerance
+    gates.append(
+        Gate(
+            name="calibration_not_worse",
+            passed=challenger["brier"] <= brier_ceiling,
+            value=challenger["brier"],
+            threshold=brier_ceiling,
+            message=f"challenger Brier {challenger['brier']:.4f} vs champion "
+            f"{champion['brier']:.4f} (may add {config.calibration_tolerance:g})",
+        )
+    )
+    if config.fairness != "off":
+        worst, worst_attribute, failures = math.inf, None, []
+        for attribute, ratio in challenger["disparate_impact"].items():
+            before = champion["disparate_impact"].get(attribute)
+            if ratio < worst:
+                worst, worst_attribute = ratio, attribute
+            if config.fairness == "pass" and ratio < 0.8:
+                failures.append(f"{attribute} disparate impact {ratio:.2f} < 0.80")
+            if (
+                config.fairness == "not_worse"
+                and before is not None
+                and ratio < before - config.fairness_tolerance
+            ):
+                failures.append(
+                    f"{attribute} disparate impact {ratio:.2f} vs champion's {before:.2f}"
+                )
+        gates.append(
+            Gate(
+                name="fairness",
+                passed=not failures,
+                value=None if worst_attribute is None else worst,
+                threshold=0.8 if config.fairness == "pass" else None,
+                message="; ".join(failures)
+                or (
+                    "no protected attribute to judge"
+                    if worst_attribute is None
+                    else f"lowest disparate impact {worst:.2f} ({worst_attribute}); "
+                    + (
+                        "every attribute at or above 0.80"
+                        if config.fairness == "pass"
+                        else "no attribute worse than the champion's beyond "
+                        f"{config.fairness_tolerance:g}"
+                    )
+                ),
+            )
+        )
+    return gates
+
+
+def retrain_config(settings: Settings) -> RetrainConfig:
+    """The ``retrain`` section of the monitoring YAML over the defaults."""
+    from pydantic import ValidationError
+
+    from creditops.exceptions import ConfigurationError
+    from creditops.monitoring.monitor import read_sections
+
+    section = read_sections(settings.monitoring_config).get("retrain") or {}
+    try:
+        return RetrainConfig.model_validate(section)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"retrain.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()
+        )
+        raise ConfigurationError(f"monitoring config is invalid: {problems}") from None
+
+
+def decide_retrain(
+    settings: Settings, config: RetrainConfig, *, force: bool = False, now: datetime | None = None
+) -> RetrainDecision:
+    """The triggers, read from the recorded monitor runs and the champion's registration."""
+    from creditops.monitoring.alerts import AlertStore
+    from creditops.retraining.policy import should_retrain
+
+    now = now or datetime.now(UTC)
+    lookback = timedelta(hours=max(config.drift_critical_hours * 4, 24 * 7))
+    with AlertStore.from_settings(settings) as store:
+        runs = store.runs(since=now - lookback)
+    version = get_version(settings, CHAMPION)
+    created = (
+        None
+        if version is None
+        else datetime.fromtimestamp(version.creation_timestamp / 1000, tz=UTC)
+    )
+    return should_retrain(config, now=now, runs=runs, champion_created_at=created, force=force)
+
+
+def record_no_retrain(settings: Settings, decision: RetrainDecision) -> AuditEntry:
+    """Audit a retrain check that found no trigger."""
+    version = get_version(settings, CHAMPION)
+    with AuditLog.from_settings(settings) as audit:
+        return audit.record(
+            AuditEntry(
+                started_at=datetime.now(UTC),
+                action="retrain",
+                outcome="skipped",
+                champion_version=None if version is None else str(version.version),
+                message=f"not retrained: {decision.summary}",
+            )
+        )
+
+
+def retrain(
+    settings: Settings,
+    config: RetrainConfig,
+    decision: RetrainDecision,
+    *,
+    now: datetime | None = None,
+) -> RetrainResult:
+    """Retrain, compare on a recent labelled holdout, gate, maybe promote; always audited."""
+    started = now or datetime.now(UTC)
+    clock = time.perf_counter()
+    reasons = [r.message for r in decision.reasons]
+    with _exclusive(settings), AuditLog.from_settings(settings) as audit:
+        champion = load_model(settings, CHAMPION)
+        entry = AuditEntry(
+            started_at=started,
+            action="retrain",
+            outcome="failed",
+            champion_version=champion.version,
+            reasons=reasons,
+            message="",
+        )
+        try:
+            result = _retrain(settings, config, champion, reasons, started)
+        except Exception as error:
+            record_everywhere(
+                settings,
+                audit,
+                entry.model_copy(
+                    update={
+                        "message": f"retrain failed: {type(error).__name__}: {error}",
+                        "finished_at": datetime.now(UTC),
+                    }
+                ),
+            )
+            raise
+        result.seconds = time.perf_counter() - clock
+        recorded = record_everywhere(
+            settings,
+            audit,
+            entry.model_copy(
+                update={
+                    "outcome": result.outcome,
+                    "challenger_version": result.challenger_version,
+                    "gates": result.gates,
+                    "message": result.message,
+                    "finished_at": datetime.now(UTC),
+                    "details": {
+                        "metrics": result.metrics,
+                        "labelled_rows": result.labelled_rows,
+                        "holdout_rows": result.holdout_rows,
+                        "training_rows": result.training_rows,
+                    },
+                }
+            ),
+        )
+        result.audit_id = recorded.id
+        return result
+
+
+def _retrain(
+    settings: Settings,
+    config: RetrainConfig,
+    champion: LoadedModel,
+    reasons: list[str],
+    started: datetime,
+) -> RetrainResult:
+    spec = champion.spec
+    log = PredictionLog(settings.resolved_database_url)
+    try:
+        labelled = log.window(
+            since=started - timedelta(days=config.outcome_window_days),
+            with_outcomes_only=True,
+            model_name=champion.name,
+        )
+    finally:
+        log.close()
+    n_holdout = math.floor(len(labelled) * config.holdout_share)
+    base = {
+        "reasons": reasons,
+        "champion_version": champion.version,
+        "labelled_rows": len(labelled),
+        "holdout_rows": n_holdout,
+    }
+    if n_holdout < config.min_labelled_rows:
+        return RetrainResult(
+            outcome="skipped",
+            message=f"not retrained: {len(labelled)} decisions have outcomes, so the holdout "
+            f"would hold {n_holdout} rows (need {config.min_labelled_rows})",
+            gates=[
+                Gate(
+                    name="minimum_labelled_rows",
+                    passed=False,
+                    value=n_holdout,
+                    threshold=config.min_labelled_rows,
+                    message=f"{n_holdout} labelled holdout rows (need {config.min_labelled_rows})",
+                )
+            ],
+            **base,
+        )
+    attrs = dict(labelled.attrs)
+    labelled = labelled.sort_values(["created_at", "prediction_id"]).reset_index(drop=True)
+    labelled.attrs.update(attrs)
+    holdout = labelled.iloc[len(labelled) - n_holdout :].copy()
+    holdout.attrs.update(attrs)
+    recent = labelled.iloc[: len(labelled) - n_holdout].copy()
+    recent.attrs.update(attrs)
+
+    original = load_version_data(settings, champion).frame
+    combined = original
+    if len(recent):
+        extra = _as_training_rows(recent, spec, list(original.columns))
+        if spec.id is not None:
+            original = original.assign(**{spec.id: original[spec.id].astype(str)})
+        combined = pd.concat([original, extra], ignore_index=True)
+    result = train(
+        settings,
+        frame=combined,
+        spec=_dataset_spec(spec),
+        dataset_name=f"{spec.dataset}+decisions",
+        profile=config.profile,
+        models=config.models,
+        register=False,
+    )
+    winner = result.champion_result
+    challenger_version = register_model(
+        winner.model_uri,
+        settings,
+        alias=None,
+        tags={
+            "candidate": winner.name,
+            "dataset": f"{spec.dataset}+decisions",
+            "validation_roc_auc": round(winner.validation["roc_auc"], 6),
+            "test_roc_auc": round(winner.test["roc_auc"], 6),
+            "calibration": winner.calibration,
+            "parent_run_id": result.parent_run_id,
+            "seed": settings.seed,
+            "retrain_of": champion.version,
+            "retrain_reasons": "; ".join(reasons)[:4000],
+        },
+    )
+    set_alias(settings, CHALLENGER, challenger_version)
+
+    X, groups = _holdout_view(holdout, spec)
+    y = holdout["outcome"].to_numpy(dtype=int)
+    policy = _policy(settings, champion)
+    threshold = policy.approve_below if policy is not None else settings.decision_threshold
+    challenger_model = result.models[winner.name]
+    champion_scores = _scores(y, champion.model.predict_proba(X)[:, 1], groups, threshold)
+    challenger_scores = _scores(y, challenger_model.predict_proba(X)[:, 1], groups, threshold)
+    gates = evaluate_gates(champion_scores, challenger_scores, n_holdout, config)
+    passed = all(g.passed for g in gates)
+    if passed and config.auto_promote:
+        promote(settings, challenger_version)
+        outcome, message = (
+            "promoted",
+            f"version {challenger_version} passed every gate and is now the champion",
+        )
+    elif passed:
+        outcome = "awaiting_approval"
+        message = (
+            f"version {challenger_version} passed every gate; it becomes the champion with "
+            "`creditops promote`"
+        )
+    else:
+        outcome = "rejected"
+        failed = ", ".join(g.name for g in gates if not g.passed)
+        message = f"version {challenger_version} stays a challenger: failed {failed}"
+    flat = {
+        name: {k: v for k, v in scores.items() if k != "disparate_impact"}
+        | {f"disparate_impact:{a}": r for a, r in scores["disparate_impact"].items()}
+        for name, scores in (("champion", champion_scores), ("challenger", challenger_scores))
+    }
+    return RetrainResult(
+        outcome=outcome,
+        message=message,
+        challenger_version=challenger_version,
+        gates=gates,
+        training_rows=len(combined),
+        metrics=flat,
+        **base,
+    )
+
+
+def promote_challenger(
+    settings: Settings, *, version: str | None = None, force: bool = False
+) -> AuditEntry:
+    """Make the challenger (or ``version``) the champion, if its retrain passed every gate
+    (``force``: even if not, recorded as forced)."""
+    started = datetime.now(UTC)
+    if version is None:
+        current = get_version(settings, CHALLENGER)
+        if current is None:
+            raise ModelNotFoundError("no version holds the 'challenger' alias")
+        version = str(current.version)
+    with AuditLog.from_settings(settings) as audit:
+        retrains = [
+            e for e in audit.recent(200, action="retrain") if e.challenger_version == version
+        ]
+        verdict = retrains[0] if retrains else None
+        cleared = verdict is not None and verdict.outcome in ("awaiting_approval", "promoted")
+        if not cleared and not force:
+            why = (
+                "it was not produced by a retrain"
+                if verdict is None
+                else f"its retrain ended '{verdict.outcome}': {verdict.message}"
+            )
+            raise CreditOpsError(f"version {version} is not cleared for promotion: {why} (--force)")
+        previous, current_version = promote(settings, version)
+        return record_everywhere(
+            settings,
+            audit,
+            AuditEntry(
+                started_at=started,
+                action="promote",
+                outcome="promoted",
+                champion_version=previous,
+                challenger_version=current_version,
+                reasons=["forced (--force)"] if force and not cleared else [],
+                gates=verdict.gates if verdict is not None else [],
+                message=f"version {current_version} promoted to champion (was {previous})",
+            ),
+        )
+
+
+def rollback(settings: Settings) -> AuditEntry:
+    """Return the champion alias to the previous champion."""
+    started = datetime.now(UTC)
+    previous = previous_champion(settings)
+    if previous is None:
+        raise CreditOpsError("no previous champion to roll back to")
+    with AuditLog.from_settings(settings) as audit:
+        before, now_champion = promote(settings, previous)
+        return record_everywhere(
+            settings,
+            audit,
+            AuditEntry(
+                started_at=started,
+                action="rollback",
+                outcome="rolled_back",
+                champion_version=now_champion,
+                challenger_version=before,
+                message=f"champion rolled back from version {before} to {now_champion}",
+            ),
+        )

@@ -1,0 +1,172 @@
+"""Retraining triggers and gates (pure), and the pipeline's guarantees on a real store: too few
+labels is audited and trains nothing, a crash changes no alias and is audited, two retrains
+never run at once."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from creditops.config import Settings
+from creditops.data.datasets import load_builtin
+from creditops.monitoring.alerts import MonitorRun
+from creditops.registry.registry import get_version, load_model
+from creditops.retraining import (
+    AuditLog,
+    RetrainConfig,
+    RetrainDecision,
+    RetrainInProgressError,
+    Trigger,
+    evaluate_gates,
+    retrain,
+    should_retrain,
+)
+from creditops.retraining import pipeline as pipeline_module
+from creditops.store.predlog import PredictionLog, PredictionRecord
+
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+
+def _run(hours_ago: float, level: str = "ok", share: float = 0.0, drop: float | None = None):
+    started = NOW - timedelta(hours=hours_ago)
+    return MonitorRun(
+        id=f"run-{hours_ago}",
+        started_at=started,
+        finished_at=started + timedelta(seconds=5),
+        rows=500,
+        drift_level=level,
+        drift_share=share,
+        realised_auc_drop_relative=drop,
+        level="info",
+    )
+
+
+def test_no_trigger_on_quiet_history():
+    runs = [_run(h) for h in (30, 20, 10, 1)]
+    decision = should_retrain(
+        RetrainConfig(), now=NOW, runs=runs, champion_created_at=NOW - timedelta(days=2)
+    )
+    assert decision.retrain is False
+    assert decision.reasons == []
+
+
+def test_each_trigger_fires_with_its_numbers():
+    config = RetrainConfig()
+    critical = [_run(h, "critical") for h in (26, 18, 9, 1)]
+    decision = should_retrain(
+        config,
+        now=NOW,
+        runs=[*critical[:-1], _run(1, "critical", share=0.45, drop=0.08)],
+        champion_created_at=NOW - timedelta(days=9),
+        force=True,
+    )
+    names = [r.name for r in decision.reasons]
+    assert names == ["forced", "auc_drop", "drift_critical", "features_drifted", "schedule"]
+    by_name = {r.name: r for r in decision.reasons}
+    assert by_name["auc_drop"].value == pytest.approx(0.08)
+    assert by_name["drift_critical"].value == pytest.approx(26.0)
+    assert "45% of the features drifted" in by_name["features_drifted"].message
+
+
+def test_critical_drift_must_last_the_whole_period():
+    # Critical for 12 hours only, after an ok run: not yet a trend.
+    runs = [_run(30, "critical"), _run(13, "ok"), _run(12, "critical"), _run(1, "critical")]
+    decision = should_retrain(RetrainConfig(), now=NOW, runs=runs)
+    assert [r.name for r in decision.reasons] == []
+
+
+def _scores(auc: float, brier: float, di: dict[str, float]) -> dict:
+    return {"roc_auc": auc, "brier": brier, "disparate_impact": di}
+
+
+def test_gates_pass_and_fail_on_their_own_figures():
+    config = RetrainConfig()
+    champion = _scores(0.80, 0.150, {"Age": 0.60})
+    good = evaluate_gates(champion, _scores(0.797, 0.152, {"Age": 0.59}), 400, config)
+    assert all(g.passed for g in good)
+    worse = evaluate_gates(champion, _scores(0.79, 0.160, {"Age": 0.50}), 100, config)
+    failed = {g.name for g in worse if not g.passed}
+    assert failed == {"minimum_labelled_rows", "auc_not_worse", "calibration_not_worse", "fairness"}
+    strict = evaluate_gates(
+        champion, _scores(0.82, 0.14, {"Age": 0.75}), 400, RetrainConfig(fairness="pass")
+    )
+    assert [g.name for g in strict if not g.passed] == ["fairness"]
+
+
+@pytest.fixture
+def store(trained, tmp_path) -> Settings:
+    source, _ = trained
+    home = tmp_path / "home"
+    shutil.copytree(source.home, home)
+    (home / "predictions.db").unlink(missing_ok=True)
+    return Settings(home=home)
+
+
+def _labelled_decisions(settings: Settings, n: int) -> None:
+    frame, spec = load_builtin("credit_data")
+    loaded = load_model(settings)
+    rows = frame.sample(n, random_state=5).reset_index(drop=True)
+    records = [
+        PredictionRecord(
+            created_at=NOW - timedelta(hours=n - i),
+            model_name=loaded.name,
+            model_version=loaded.version,
+            features={f: (None if row[f] != row[f] else row[f]) for f in loaded.spec.features},
+            protected={"Age": int(row["Age"]), "Marital": row["Marital"]},
+            probability=0.2,
+            points=500,
+            decision="approve",
+            latency_ms=1.0,
+        )
+        for i, row in rows.iterrows()
+    ]
+    with PredictionLog(settings.resolved_database_url) as log:
+        log.write_many(records)
+        log.record_outcomes(
+            [
+                (r.prediction_id, int(status == spec.positive))
+                for r, status in zip(records, rows[spec.target], strict=True)
+            ]
+        )
+
+
+FORCED = RetrainDecision(retrain=True, reasons=[Trigger(name="forced", message="forced")])
+
+
+def test_too_few_labels_trains_nothing_and_says_why(store):
+    _labelled_decisions(store, 300)  # a 30% holdout of 300 is 90 rows < 200
+    result = retrain(store, RetrainConfig(models=["logistic_regression"]), FORCED, now=NOW)
+    assert result.outcome == "skipped"
+    assert "need 200" in result.message
+    assert get_version(store, "2") is None  # nothing registered
+    with AuditLog.from_settings(store) as audit:
+        entry = audit.recent(1)[0]
+    assert entry.outcome == "skipped"
+    assert entry.reasons == ["forced"]
+
+
+def test_a_crashed_retrain_changes_no_alias_and_is_audited(store, monkeypatch):
+    _labelled_decisions(store, 800)
+
+    def broken(*_, **__):
+        raise RuntimeError("out of memory while tuning")
+
+    monkeypatch.setattr(pipeline_module, "train", broken)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        retrain(store, RetrainConfig(models=["logistic_regression"]), FORCED, now=NOW)
+    assert str(get_version(store, "champion").version) == "1"
+    assert get_version(store, "challenger") is None
+    with AuditLog.from_settings(store) as audit:
+        entry = audit.recent(1)[0]
+    assert entry.outcome == "failed"
+    assert "out of memory while tuning" in entry.message
+
+
+def test_two_retrains_never_run_at_once(store):
+    with (
+        pipeline_module._exclusive(store),
+        pytest.raises(RetrainInProgressError, match="another retrain is running"),
+    ):
+        retrain(store, RetrainConfig(), FORCED, now=NOW)
