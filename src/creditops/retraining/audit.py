@@ -10,9 +10,13 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import sqlalchemy as sa
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy.engine import URL, make_url
 
 from creditops.config import Settings
+
+#: The MLflow experiment that holds one run per audit entry.
+EXPERIMENT = "creditops-retraining"
 
 Action = Literal["retrain", "promote", "rollback"]
 Outcome = Literal["promoted", "awaiting_approval", "rejected", "failed", "skipped", "rolled_back"]
@@ -60,13 +64,29 @@ class AuditEntry(BaseModel):
     message: str
     details: dict[str, Any] = Field(default_factory=dict)
 
+    @field_validator("started_at", "finished_at")
+    @classmethod
+    def _to_utc(cls, value: datetime) -> datetime:
+        # SQLite stores naive text and the reader takes it as UTC: convert before writing.
+        return value.astimezone(UTC)
+
+
+def _engine_url(url: str | URL) -> URL:
+    """psycopg 3 is the PostgreSQL driver creditops installs; a bare ``postgresql://`` URL
+    would make SQLAlchemy look for psycopg2."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() != "psycopg":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
 
 class AuditLog:
     """Append-only audit entries in ``url`` (SQLite or PostgreSQL)."""
 
-    def __init__(self, url: str) -> None:
-        connect_args = {"timeout": 30} if url.startswith("sqlite") else {}
-        self._engine = sa.create_engine(url, connect_args=connect_args)
+    def __init__(self, url: str | URL) -> None:
+        parsed = _engine_url(url)
+        connect_args = {"timeout": 30} if parsed.get_backend_name() == "sqlite" else {}
+        self._engine = sa.create_engine(parsed, connect_args=connect_args)
         _metadata.create_all(self._engine, checkfirst=True)
 
     @classmethod
@@ -84,7 +104,7 @@ class AuditLog:
     def recent(self, limit: int = 20, *, action: Action | None = None) -> list[AuditEntry]:
         """Newest first."""
         t = audit_table
-        stmt = sa.select(t).order_by(t.c.started_at.desc()).limit(limit)
+        stmt = sa.select(t).order_by(t.c.started_at.desc(), t.c.finished_at.desc()).limit(limit)
         if action is not None:
             stmt = stmt.where(t.c.action == action)
         with self._engine.connect() as conn:
@@ -118,16 +138,30 @@ def record_everywhere(settings: Settings, audit: AuditLog, entry: AuditEntry) ->
     return audit.record(entry)
 
 
-def _record_in_mlflow(settings: Settings, entry: AuditEntry) -> None:
+def _experiment_id(settings: Settings) -> str:
+    """The retraining experiment, created like the training one: with a local store its
+    artifacts live under ``CREDITOPS_HOME`` (MLflow's default would be ``./mlruns`` in the
+    working directory). The process's active experiment is left as it was."""
     import mlflow
 
     from creditops.training.tracking import configure_tracking
 
     configure_tracking(settings)
-    experiment = mlflow.set_experiment("creditops-retraining")
+    client = mlflow.MlflowClient()
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    if experiment is not None:
+        return str(experiment.experiment_id)
+    location = settings.artifacts_dir.as_uri() if settings.uses_local_store else None
+    return str(client.create_experiment(EXPERIMENT, artifact_location=location))
+
+
+def _record_in_mlflow(settings: Settings, entry: AuditEntry) -> None:
+    import mlflow
+
+    experiment_id = _experiment_id(settings)
     client = mlflow.MlflowClient()
     run = client.create_run(
-        experiment.experiment_id,
+        experiment_id,
         run_name=f"{entry.action}-{entry.outcome}",
         tags={
             "action": entry.action,
@@ -146,9 +180,9 @@ def _record_in_mlflow(settings: Settings, entry: AuditEntry) -> None:
     )
     client.set_terminated(run.info.run_id)
     if entry.challenger_version:
-        client.set_model_version_tag(
-            settings.registered_model_name,
-            entry.challenger_version,
-            f"{entry.action}_outcome",
-            entry.outcome,
-        )
+        name, version = settings.registered_model_name, entry.challenger_version
+        client.set_model_version_tag(name, version, f"{entry.action}_outcome", entry.outcome)
+        if entry.action == "retrain":
+            gates = {g.name: g.passed for g in entry.gates}
+            client.set_model_version_tag(name, version, "retrain_gates", json.dumps(gates))
+            client.set_model_version_tag(name, version, "retrain_audit_id", entry.id)

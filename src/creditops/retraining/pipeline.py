@@ -2,13 +2,16 @@
 
 ``retrain``:
 
-1. takes a lock (``CREDITOPS_HOME/retrain.lock``): two retrains never run at once;
+1. takes a lock: two retrains never run at once. ``CREDITOPS_HOME/retrain.lock`` (``flock``)
+   covers one host; when the decision log is on PostgreSQL a session advisory lock on that
+   database covers every host sharing it;
 2. gathers the decisions of the decision log that now have outcomes (``outcome_window_days``);
    the most recent ``holdout_share`` of them are held out, the older ones join the champion's
    own training data (stored with its run);
-3. runs the same training pipeline and registers its champion as a new version with the alias
-   ``challenger`` (the ``champion`` alias is not touched: a crash changes no alias);
-4. scores champion and challenger on the same recent labelled holdout and applies the gates:
+3. runs the same training pipeline and registers its champion as a new version;
+4. scores champion and challenger on the same recent labelled holdout, points the
+   ``challenger`` alias at the new version only then (a crash changes no alias; the orphan
+   version is named in the audit entry), and applies the gates:
    AUC not worse beyond a tolerance, Brier (calibration) not worse beyond a tolerance, fairness
    (not worse than the champion, or passing outright), enough labelled rows;
 5. promotes the challenger when every gate passes and ``auto_promote`` is set; otherwise it
@@ -29,7 +32,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import sqlalchemy as sa
 from pydantic import BaseModel
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 
 from creditops.config import Settings
 from creditops.data.spec import DatasetSpec, FeatureTypes, ResolvedSpec
@@ -56,6 +62,8 @@ from creditops.training.train import train
 
 CHALLENGER = "challenger"
 _POLICY_ARTIFACT = "evaluation/policy.json"
+# PostgreSQL advisory-lock key held while a retrain runs ("crrt").
+RETRAIN_LOCK_KEY = 0x63727274
 
 
 class RetrainInProgressError(CreditOpsError):
@@ -84,6 +92,7 @@ class RetrainResult(BaseModel):
 
 @contextlib.contextmanager
 def _exclusive(settings: Settings) -> Iterator[None]:
+    """Hold the retrain lock: the host's lock file, then the database's advisory lock."""
     settings.ensure_home()
     fd = os.open(settings.home / "retrain.lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
@@ -93,9 +102,39 @@ def _exclusive(settings: Settings) -> Iterator[None]:
             raise RetrainInProgressError(
                 "another retrain is running (it holds CREDITOPS_HOME/retrain.lock)"
             ) from None
-        yield
+        with _database_lock(settings.resolved_database_url):
+            yield
     finally:
         os.close(fd)  # releases the lock
+
+
+@contextlib.contextmanager
+def _database_lock(url: str) -> Iterator[None]:
+    """A PostgreSQL session advisory lock, so retrains on different hosts sharing the database
+    exclude each other too (SQLite is one host's file: the lock file covers it). The session
+    is held idle, outside any transaction, and the lock goes with it if the process dies."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql":
+        yield
+        return
+    engine = sa.create_engine(parsed.set(drivername="postgresql+psycopg"), poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            key = {"key": RETRAIN_LOCK_KEY}
+            held = conn.execute(sa.text("SELECT pg_try_advisory_lock(:key)"), key).scalar_one()
+            conn.commit()
+            if not held:
+                raise RetrainInProgressError(
+                    "another retrain is running (it holds the retraining advisory lock "
+                    "of the decision-log database)"
+                )
+            try:
+                yield
+            finally:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:key)"), key)
+                conn.commit()
+    finally:
+        engine.dispose()
 
 
 def _dataset_spec(spec: ResolvedSpec) -> DatasetSpec:
@@ -140,7 +179,11 @@ def _as_training_rows(
 def _holdout_view(holdout: pd.DataFrame, spec: ResolvedSpec) -> tuple[pd.DataFrame, pd.DataFrame]:
     features = holdout.attrs.get("feature_columns", {})
     protected = holdout.attrs.get("protected_columns", {})
-    X = pd.DataFrame({f: holdout[features[f]] for f in spec.features if f in features})
+    # A feature never logged is missing for every row (the pipelines impute it).
+    X = pd.DataFrame(
+        {f: holdout[features[f]] if f in features else np.nan for f in spec.features},
+        index=holdout.index,
+    )
     for column in spec.numeric:
         X[column] = pd.to_numeric(X[column], errors="coerce")
     groups = pd.DataFrame(
@@ -165,7 +208,7 @@ def _scores(
     di = {}
     if report is not None:
         for attribute in report.attributes:
-            if "×" not in attribute.attribute and attribute.disparate_impact_ratio is not None:
+            if attribute.kind == "attribute" and attribute.disparate_impact_ratio is not None:
                 di[attribute.attribute] = attribute.disparate_impact_ratio.value
     return {
         "roc_auc": metrics["roc_auc"],
@@ -273,7 +316,9 @@ def retrain_config(settings: Settings) -> RetrainConfig:
 def decide_retrain(
     settings: Settings, config: RetrainConfig, *, force: bool = False, now: datetime | None = None
 ) -> RetrainDecision:
-    """The triggers, read from the recorded monitor runs and the champion's registration."""
+    """The triggers, read from the recorded monitor runs of the current champion (runs about a
+    replaced champion say nothing about this one), its registration time, and the audit
+    trail's last retrain that trained a challenger."""
     from creditops.monitoring.alerts import AlertStore
     from creditops.retraining.policy import should_retrain
 
@@ -282,12 +327,25 @@ def decide_retrain(
     with AlertStore.from_settings(settings) as store:
         runs = store.runs(since=now - lookback)
     version = get_version(settings, CHAMPION)
-    created = (
-        None
-        if version is None
-        else datetime.fromtimestamp(version.creation_timestamp / 1000, tz=UTC)
+    created = None
+    if version is not None:
+        created = datetime.fromtimestamp(version.creation_timestamp / 1000, tz=UTC)
+        runs = [r for r in runs if r.model_version in (None, str(version.version))]
+    with AuditLog.from_settings(settings) as audit:
+        trained = [
+            e
+            for e in audit.recent(200, action="retrain")
+            if e.challenger_version is not None and e.outcome != "failed"
+        ]
+    last = trained[0].started_at if trained else None
+    return should_retrain(
+        config,
+        now=now,
+        runs=runs,
+        champion_created_at=created,
+        last_retrain_at=last,
+        force=force,
     )
-    return should_retrain(config, now=now, runs=runs, champion_created_at=created, force=force)
 
 
 def record_no_retrain(settings: Settings, decision: RetrainDecision) -> AuditEntry:
@@ -317,24 +375,29 @@ def retrain(
     clock = time.perf_counter()
     reasons = [r.message for r in decision.reasons]
     with _exclusive(settings), AuditLog.from_settings(settings) as audit:
-        champion = load_model(settings, CHAMPION)
+        current = get_version(settings, CHAMPION)
         entry = AuditEntry(
             started_at=started,
             action="retrain",
             outcome="failed",
-            champion_version=champion.version,
+            champion_version=None if current is None else str(current.version),
             reasons=reasons,
             message="",
         )
+        progress: dict[str, str] = {}
         try:
-            result = _retrain(settings, config, champion, reasons, started)
+            champion = load_model(settings, CHAMPION)
+            result = _retrain(settings, config, champion, reasons, started, progress)
         except Exception as error:
+            orphan = progress.get("registered")
+            note = f" (version {orphan} was registered but holds no alias)" if orphan else ""
             record_everywhere(
                 settings,
                 audit,
                 entry.model_copy(
                     update={
-                        "message": f"retrain failed: {type(error).__name__}: {error}",
+                        "challenger_version": orphan,
+                        "message": f"retrain failed: {type(error).__name__}: {error}{note}",
                         "finished_at": datetime.now(UTC),
                     }
                 ),
@@ -370,6 +433,7 @@ def _retrain(
     champion: LoadedModel,
     reasons: list[str],
     started: datetime,
+    progress: dict[str, str],
 ) -> RetrainResult:
     spec = champion.spec
     log = PredictionLog(settings.resolved_database_url)
@@ -409,6 +473,24 @@ def _retrain(
     labelled.attrs.update(attrs)
     holdout = labelled.iloc[len(labelled) - n_holdout :].copy()
     holdout.attrs.update(attrs)
+    classes = holdout["outcome"].nunique()
+    if classes < 2:
+        # AUC is undefined on one class: no comparison is possible, so nothing is trained.
+        return RetrainResult(
+            outcome="skipped",
+            message=f"not retrained: the {n_holdout} holdout rows hold only one outcome, so "
+            "champion and challenger cannot be compared",
+            gates=[
+                Gate(
+                    name="minimum_labelled_rows",
+                    passed=False,
+                    value=n_holdout,
+                    threshold=config.min_labelled_rows,
+                    message=f"{n_holdout} labelled holdout rows, all with the same outcome",
+                )
+            ],
+            **base,
+        )
     recent = labelled.iloc[: len(labelled) - n_holdout].copy()
     recent.attrs.update(attrs)
 
@@ -445,7 +527,7 @@ def _retrain(
             "retrain_reasons": "; ".join(reasons)[:4000],
         },
     )
-    set_alias(settings, CHALLENGER, challenger_version)
+    progress["registered"] = challenger_version
 
     X, groups = _holdout_view(holdout, spec)
     y = holdout["outcome"].to_numpy(dtype=int)
@@ -455,6 +537,8 @@ def _retrain(
     champion_scores = _scores(y, champion.model.predict_proba(X)[:, 1], groups, threshold)
     challenger_scores = _scores(y, challenger_model.predict_proba(X)[:, 1], groups, threshold)
     gates = evaluate_gates(champion_scores, challenger_scores, n_holdout, config)
+    # Trained, registered and compared: only now does the new version take the alias.
+    set_alias(settings, CHALLENGER, challenger_version)
     passed = all(g.passed for g in gates)
     if passed and config.auto_promote:
         promote(settings, challenger_version)
@@ -499,6 +583,9 @@ def promote_challenger(
         if current is None:
             raise ModelNotFoundError("no version holds the 'challenger' alias")
         version = str(current.version)
+    champion = get_version(settings, CHAMPION)
+    if champion is not None and str(champion.version) == str(version):
+        raise CreditOpsError(f"version {version} is already the champion")
     with AuditLog.from_settings(settings) as audit:
         retrains = [
             e for e in audit.recent(200, action="retrain") if e.challenger_version == version

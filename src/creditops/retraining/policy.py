@@ -5,10 +5,15 @@ Triggers (all configurable, ``retrain`` section of the monitoring YAML):
 * ``forced``: ``creditops retrain --force``;
 * ``auc_drop``: the realised ROC AUC of the latest monitor run is more than 5% (relative) below
   the champion's test AUC;
-* ``drift_critical``: every monitor run of the last 24 hours found critical data drift, and
-  the critical streak is at least that old (one bad run is not a trend);
+* ``drift_critical``: every monitor run of the last 24 hours found critical data drift, the
+  critical streak (two runs at least) is at least that old, and its newest run lies within
+  those 24 hours (one bad run is not a trend, and a stale one is not news);
 * ``features_drifted``: the latest run found more than 30% of the features drifted;
-* ``schedule``: the champion is older than 7 days.
+* ``schedule``: the champion is older than 7 days, and so is the last retrain that trained.
+
+After a retrain that trained a challenger, the evidence triggers (not ``forced``) wait
+``min_hours_between_retrains``: drift that the last challenger could not fix would otherwise
+start a retrain at every cron tick.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ class RetrainConfig(BaseModel):
     drift_critical_hours: float = Field(default=24.0, gt=0)
     drifted_share: float = Field(default=0.30, gt=0, le=1)
     schedule_days: float | None = Field(default=7.0, gt=0)
+    min_hours_between_retrains: float = Field(default=24.0, ge=0)
     # data
     outcome_window_days: float = Field(default=365.0, gt=0)
     holdout_share: float = Field(default=0.3, gt=0, lt=1)
@@ -62,10 +68,12 @@ class Trigger(BaseModel):
 class RetrainDecision(BaseModel):
     retrain: bool
     reasons: list[Trigger]
+    notes: list[str] = Field(default_factory=list)
 
     @property
     def summary(self) -> str:
-        return "; ".join(r.message for r in self.reasons) or "no trigger fired"
+        text = "; ".join(r.message for r in self.reasons) or "no trigger fired"
+        return "; ".join([text, *self.notes])
 
 
 def _critical_streak_start(runs: Sequence[MonitorRun]) -> datetime | None:
@@ -79,15 +87,26 @@ def _critical_streak_start(runs: Sequence[MonitorRun]) -> datetime | None:
     return start
 
 
+def _critical_streak_length(runs: Sequence[MonitorRun]) -> int:
+    count = 0
+    for run in reversed(runs):
+        if run.drift_level != "critical":
+            break
+        count += 1
+    return count
+
+
 def should_retrain(
     config: RetrainConfig,
     *,
     now: datetime,
     runs: Sequence[MonitorRun] = (),
     champion_created_at: datetime | None = None,
+    last_retrain_at: datetime | None = None,
     force: bool = False,
 ) -> RetrainDecision:
-    """Which triggers fire, given the monitor runs (oldest first) and the champion's age."""
+    """Which triggers fire, given the monitor runs (oldest first), the champion's age and when
+    the last retrain that trained a challenger started (None: never)."""
     reasons: list[Trigger] = []
     if force:
         reasons.append(Trigger(name="forced", message="retraining was forced (--force)"))
@@ -104,7 +123,13 @@ def should_retrain(
             )
         )
     start = _critical_streak_start(runs)
-    if start is not None:
+    period = timedelta(hours=config.drift_critical_hours)
+    if (
+        start is not None
+        and latest is not None
+        and _critical_streak_length(runs) >= 2
+        and now - latest.started_at <= period
+    ):
         hours = (now - start).total_seconds() / 3600
         if hours >= config.drift_critical_hours:
             reasons.append(
@@ -128,16 +153,30 @@ def should_retrain(
             )
         )
     if config.schedule_days is not None and champion_created_at is not None:
-        age = now - champion_created_at
+        since = max(champion_created_at, last_retrain_at or champion_created_at)
+        age = now - since
         if age >= timedelta(days=config.schedule_days):
             days = age.total_seconds() / 86400
+            what = "the champion is" if since == champion_created_at else "the last retrain was"
             reasons.append(
                 Trigger(
                     name="schedule",
                     value=days,
                     threshold=config.schedule_days,
-                    message=f"the champion is {days:.1f} days old (retrain every "
+                    message=f"{what} {days:.1f} days old (retrain every "
                     f"{config.schedule_days:g} days)",
                 )
             )
-    return RetrainDecision(retrain=bool(reasons), reasons=reasons)
+    notes: list[str] = []
+    cooldown = timedelta(hours=config.min_hours_between_retrains)
+    if last_retrain_at is not None and now - last_retrain_at < cooldown:
+        held = [r for r in reasons if r.name not in ("forced", "schedule")]
+        if held:
+            hours = (now - last_retrain_at).total_seconds() / 3600
+            notes.append(
+                f"{', '.join(r.name for r in held)} held back: the last retrain ran "
+                f"{hours:.1f} hours ago (at most one every "
+                f"{config.min_hours_between_retrains:g} hours unless forced)"
+            )
+            reasons = [r for r in reasons if r not in held]
+    return RetrainDecision(retrain=bool(reasons), reasons=reasons, notes=notes)

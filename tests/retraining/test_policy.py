@@ -1,0 +1,154 @@
+"""Retraining triggers at their edges: limits are strict, critical drift must be a current
+trend, the schedule counts from the last retrain, and evidence triggers cool down."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from pydantic import ValidationError
+
+from creditops.monitoring.alerts import MonitorRun
+from creditops.retraining import RetrainConfig, RetrainDecision, should_retrain
+
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+
+def _run(
+    hours_ago: float,
+    level: str | None = "ok",
+    *,
+    share: float | None = 0.0,
+    drop: float | None = None,
+) -> MonitorRun:
+    started = NOW - timedelta(hours=hours_ago)
+    return MonitorRun(
+        id=f"run-{hours_ago}",
+        started_at=started,
+        finished_at=started + timedelta(seconds=5),
+        rows=500,
+        drift_level=level,
+        drift_share=share,
+        realised_auc_drop_relative=drop,
+        level="info",
+    )
+
+
+def _names(decision: RetrainDecision) -> list[str]:
+    return [r.name for r in decision.reasons]
+
+
+def test_nothing_to_go_on_is_no_reason():
+    decision = should_retrain(RetrainConfig(), now=NOW)
+    assert decision.retrain is False
+    assert decision.summary == "no trigger fired"
+
+
+@pytest.mark.parametrize(
+    ("drop", "fires"), [(None, False), (0.02, False), (0.05, False), (0.0501, True)]
+)
+def test_auc_drop_must_exceed_the_limit(drop, fires):
+    decision = should_retrain(RetrainConfig(), now=NOW, runs=[_run(1, drop=drop)])
+    assert _names(decision) == (["auc_drop"] if fires else [])
+    if fires:
+        reason = decision.reasons[0]
+        assert reason.value == pytest.approx(0.0501)
+        assert reason.threshold == pytest.approx(0.05)
+        assert reason.message == (
+            "realised ROC AUC is 5.0% below the champion's test AUC (limit 5%)"
+        )
+
+
+def test_features_drifted_reads_the_latest_run_only():
+    config = RetrainConfig()
+    at_limit = should_retrain(config, now=NOW, runs=[_run(2, share=0.9), _run(1, share=0.30)])
+    assert _names(at_limit) == []  # 30% is the limit, not beyond it; the older 90% is history
+    beyond = should_retrain(config, now=NOW, runs=[_run(1, share=0.31)])
+    assert _names(beyond) == ["features_drifted"]
+    assert "31% of the features drifted" in beyond.reasons[0].message
+    unknown = should_retrain(config, now=NOW, runs=[_run(1, share=None)])
+    assert _names(unknown) == []
+
+
+@pytest.mark.parametrize(
+    ("hours", "fires"),
+    [
+        ((30,), False),  # one critical run is not a trend, and 30 h old is not news
+        ((20, 1), False),  # critical for 20 hours only
+        ((25, 2), True),  # two runs spanning 25 hours, the newest current
+        ((50, 30), False),  # a long streak that stopped being reported 30 hours ago
+        ((26, 18, 9, 1), True),
+    ],
+)
+def test_critical_drift_must_be_a_current_trend(hours, fires):
+    runs = [_run(h, "critical") for h in hours]
+    decision = should_retrain(RetrainConfig(), now=NOW, runs=runs)
+    assert _names(decision) == (["drift_critical"] if fires else [])
+    if fires:
+        assert decision.reasons[0].value == pytest.approx(max(hours))
+        assert f"for {max(hours)} hours" in decision.reasons[0].message
+
+
+def test_a_run_without_a_drift_verdict_breaks_the_streak():
+    runs = [
+        _run(40, "critical"),
+        _run(20, None, share=None),
+        _run(10, "critical"),
+        _run(1, "critical"),
+    ]
+    assert _names(should_retrain(RetrainConfig(), now=NOW, runs=runs)) == []
+    shorter = RetrainConfig(drift_critical_hours=6)
+    assert _names(should_retrain(shorter, now=NOW, runs=runs)) == ["drift_critical"]
+
+
+def test_schedule_counts_from_the_champion_or_the_last_retrain():
+    config = RetrainConfig()
+    champion = NOW - timedelta(days=10)
+    old = should_retrain(config, now=NOW, champion_created_at=champion)
+    assert _names(old) == ["schedule"]
+    assert old.reasons[0].message == "the champion is 10.0 days old (retrain every 7 days)"
+    recent = should_retrain(
+        config, now=NOW, champion_created_at=champion, last_retrain_at=NOW - timedelta(days=2)
+    )
+    assert _names(recent) == []
+    stale = should_retrain(
+        config, now=NOW, champion_created_at=champion, last_retrain_at=NOW - timedelta(days=8)
+    )
+    assert stale.reasons[0].message == "the last retrain was 8.0 days old (retrain every 7 days)"
+    off = should_retrain(
+        RetrainConfig(schedule_days=None), now=NOW, champion_created_at=NOW - timedelta(days=400)
+    )
+    assert _names(off) == []
+
+
+def test_evidence_triggers_cool_down_after_a_retrain_but_force_does_not():
+    runs = [_run(1, share=0.6, drop=0.2)]
+    three_hours_ago = NOW - timedelta(hours=3)
+    held = should_retrain(RetrainConfig(), now=NOW, runs=runs, last_retrain_at=three_hours_ago)
+    assert held.retrain is False
+    assert held.notes == [
+        "auc_drop, features_drifted held back: the last retrain ran 3.0 hours ago "
+        "(at most one every 24 hours unless forced)"
+    ]
+    assert "held back" in held.summary
+    forced = should_retrain(
+        RetrainConfig(), now=NOW, runs=runs, last_retrain_at=three_hours_ago, force=True
+    )
+    assert _names(forced) == ["forced"]
+    assert forced.retrain is True
+    no_cooldown = RetrainConfig(min_hours_between_retrains=0)
+    again = should_retrain(no_cooldown, now=NOW, runs=runs, last_retrain_at=three_hours_ago)
+    assert _names(again) == ["auc_drop", "features_drifted"]
+    assert again.notes == []
+
+
+def test_a_decision_survives_json():
+    decision = should_retrain(RetrainConfig(), now=NOW, runs=[_run(1, share=0.5)], force=True)
+    assert RetrainDecision.model_validate_json(decision.model_dump_json()) == decision
+
+
+def test_config_refuses_nonsense():
+    with pytest.raises(ValidationError, match="holdout_share"):
+        RetrainConfig(holdout_share=1.0)
+    with pytest.raises(ValidationError, match="unknown_key"):
+        RetrainConfig(unknown_key=1)
