@@ -404,7 +404,11 @@ def _print_monitor(report: Any) -> None:
             highlight=False,
         )
     for alert in report.alerts:
-        out.print(f"  [{alert['level']}] {alert['check']}: {alert['message']}", highlight=False)
+        out.print(
+            f"  [{alert['level']}] {alert['check']}: {alert['message']}",
+            highlight=False,
+            markup=False,
+        )
     for note in report.notes:
         out.print(f"  note: {note}", highlight=False)
     out.print(f"  level: {report.level}; run {report.run_id}", highlight=False)
@@ -544,7 +548,11 @@ def retrain_command(
     for reason in result.reasons:
         out.print(f"trigger: {reason}", highlight=False)
     for gate in result.gates:
-        out.print(f"  [{'pass' if gate.passed else 'FAIL'}] {gate.name}: {gate.message}")
+        out.print(
+            f"  [{'pass' if gate.passed else 'FAIL'}] {gate.name}: {gate.message}",
+            highlight=False,
+            markup=False,
+        )
     out.print(f"{result.outcome}: {result.message}", highlight=False)
 
 
