@@ -430,31 +430,32 @@ def monitor(
 ) -> None:
     """Run every monitoring check once (for cron) or on a schedule: data and prediction drift,
     realised and estimated performance, fairness; alerts stored, logged and exported."""
-    import time
-
-    from creditops.monitoring.monitor import run_monitor
+    from creditops.monitoring.monitor import run_every, run_monitor
 
     settings = get_settings()
     settings.ensure_home()
-    period = None if every is None else _duration_seconds(every)
-    while True:
-        started = time.monotonic()
-        try:
-            report = run_monitor(settings, data=data)
-        except CreditOpsError as error:
-            if period is None:
-                _fail(error)
-            console.print(f"[bold red]monitor run failed:[/] {error}", highlight=False)
+
+    def once() -> None:
+        report = run_monitor(settings, data=data)
+        if as_json:
+            _print_json(report.to_dict())
         else:
-            if as_json:
-                _print_json(report.to_dict())
-            else:
-                _print_monitor(report)
-        if period is None:
-            return
-        # The next run starts a whole period after this one started, or at once if this one
-        # took longer: runs never overlap and never pile up.
-        time.sleep(max(0.0, period - (time.monotonic() - started)))
+            _print_monitor(report)
+
+    if every is None:
+        try:
+            once()
+        except CreditOpsError as error:
+            _fail(error)
+        return
+
+    def scheduled() -> None:
+        try:
+            once()
+        except CreditOpsError as error:  # a failed run is reported; the schedule goes on
+            console.print(f"[bold red]monitor run failed:[/] {error}", highlight=False)
+
+    run_every(_duration_seconds(every), scheduled)
 
 
 @app.command()

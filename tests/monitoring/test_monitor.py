@@ -148,3 +148,25 @@ def test_monitor_command_reports_json(store, monkeypatch: pytest.MonkeyPatch, tm
     assert report["model_version"] == "1"
     assert bad.exit_code != 0
     assert "use a number and s, m, h or d" in bad.output
+
+
+def test_scheduled_runs_never_overlap_or_pile_up():
+    from creditops.monitoring.monitor import run_every
+
+    now = [0.0]
+    starts: list[float] = []
+    durations = iter([10.0, 70.0, 5.0, 5.0])  # the second run overruns a 60 s period
+
+    def job() -> None:
+        starts.append(now[0])
+        now[0] += next(durations)
+
+    def sleep(seconds: float) -> None:
+        assert seconds >= 0
+        now[0] += seconds
+
+    assert run_every(60, job, max_runs=4, clock=lambda: now[0], sleep=sleep) == 4
+    # 0; 60 (a period after the first began); 130 (at once, the second took 70 s); 190.
+    assert starts == [0.0, 60.0, 130.0, 190.0]
+    with pytest.raises(ValueError, match="positive"):
+        run_every(0, job)

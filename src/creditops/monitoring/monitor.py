@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -247,6 +248,31 @@ def _alerts_from(
 def _latest(values: list[Any]) -> Any:
     present = [v for v in values if v is not None and np.isfinite(v)]
     return present[-1] if present else None
+
+
+def run_every(
+    period_s: float,
+    job: Callable[[], Any],
+    *,
+    max_runs: int | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> int:
+    """Run ``job`` now and then every ``period_s`` seconds, in this process, until
+    ``max_runs`` (forever without). A run never overlaps the next: the next one starts a whole
+    period after this one started, or at once if this one took longer (runs do not pile up).
+    Returns the number of runs."""
+    if period_s <= 0:
+        raise ValueError("period_s must be positive")
+    runs = 0
+    while max_runs is None or runs < max_runs:
+        started = clock()
+        job()
+        runs += 1
+        if max_runs is not None and runs >= max_runs:
+            break
+        sleep(max(0.0, period_s - (clock() - started)))
+    return runs
 
 
 def run_monitor(
