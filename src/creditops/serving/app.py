@@ -380,31 +380,26 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
     @app.post("/models/{version}/promote", tags=[ADMIN_TAG], dependencies=[Admin])
     def promote(version: str, service: Service) -> Any:
         """Make `version` the champion: loaded and checked first, then swapped in."""
-        from creditops.registry.registry import promote as move_alias
-
         if not version.isdigit():
             return _error(422, "version must be a number")
         try:
-            service.swap_to(version)
+            previous, current = service.promote(version)
         except (ModelCheckError, ModelNotFoundError) as error:
             return _error(409 if isinstance(error, ModelCheckError) else 404, str(error))
-        previous, current = move_alias(settings, version)
         return {"previous": previous, "champion": current}
 
     @app.post("/models/rollback", tags=[ADMIN_TAG], dependencies=[Admin])
     def rollback(service: Service) -> Any:
         """Return to the previous champion (checked before the swap)."""
         from creditops.registry.registry import previous_champion
-        from creditops.registry.registry import promote as move_alias
 
         previous = previous_champion(settings)
         if previous is None:
             return _error(409, "no previous champion to roll back to")
         try:
-            service.swap_to(previous)
+            before, current = service.promote(previous)
         except (ModelCheckError, ModelNotFoundError) as error:
             return _error(409, str(error))
-        before, current = move_alias(settings, previous)
         return {"previous": before, "champion": current}
 
     @app.get("/metrics", tags=["ops"], include_in_schema=False)

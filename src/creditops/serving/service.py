@@ -206,6 +206,7 @@ class DecisionService:
         self.reasons = reason_map or default_reason_map()
         self._served: ServedModel | None = None
         self._swap = threading.Lock()
+        self._promoting = threading.Lock()
         self._on_decision = on_decision
         self._on_swap = on_swap
         self._refused: tuple[str, str] | None = None  # (version, why) the alias named but failed
@@ -244,21 +245,36 @@ class DecisionService:
         refused once (logged) and not retried until the alias moves again. Returns the newly
         served version, or None when nothing changed.
         """
-        current = get_version(self.settings, CHAMPION)
-        if current is None:
-            return None
-        version = str(current.version)
-        served = self._served
-        if served is not None and served.version == version:
-            return None
-        if self._refused is not None and self._refused[0] == version:
-            return None
+        if not self._promoting.acquire(blocking=False):
+            return None  # a promotion is between its swap and its alias move: not a change
         try:
-            return self.swap_to(version)
-        except CreditOpsError as error:
-            self._refused = (version, str(error))
-            logger.error("champion version %s refused, still serving: %s", version, error)
-            return None
+            current = get_version(self.settings, CHAMPION)
+            if current is None:
+                return None
+            version = str(current.version)
+            served = self._served
+            if served is not None and served.version == version:
+                return None
+            if self._refused is not None and self._refused[0] == version:
+                return None
+            try:
+                return self.swap_to(version)
+            except CreditOpsError as error:
+                self._refused = (version, str(error))
+                logger.error("champion version %s refused, still serving: %s", version, error)
+                return None
+        finally:
+            self._promoting.release()
+
+    def promote(self, ref: str) -> tuple[str | None, str]:
+        """Serve ``ref`` (built and checked first), then point the ``champion`` alias at it;
+        returns (previous champion, new champion). Holding ``_promoting`` keeps this worker's
+        alias follower from swapping back in between."""
+        from creditops.registry.registry import promote as move_alias
+
+        with self._promoting:
+            served = self.swap_to(ref)
+            return move_alias(self.settings, served.version)
 
     def reasons_for(
         self, served: ServedModel, features: dict[str, Any], probability: float | None = None
