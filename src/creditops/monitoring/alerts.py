@@ -46,10 +46,16 @@ import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import event
-from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError, StatementError
 
-from creditops.exceptions import ConfigurationError, CreditOpsError
+from creditops.exceptions import CreditOpsError
+from creditops.store.database import (
+    PG_RETRY_STATES,
+    UTCDateTime,
+    normalise_url,
+    on_sqlite_begin,
+)
 
 if TYPE_CHECKING:
     from creditops.config import Settings
@@ -90,7 +96,6 @@ _T = TypeVar("_T")
 
 # PostgreSQL advisory-lock key that serialises creating the alerts table between processes.
 _SCHEMA_LOCK_KEY = 0x63726F61  # "croa"
-_PG_RETRY_STATES = {"40001", "40P01"}  # serialization_failure, deadlock_detected
 
 
 class AlertStoreError(CreditOpsError):
@@ -228,34 +233,13 @@ def threshold_alert(
 # ---------------------------------------------------------------------------------------------
 
 
-class _UTCDateTime(sa.types.TypeDecorator[datetime]):
-    """Aware UTC datetimes: timestamptz on PostgreSQL, naive UTC text on SQLite (sorts in time
-    order), the same representation the decision log uses in the same database."""
-
-    impl = sa.DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("datetimes must carry a time zone")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 metadata = sa.MetaData()
 
 alerts_table = sa.Table(
     "alerts",
     metadata,
     sa.Column("id", sa.String(36), primary_key=True),
-    sa.Column("created_at", _UTCDateTime(), nullable=False, index=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False, index=True),
     # "check" is an SQL keyword: the column is check_name so hand-written queries need no quotes.
     sa.Column("check_name", sa.String(64), nullable=False),
     sa.Column("level", sa.String(16), nullable=False),
@@ -277,8 +261,8 @@ monitor_runs_table = sa.Table(
     "monitor_runs",
     metadata,
     sa.Column("id", sa.String(64), primary_key=True),
-    sa.Column("started_at", _UTCDateTime(), nullable=False, index=True),
-    sa.Column("finished_at", _UTCDateTime(), nullable=False),
+    sa.Column("started_at", UTCDateTime(), nullable=False, index=True),
+    sa.Column("finished_at", UTCDateTime(), nullable=False),
     sa.Column("model_name", sa.Text, nullable=True),
     sa.Column("model_version", sa.Text, nullable=True),
     sa.Column("rows", sa.Integer, nullable=False),
@@ -329,26 +313,6 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, allow_nan=False)
 
 
-def _normalise_url(url: str | URL) -> URL:
-    parsed = make_url(url)
-    backend = parsed.get_backend_name()
-    if backend == "postgresql":
-        if parsed.get_driver_name() != "psycopg":  # psycopg 3 is the driver creditops installs
-            parsed = parsed.set(drivername="postgresql+psycopg")
-    elif backend == "sqlite":
-        database = parsed.database or ""
-        if database in ("", ":memory:") or "mode=memory" in database:
-            raise ConfigurationError(
-                "the alert store needs a file or a server: an in-memory SQLite database would "
-                "lose every alert when the process ends"
-            )
-    else:
-        raise ConfigurationError(
-            f"unsupported alert-store database {backend!r}: use sqlite or postgresql"
-        )
-    return parsed
-
-
 def _as_tuple(value: str | Sequence[str] | None) -> tuple[str, ...] | None:
     if value is None:
         return None
@@ -371,7 +335,7 @@ class AlertStore:
         busy_timeout_ms: int = 5000,
     ) -> None:
         """Open the store at ``url``; with ``create``, create the table if it is missing."""
-        self._url = _normalise_url(url)
+        self._url = normalise_url(url, "the alert store", "alert")
         self._is_sqlite = self._url.get_backend_name() == "sqlite"
         self._timeout_s = float(timeout_s)
         self._busy_timeout_ms = int(busy_timeout_ms)
@@ -411,7 +375,7 @@ class AlertStore:
         )
         if self._is_sqlite:
             event.listen(engine, "connect", self._on_sqlite_connect)
-            event.listen(engine, "begin", _on_sqlite_begin)
+            event.listen(engine, "begin", on_sqlite_begin)
         return engine
 
     def _on_sqlite_connect(self, dbapi_connection: Any, _record: Any) -> None:
@@ -452,7 +416,7 @@ class AlertStore:
         if self._is_sqlite:
             text = str(exc.orig).lower()
             return "database is locked" in text or "database is busy" in text
-        return getattr(exc.orig, "sqlstate", None) in _PG_RETRY_STATES
+        return getattr(exc.orig, "sqlstate", None) in PG_RETRY_STATES
 
     def _run(self, work: Callable[[Connection], _T], *, write: bool) -> _T:
         """Run ``work`` in one transaction, again while the database is merely busy."""
@@ -581,11 +545,6 @@ class AlertStore:
 
     def __repr__(self) -> str:
         return f"AlertStore({self.url!r})"
-
-
-def _on_sqlite_begin(conn: Connection) -> None:
-    mode = conn.get_execution_options().get("creditops_begin", "DEFERRED")
-    conn.exec_driver_sql(f"BEGIN {mode}")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -99,11 +99,15 @@ class DriftMethod:
     def fit_categorical(self, counts: np.ndarray) -> None:
         raise ConfigurationError(f"drift method {self.name!r} does not handle categorical features")
 
+    # Reached only after the matching fit_* succeeded, so a method that overrides fit_numeric
+    # must override measure_numeric too (and likewise for categorical): a programming error.
     def measure_numeric(self, values: np.ndarray) -> tuple[float, float | None]:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} fits numeric data but cannot measure it")
 
     def measure_categorical(self, counts: np.ndarray) -> tuple[float, float | None]:
-        raise NotImplementedError
+        raise NotImplementedError(
+            f"{type(self).__name__} fits categorical data but cannot measure it"
+        )
 
     def is_drift(self, statistic: float, p_value: float | None) -> bool:
         if self.uses_p_value:

@@ -11,9 +11,10 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL
 
 from creditops.config import Settings
+from creditops.store.database import UTCDateTime, normalise_url
 
 #: The MLflow experiment that holds one run per audit entry.
 EXPERIMENT = "creditops-retraining"
@@ -26,8 +27,8 @@ audit_table = sa.Table(
     "retraining_audit",
     _metadata,
     sa.Column("id", sa.String(36), primary_key=True),
-    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False, index=True),
-    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("started_at", UTCDateTime(), nullable=False, index=True),
+    sa.Column("finished_at", UTCDateTime(), nullable=False),
     sa.Column("action", sa.String(16), nullable=False),
     sa.Column("outcome", sa.String(32), nullable=False),
     sa.Column("champion_version", sa.Text, nullable=True),
@@ -71,20 +72,11 @@ class AuditEntry(BaseModel):
         return value.astimezone(UTC)
 
 
-def _engine_url(url: str | URL) -> URL:
-    """psycopg 3 is the PostgreSQL driver creditops installs; a bare ``postgresql://`` URL
-    would make SQLAlchemy look for psycopg2."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() != "psycopg":
-        parsed = parsed.set(drivername="postgresql+psycopg")
-    return parsed
-
-
 class AuditLog:
     """Append-only audit entries in ``url`` (SQLite or PostgreSQL)."""
 
     def __init__(self, url: str | URL) -> None:
-        parsed = _engine_url(url)
+        parsed = normalise_url(url, "the retraining audit", "audit entry")
         connect_args = {"timeout": 30} if parsed.get_backend_name() == "sqlite" else {}
         self._engine = sa.create_engine(parsed, connect_args=connect_args)
         _metadata.create_all(self._engine, checkfirst=True)
@@ -109,14 +101,7 @@ class AuditLog:
             stmt = stmt.where(t.c.action == action)
         with self._engine.connect() as conn:
             rows = conn.execute(stmt).mappings().all()
-        entries = []
-        for row in rows:
-            data = dict(row)
-            for key in ("started_at", "finished_at"):
-                if data[key].tzinfo is None:  # SQLite returns naive UTC
-                    data[key] = data[key].replace(tzinfo=UTC)
-            entries.append(AuditEntry.model_validate(data))
-        return entries
+        return [AuditEntry.model_validate(dict(row)) for row in rows]
 
     def close(self) -> None:
         self._engine.dispose()

@@ -43,10 +43,16 @@ except ImportError:  # pragma: no cover - not POSIX: SQLite's busy handler seria
 import sqlalchemy as sa
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import event
-from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError, StatementError
 
-from creditops.exceptions import ConfigurationError, CreditOpsError
+from creditops.exceptions import CreditOpsError
+from creditops.store.database import (
+    PG_RETRY_STATES,
+    UTCDateTime,
+    normalise_url,
+    on_sqlite_begin,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -81,7 +87,6 @@ _IN_CHUNK = 500
 # PostgreSQL advisory-lock key that serialises schema creation between processes.
 _SCHEMA_LOCK_KEY = 0x63726F70  # "crop"
 # SQLSTATEs after which the whole transaction may simply be run again.
-_PG_RETRY_STATES = {"40001", "40P01"}  # serialization_failure, deadlock_detected
 
 
 # ---------------------------------------------------------------------------------------------
@@ -188,34 +193,13 @@ class PredictionRecord(BaseModel):
 # ---------------------------------------------------------------------------------------------
 
 
-class _UTCDateTime(sa.types.TypeDecorator[datetime]):
-    """Aware UTC datetimes on every backend: timestamptz on PostgreSQL; naive UTC text on SQLite
-    (SQLite has no time zones, and naive UTC text sorts in time order for range queries)."""
-
-    impl = sa.DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("datetimes must carry a time zone")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 metadata = sa.MetaData()
 
 predictions = sa.Table(
     "predictions",
     metadata,
     sa.Column("id", sa.String(36), primary_key=True),
-    sa.Column("created_at", _UTCDateTime(), nullable=False, index=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False, index=True),
     sa.Column("model_name", sa.Text, nullable=False),
     sa.Column("model_version", sa.Text, nullable=False),
     sa.Column("features", sa.JSON, nullable=False),
@@ -236,8 +220,8 @@ outcomes = sa.Table(
     metadata,
     sa.Column("prediction_id", sa.String(36), sa.ForeignKey("predictions.id"), primary_key=True),
     sa.Column("outcome", sa.SmallInteger, nullable=False),
-    sa.Column("observed_at", _UTCDateTime(), nullable=True),
-    sa.Column("recorded_at", _UTCDateTime(), nullable=False),
+    sa.Column("observed_at", UTCDateTime(), nullable=True),
+    sa.Column("recorded_at", UTCDateTime(), nullable=False),
     sa.CheckConstraint("outcome IN (0, 1)", name="ck_outcome"),
 )
 
@@ -477,28 +461,6 @@ class _WriterLock:
 # ---------------------------------------------------------------------------------------------
 
 
-def _normalise_url(url: str | URL) -> URL:
-    parsed = make_url(url)
-    backend = parsed.get_backend_name()
-    if backend == "postgresql":
-        if parsed.get_driver_name() != "psycopg":
-            # psycopg 3 is the driver we install and test; psycopg2 is not a dependency.
-            parsed = parsed.set(drivername="postgresql+psycopg")
-    elif backend == "sqlite":
-        database = parsed.database or ""
-        memory = database in ("", ":memory:") or "mode=memory" in database
-        if memory:
-            raise ConfigurationError(
-                "the prediction log needs a file or a server: an in-memory SQLite database "
-                "would lose every decision when the process ends"
-            )
-    else:
-        raise ConfigurationError(
-            f"unsupported prediction-log database {backend!r}: use sqlite or postgresql"
-        )
-    return parsed
-
-
 def _sqlite_path(url: URL) -> Path | None:
     database = url.database or ""
     if database.startswith("file:"):
@@ -528,7 +490,7 @@ class PredictionLog:
         raises; the pool (``pool_size`` + ``max_overflow`` = 40 by default) matches the worker
         threads FastAPI runs synchronous endpoints in.
         """
-        self._url = _normalise_url(url)
+        self._url = normalise_url(url, "the prediction log", "decision")
         self._backend = self._url.get_backend_name()
         self._timeout_s = float(timeout_s)
         self._busy_timeout_ms = int(busy_timeout_ms)
@@ -589,12 +551,12 @@ class PredictionLog:
         )
         if self._is_sqlite:
             event.listen(engine, "connect", self._on_sqlite_connect)
-            event.listen(engine, "begin", _on_sqlite_begin)
+            event.listen(engine, "begin", on_sqlite_begin)
         return engine
 
     def _on_sqlite_connect(self, dbapi_connection: Any, _record: Any) -> None:
         # Take transaction control from the sqlite3 module (it would BEGIN lazily, deferred):
-        # we issue BEGIN ourselves, IMMEDIATE for writes (see _on_sqlite_begin).
+        # we issue BEGIN ourselves, IMMEDIATE for writes (see on_sqlite_begin).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         try:
@@ -665,7 +627,7 @@ class PredictionLog:
         if self._is_sqlite:
             text = str(exc.orig).lower()
             return "database is locked" in text or "database is busy" in text
-        return getattr(exc.orig, "sqlstate", None) in _PG_RETRY_STATES
+        return getattr(exc.orig, "sqlstate", None) in PG_RETRY_STATES
 
     def _run(self, work: Callable[[Connection], _T], *, write: bool) -> _T:
         """Run ``work`` in one transaction, again while the database is merely busy.
@@ -1114,8 +1076,3 @@ class PredictionLog:
 
     def __repr__(self) -> str:
         return f"PredictionLog({self.url!r})"
-
-
-def _on_sqlite_begin(conn: Connection) -> None:
-    mode = conn.get_execution_options().get("creditops_begin", "DEFERRED")
-    conn.exec_driver_sql(f"BEGIN {mode}")
