@@ -63,12 +63,24 @@ from creditops.evaluation.fairness import (
 from creditops.evaluation.metrics import classification_metrics, detailed_metrics
 from creditops.evaluation.plots import diagnostic_figures
 from creditops.evaluation.reasons import ReasonCode, ReasonMap, default_reason_map, reason_codes
-from creditops.registry.registry import LoadedModel, VersionData, load_model, load_version_data
+from creditops.registry.registry import (
+    LoadedModel,
+    VersionData,
+    load_model,
+    load_version_artifact,
+    load_version_data,
+)
 from creditops.training import tracking
 
 EVALUATION_FILE = "evaluation/evaluation.json"
 POLICY_FILE = "evaluation/policy.json"
 _AMOUNT_NAME = re.compile(r"(^|_)(amount|amnt|loan_amount)($|_)", re.IGNORECASE)
+
+
+def stored_policy(settings: Settings, loaded: LoadedModel) -> DecisionPolicy | None:
+    """The decision policy a review stored with this version, or None if it has none yet."""
+    text = load_version_artifact(settings, loaded, POLICY_FILE)
+    return None if text is None else DecisionPolicy.model_validate_json(text)
 
 
 class EvaluationConfig(BaseModel):

@@ -34,6 +34,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from creditops.config import Settings
+from creditops.evaluation.review import stored_policy
 from creditops.exceptions import ConfigurationError
 from creditops.monitoring.alerts import (
     LEVELS,
@@ -55,14 +56,12 @@ from creditops.registry.registry import (
     CHAMPION,
     LoadedModel,
     load_model,
-    load_version_artifact,
     load_version_data,
 )
 from creditops.store.predlog import PredictionLog
 
 logger = logging.getLogger(__name__)
 
-_POLICY_ARTIFACT = "evaluation/policy.json"
 _MONITOR_CHECKS = (
     "data_drift",
     "prediction_drift",
@@ -171,13 +170,8 @@ class _Reference:
 
 
 def _decline_threshold(settings: Settings, loaded: LoadedModel) -> float:
-    text = load_version_artifact(settings, loaded, _POLICY_ARTIFACT)
-    if text is None:
-        return settings.decision_threshold
-    import json
-
-    policy = json.loads(text)
-    return float(policy.get("decline_at_or_above", settings.decision_threshold))
+    policy = stored_policy(settings, loaded)
+    return settings.decision_threshold if policy is None else policy.decline_at_or_above
 
 
 def _current_from_file(path: Path, loaded: LoadedModel) -> pd.DataFrame:

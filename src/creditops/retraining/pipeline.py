@@ -39,16 +39,15 @@ from sqlalchemy.pool import NullPool
 
 from creditops.config import Settings
 from creditops.data.spec import DatasetSpec, FeatureTypes, ResolvedSpec
-from creditops.evaluation.business import DecisionPolicy
 from creditops.evaluation.fairness import fairness_report
 from creditops.evaluation.metrics import classification_metrics
+from creditops.evaluation.review import stored_policy
 from creditops.exceptions import CreditOpsError, ModelNotFoundError
 from creditops.registry.registry import (
     CHAMPION,
     LoadedModel,
     get_version,
     load_model,
-    load_version_artifact,
     load_version_data,
     previous_champion,
     promote,
@@ -61,7 +60,6 @@ from creditops.store.predlog import PredictionLog
 from creditops.training.train import train
 
 CHALLENGER = "challenger"
-_POLICY_ARTIFACT = "evaluation/policy.json"
 # PostgreSQL advisory-lock key held while a retrain runs ("crrt").
 RETRAIN_LOCK_KEY = 0x63727274
 
@@ -146,11 +144,6 @@ def _dataset_spec(spec: ResolvedSpec) -> DatasetSpec:
         id=spec.id,
         monotone=spec.monotone,
     )
-
-
-def _policy(settings: Settings, loaded: LoadedModel) -> DecisionPolicy | None:
-    text = load_version_artifact(settings, loaded, _POLICY_ARTIFACT)
-    return None if text is None else DecisionPolicy.model_validate_json(text)
 
 
 def _as_training_rows(
@@ -531,7 +524,7 @@ def _retrain(
 
     X, groups = _holdout_view(holdout, spec)
     y = holdout["outcome"].to_numpy(dtype=int)
-    policy = _policy(settings, champion)
+    policy = stored_policy(settings, champion)
     threshold = policy.approve_below if policy is not None else settings.decision_threshold
     challenger_model = result.models[winner.name]
     champion_scores = _scores(y, champion.model.predict_proba(X)[:, 1], groups, threshold)

@@ -43,7 +43,6 @@ from creditops.registry.registry import (
     LoadedModel,
     get_version,
     load_model,
-    load_version_artifact,
     load_version_data,
 )
 from creditops.serving.fastpath import FastScorer, compile_or_none
@@ -59,7 +58,6 @@ from creditops.store.predlog import PredictionLog, PredictionRecord
 
 logger = logging.getLogger(__name__)
 
-POLICY_ARTIFACT = "evaluation/policy.json"
 _REFERENCE_ROWS = 200
 _EXPLAIN_CHUNK = 2_000  # rows explained per SHAP call in a batch: bounds the memory it takes
 
@@ -132,10 +130,16 @@ class ServedModel:
 
 def load_policy(settings: Settings, loaded: LoadedModel) -> DecisionPolicy:
     """The policy stored with the version, made (by a review of the version) if it has none."""
-    text = load_version_artifact(settings, loaded, POLICY_ARTIFACT)
-    if text is not None:
-        return DecisionPolicy.model_validate_json(text)
-    from creditops.evaluation.review import EvaluationConfig, evaluate_loaded, log_evaluation
+    from creditops.evaluation.review import (
+        EvaluationConfig,
+        evaluate_loaded,
+        log_evaluation,
+        stored_policy,
+    )
+
+    policy = stored_policy(settings, loaded)
+    if policy is not None:
+        return policy
 
     data = load_version_data(settings, loaded)
     evaluation = evaluate_loaded(loaded, data, config=EvaluationConfig(mitigation=False))
