@@ -372,3 +372,57 @@ def test_compile_or_none_returns_a_scorer_when_supported(case: Case) -> None:
     scorer = compile_or_none(case.model("sigmoid_xgboost"), case.spec)
     assert isinstance(scorer, FastScorer)
     assert scorer.kind == "xgboost+sigmoid"
+
+
+def _xgboost_on_noise(**params: Any) -> Any:
+    import xgboost as xgb
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(3000, 6)).astype(np.float32)
+    y = (X[:, 0] + X[:, 1] * X[:, 2] + rng.normal(size=3000) > 0).astype(int)
+    X[rng.random(X.shape) < 0.1] = np.nan  # learnt default directions
+    return xgb.XGBClassifier(n_estimators=80, max_depth=5, n_jobs=1, **params).fit(X, y), X
+
+
+def test_xgboost_trees_walked_in_numpy_equal_the_booster_bit_for_bit() -> None:
+    from creditops.serving.fastpath import _XGBoostHead
+
+    model, X = _xgboost_on_noise()
+    head = _XGBoostHead(model)
+    assert head.trees is not None, "the tree walk was not compiled: the booster would serve"
+    rows = np.concatenate([X[:400], [[np.inf, -np.inf, np.nan, 0, 1e30, -1e30]]]).astype(np.float32)
+    booster = model.get_booster()
+    want_margin = booster.inplace_predict(rows, predict_type="margin")
+    want = model.predict_proba(rows)[:, 1]
+    for i in range(len(rows)):  # one row at a time: the numpy walk, not the booster
+        assert head.margin(rows[i : i + 1])[0] == want_margin[i]
+        assert head.response(rows[i : i + 1])[0] == want[i]
+    # batches above the walk's size go to the booster, with the same results
+    np.testing.assert_array_equal(head.response(rows), want)
+
+
+def test_xgboost_trees_stop_at_the_best_iteration() -> None:
+    import xgboost as xgb
+
+    from creditops.serving.fastpath import _XGBoostHead
+
+    _, X = _xgboost_on_noise()
+    y = (X[:, 0] > 0).astype(int)
+    model = xgb.XGBClassifier(
+        n_estimators=200, learning_rate=0.5, early_stopping_rounds=3, n_jobs=1
+    ).fit(X[:2000], y[:2000], eval_set=[(X[2000:], y[2000:])], verbose=False)
+    assert model.best_iteration + 1 < model.n_estimators
+    head = _XGBoostHead(model)
+    assert head.trees is not None
+    want = model.predict_proba(X[:50])[:, 1]  # the wrapper predicts up to best_iteration
+    got = np.array([head.response(X[i : i + 1])[0] for i in range(50)])
+    np.testing.assert_array_equal(got, want)
+
+
+def test_xgboost_models_the_walk_cannot_reproduce_are_served_by_the_booster() -> None:
+    from creditops.serving.fastpath import _XGBoostHead
+
+    dart, X = _xgboost_on_noise(booster="dart", rate_drop=0.2)
+    head = _XGBoostHead(dart)
+    assert head.trees is None
+    np.testing.assert_array_equal(head.response(X[:1]), dart.predict_proba(X[:1])[:, 1])

@@ -412,6 +412,7 @@ def explain_rows(
     transformed: np.ndarray | None = None,
     *,
     proba: np.ndarray | None = None,
+    raw: np.ndarray | None = None,
 ) -> list[LocalExplanation]:
     """Explain several applicants in one pass (one preprocessing call, batched attributions).
 
@@ -419,6 +420,8 @@ def explain_rows(
     equals the pipeline's preprocessing), which spares the ColumnTransformer call. ``proba``:
     the model's probabilities of default for the rows, when the caller already has them (the
     serving fast path gives the pipeline's exact values), which spares a calibrated prediction.
+    ``raw``: the explained output (:meth:`Explainer.raw_output`) when the caller has it exactly,
+    used with ``proba``.
     ``rows`` may be records (dicts by feature name) instead of a frame, which spares pandas.
     """
     if isinstance(rows, pd.DataFrame):
@@ -429,7 +432,8 @@ def explain_rows(
             rows = pd.DataFrame.from_records(records, columns=explainer.features)
     Xt = explainer.transform(rows) if transformed is None else np.asarray(transformed, float)
     if proba is not None and explainer.method != "tree_path_dependent":
-        values, raw = explainer.contributions(Xt), explainer.raw_output(Xt)
+        values = explainer.contributions(Xt)
+        raw = explainer.raw_output(Xt) if raw is None else np.asarray(raw, np.float64).reshape(-1)
         proba = np.asarray(proba, dtype=np.float64).reshape(-1)
     else:
         values, raw, proba = explainer.attribute(Xt)

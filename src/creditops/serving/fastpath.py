@@ -17,9 +17,11 @@ Per final estimator:
 
 * ``LogisticRegression`` (optionally after ``PCA``): one affine map on the preprocessed row;
   PCA is folded into the coefficients.
-* ``XGBClassifier``: ``inplace_predict`` on a single-threaded copy of the booster with the
-  float32 row, asking for the same transformed output (``predict_type="value"``) the sklearn
-  wrapper asks for, so results are bit-identical to ``predict_proba``.
+* ``XGBClassifier``: for a few rows the booster's trees, read from its JSON model, are walked
+  with vectorised numpy exactly as XGBoost walks them (float32 comparisons, default
+  directions, float32 sums in tree order, the C library's ``expf`` in the logistic link); for
+  larger batches ``inplace_predict`` on a single-threaded copy of the booster, asking for the
+  output the sklearn wrapper asks for. Both are bit-identical to ``predict_proba``.
 * ``RandomForestClassifier`` / ``ExtraTreesClassifier``: for a few rows all trees are walked
   at once with vectorised numpy (one step per tree level instead of one sklearn call per
   tree); for larger batches each tree's compiled ``tree_.predict``. Per-tree probabilities
@@ -32,9 +34,10 @@ Per final estimator:
 
 Costs per application on the 2-core development machine (``benchmarks/fastpath.py``; the
 pipeline takes 7-8 ms, forests ~20 ms): ~27 µs for the logistic models, ~34 µs for the
-network, ~0.23 ms for XGBoost (inplace_predict's fixed C-API cost, ~150 µs even for one tree,
-is the floor) and ~0.3 ms for a 300-tree full-depth forest (sklearn's own ``predict_proba`` on
-the preprocessed numpy row costs ~13 ms: joblib plus one validated call per tree).
+network, ~63 µs for XGBoost (150 trees walked with numpy; one ``inplace_predict`` call costs
+~150 µs even for a single tree) and ~0.3 ms for a 300-tree full-depth forest (sklearn's own
+``predict_proba`` on the preprocessed numpy row costs ~13 ms: joblib plus one validated call
+per tree).
 
 Records are mappings as decoded from JSON: numbers as int or float (or numeric text, read as
 ``pd.to_numeric`` reads it), categories as text (surrounding blanks stripped); an absent key,
@@ -44,6 +47,9 @@ share between threads.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import json
 import logging
 import math
 import sys
@@ -80,6 +86,9 @@ VERIFY_TOLERANCE = 1e-9
 # above it sklearn's compiled per-tree traversal is faster (measured crossover: ~8 rows for
 # 300 full-depth trees).
 _FOREST_VECTOR_ROWS = 8
+# Up to this many rows XGBoost's trees are walked with numpy; above it the booster's own
+# predictor is faster (its ~150 µs fixed cost per call is then shared by the rows).
+_TREE_VECTOR_ROWS = 8
 # The smallest magnitude that rounds to infinity in float32: FLT_MAX plus half its ulp (2**103).
 _FLOAT32_OVERFLOW = float(np.finfo(np.float32).max) + 2.0**103
 
@@ -459,8 +468,116 @@ def _compile_affine(estimator: LogisticRegression, middle: list[PCA], width: int
     return _AffineHead(weights, intercept, kind)
 
 
+def _c_float_function(name: str) -> Callable[[float], float] | None:
+    """A float32 function of the C maths library (``expf``, ``logf``), or None if not found."""
+    library = ctypes.util.find_library("m")
+    if library is None:
+        return None
+    try:
+        function = getattr(ctypes.CDLL(library), name)
+    except (OSError, AttributeError):
+        return None
+    function.restype = ctypes.c_float
+    function.argtypes = [ctypes.c_float]
+    return function
+
+
+class _BoosterTrees:
+    """An XGBoost booster's trees as arrays, walked for a few rows at once with numpy.
+
+    Walks the trees exactly as XGBoost's CPU predictor does: the float32 feature value is
+    compared ``value < split_condition`` (left when true), a missing value follows the node's
+    default direction, and the leaf values are added in float32, in tree order, onto the base
+    margin. The margins are therefore bit-identical to ``inplace_predict(predict_type="margin")``.
+    """
+
+    def __init__(self, booster: Any, iteration_range: tuple[int, int]) -> None:
+        config = json.loads(booster.save_config())
+        learner = config["learner"]
+        parameters = learner["learner_model_param"]
+        if (
+            parameters.get("num_class", "0") not in ("0", "1")
+            or parameters.get("num_target", "1") != "1"
+        ):
+            raise UnsupportedModel("an XGBoost model with several outputs")
+        gbm = learner["gradient_booster"]
+        if gbm.get("name") != "gbtree":
+            raise UnsupportedModel(f"XGBoost booster {gbm.get('name')!r}")
+        per_iteration = int(gbm["gbtree_model_param"].get("num_parallel_tree", "1"))
+        trees = json.loads(booster.save_raw("json"))["learner"]["gradient_booster"]["model"][
+            "trees"
+        ]
+        first, last = iteration_range
+        if (first, last) != (0, 0):
+            trees = trees[first * per_iteration : last * per_iteration]
+        logf = _c_float_function("logf")
+        if logf is None:
+            raise UnsupportedModel("the C maths library (logf) is not available")
+        base_scores = [float(v) for v in parameters["base_score"].strip("[]").split(",")]
+        if len(base_scores) != 1 or not 0.0 < base_scores[0] < 1.0:
+            raise UnsupportedModel(f"XGBoost base_score {parameters['base_score']!r}")
+        base = np.float32(base_scores[0])
+        # XGBoost's logistic ProbToMargin, in float32 with the C library's logf
+        self.base_margin = np.float32(-logf(float(np.float32(1.0) / base - np.float32(1.0))))
+        lefts, rights, features, conditions, defaults, roots = [], [], [], [], [], []
+        offset, depth = 0, 0
+        for tree in trees:
+            if any(int(t) != 0 for t in tree["split_type"]):
+                raise UnsupportedModel("an XGBoost tree with categorical splits")
+            left = np.asarray(tree["left_children"], dtype=np.intp)
+            right = np.asarray(tree["right_children"], dtype=np.intp)
+            n = len(left)
+            node = np.arange(offset, offset + n)
+            leaf = left < 0
+            lefts.append(np.where(leaf, node, left + offset))
+            rights.append(np.where(leaf, node, right + offset))
+            features.append(np.where(leaf, 0, np.asarray(tree["split_indices"], dtype=np.intp)))
+            # a leaf's value is stored in its split condition
+            conditions.append(np.asarray(tree["split_conditions"], dtype=np.float32))
+            defaults.append(np.asarray(tree["default_left"], dtype=bool))
+            roots.append(offset)
+            offset += n
+            levels = np.zeros(n, dtype=np.intp)
+            for i in range(n):  # children are always numbered after their parent
+                if left[i] >= 0:
+                    levels[left[i]] = levels[right[i]] = levels[i] + 1
+            depth = max(depth, int(levels.max()))
+        if not roots:
+            raise UnsupportedModel("an XGBoost model without trees")
+        self.left = np.concatenate(lefts)
+        self.right = np.concatenate(rights)
+        self.feature = np.concatenate(features)
+        self.condition = np.concatenate(conditions)
+        self.default_left = np.concatenate(defaults)
+        self.roots = np.asarray(roots, dtype=np.intp)
+        self.depth = depth
+
+    def margin(self, x32: np.ndarray) -> np.ndarray:
+        n = x32.shape[0]
+        node = np.tile(self.roots, (n, 1))
+        rows = np.arange(n)[:, None]
+        for _ in range(self.depth):
+            value = x32[rows, self.feature[node]]
+            left = np.where(np.isnan(value), self.default_left[node], value < self.condition[node])
+            node = np.where(left, self.left[node], self.right[node])
+        leaves = np.concatenate(
+            [np.full((n, 1), self.base_margin, dtype=np.float32), self.condition[node]], axis=1
+        )
+        # add.accumulate sums in order, in float32, as XGBoost does: bit-identical margins
+        return np.cumsum(leaves, axis=1, dtype=np.float32)[:, -1]
+
+
 class _XGBoostHead:
-    """The booster's own prediction on float32 rows, single-threaded, as the wrapper asks."""
+    """XGBoost's own prediction on float32 rows, bit-identical to ``predict_proba``.
+
+    ``inplace_predict`` has a fixed cost of ~150 µs per call (XGBoost builds a context and a
+    proxy matrix each time), many times what one row needs. So up to ``_TREE_VECTOR_ROWS``
+    rows the trees are walked by :class:`_BoosterTrees` and the logistic link applied as
+    XGBoost applies it (``1 / (1 + expf(-x))`` in float32, with the C library's ``expf``);
+    larger batches go to ``inplace_predict`` on a single-threaded copy of the booster. A model
+    the tree walk cannot reproduce (dart, categorical splits, a missing value other than NaN)
+    is served by the booster alone.
+    """
 
     has_decision = False
     kind = "xgboost"
@@ -481,12 +598,38 @@ class _XGBoostHead:
             self.iteration_range = (0, 0)
         self.missing = estimator.missing
         self.width = self.booster.num_features()
+        self.trees: _BoosterTrees | None = None
+        self._expf = _c_float_function("expf")
+        missing_is_nan = self.missing is None or (
+            isinstance(self.missing, float) and math.isnan(self.missing)
+        )
+        if missing_is_nan and self._expf is not None:
+            try:
+                self.trees = _BoosterTrees(self.booster, self.iteration_range)
+            except UnsupportedModel as exc:
+                logger.info("XGBoost rows scored by the booster only: %s", exc)
+
+    def margin(self, X: np.ndarray) -> np.ndarray:
+        """The raw log-odds (before the logistic link), float32."""
+        x32 = np.ascontiguousarray(X, dtype=np.float32)
+        if self.trees is not None and x32.shape[0] <= _TREE_VECTOR_ROWS:
+            return self.trees.margin(x32)  # ±inf go where XGBoost sends them: no check
+        return self._predict(x32, "margin")
 
     def response(self, X: np.ndarray) -> np.ndarray:
+        x32 = np.ascontiguousarray(X, dtype=np.float32)
+        if self.trees is None or x32.shape[0] > _TREE_VECTOR_ROWS:
+            return self._predict(x32, "value")
+        expf, one = self._expf, np.float32(1.0)
+        margin = self.margin(x32)
+        exponent = np.minimum(-margin, np.float32(88.7))  # XGBoost's overflow guard
+        return np.array([one / (np.float32(expf(float(e))) + one) for e in exponent])
+
+    def _predict(self, x32: np.ndarray, predict_type: str) -> np.ndarray:
         return self.booster.inplace_predict(
-            np.ascontiguousarray(X, dtype=np.float32),
+            x32,
             iteration_range=self.iteration_range,
-            predict_type="value",
+            predict_type=predict_type,
             missing=self.missing,
             validate_features=False,
         )
@@ -798,6 +941,12 @@ class FastScorer:
         """One preprocessed row, shape (n_columns,): for tests and explanations."""
         return self.transform_many([record])[0]
 
+    def margin(self, X: np.ndarray) -> np.ndarray | None:
+        """The model's log-odds before calibration on preprocessed rows, where the head computes
+        it bit-identically to the estimator (XGBoost's ``output_margin``), else None."""
+        margin = getattr(self._head, "margin", None)
+        return None if margin is None else np.asarray(margin(X), dtype=np.float64)
+
     def _score(self, X: np.ndarray) -> np.ndarray:
         response = self._head.response(X)
         if self._calibration is None:
@@ -834,9 +983,11 @@ class FastScorer:
         try:
             expected = np.asarray(model.predict_proba(frame)[:, 1], dtype=np.float64)
             got = self.score_many(probes)
+            # one at a time too: heads switch method with the number of rows
+            one_by_one = np.array([self.score_one(record) for record in probes])
         except ValueError as exc:
             raise UnsupportedModel(f"probe rows could not be scored both ways: {exc}") from exc
-        gap = float(np.max(np.abs(expected - got)))
+        gap = float(max(np.max(np.abs(expected - got)), np.max(np.abs(expected - one_by_one))))
         if not gap <= VERIFY_TOLERANCE:
             raise UnsupportedModel(
                 f"the compiled {self.kind} path disagrees with the pipeline on probe rows "

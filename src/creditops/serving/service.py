@@ -110,7 +110,10 @@ class ServedModel:
         if self.scorer is None:
             return explain_rows(self.explainer, features)
         transformed = self.scorer.transform_many(features)
-        return explain_rows(self.explainer, features, transformed, proba=probabilities)
+        raw = None
+        if probabilities is not None and self.explainer.output_space == "log_odds":
+            raw = self.scorer.margin(transformed)  # the explained log-odds, when exact and cheap
+        return explain_rows(self.explainer, features, transformed, proba=probabilities, raw=raw)
 
     def reason_codes(
         self,
