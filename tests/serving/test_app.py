@@ -424,3 +424,35 @@ def test_reasons_from_the_fast_path_equal_those_from_the_pipeline(server):
             [c.contribution for c in slow.contributions], abs=1e-9
         )
         assert fast.proba == pytest.approx(slow.proba, abs=1e-9)
+        # given the fast path's probability, the raw output is the scorer's own margin
+        given = served.explain_one(record, served.probability(record))
+        assert given.raw_output == pytest.approx(slow.raw_output, abs=1e-9)
+        assert given.proba == pytest.approx(slow.proba, abs=1e-9)
+
+
+def test_reasons_straight_from_the_attributions_equal_those_of_the_explanation(server):
+    from creditops.evaluation.explain import explain_rows
+    from creditops.evaluation.reasons import default_reason_map, reason_codes
+    from creditops.serving.service import build_served_model
+
+    _, settings = server
+    served = build_served_model(settings, "1")
+    reason_map = default_reason_map()
+    frame, _ = load_builtin("credit_data")
+    records = json.loads(frame[served.spec.features].head(60).to_json(orient="records"))
+    many = served.reason_codes_many(records, reason_map)
+    explained = explain_rows(
+        served.explainer, pd.DataFrame.from_records(records, columns=served.spec.features)
+    )
+    assert sum(bool(codes) for codes in many) > 30  # most rows have some risk-raising feature
+    for record, codes, explanation in zip(records, many, explained, strict=True):
+        want = reason_codes(explanation, served.spec, reason_map)
+        assert [(r.code, r.feature) for r in codes] == [(r.code, r.feature) for r in want]
+        assert [r.contribution for r in codes] == pytest.approx(
+            [r.contribution for r in want], abs=1e-9
+        )
+        alone = served.reason_codes(record, reason_map)  # one row: same up to rounding
+        assert [r.code for r in alone] == [r.code for r in codes]
+        assert [r.contribution for r in alone] == pytest.approx(
+            [r.contribution for r in codes], abs=1e-12
+        )

@@ -15,6 +15,8 @@ the third), so codes only change when the map or the spec's feature list does.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pydantic import BaseModel, Field, model_validator
 
 from creditops.data.spec import ResolvedSpec
@@ -104,23 +106,39 @@ def reason_codes(
     Only contributions that raise the risk of default count; protected attributes are dropped
     before ranking, so they can never appear, nor push a real reason off the list.
     """
+    return reasons_from_contributions(
+        [c.feature for c in explanation.contributions],
+        [c.contribution for c in explanation.contributions],
+        spec,
+        reason_map,
+        max_reasons=max_reasons,
+    )
+
+
+def reasons_from_contributions(
+    features: Sequence[str],
+    contributions: Sequence[float],
+    spec: ResolvedSpec,
+    reason_map: ReasonMap | None = None,
+    *,
+    max_reasons: int = MAX_REASONS,
+) -> list[ReasonCode]:
+    """:func:`reason_codes` from one row of attributions (per feature, in ``features`` order),
+    for callers that need the reasons and not the whole explanation (serving)."""
     if not 1 <= max_reasons <= MAX_REASONS:
         raise ValueError(f"max_reasons must be between 1 and {MAX_REASONS}, got {max_reasons}")
     reason_map = reason_map or default_reason_map()
     protected = set(spec.protected)
     risky = [
-        c for c in explanation.contributions if c.feature not in protected and c.contribution > 0.0
+        (float(value), feature)
+        for feature, value in zip(features, contributions, strict=True)
+        if feature not in protected and value > 0.0
     ]
-    risky.sort(key=lambda c: (-c.contribution, c.feature))
+    risky.sort(key=lambda item: (-item[0], item[1]))
     reasons = []
-    for item in risky[:max_reasons]:
-        entry = reason_map.entry(item.feature, spec)
+    for contribution, feature in risky[:max_reasons]:
+        entry = reason_map.entry(feature, spec)
         reasons.append(
-            ReasonCode(
-                code=entry.code,
-                feature=item.feature,
-                text=entry.text,
-                contribution=item.contribution,
-            )
+            ReasonCode(code=entry.code, feature=feature, text=entry.text, contribution=contribution)
         )
     return reasons

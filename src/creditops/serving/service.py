@@ -36,6 +36,7 @@ from creditops.evaluation.reasons import (
     ReasonMap,
     default_reason_map,
     reason_codes,
+    reasons_from_contributions,
 )
 from creditops.exceptions import CreditOpsError, ModelNotFoundError
 from creditops.registry.registry import (
@@ -115,15 +116,26 @@ class ServedModel:
             raw = self.scorer.margin(transformed)  # the explained log-odds, when exact and cheap
         return explain_rows(self.explainer, features, transformed, proba=probabilities, raw=raw)
 
-    def reason_codes(
-        self,
-        features: dict[str, Any],
-        reason_map: ReasonMap,
-        probability: float | None = None,
-    ) -> list[ReasonCode]:
+    def reason_codes(self, features: dict[str, Any], reason_map: ReasonMap) -> list[ReasonCode]:
         """The adverse-action reasons for one application (all of them; the caller decides
         whether the decision needs them)."""
-        return reason_codes(self.explain_one(features, probability), self.spec, reason_map)
+        return self.reason_codes_many([features], reason_map)[0]
+
+    def reason_codes_many(
+        self, features: list[dict[str, Any]], reason_map: ReasonMap
+    ) -> list[list[ReasonCode]]:
+        """The reasons of several applications from one batched SHAP call: the attributions
+        alone, without the rest of a :class:`LocalExplanation` (the same reasons as
+        ``reason_codes(explain_one(...))``, tested)."""
+        if self.scorer is not None:
+            transformed = self.scorer.transform_many(features)
+        else:
+            transformed = self.explainer.transform(
+                pd.DataFrame.from_records(features, columns=self.spec.features)
+            )
+        values = self.explainer.contributions(transformed)
+        names = self.explainer.features
+        return [reasons_from_contributions(names, row, self.spec, reason_map) for row in values]
 
     def probability(self, record: dict[str, Any]) -> float:
         if self.scorer is not None:
@@ -283,13 +295,8 @@ class DecisionService:
             served = self.swap_to(ref)
             return move_alias(self.settings, served.version)
 
-    def reasons_for(
-        self, served: ServedModel, features: dict[str, Any], probability: float | None = None
-    ) -> list[Reason]:
-        return [
-            Reason(code=r.code, text=r.text, feature=r.feature, contribution=r.contribution)
-            for r in served.reason_codes(features, self.reasons, probability)
-        ]
+    def reasons_for(self, served: ServedModel, features: dict[str, Any]) -> list[Reason]:
+        return self.reasons_many(served, [features])[0]
 
     def explain(self, features: dict[str, Any], served: ServedModel) -> dict[str, Any]:
         """SHAP contributions, LIME weights and the counterfactual hint for one application."""
@@ -342,9 +349,7 @@ class DecisionService:
         reasons: dict[int, list[Reason]] = {}
         for start in range(0, len(declined), _EXPLAIN_CHUNK):
             chunk = declined[start : start + _EXPLAIN_CHUNK]
-            explained = self.reasons_many(
-                served, [features[i] for i in chunk], probabilities[chunk]
-            )
+            explained = self.reasons_many(served, [features[i] for i in chunk])
             reasons.update(zip(chunk, explained, strict=True))
         latency = (time.perf_counter() - started) * 1000.0
         decisions = [
@@ -373,15 +378,17 @@ class DecisionService:
         return decisions
 
     def reasons_many(
-        self, served: ServedModel, features: list[dict[str, Any]], probabilities: Any = None
+        self, served: ServedModel, features: list[dict[str, Any]]
     ) -> list[list[Reason]]:
         """The reasons of several applications, explained in one batched SHAP call."""
         return [
             [
-                Reason(code=r.code, text=r.text, feature=r.feature, contribution=r.contribution)
-                for r in reason_codes(explanation, served.spec, self.reasons)
+                Reason.model_construct(  # already-typed values: no second validation
+                    code=r.code, text=r.text, feature=r.feature, contribution=r.contribution
+                )
+                for r in codes
             ]
-            for explanation in served.explain_many(features, probabilities)
+            for codes in served.reason_codes_many(features, self.reasons)
         ]
 
     def _decision(
@@ -401,9 +408,7 @@ class DecisionService:
             score_points=int(served.policy.points([probability])[0]),
             risk_grade=str(served.policy.grade([probability])[0]),
             decision=decision,
-            reasons=(
-                self.reasons_for(served, features, probability) if decision != "approve" else []
-            ),
+            reasons=(self.reasons_for(served, features) if decision != "approve" else []),
             imputed_fields=missing,
             latency_ms=(time.perf_counter() - started) * 1000.0,
         )
