@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,15 +24,10 @@ from creditops.monitoring.alerts import AlertStore
 from creditops.monitoring.simulate import simulate
 from creditops.registry.registry import get_version
 from creditops.retraining import AuditLog
+from helpers import free_port
 
 pytestmark = pytest.mark.slow
 runner = CliRunner()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _wait(url: str, process: subprocess.Popen, timeout: float = 180) -> None:
@@ -70,7 +64,7 @@ def service(trained, tmp_path, monkeypatch: pytest.MonkeyPatch):
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     reset_settings()
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "creditops.cli", "serve", "--port", str(port)],
         env={**os.environ, **env},

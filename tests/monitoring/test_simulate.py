@@ -4,16 +4,13 @@ of the trained store, with a real SQLite decision log read back after each run."
 from __future__ import annotations
 
 import shutil
-import socket
 import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
 import pytest
-import uvicorn
 
 from creditops.config import Settings
 from creditops.data.datasets import load_builtin
@@ -26,18 +23,12 @@ from creditops.monitoring.simulate import (
     get_scenario,
     simulate,
 )
-from creditops.serving.app import create_app
 from creditops.store.predlog import PredictionLog
+from helpers import free_port, serving
 
 pytestmark = pytest.mark.slow
 
 ROWS = 300
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -47,18 +38,8 @@ def server(trained, tmp_path_factory) -> Iterator[tuple[str, Settings]]:
     home = tmp_path_factory.mktemp("simulate-home") / "home"
     shutil.copytree(source.home, home)
     settings = Settings(home=home)
-    app = create_app(settings)
-    port = _free_port()
-    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 120
-    while not uv.started:
-        assert time.time() < deadline, "server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", settings
-    uv.should_exit = True
-    thread.join(timeout=10)
+    with serving(settings) as url:
+        yield url, settings
 
 
 def _run(
@@ -248,7 +229,7 @@ def test_bad_arguments_are_configuration_errors(options):
 
 
 def test_a_service_that_is_down_is_one_clear_error():
-    port = _free_port()  # nothing listens there
+    port = free_port()  # nothing listens there
     with pytest.raises(ServiceUnavailableError, match=f"cannot reach .*127.0.0.1:{port}"):
         simulate(f"http://127.0.0.1:{port}", "none", 10, api_timeout=5)
     assert issubclass(ServiceUnavailableError, CreditOpsError)

@@ -5,15 +5,11 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 
 import httpx
 import pandas as pd
 import pytest
-import uvicorn
 
 from creditops.config import Settings
 from creditops.data.datasets import load_builtin
@@ -21,16 +17,11 @@ from creditops.registry.registry import register_model
 from creditops.serving.app import ADMIN_TAG, create_app
 from creditops.serving.service import reproduce_decisions
 from creditops.store.predlog import PredictionLog
+from helpers import serving
 
 pytestmark = pytest.mark.slow
 
 API_KEY = "test-admin-key-0123456789"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -40,19 +31,8 @@ def server(trained, tmp_path_factory) -> Iterator[tuple[str, Settings]]:
     home = tmp_path_factory.mktemp("serving-home") / "home"
     shutil.copytree(source.home, home)
     settings = Settings(home=home, api_key=API_KEY)
-    app = create_app(settings)
-    port = _free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-    uv = uvicorn.Server(config)
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 120
-    while not uv.started:
-        assert time.time() < deadline, "server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", settings
-    uv.should_exit = True
-    thread.join(timeout=10)
+    with serving(settings) as url:
+        yield url, settings
 
 
 @pytest.fixture(scope="module")

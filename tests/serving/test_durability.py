@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -20,18 +19,13 @@ import httpx
 import pytest
 
 from creditops.data.datasets import load_builtin
+from helpers import free_port
 
 pytestmark = pytest.mark.slow
 
 # The soak is 60 s; CREDITOPS_SOAK_SECONDS shortens it for a quick local run.
 SOAK_SECONDS = float(os.environ.get("CREDITOPS_SOAK_SECONDS", "60"))
 CLIENTS = 16
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _applications(n: int = 200) -> list[dict]:
@@ -42,7 +36,7 @@ def _applications(n: int = 200) -> list[dict]:
 
 
 def _start(home: Path) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "CREDITOPS_HOME": str(home)}
     env.pop("MLFLOW_TRACKING_URI", None)
     process = subprocess.Popen(

@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -29,17 +28,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from creditops.config import Settings
 from creditops.data.datasets import load_builtin
 from creditops.registry.registry import register_model
+from helpers import free_port
 
 pytestmark = pytest.mark.slow
 
 API_KEY = "workers-test-key-0123456789"
 POSTGRES_URL = os.environ.get("CREDITOPS_TEST_POSTGRES_URL")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _applications(n: int = 200) -> list[dict]:
@@ -50,7 +44,7 @@ def _applications(n: int = 200) -> list[dict]:
 
 
 def _start(home: Path, workers: int, **env_extra: str) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "CREDITOPS_HOME": str(home),
