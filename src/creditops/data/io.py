@@ -1,11 +1,15 @@
-"""Reading user data files (CSV or Parquet) with errors a person can act on."""
+"""Reading user data files (CSV or Parquet) with errors a person can act on, and writing
+tables out so a file appears complete or not at all."""
 
 from __future__ import annotations
 
 import csv
 import io
+import os
+import uuid
 from collections import Counter
 from pathlib import Path
+from typing import Literal
 
 import pandas as pd
 
@@ -13,6 +17,33 @@ from creditops.exceptions import DatasetNotFoundError, DataValidationError
 
 SUPPORTED_SUFFIXES = (".csv", ".parquet", ".pq")
 _OTHER_DELIMITERS = (";", "\t", "|")
+
+
+def table_format(path: Path) -> Literal["csv", "parquet"] | None:
+    """The format a file name asks for (.csv, .parquet or .pq), or None."""
+    suffix = path.suffix.lower()
+    return "parquet" if suffix in (".parquet", ".pq") else "csv" if suffix == ".csv" else None
+
+
+def write_table(
+    frame: pd.DataFrame, path: str | Path, fmt: Literal["csv", "parquet"] | None = None
+) -> Path:
+    """Write ``frame`` to ``path`` as CSV or Parquet (``fmt``, else from the suffix), beside it
+    first and then renamed over it, so a reader never sees half a file."""
+    path = Path(path)
+    fmt = fmt or table_format(path)
+    if fmt not in ("csv", "parquet"):
+        raise DataValidationError(f"{path.name}: write a .csv or .parquet file")
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        if fmt == "csv":
+            frame.to_csv(temporary, index=False)
+        else:
+            frame.to_parquet(temporary, index=False)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return path
 
 
 def read_table(path: str | Path, *, delimiter: str = ",", encoding: str = "utf-8") -> pd.DataFrame:

@@ -27,15 +27,11 @@ each independent of the others so that one failing channel loses nothing:
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import random
 import threading
-import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -45,16 +41,17 @@ from uuid import UUID
 import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError, StatementError
+from sqlalchemy.exc import SQLAlchemyError
 
 from creditops.exceptions import CreditOpsError
 from creditops.store.database import (
-    PG_RETRY_STATES,
     UTCDateTime,
+    create_store_engine,
+    create_tables,
+    dumps_json,
     normalise_url,
-    on_sqlite_begin,
+    run_transaction,
 )
 
 if TYPE_CHECKING:
@@ -309,10 +306,6 @@ class MonitorRun(BaseModel):
         return None if value is None or not math.isfinite(value) else float(value)
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, allow_nan=False)
-
-
 def _as_tuple(value: str | Sequence[str] | None) -> tuple[str, ...] | None:
     if value is None:
         return None
@@ -358,85 +351,34 @@ class AlertStore:
         return self._url.render_as_string(hide_password=True)
 
     def _make_engine(self) -> Engine:
-        connect_args: dict[str, Any] = {}
-        if self._is_sqlite:
-            connect_args["check_same_thread"] = False
-        elif "connect_timeout" not in self._url.query:
-            connect_args["connect_timeout"] = max(1, round(self._timeout_s))
-        engine = sa.create_engine(
+        # The decision log's settings (same file on SQLite): WAL, an fsync at every commit.
+        return create_store_engine(
             self._url,
-            json_serializer=_dumps,
-            json_deserializer=json.loads,
+            timeout_s=self._timeout_s,
+            busy_timeout_ms=self._busy_timeout_ms,
             pool_size=2,
             max_overflow=4,
-            pool_timeout=self._timeout_s,
-            pool_pre_ping=not self._is_sqlite,
-            connect_args=connect_args,
         )
-        if self._is_sqlite:
-            event.listen(engine, "connect", self._on_sqlite_connect)
-            event.listen(engine, "begin", on_sqlite_begin)
-        return engine
-
-    def _on_sqlite_connect(self, dbapi_connection: Any, _record: Any) -> None:
-        # The same settings as the decision log: we issue BEGIN ourselves (IMMEDIATE for
-        # writes), WAL so readers never block the service's writers, fsync at every commit.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        try:
-            cursor.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
-            cursor.execute("PRAGMA journal_mode = WAL")
-            cursor.execute("PRAGMA synchronous = FULL")
-        finally:
-            cursor.close()
 
     def _create_schema(self) -> None:
         try:
-            if {"alerts", "monitor_runs"} <= set(sa.inspect(self._engine).get_table_names()):
-                return
-
-            def create(conn: Connection) -> None:
-                if not self._is_sqlite:
-                    conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_SCHEMA_LOCK_KEY)))
-                metadata.create_all(conn, checkfirst=True)
-
-            self._run(create, write=True)
+            create_tables(self._engine, metadata, self._run, advisory_lock_key=_SCHEMA_LOCK_KEY)
         except (SQLAlchemyError, AlertStoreError) as exc:
             raise AlertStoreError(f"cannot open the alert store {self.url}: {exc}") from exc
-
-    @contextmanager
-    def _transaction(self, *, write: bool) -> Iterator[Connection]:
-        with self._engine.connect() as conn:
-            if write and self._is_sqlite:
-                conn.execution_options(creditops_begin="IMMEDIATE")
-            with conn.begin():
-                yield conn
-
-    def _retriable(self, exc: DBAPIError) -> bool:
-        if self._is_sqlite:
-            text = str(exc.orig).lower()
-            return "database is locked" in text or "database is busy" in text
-        return getattr(exc.orig, "sqlstate", None) in PG_RETRY_STATES
 
     def _run(self, work: Callable[[Connection], _T], *, write: bool) -> _T:
         """Run ``work`` in one transaction, again while the database is merely busy."""
         if self._closed:
             raise AlertStoreError("the alert store is closed")
-        deadline = time.monotonic() + self._timeout_s
-        pause = 0.005
-        while True:
-            try:
-                with self._transaction(write=write) as conn:
-                    return work(conn)
-            except DBAPIError as exc:
-                if not self._retriable(exc) or time.monotonic() + pause > deadline:
-                    raise AlertStoreError(f"alert store: {exc.orig}") from exc
-            except StatementError as exc:
-                raise AlertStoreError(f"alert store refused the alert: {exc.orig}") from exc
-            except SQLAlchemyError as exc:
-                raise AlertStoreError(f"alert store: {exc}") from exc
-            time.sleep(pause * (1.0 + random.random()))
-            pause = min(pause * 2, 0.2)
+        return run_transaction(
+            self._engine,
+            work,
+            write=write,
+            timeout_s=self._timeout_s,
+            store="alert store",
+            failure=AlertStoreError,
+            rejected=AlertStoreError,
+        )
 
     def save(self, alerts: Iterable[Alert]) -> int:
         """Store ``alerts`` in one transaction (all or none); returns how many."""
@@ -905,7 +847,7 @@ class AlertDispatcher:
             store_error = exc
             logger.error("could not store %d alert(s): %s", len(alerts), exc)
         for alert in alerts:
-            alert_logger.log(_LOG_LEVELS[alert.level], "%s", _dumps(alert.to_dict()))
+            alert_logger.log(_LOG_LEVELS[alert.level], "%s", dumps_json(alert.to_dict()))
         self.gauges.set_alert_levels(alerts, checks)
         webhook, webhook_error = self._post(alerts)
         result = DispatchResult(
@@ -935,7 +877,7 @@ class AlertDispatcher:
         try:
             response = httpx.post(
                 self.webhook_url,
-                content=_dumps({"alerts": payload}),
+                content=dumps_json({"alerts": payload}),
                 headers={"Content-Type": "application/json"},
                 timeout=self.timeout,
             )

@@ -1,6 +1,6 @@
 """Retraining: triggers (policy), the retrain-compare-promote pipeline, and its audit trail."""
 
-from creditops.retraining.audit import AuditEntry, AuditLog, Gate
+from creditops.retraining.audit import AuditEntry, AuditLog, AuditLogError, Gate
 from creditops.retraining.pipeline import (
     CHALLENGER,
     RetrainInProgressError,
@@ -19,6 +19,7 @@ __all__ = [
     "CHALLENGER",
     "AuditEntry",
     "AuditLog",
+    "AuditLogError",
     "Gate",
     "RetrainConfig",
     "RetrainDecision",

@@ -6,18 +6,29 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import sqlalchemy as sa
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, Connection
+from sqlalchemy.exc import SQLAlchemyError
 
 from creditops.config import Settings
-from creditops.store.database import UTCDateTime, normalise_url
+from creditops.exceptions import CreditOpsError
+from creditops.store.database import (
+    UTCDateTime,
+    create_store_engine,
+    create_tables,
+    normalise_url,
+    run_transaction,
+)
 
 #: The MLflow experiment that holds one run per audit entry.
 EXPERIMENT = "creditops-retraining"
+
+_T = TypeVar("_T")
 
 Action = Literal["retrain", "promote", "rollback"]
 Outcome = Literal["promoted", "awaiting_approval", "rejected", "failed", "skipped", "rolled_back"]
@@ -72,14 +83,39 @@ class AuditEntry(BaseModel):
         return value.astimezone(UTC)
 
 
-class AuditLog:
-    """Append-only audit entries in ``url`` (SQLite or PostgreSQL)."""
+class AuditLogError(CreditOpsError):
+    """The retraining audit could not be read or written."""
 
-    def __init__(self, url: str | URL) -> None:
+
+_SCHEMA_LOCK_KEY = 0x63726F72  # "cror"
+
+
+class AuditLog:
+    """Append-only audit entries in ``url`` (SQLite or PostgreSQL), usually the decision log's
+    database: written with the same engine settings, transactions and busy retries."""
+
+    def __init__(self, url: str | URL, *, timeout_s: float = 30.0) -> None:
         parsed = normalise_url(url, "the retraining audit", "audit entry")
-        connect_args = {"timeout": 30} if parsed.get_backend_name() == "sqlite" else {}
-        self._engine = sa.create_engine(parsed, connect_args=connect_args)
-        _metadata.create_all(self._engine, checkfirst=True)
+        self._timeout_s = float(timeout_s)
+        self._engine = create_store_engine(
+            parsed, timeout_s=self._timeout_s, busy_timeout_ms=5000, pool_size=1, max_overflow=2
+        )
+        try:
+            create_tables(self._engine, _metadata, self._run, advisory_lock_key=_SCHEMA_LOCK_KEY)
+        except (SQLAlchemyError, AuditLogError) as exc:
+            self._engine.dispose()
+            raise AuditLogError(f"cannot open the retraining audit: {exc}") from exc
+
+    def _run(self, work: Callable[[Connection], _T], *, write: bool) -> _T:
+        return run_transaction(
+            self._engine,
+            work,
+            write=write,
+            timeout_s=self._timeout_s,
+            store="retraining audit",
+            failure=AuditLogError,
+            rejected=AuditLogError,
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AuditLog:
@@ -89,8 +125,7 @@ class AuditLog:
     def record(self, entry: AuditEntry) -> AuditEntry:
         row = entry.model_dump(mode="json")
         row["started_at"], row["finished_at"] = entry.started_at, entry.finished_at
-        with self._engine.begin() as conn:
-            conn.execute(audit_table.insert(), [row])
+        self._run(lambda conn: conn.execute(audit_table.insert(), [row]), write=True)
         return entry
 
     def recent(self, limit: int = 20, *, action: Action | None = None) -> list[AuditEntry]:
@@ -99,8 +134,7 @@ class AuditLog:
         stmt = sa.select(t).order_by(t.c.started_at.desc(), t.c.finished_at.desc()).limit(limit)
         if action is not None:
             stmt = stmt.where(t.c.action == action)
-        with self._engine.connect() as conn:
-            rows = conn.execute(stmt).mappings().all()
+        rows = self._run(lambda conn: conn.execute(stmt).mappings().all(), write=False)
         return [AuditEntry.model_validate(dict(row)) for row in rows]
 
     def close(self) -> None:

@@ -10,9 +10,7 @@ appears complete or not at all.
 from __future__ import annotations
 
 import math
-import os
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ import pandas as pd
 from pydantic import BaseModel, ValidationError
 
 from creditops.config import Settings
+from creditops.data.io import table_format, write_table
 from creditops.exceptions import DataValidationError
 from creditops.registry.registry import CHAMPION
 from creditops.serving.schemas import (
@@ -103,8 +102,7 @@ def predict_file(
     """Decide every application in ``source`` (CSV or Parquet) with the ``ref`` version and
     write the decisions to ``output`` (.csv or .parquet)."""
     started = time.perf_counter()
-    suffix = output.suffix.lower()
-    if suffix not in (".csv", ".parquet", ".pq"):
+    if table_format(output) is None:
         raise DataValidationError(f"{output.name}: the output must be a .csv or .parquet file")
     decision_log = PredictionLog(settings.resolved_database_url)
     try:
@@ -144,15 +142,7 @@ def predict_file(
     )
     if ids is not None:
         frame.insert(0, served.spec.id, ids)
-    temporary = output.with_name(f".{output.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        if suffix == ".csv":
-            frame.to_csv(temporary, index=False)
-        else:
-            frame.to_parquet(temporary, index=False)
-        os.replace(temporary, output)
-    finally:
-        temporary.unlink(missing_ok=True)
+    write_table(frame, output)
     return BatchSummary(
         rows=len(decisions),
         model_name=served.name,

@@ -1,15 +1,29 @@
-"""What every creditops table store shares: URL checks, aware UTC timestamps, SQLite
-transaction control and the PostgreSQL errors worth retrying. The decision log, the alert store
-and the retraining audit all live in the database ``CREDITOPS_DATABASE_URL`` names."""
+"""What every creditops table store shares: URL checks, aware UTC timestamps, JSON encoding,
+the engine (SQLite in WAL mode with an fsync at every commit, or PostgreSQL), transactions we
+begin ourselves, and a retry while the database is merely busy. The decision log, the alert
+store and the retraining audit all live in the database ``CREDITOPS_DATABASE_URL`` names."""
 
 from __future__ import annotations
 
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError, StatementError
 
 from creditops.exceptions import ConfigurationError
+
+logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 #: serialization_failure, deadlock_detected: a retry of the same transaction can succeed.
 PG_RETRY_STATES = frozenset({"40001", "40P01"})
@@ -64,3 +78,160 @@ def on_sqlite_begin(conn: Connection) -> None:
     IMMEDIATE for writes, which take the write lock up front instead of failing mid-way."""
     mode = conn.get_execution_options().get("creditops_begin", "DEFERRED")
     conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def _json_default(value: Any) -> Any:
+    item = getattr(value, "item", None)  # numpy scalars
+    if callable(item):
+        return item()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+# allow_nan=False: NaN is not JSON, and PostgreSQL refuses it; fail here, loudly. One encoder
+# for every value: json.dumps with options builds a new one per call, a third of the cost.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, default=_json_default)
+
+
+def dumps_json(value: Any) -> str:
+    """JSON text of ``value`` as the stores write it (numpy scalars as numbers, NaN refused)."""
+    return _ENCODER.encode(value)
+
+
+def create_store_engine(
+    url: URL,
+    *,
+    timeout_s: float,
+    busy_timeout_ms: int,
+    pool_size: int,
+    max_overflow: int,
+    on_sqlite_connect: Callable[[Any], None] | None = None,
+) -> Engine:
+    """The engine of a table store. On SQLite: WAL (readers never block the service's writers),
+    ``synchronous=FULL`` (an acknowledged commit survives a power cut), ``busy_timeout``, and
+    BEGIN issued by us (:func:`on_sqlite_begin`); ``on_sqlite_connect`` then sees each new
+    DB-API connection. On PostgreSQL: a connect timeout and a ping before a pooled connection
+    is reused."""
+    sqlite = url.get_backend_name() == "sqlite"
+    connect_args: dict[str, Any] = {}
+    if sqlite:
+        # The pool hands a connection to one thread at a time, so sharing is safe.
+        connect_args["check_same_thread"] = False
+    elif "connect_timeout" not in url.query:
+        connect_args["connect_timeout"] = max(1, round(timeout_s))
+    engine = sa.create_engine(
+        url,
+        json_serializer=dumps_json,
+        json_deserializer=json.loads,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_timeout=timeout_s,
+        pool_pre_ping=not sqlite,
+        connect_args=connect_args,
+    )
+    if sqlite:
+
+        def connect(dbapi_connection: Any, _record: Any) -> None:
+            # Take transaction control from the sqlite3 module (it would BEGIN lazily,
+            # deferred): we issue BEGIN ourselves, IMMEDIATE for writes.
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            try:
+                # busy_timeout first: changing the journal mode may have to wait for a lock.
+                cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+                mode = cursor.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                if str(mode).lower() != "wal":
+                    logger.warning("%s is in journal mode %s, not WAL", url.database, mode)
+                cursor.execute("PRAGMA synchronous = FULL")
+            finally:
+                cursor.close()
+            if on_sqlite_connect is not None:
+                on_sqlite_connect(dbapi_connection)
+
+        event.listen(engine, "connect", connect)
+        event.listen(engine, "begin", on_sqlite_begin)
+    return engine
+
+
+@contextmanager
+def transaction(engine: Engine, *, write: bool) -> Iterator[Connection]:
+    """One transaction; on SQLite a write takes the write lock at BEGIN (IMMEDIATE)."""
+    with engine.connect() as conn:
+        if write and engine.dialect.name == "sqlite":
+            conn.execution_options(creditops_begin="IMMEDIATE")
+        with conn.begin():
+            yield conn
+
+
+def is_busy(exc: DBAPIError, *, sqlite: bool) -> bool:
+    """Whether the same transaction may succeed if tried again: SQLite locked or busy,
+    PostgreSQL serialization failure or deadlock."""
+    if sqlite:
+        text = str(exc.orig).lower()
+        return "database is locked" in text or "database is busy" in text
+    return getattr(exc.orig, "sqlstate", None) in PG_RETRY_STATES
+
+
+class _TimedLock(Protocol):
+    def acquire(self, timeout: float) -> bool: ...
+
+    def release(self) -> None: ...
+
+
+def run_transaction(
+    engine: Engine,
+    work: Callable[[Connection], _T],
+    *,
+    write: bool,
+    timeout_s: float,
+    store: str,
+    failure: type[Exception],
+    rejected: type[Exception],
+    lock: _TimedLock | None = None,
+) -> _T:
+    """Run ``work`` in one transaction, again (with jittered back-off) while the database is
+    merely busy, until ``timeout_s``.
+
+    Database failures become ``failure`` and values the database or driver refuses become
+    ``rejected``, both naming ``store`` (e.g. "prediction log"); exceptions of ``work`` itself
+    roll the transaction back and pass through unchanged. ``lock``, when given, is held around
+    each attempt (acquired within what is left of ``timeout_s``).
+    """
+    sqlite = engine.dialect.name == "sqlite"
+    deadline = time.monotonic() + timeout_s
+    pause = 0.005
+    while True:
+        if lock is not None and not lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            raise failure(f"timed out waiting for the {store}'s write lock")
+        try:
+            with transaction(engine, write=write) as conn:
+                return work(conn)
+        except DBAPIError as exc:
+            if not is_busy(exc, sqlite=sqlite) or time.monotonic() + pause > deadline:
+                raise failure(f"{store}: {exc.orig}") from exc
+        except StatementError as exc:  # e.g. a value the JSON encoder refuses (SQLite)
+            raise rejected(f"{store} refused the record: {exc.orig}") from exc
+        except (ValueError, TypeError) as exc:  # the same, raised inside psycopg
+            raise rejected(f"{store} refused the record: {exc}") from exc
+        except SQLAlchemyError as exc:
+            raise failure(f"{store}: {exc}") from exc
+        finally:
+            if lock is not None:
+                lock.release()
+        time.sleep(pause * (1.0 + random.random()))  # jitter: processes do not retry in step
+        pause = min(pause * 2, 0.2)
+
+
+def create_tables(
+    engine: Engine, metadata: sa.MetaData, run: Callable[..., Any], *, advisory_lock_key: int
+) -> None:
+    """Create ``metadata``'s missing tables through ``run`` (a store's retrying transaction);
+    on PostgreSQL under an advisory lock, so processes starting together do not race."""
+    if set(metadata.tables) <= set(sa.inspect(engine).get_table_names()):
+        return
+
+    def create(conn: Connection) -> None:
+        if conn.dialect.name != "sqlite":
+            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(advisory_lock_key)))
+        metadata.create_all(conn, checkfirst=True)
+
+    run(create, write=True)

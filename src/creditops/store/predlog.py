@@ -19,16 +19,13 @@ busy timeout and retry "database is locked" until ``timeout_s``.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import random
 import threading
 import time
 import uuid
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -42,16 +39,17 @@ except ImportError:  # pragma: no cover - not POSIX: SQLite's busy handler seria
 
 import sqlalchemy as sa
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine
-from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError, StatementError
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
 from creditops.exceptions import CreditOpsError
 from creditops.store.database import (
-    PG_RETRY_STATES,
     UTCDateTime,
+    create_store_engine,
+    create_tables,
+    dumps_json,
     normalise_url,
-    on_sqlite_begin,
+    run_transaction,
 )
 
 if TYPE_CHECKING:
@@ -241,22 +239,6 @@ _META_COLUMNS = (
     "observed_at",
     "recorded_at",
 )
-
-
-def _json_default(value: Any) -> Any:
-    item = getattr(value, "item", None)  # numpy scalars
-    if callable(item):
-        return item()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
-# allow_nan=False: NaN is not JSON, and PostgreSQL refuses it; fail here, loudly. One encoder
-# for every value: json.dumps with options builds a new one per call, a third of the cost.
-_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, default=_json_default)
-
-
-def _dumps(value: Any) -> str:
-    return _ENCODER.encode(value)
 
 
 def _row(record: PredictionRecord) -> dict[str, Any]:
@@ -537,42 +519,17 @@ class PredictionLog:
         return self._url.render_as_string(hide_password=True)
 
     def _make_engine(self) -> Engine:
-        connect_args: dict[str, Any] = {}
-        if self._is_sqlite:
-            # The pool hands a connection to one thread at a time, so sharing is safe.
-            connect_args["check_same_thread"] = False
-        elif "connect_timeout" not in self._url.query:
-            connect_args["connect_timeout"] = max(1, round(self._timeout_s))
-        engine = sa.create_engine(
+        return create_store_engine(
             self._url,
-            json_serializer=_dumps,
-            json_deserializer=json.loads,
+            timeout_s=self._timeout_s,
+            busy_timeout_ms=self._busy_timeout_ms,
             pool_size=self._pool_size,
             max_overflow=self._max_overflow,
-            pool_timeout=self._timeout_s,
-            pool_pre_ping=not self._is_sqlite,
-            connect_args=connect_args,
+            on_sqlite_connect=self._on_sqlite_connect,
         )
-        if self._is_sqlite:
-            event.listen(engine, "connect", self._on_sqlite_connect)
-            event.listen(engine, "begin", on_sqlite_begin)
-        return engine
 
-    def _on_sqlite_connect(self, dbapi_connection: Any, _record: Any) -> None:
-        # Take transaction control from the sqlite3 module (it would BEGIN lazily, deferred):
-        # we issue BEGIN ourselves, IMMEDIATE for writes (see on_sqlite_begin).
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        try:
-            # busy_timeout first: changing the journal mode itself may have to wait for a lock.
-            cursor.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
-            mode = cursor.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                logger.warning("prediction log %s is in journal mode %s, not WAL", self.url, mode)
-            cursor.execute("PRAGMA synchronous = FULL")
-            cursor.execute("PRAGMA foreign_keys = ON")
-        finally:
-            cursor.close()
+    def _on_sqlite_connect(self, dbapi_connection: Any) -> None:
+        dbapi_connection.execute("PRAGMA foreign_keys = ON")
         if self._file_identity is None and self._sqlite_path is not None:
             try:
                 stat = self._sqlite_path.stat()
@@ -600,68 +557,27 @@ class PredictionLog:
             self._start_process_state()
 
     def _create_schema(self) -> None:
-        def tables_present() -> bool:
-            names = set(sa.inspect(self._engine).get_table_names())
-            return {"predictions", "outcomes"} <= names
-
         try:
-            if tables_present():
-                return
-
-            def create(conn: Connection) -> None:
-                if not self._is_sqlite:
-                    conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_SCHEMA_LOCK_KEY)))
-                metadata.create_all(conn, checkfirst=True)
-
-            self._run(create, write=True)
+            create_tables(self._engine, metadata, self._run, advisory_lock_key=_SCHEMA_LOCK_KEY)
         except (SQLAlchemyError, PredictionLogError) as exc:
             raise PredictionLogError(f"cannot open the prediction log {self.url}: {exc}") from exc
 
     # -- transactions -------------------------------------------------------------------------
 
-    @contextmanager
-    def _transaction(self, *, write: bool) -> Iterator[Connection]:
-        with self._engine.connect() as conn:
-            if write and self._is_sqlite:
-                conn.execution_options(creditops_begin="IMMEDIATE")
-            with conn.begin():
-                yield conn
-
-    def _retriable(self, exc: DBAPIError) -> bool:
-        if self._is_sqlite:
-            text = str(exc.orig).lower()
-            return "database is locked" in text or "database is busy" in text
-        return getattr(exc.orig, "sqlstate", None) in PG_RETRY_STATES
-
     def _run(self, work: Callable[[Connection], _T], *, write: bool) -> _T:
-        """Run ``work`` in one transaction, again while the database is merely busy.
-
-        Database failures become :class:`PredictionLogError`; the caller's own exceptions
-        (unknown id, conflict) roll the transaction back and pass through unchanged.
-        """
-        deadline = time.monotonic() + self._timeout_s
-        pause = 0.005
-        while True:
-            lock = self._write_lock if write else None
-            if lock is not None and not lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
-                raise PredictionLogError("timed out waiting for the prediction log's write lock")
-            try:
-                with self._transaction(write=write) as conn:
-                    return work(conn)
-            except DBAPIError as exc:
-                if not self._retriable(exc) or time.monotonic() + pause > deadline:
-                    raise PredictionLogError(f"prediction log: {exc.orig}") from exc
-            except StatementError as exc:  # e.g. a value the JSON encoder refuses (SQLite)
-                raise RecordRejectedError(f"prediction log refused the record: {exc.orig}") from exc
-            except (ValueError, TypeError) as exc:  # the same, raised inside psycopg
-                raise RecordRejectedError(f"prediction log refused the record: {exc}") from exc
-            except SQLAlchemyError as exc:
-                raise PredictionLogError(f"prediction log: {exc}") from exc
-            finally:
-                if lock is not None:
-                    lock.release()
-            time.sleep(pause * (1.0 + random.random()))  # jitter: processes do not retry in step
-            pause = min(pause * 2, 0.2)
+        """Run ``work`` in one transaction, again while the database is merely busy; writes
+        queue on the writer lock first. Database failures become :class:`PredictionLogError`;
+        the caller's own exceptions (unknown id, conflict) pass through unchanged."""
+        return run_transaction(
+            self._engine,
+            work,
+            write=write,
+            timeout_s=self._timeout_s,
+            store="prediction log",
+            failure=PredictionLogError,
+            rejected=RecordRejectedError,
+            lock=self._write_lock if write else None,
+        )
 
     # -- writing decisions --------------------------------------------------------------------
 
@@ -956,28 +872,18 @@ class PredictionLog:
         thing; floats are written in their shortest exact form, so they read back bit for bit.
         The file appears complete or not at all (written beside it, then renamed).
         """
+        from creditops.data.io import table_format, write_table
+
         path = Path(path)
+        fmt = fmt or table_format(path)
         if fmt is None:
-            suffix = path.suffix.lower()
-            fmt = (
-                "parquet" if suffix in (".parquet", ".pq") else "csv" if suffix == ".csv" else None
-            )
-            if fmt is None:
-                raise ValueError(f"cannot tell the format of {path.name}: pass fmt='csv'|'parquet'")
+            raise ValueError(f"cannot tell the format of {path.name}: pass fmt='csv'|'parquet'")
         if fmt not in ("csv", "parquet"):
             raise ValueError("fmt must be 'csv' or 'parquet'")
         frame = self.window(since=since, until=until)
         for column in ("imputed", "reasons"):
-            frame[column] = [_dumps(value) for value in frame[column]]
-        temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-        try:
-            if fmt == "csv":
-                frame.to_csv(temporary, index=False)
-            else:
-                frame.to_parquet(temporary, index=False)
-            os.replace(temporary, path)
-        finally:
-            temporary.unlink(missing_ok=True)
+            frame[column] = [dumps_json(value) for value in frame[column]]
+        write_table(frame, path, fmt)
         return len(frame)
 
     # -- health -------------------------------------------------------------------------------
