@@ -9,6 +9,7 @@ the features from one place.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -99,6 +100,10 @@ class DatasetSpec(BaseModel):
             raise ConfigurationError(f"spec file {path} is invalid: {problems}") from exc
 
 
+# Share of a numeric feature's training range the service accepts beyond each end.
+ACCEPTED_MARGIN = 0.5
+
+
 class FeatureSchema(BaseModel):
     """What training saw of one feature: enough to build request models and drift references."""
 
@@ -109,6 +114,24 @@ class FeatureSchema(BaseModel):
     minimum: float | None = None
     maximum: float | None = None
     integer: bool = False
+
+    def accepted_range(self, margin: float = ACCEPTED_MARGIN) -> tuple[float, float]:
+        """The values the decision service accepts: the training range widened by ``margin``.
+
+        The range grows by ``margin`` × (max − min) on each side, but never below 0 when
+        training never saw a negative value (amounts, counts, ages and terms are non-negative);
+        whole-number features get whole-number bounds.
+        """
+        if self.minimum is None or self.maximum is None:
+            return -math.inf, math.inf
+        low, high = self.minimum, self.maximum
+        spread = high - low if high > low else max(abs(high), 1.0)
+        lower, upper = low - margin * spread, high + margin * spread
+        if low >= 0:
+            lower = max(lower, 0.0)
+        if self.integer:
+            lower, upper = float(math.ceil(lower)), float(math.floor(upper))
+        return lower, upper
 
 
 class ResolvedSpec(BaseModel):

@@ -44,6 +44,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from creditops.data.spec import ACCEPTED_MARGIN, FeatureSchema
 from creditops.exceptions import ConfigurationError, CreditOpsError
 
 __all__ = [
@@ -67,7 +68,7 @@ REPORT_VERSION = 1
 # The service accepts numbers within the training range widened by this share of the range
 # (its default, never below 0 where training had no negatives); the pool is filtered and
 # scenario changes are clipped to the same bounds.
-SERVICE_MARGIN = 0.5
+SERVICE_MARGIN = ACCEPTED_MARGIN
 # Failed requests listed in full in a report (all are counted).
 _MAX_FAILURES_LISTED = 20
 _MAX_DETAIL = 300
@@ -84,29 +85,15 @@ class ServiceUnavailableError(CreditOpsError):
 # ---------------------------------------------------------------------------------------------
 
 
-class _Feature(BaseModel):
+class _Feature(FeatureSchema):
     model_config = ConfigDict(extra="ignore")
 
-    name: str
-    kind: str
+    kind: str  # type: ignore[assignment]  # a newer service may know more kinds
     missing_rate: float = 0.0
-    categories: list[str] | None = None
-    minimum: float | None = None
-    maximum: float | None = None
-    integer: bool = False
 
     def bounds(self, margin: float = SERVICE_MARGIN) -> tuple[float, float]:
         """The accepted range, computed as the service computes it."""
-        if self.minimum is None or self.maximum is None:
-            return -math.inf, math.inf
-        low, high = self.minimum, self.maximum
-        spread = high - low if high > low else max(abs(high), 1.0)
-        lower, upper = low - margin * spread, high + margin * spread
-        if low >= 0:
-            lower = max(lower, 0.0)
-        if self.integer:
-            lower, upper = float(math.ceil(lower)), float(math.floor(upper))
-        return lower, upper
+        return self.accepted_range(margin)
 
 
 class ServedSpec(BaseModel):

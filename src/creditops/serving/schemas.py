@@ -34,7 +34,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from creditops.data.spec import FeatureSchema, ResolvedSpec
+from creditops.data.spec import ACCEPTED_MARGIN, FeatureSchema, ResolvedSpec
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -65,7 +65,7 @@ __all__ = [
 # How far past the training range a number may go, as a share of that range: wide enough for
 # a slightly richer applicant than any seen in training, narrow enough to catch unit mistakes
 # (cents for euros, a monthly figure typed as yearly), which land far outside.
-DEFAULT_MARGIN = 0.5
+DEFAULT_MARGIN = ACCEPTED_MARGIN
 # Protected attributes are kept for fairness monitoring only; these limits keep them small.
 MAX_PROTECTED_TEXT = 64
 MAX_PROTECTED_MAGNITUDE = 1e12
@@ -117,22 +117,8 @@ class BatchModel(BaseModel):
 
 
 def feature_bounds(feature: FeatureSchema, margin: float = DEFAULT_MARGIN) -> tuple[float, float]:
-    """The accepted range of a numeric feature: the training range widened by ``margin``.
-
-    The range grows by ``margin`` × (max − min) on each side, but never below 0 when training
-    never saw a negative value (amounts, counts, ages and terms are non-negative); whole-number
-    features get whole-number bounds.
-    """
-    if feature.minimum is None or feature.maximum is None:
-        return -math.inf, math.inf
-    low, high = feature.minimum, feature.maximum
-    spread = high - low if high > low else max(abs(high), 1.0)
-    lower, upper = low - margin * spread, high + margin * spread
-    if low >= 0:
-        lower = max(lower, 0.0)
-    if feature.integer:
-        lower, upper = float(math.ceil(lower)), float(math.floor(upper))
-    return lower, upper
+    """The accepted range of a numeric feature (:meth:`FeatureSchema.accepted_range`)."""
+    return feature.accepted_range(margin)
 
 
 def _attribute_name(column: str, position: int, taken: set[str]) -> str:
