@@ -64,7 +64,16 @@ def test_example_decline_has_reasons_that_never_name_protected_attributes(evalua
     example = evaluation.result.example
     assert example is not None
     assert example.decision == "decline"
-    assert 1 <= len(example.reasons) <= 4
+    eligible = sorted(
+        (
+            c.contribution
+            for c in example.shap.contributions
+            if c.contribution > 0 and c.feature not in {"Age", "Marital"}
+        ),
+        reverse=True,
+    )
+    assert eligible
+    assert [r.contribution for r in example.reasons] == eligible[:4]
     assert not {r.feature for r in example.reasons} & {"Age", "Marital"}
     assert abs(example.shap.additivity_gap) < 1e-5
 

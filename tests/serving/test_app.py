@@ -70,8 +70,8 @@ def test_predict_decides_logs_and_keeps_protected_attributes_apart(server, appli
     decision = response.json()
     assert decision["decision"] in {"approve", "refer", "decline"}
     assert 0 <= decision["probability_of_default"] <= 1
-    if decision["decision"] != "approve":
-        assert 1 <= len(decision["reasons"]) <= 4
+    expected = _served_reasons(settings, application, decision["model_version"])
+    assert [r["code"] for r in decision["reasons"]] == expected
     assert not {r["feature"] for r in decision["reasons"]} & {"Age", "Marital"}
     log = PredictionLog(settings.resolved_database_url)
     try:
@@ -84,8 +84,20 @@ def test_predict_decides_logs_and_keeps_protected_attributes_apart(server, appli
     assert "Age" not in record.features
 
 
+def _served_reasons(settings: Settings, application: dict, version: str) -> list[str]:
+    """The reason codes ``version`` gives ``application`` in this process ([] if approved)."""
+    from creditops.evaluation.reasons import default_reason_map
+    from creditops.serving.service import build_served_model
+
+    served = build_served_model(settings, version)
+    features = {f: application.get(f) for f in served.spec.features}
+    if served.policy.decide(served.probability(features)) == "approve":
+        return []
+    return [r.code for r in served.reason_codes(features, default_reason_map())]
+
+
 def test_declines_are_explained_with_at_most_four_reasons(server, application):
-    url, _ = server
+    url, settings = server
     risky = {
         **application,
         "Records": "yes",
@@ -99,6 +111,8 @@ def test_declines_are_explained_with_at_most_four_reasons(server, application):
         decision = client.post("/predict", json=risky).json()
     assert decision["decision"] == "decline"
     assert 1 <= len(decision["reasons"]) <= 4
+    expected = _served_reasons(settings, risky, decision["model_version"])
+    assert [r["code"] for r in decision["reasons"]] == expected
     assert all(r["text"] for r in decision["reasons"])
 
 
