@@ -213,6 +213,25 @@ def test_auto_promote_moves_the_champion_when_the_gates_pass(store):
     assert str(get_version(store, "champion").version) == "1"
 
 
+def test_a_retrain_after_a_promoted_retrain_uses_only_decisions_it_has_not_learnt(store):
+    _log_decisions(store, older=560, newest=240)
+    config = RetrainConfig(
+        **QUICK, auto_promote=True, auc_tolerance=1.0, calibration_tolerance=1.0, fairness="off"
+    )
+    first = retrain(store, config, FORCED, now=NOW)
+    assert first.outcome == "promoted"
+    learnt = first.training_rows - len(load_version_data(store, load_model(store, "1")).frame)
+    assert learnt == first.labelled_rows - first.holdout_rows == 560
+    # The new champion was trained on 560 logged decisions (their prediction_id is its id):
+    # the next retrain leaves them out instead of training on them twice.
+    second = retrain(store, config.model_copy(update={"min_labelled_rows": 50}), FORCED, now=NOW)
+    assert second.outcome != "failed", second.message
+    assert second.labelled_rows == 800 - 560
+    assert second.training_rows == first.training_rows + second.labelled_rows - (
+        second.holdout_rows
+    )
+
+
 def test_a_challenger_taught_wrong_labels_is_stopped_by_the_auc_gate(store):
     # 2,400 decisions whose outcomes were recorded inverted join the training data; the 600
     # newest (the 20% holdout) carry the truth. The spoiled challenger must lose on AUC and stay

@@ -438,6 +438,14 @@ def _retrain(
         )
     finally:
         log.close()
+    original = load_version_data(settings, champion).frame
+    if spec.id is not None and spec.id in original.columns and len(labelled):
+        # A champion that came from a retrain was trained on logged decisions too (with their
+        # prediction_id as the id): they are neither new training rows nor a fair holdout.
+        learnt = set(original[spec.id].astype(str))
+        attrs = dict(labelled.attrs)
+        labelled = labelled[~labelled["prediction_id"].astype(str).isin(learnt)].copy()
+        labelled.attrs.update(attrs)
     n_holdout = math.floor(len(labelled) * config.holdout_share)
     base = {
         "reasons": reasons,
@@ -487,7 +495,6 @@ def _retrain(
     recent = labelled.iloc[: len(labelled) - n_holdout].copy()
     recent.attrs.update(attrs)
 
-    original = load_version_data(settings, champion).frame
     combined = original
     if len(recent):
         extra = _as_training_rows(recent, spec, list(original.columns))
