@@ -323,6 +323,32 @@ def test_audit_times_are_stored_in_utc(tmp_path):
     assert entry.started_at.utcoffset() == timedelta(0)
 
 
+def test_the_audit_finds_a_retrain_behind_hundreds_of_newer_skipped_ones(tmp_path):
+    with AuditLog(f"sqlite:///{tmp_path / 'audit.db'}") as audit:
+        audit.record(
+            AuditEntry(
+                started_at=NOW - timedelta(days=30),
+                action="retrain",
+                outcome="awaiting_approval",
+                challenger_version="7",
+                message="trained",
+            )
+        )
+        for i in range(300):  # a cron tick every few minutes with no trigger firing
+            audit.record(
+                AuditEntry(
+                    started_at=NOW - timedelta(minutes=i),
+                    action="retrain",
+                    outcome="skipped",
+                    message="not retrained",
+                )
+            )
+        [last] = audit.recent(1, action="retrain", trained=True)
+        [verdict] = audit.recent(1, action="retrain", challenger_version="7")
+    assert last.challenger_version == verdict.challenger_version == "7"
+    assert verdict.outcome == "awaiting_approval"
+
+
 # --------------------------------------------------------------------------- PostgreSQL
 
 

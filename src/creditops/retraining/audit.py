@@ -128,12 +128,24 @@ class AuditLog:
         self._run(lambda conn: conn.execute(audit_table.insert(), [row]), write=True)
         return entry
 
-    def recent(self, limit: int = 20, *, action: Action | None = None) -> list[AuditEntry]:
-        """Newest first."""
+    def recent(
+        self,
+        limit: int = 20,
+        *,
+        action: Action | None = None,
+        challenger_version: str | None = None,
+        trained: bool = False,
+    ) -> list[AuditEntry]:
+        """Newest first; filtered in the query, so old entries are never cut off by ``limit``.
+        ``trained``: only retrains that produced a challenger (not skipped, not failed)."""
         t = audit_table
         stmt = sa.select(t).order_by(t.c.started_at.desc(), t.c.finished_at.desc()).limit(limit)
         if action is not None:
             stmt = stmt.where(t.c.action == action)
+        if challenger_version is not None:
+            stmt = stmt.where(t.c.challenger_version == challenger_version)
+        if trained:
+            stmt = stmt.where(t.c.challenger_version.is_not(None), t.c.outcome != "failed")
         rows = self._run(lambda conn: conn.execute(stmt).mappings().all(), write=False)
         return [AuditEntry.model_validate(dict(row)) for row in rows]
 

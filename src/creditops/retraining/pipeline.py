@@ -325,11 +325,7 @@ def decide_retrain(
         created = datetime.fromtimestamp(version.creation_timestamp / 1000, tz=UTC)
         runs = [r for r in runs if r.model_version in (None, str(version.version))]
     with AuditLog.from_settings(settings) as audit:
-        trained = [
-            e
-            for e in audit.recent(200, action="retrain")
-            if e.challenger_version is not None and e.outcome != "failed"
-        ]
+        trained = audit.recent(1, action="retrain", trained=True)
     last = trained[0].started_at if trained else None
     return should_retrain(
         config,
@@ -587,9 +583,7 @@ def promote_challenger(
     if champion is not None and str(champion.version) == str(version):
         raise CreditOpsError(f"version {version} is already the champion")
     with AuditLog.from_settings(settings) as audit:
-        retrains = [
-            e for e in audit.recent(200, action="retrain") if e.challenger_version == version
-        ]
+        retrains = audit.recent(1, action="retrain", challenger_version=version)
         verdict = retrains[0] if retrains else None
         cleared = verdict is not None and verdict.outcome in ("awaiting_approval", "promoted")
         if not cleared and not force:
