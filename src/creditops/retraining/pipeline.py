@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from pydantic import BaseModel
-from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from creditops.config import Settings
@@ -44,6 +44,7 @@ from creditops.evaluation.metrics import classification_metrics
 from creditops.evaluation.review import stored_policy
 from creditops.exceptions import CreditOpsError, ModelNotFoundError
 from creditops.registry.registry import (
+    CHALLENGER,
     CHAMPION,
     LoadedModel,
     get_version,
@@ -56,10 +57,10 @@ from creditops.registry.registry import (
 )
 from creditops.retraining.audit import AuditEntry, AuditLog, Gate, record_everywhere
 from creditops.retraining.policy import RetrainConfig, RetrainDecision
+from creditops.store.database import normalise_url
 from creditops.store.predlog import PredictionLog
 from creditops.training.train import train
 
-CHALLENGER = "challenger"
 # PostgreSQL advisory-lock key held while a retrain runs ("crrt").
 RETRAIN_LOCK_KEY = 0x63727274
 
@@ -111,11 +112,12 @@ def _database_lock(url: str) -> Iterator[None]:
     """A PostgreSQL session advisory lock, so retrains on different hosts sharing the database
     exclude each other too (SQLite is one host's file: the lock file covers it). The session
     is held idle, outside any transaction, and the lock goes with it if the process dies."""
-    parsed = make_url(url)
+    parsed = normalise_url(url, "the retraining lock", "lock")
     if parsed.get_backend_name() != "postgresql":
         yield
         return
-    engine = sa.create_engine(parsed.set(drivername="postgresql+psycopg"), poolclass=NullPool)
+    timeout = {} if "connect_timeout" in parsed.query else {"connect_timeout": 10}
+    engine = sa.create_engine(parsed, poolclass=NullPool, connect_args=timeout)
     try:
         with engine.connect() as conn:
             key = {"key": RETRAIN_LOCK_KEY}
@@ -129,8 +131,11 @@ def _database_lock(url: str) -> Iterator[None]:
             try:
                 yield
             finally:
-                conn.execute(sa.text("SELECT pg_advisory_unlock(:key)"), key)
-                conn.commit()
+                # Best effort: if the idle session was dropped, its lock went with it, and the
+                # retrain's own outcome (already audited) must not turn into a crash here.
+                with contextlib.suppress(SQLAlchemyError):
+                    conn.execute(sa.text("SELECT pg_advisory_unlock(:key)"), key)
+                    conn.commit()
     finally:
         engine.dispose()
 
