@@ -104,7 +104,7 @@ def run_worker(
         lifespan="on",
         timeout_graceful_shutdown=10,
     )
-    uvicorn.Server(config).run(sockets=[sock])
+    uvicorn.Server(config).run(sockets=[sock])  # exits with status 3 if the app cannot start
 
 
 class Supervisor:
@@ -159,6 +159,7 @@ class Supervisor:
                     continue
                 for index, process in enumerate(self._processes):
                     if process.sentinel in ready and not process.is_alive():
+                        _forget_metrics_of(process)
                         if not self._may_restart():
                             logger.error("workers keep exiting; stopping")
                             self._stopping = True
@@ -195,6 +196,15 @@ class Supervisor:
             if process.is_alive():
                 process.kill()
                 process.join()
+
+
+def _forget_metrics_of(process: BaseProcess) -> None:
+    """Drop a dead worker's live gauges (its ``creditops_model_info`` would otherwise stay 1
+    for the version it served); its counters stay, as Prometheus counters must."""
+    if process.pid is not None and os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(process.pid)
 
 
 def serve(host: str, port: int, workers: int = 1, log_level: str = "warning") -> int:
