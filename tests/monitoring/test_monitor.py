@@ -170,3 +170,30 @@ def test_scheduled_runs_never_overlap_or_pile_up():
     assert starts == [0.0, 60.0, 130.0, 190.0]
     with pytest.raises(ValueError, match="positive"):
         run_every(0, job)
+
+
+def test_a_file_run_keeps_unknown_outcomes_unknown_and_decides_with_the_policy(store, tmp_path):
+    from creditops.evaluation.review import stored_policy
+    from creditops.monitoring.monitor import _current_from_file
+
+    frame, spec = load_builtin("credit_data")
+    sample = frame.sample(120, random_state=5).reset_index(drop=True)
+    sample[spec.target] = sample[spec.target].astype(object)
+    sample.loc[:29, spec.target] = None  # outcomes not known yet
+    path = tmp_path / "window.csv"
+    sample.to_csv(path, index=False)
+    loaded = load_model(store)
+    current = _current_from_file(path, loaded, store)
+    assert current["outcome"].isna().sum() == 30
+    known = sample[spec.target].notna()
+    want = (sample.loc[known, spec.target].astype(str) == str(spec.positive)).astype(int)
+    assert current.loc[known, "outcome"].astype(int).tolist() == want.tolist()
+    policy = stored_policy(store, loaded)  # none stored here: the configured threshold decides
+    p = current["probability"].to_numpy()
+    want_decisions = (
+        policy.decide_many(p)
+        if policy is not None
+        else np.where(p >= store.decision_threshold, "decline", "approve")
+    )
+    assert current["decision"].tolist() == want_decisions.tolist()
+    assert {"approve", "decline"} <= set(current["decision"])

@@ -160,11 +160,10 @@ class _Reference:
     def __init__(self, settings: Settings, loaded: LoadedModel) -> None:
         spec = loaded.spec
         data = load_version_data(settings, loaded)
-        frame = data.frame
-        self.features = frame.iloc[data.split.train][spec.features].reset_index(drop=True)
-        test = frame.iloc[data.split.test]
+        train, _ = data.part("train", spec)
+        self.features = train[spec.features].reset_index(drop=True)
+        test, self.test_labels = data.part("test", spec)
         self.test_scores = loaded.model.predict_proba(test[spec.features])[:, 1]
-        self.test_labels = (test[spec.target].astype(str) == str(spec.positive)).to_numpy(int)
         self.metrics = reference_metrics_from_tags(loaded.tags)
         self.decline_threshold = _decline_threshold(settings, loaded)
 
@@ -174,7 +173,7 @@ def _decline_threshold(settings: Settings, loaded: LoadedModel) -> float:
     return settings.decision_threshold if policy is None else policy.decline_at_or_above
 
 
-def _current_from_file(path: Path, loaded: LoadedModel) -> pd.DataFrame:
+def _current_from_file(path: Path, loaded: LoadedModel, settings: Settings) -> pd.DataFrame:
     from creditops.data.io import read_table
 
     frame = read_table(path)
@@ -187,12 +186,21 @@ def _current_from_file(path: Path, loaded: LoadedModel) -> pd.DataFrame:
             f"{path.name}: missing feature column(s) {', '.join(missing)}", column=missing[0]
         )
     current = frame.copy()
-    current["probability"] = loaded.model.predict_proba(frame[spec.features])[:, 1]
+    probability = loaded.model.predict_proba(frame[spec.features])[:, 1]
+    current["probability"] = probability
     current["created_at"] = pd.Timestamp.now(tz=UTC)
-    current["decision"] = None
+    # The decisions the stored policy would make, so approval rates by group can be compared.
+    policy = stored_policy(settings, loaded)
+    current["decision"] = (
+        policy.decide_many(probability)
+        if policy is not None
+        else np.where(probability >= settings.decision_threshold, "decline", "approve")
+    )
     current["outcome"] = pd.array([pd.NA] * len(current), dtype="Int64")
     if spec.target in frame.columns:  # a labelled file: realised performance too
-        current["outcome"] = (frame[spec.target].astype(str) == str(spec.positive)).astype("Int64")
+        target = frame[spec.target]
+        defaulted = (target.astype(str) == str(spec.positive)).astype("Int64")
+        current["outcome"] = defaulted.where(target.notna(), pd.NA)  # unknown stays unknown
     current.attrs["feature_columns"] = {f: f for f in spec.features}
     current.attrs["protected_columns"] = {p: p for p in spec.protected if p in frame.columns}
     return current
@@ -288,7 +296,7 @@ def run_monitor(
     notes: list[str] = []
 
     if data is not None:
-        current = _current_from_file(Path(data), loaded)
+        current = _current_from_file(Path(data), loaded, settings)
         source = str(data)
     else:
         log = PredictionLog(settings.resolved_database_url)
@@ -355,11 +363,13 @@ def run_monitor(
         realised = _latest([w.realised.roc_auc for w in windows])
         estimated = _latest([w.estimated.roc_auc for w in windows])
         labelled = sum(w.realised.labelled_rows for w in windows)
+        measured = [w for w in windows if _latest([w.realised.roc_auc]) is not None]
         gauges.set_performance(
             realised_auc=realised,
             estimated_auc=estimated,
             reference_auc=performance.reference.roc_auc,
-            labelled_rows=labelled,
+            # the evidence behind the realised AUC: its own window's labelled decisions
+            labelled_rows=measured[-1].realised.labelled_rows if measured else 0,
         )
         gauges.set_fairness({a.attribute: a.disparate_impact_ratio for a in windows[-1].fairness})
 

@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from creditops.evaluation.fairness import bin_protected
+from creditops.evaluation.fairness import FOUR_FIFTHS, bin_protected
 from creditops.evaluation.metrics import calibration_table, classification_metrics
 from creditops.exceptions import ConfigurationError, CreditOpsError, DataValidationError
 from creditops.features.preprocessing import MISSING_CATEGORY
@@ -134,7 +134,7 @@ class PerformanceConfig(BaseModel):
     # Fairness.
     protected: list[str] | None = None  # default: the frame's attrs["protected_columns"]
     fairness_min_group: int = Field(default=30, ge=1)
-    di_threshold: float = Field(default=0.8, gt=0.0, le=1.0)
+    di_threshold: float = Field(default=FOUR_FIFTHS, gt=0.0, le=1.0)
     di_critical: float = Field(default=0.6, gt=0.0, le=1.0)
     # A ratio below the threshold is flagged only when the gap between the least and the most
     # approved group is also statistically significant at this level (two-proportion z-test,
@@ -511,7 +511,9 @@ def approval_fairness(
             p_value = min(1.0, pairs * _two_proportion_p(low_group, high_group))
             if high_group.approval_rate > 0:
                 di = low_group.approval_rate / high_group.approval_rate
-                verdict = "adverse impact presumed" if di < 0.8 else "no adverse impact presumed"
+                verdict = (
+                    "adverse impact presumed" if di < FOUR_FIFTHS else "no adverse impact presumed"
+                )
         out.append(
             AttributeApproval(
                 attribute=attribute,
@@ -1039,7 +1041,7 @@ class PerformanceCalculator:
             )
             rule = (
                 f"the four-fifths threshold {limit:.2f}"
-                if limit == 0.8
+                if limit == FOUR_FIFTHS
                 else f"the limit {limit:.2f}"
             )
             rates = {g.group: g.approval_rate for g in attribute.groups}
