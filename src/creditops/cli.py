@@ -356,12 +356,13 @@ def predict(
 ) -> None:
     """Decide every application in a file with the champion (validated first: one bad row
     rejects the file, naming its row and column)."""
+    from creditops.registry.registry import CHAMPION
     from creditops.serving.batch import predict_file
 
     settings = get_settings()
     settings.ensure_home()
     try:
-        summary = predict_file(settings, source, output, log=log, ref=version or "champion")
+        summary = predict_file(settings, source, output, log=log, ref=version or CHAMPION)
     except CreditOpsError as error:
         _fail(error)
     if as_json:

@@ -76,24 +76,15 @@ class RetrainDecision(BaseModel):
         return "; ".join([text, *self.notes])
 
 
-def _critical_streak_start(runs: Sequence[MonitorRun]) -> datetime | None:
-    """When the current run of consecutive critical-drift monitor runs began (None if the
-    latest run was not critical)."""
-    start = None
+def _critical_streak(runs: Sequence[MonitorRun]) -> tuple[datetime | None, int]:
+    """When the current run of consecutive critical-drift monitor runs began, and how many runs
+    it holds ((None, 0) if the latest run was not critical)."""
+    start, count = None, 0
     for run in reversed(runs):  # newest first
         if run.drift_level != "critical":
             break
-        start = run.started_at
-    return start
-
-
-def _critical_streak_length(runs: Sequence[MonitorRun]) -> int:
-    count = 0
-    for run in reversed(runs):
-        if run.drift_level != "critical":
-            break
-        count += 1
-    return count
+        start, count = run.started_at, count + 1
+    return start, count
 
 
 def should_retrain(
@@ -122,12 +113,12 @@ def should_retrain(
                 f"(limit {config.auc_drop_relative:.0%})",
             )
         )
-    start = _critical_streak_start(runs)
+    start, streak = _critical_streak(runs)
     period = timedelta(hours=config.drift_critical_hours)
     if (
         start is not None
         and latest is not None
-        and _critical_streak_length(runs) >= 2
+        and streak >= 2
         and now - latest.started_at <= period
     ):
         hours = (now - start).total_seconds() / 3600
