@@ -427,3 +427,10 @@ def test_inputs_must_line_up():
         fairness_report(y[:-1], proba, protected, threshold=0.5)
     with pytest.raises(ValueError, match=r"0/1"):
         fairness_report(y * 2, proba, protected, threshold=0.5)
+
+
+def test_numbers_decoded_from_the_log_are_grouped_as_numbers_and_text_stays_text():
+    logged = pd.Series([23, None, 45, 61.0, 30], dtype=object)  # JSON numbers, one missing
+    assert bin_protected(logged, "Age").tolist() == ["<25", "missing", "40–59", "60+", "25–39"]
+    codes = pd.Series(["1", "2", None], dtype=object)
+    assert bin_protected(codes, "Code").tolist() == ["1", "2", "missing"]

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import numbers
 import re
 import warnings
 from collections.abc import Sequence
@@ -219,6 +220,19 @@ def _with_missing(labels: pd.Series, order: list[str], missing: pd.Series) -> pd
     )
 
 
+def _numbers_as_numbers(series: pd.Series) -> pd.Series:
+    """An object column holding only numbers (and missing values), as decoded from the JSON of
+    the decision log, as a numeric column; text such as "1" stays text."""
+    if series.dtype != object:
+        return series
+    present = series.dropna()
+    if len(present) and all(
+        isinstance(v, numbers.Real) and not isinstance(v, bool | np.bool_) for v in present
+    ):
+        return pd.to_numeric(series, errors="coerce")
+    return series
+
+
 def bin_protected(values: pd.Series, name: str | None = None) -> pd.Series:
     """Readable group labels for one protected attribute, as an ordered categorical.
 
@@ -228,7 +242,7 @@ def bin_protected(values: pd.Series, name: str | None = None) -> pd.Series:
     Missing values become the group ``"missing"`` so they are seen, not dropped.
     """
     name = str(values.name if name is None else name)
-    series = pd.Series(values).reset_index(drop=True)
+    series = _numbers_as_numbers(pd.Series(values).reset_index(drop=True))
     if isinstance(series.dtype, pd.CategoricalDtype) and series.cat.ordered:
         missing = series.isna() | (series.astype(object) == MISSING_CATEGORY)
         order = [str(c) for c in series.cat.categories if c != MISSING_CATEGORY]

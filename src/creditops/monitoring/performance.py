@@ -475,12 +475,7 @@ def approval_fairness(
     approved = (frame["decision"] == "approve").to_numpy()
     out: list[AttributeApproval] = []
     for attribute, column in columns.items():
-        values = frame[column].reset_index(drop=True)
-        if not pd.api.types.is_numeric_dtype(values):  # numbers from the log, mixed with None
-            numbers = pd.to_numeric(values, errors="coerce")
-            if numbers.notna().sum() == values.notna().sum():
-                values = numbers
-        labels = bin_protected(values, attribute)
+        labels = bin_protected(frame[column].reset_index(drop=True), attribute)
         table = pd.DataFrame({"group": labels.astype(str), "approved": approved})
         stats = table.groupby("group", sort=False)["approved"].agg(["size", "sum"])
         order = [str(c) for c in labels.cat.categories if str(c) in stats.index]

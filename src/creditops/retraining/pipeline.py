@@ -186,11 +186,7 @@ def _holdout_view(holdout: pd.DataFrame, spec: ResolvedSpec) -> tuple[pd.DataFra
         X[column] = pd.to_numeric(X[column], errors="coerce")
     groups = pd.DataFrame(
         {p: holdout[protected[p]] for p in spec.protected if p in protected}
-    ).reset_index(drop=True)
-    for column in groups.columns:
-        numbers = pd.to_numeric(groups[column], errors="coerce")
-        if numbers.notna().sum() == groups[column].notna().sum():
-            groups[column] = numbers
+    ).reset_index(drop=True)  # logged numbers are grouped as numbers by bin_protected
     return X.reset_index(drop=True), groups
 
 
