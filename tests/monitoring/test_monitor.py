@@ -197,3 +197,22 @@ def test_a_file_run_keeps_unknown_outcomes_unknown_and_decides_with_the_policy(s
     )
     assert current["decision"].tolist() == want_decisions.tolist()
     assert {"approve", "decline"} <= set(current["decision"])
+
+
+def test_scheduled_runs_reuse_the_champions_reference_until_it_changes(store, trained):
+    from creditops.monitoring.monitor import _champion_reference
+    from creditops.registry.registry import promote, register_model
+
+    loaded, reference = _champion_reference(store)
+    assert _champion_reference(store)[1] is reference  # same version: nothing reloaded
+    config = MonitorConfig()
+    fitted = reference.drift_calculator(config.drift, loaded.spec)
+    assert reference.drift_calculator(config.drift, loaded.spec) is fitted
+    _, result = trained
+    other = next(c for c in result.candidates if not c.champion)
+    tags = {"parent_run_id": result.parent_run_id, "candidate": other.name, "seed": 42}
+    version = register_model(other.model_uri, store, alias=None, tags=tags)
+    promote(store, str(version))
+    again, other_reference = _champion_reference(store)
+    assert again.version == str(version)
+    assert other_reference is not reference

@@ -34,6 +34,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from creditops.config import Settings
+from creditops.data.spec import ResolvedSpec
 from creditops.evaluation.review import stored_policy
 from creditops.exceptions import ConfigurationError
 from creditops.monitoring.alerts import (
@@ -55,6 +56,7 @@ from creditops.monitoring.performance import (
 from creditops.registry.registry import (
     CHAMPION,
     LoadedModel,
+    get_version,
     load_model,
     load_version_data,
 )
@@ -155,7 +157,8 @@ class MonitorReport(BaseModel):
 
 
 class _Reference:
-    """What a champion is compared with; built once per version."""
+    """What a champion is compared with, and the calculators fitted on it: built once per
+    version and process, so ``monitor --every`` does not reload and refit every period."""
 
     def __init__(self, settings: Settings, loaded: LoadedModel) -> None:
         spec = loaded.spec
@@ -166,6 +169,43 @@ class _Reference:
         self.test_scores = loaded.model.predict_proba(test[spec.features])[:, 1]
         self.metrics = reference_metrics_from_tags(loaded.tags)
         self.decline_threshold = _decline_threshold(settings, loaded)
+        self._fitted: dict[str, Any] = {}
+
+    def drift_calculator(self, config: DriftConfig, spec: ResolvedSpec) -> DataDriftCalculator:
+        key = f"drift:{config.model_dump_json()}"
+        if key not in self._fitted:
+            self._fitted[key] = DataDriftCalculator(config).fit(
+                self.features, spec.numeric, spec.categorical, reference_scores=self.test_scores
+            )
+        return self._fitted[key]
+
+    def performance_calculator(self, config: PerformanceConfig) -> PerformanceCalculator:
+        key = f"performance:{config.model_dump_json()}"
+        if key not in self._fitted:
+            self._fitted[key] = PerformanceCalculator(config).fit(
+                self.test_labels, self.test_scores, reference_metrics=self.metrics
+            )
+        return self._fitted[key]
+
+
+# The champion last prepared in this process, by (tracking store, model name, version).
+_prepared: dict[tuple[str, str, str], tuple[LoadedModel, _Reference]] = {}
+
+
+def _champion_reference(settings: Settings) -> tuple[LoadedModel, _Reference]:
+    """The champion and its reference, reused while the champion alias names the same
+    version (a registry lookup per run instead of a model download and refit)."""
+    version = get_version(settings, CHAMPION)
+    key = (
+        settings.resolved_tracking_uri,
+        settings.registered_model_name,
+        "" if version is None else str(version.version),
+    )
+    if key not in _prepared:
+        loaded = load_model(settings, CHAMPION if version is None else key[2])
+        _prepared.clear()
+        _prepared[key] = (loaded, _Reference(settings, loaded))
+    return _prepared[key]
 
 
 def _decline_threshold(settings: Settings, loaded: LoadedModel) -> float:
@@ -290,8 +330,7 @@ def run_monitor(
     started = now or datetime.now(UTC)
     clock = time.perf_counter()
     run_id = f"{started:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
-    loaded = load_model(settings, CHAMPION)
-    reference = _Reference(settings, loaded)
+    loaded, reference = _champion_reference(settings)
     spec = loaded.spec
     notes: list[str] = []
 
@@ -318,13 +357,7 @@ def run_monitor(
 
     drift: DataDriftResult | None = None
     if len(current) >= config.min_rows:
-        calculator = DataDriftCalculator(config.drift).fit(
-            reference.features,
-            spec.numeric,
-            spec.categorical,
-            reference_scores=reference.test_scores,
-        )
-        drift = calculator.calculate(
+        drift = reference.drift_calculator(config.drift, spec).calculate(
             current, current_scores=current["probability"].to_numpy(dtype=float)
         )
     else:
@@ -338,11 +371,7 @@ def run_monitor(
         perf_config = config.performance.model_copy(
             update={"threshold": reference.decline_threshold}
         )
-        performance = (
-            PerformanceCalculator(perf_config)
-            .fit(reference.test_labels, reference.test_scores, reference_metrics=reference.metrics)
-            .calculate(current)
-        )
+        performance = reference.performance_calculator(perf_config).calculate(current)
         notes.extend(performance.notes)
 
     alerts = _alerts_from(drift, performance, loaded, run_id)
