@@ -211,6 +211,13 @@ def test_auto_promote_moves_the_champion_when_the_gates_pass(store):
     assert str(get_version(store, "champion").version) == result.challenger_version == "2"
     assert rollback(store).champion_version == "1"
     assert str(get_version(store, "champion").version) == "1"
+    # the rolled-back version keeps its passed verdict but is no longer cleared, and a second
+    # rollback has nowhere to go rather than bringing it back
+    with pytest.raises(CreditOpsError, match="rolled back"):
+        promote_challenger(store, version="2")
+    with pytest.raises(CreditOpsError, match="no previous champion"):
+        rollback(store)
+    assert str(get_version(store, "champion").version) == "1"
 
 
 def test_a_retrain_after_a_promoted_retrain_uses_only_decisions_it_has_not_learnt(store):
@@ -230,6 +237,22 @@ def test_a_retrain_after_a_promoted_retrain_uses_only_decisions_it_has_not_learn
     assert second.training_rows == first.training_rows + second.labelled_rows - (
         second.holdout_rows
     )
+
+
+def test_rollbacks_walk_back_through_the_champions_and_never_return_forward(store, trained):
+    from creditops.registry.registry import promote, register_model
+
+    _, result = trained
+    others = [c for c in result.candidates if not c.champion][:2]
+    versions = [str(register_model(c.model_uri, store, alias=None)) for c in others]
+    assert versions == ["2", "3"]
+    promote(store, "2")
+    promote(store, "3")
+    assert rollback(store).champion_version == "2"
+    assert rollback(store).champion_version == "1"
+    with pytest.raises(CreditOpsError, match="no previous champion"):
+        rollback(store)
+    assert str(get_version(store, "champion").version) == "1"
 
 
 def test_a_challenger_taught_wrong_labels_is_stopped_by_the_auc_gate(store):

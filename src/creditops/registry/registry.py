@@ -172,17 +172,38 @@ def load_version_artifact(settings: Settings, loaded: LoadedModel, path: str) ->
 PREVIOUS_CHAMPION_TAG = "previous_champion"
 
 
-def promote(settings: Settings, version: str, *, alias: str = CHAMPION) -> tuple[str | None, str]:
-    """Point ``alias`` at ``version``, remembering the version it pointed at for rollback."""
+# The champions a rollback returns to, oldest first, kept in one registered-model tag.
+_ROLLBACK_DEPTH = 20
+
+
+def _rollback_history(client: Any, name: str) -> list[str]:
+    tag = (client.get_registered_model(name).tags or {}).get(PREVIOUS_CHAMPION_TAG, "")
+    return [v for v in tag.split(",") if v]
+
+
+def promote(
+    settings: Settings, version: str, *, alias: str = CHAMPION, rollback: bool = False
+) -> tuple[str | None, str]:
+    """Point ``alias`` at ``version``. A promotion remembers the version it replaces; a
+    ``rollback`` (to :func:`previous_champion`) forgets it instead, so a second rollback goes
+    further back rather than returning to the version just rolled back from."""
     client = _client(settings)
     name = settings.registered_model_name
     if get_version(settings, version) is None:
         raise ModelNotFoundError(f"no version {version!r} of model {name!r} is registered")
     current = get_version(settings, alias)
     previous = str(current.version) if current is not None else None
-    if previous is not None and previous != str(version):
-        client.set_registered_model_tag(name, PREVIOUS_CHAMPION_TAG, previous)
+    history = _rollback_history(client, name)
+    if rollback:
+        if history and history[-1] == str(version):
+            history.pop()
+    elif previous is not None and previous != str(version):
+        history = [*history, previous][-_ROLLBACK_DEPTH:]
     client.set_registered_model_alias(name, alias, str(version))
+    if history:
+        client.set_registered_model_tag(name, PREVIOUS_CHAMPION_TAG, ",".join(history))
+    elif PREVIOUS_CHAMPION_TAG in (client.get_registered_model(name).tags or {}):
+        client.delete_registered_model_tag(name, PREVIOUS_CHAMPION_TAG)
     return previous, str(version)
 
 
@@ -199,6 +220,7 @@ def set_alias(settings: Settings, alias: str, version: str) -> None:
 
 
 def previous_champion(settings: Settings) -> str | None:
+    """The version a rollback returns to (the champion before the current one), or None."""
     client = _client(settings)
-    model = client.get_registered_model(settings.registered_model_name)
-    return (model.tags or {}).get(PREVIOUS_CHAMPION_TAG)
+    history = _rollback_history(client, settings.registered_model_name)
+    return history[-1] if history else None

@@ -586,13 +586,22 @@ def promote_challenger(
     with AuditLog.from_settings(settings) as audit:
         retrains = audit.recent(1, action="retrain", challenger_version=version)
         verdict = retrains[0] if retrains else None
-        cleared = verdict is not None and verdict.outcome in ("awaiting_approval", "promoted")
+        rolled_back = audit.recent(1, action="rollback", challenger_version=version)
+        withdrawn = bool(rolled_back) and (
+            verdict is None or rolled_back[0].started_at >= verdict.started_at
+        )
+        cleared = (
+            verdict is not None
+            and verdict.outcome in ("awaiting_approval", "promoted")
+            and not withdrawn
+        )
         if not cleared and not force:
-            why = (
-                "it was not produced by a retrain"
-                if verdict is None
-                else f"its retrain ended '{verdict.outcome}': {verdict.message}"
-            )
+            if withdrawn:
+                why = f"it was rolled back: {rolled_back[0].message}"
+            elif verdict is None:
+                why = "it was not produced by a retrain"
+            else:
+                why = f"its retrain ended '{verdict.outcome}': {verdict.message}"
             raise CreditOpsError(f"version {version} is not cleared for promotion: {why} (--force)")
         previous, current_version = promote(settings, version)
         return record_everywhere(
@@ -618,7 +627,7 @@ def rollback(settings: Settings) -> AuditEntry:
     if previous is None:
         raise CreditOpsError("no previous champion to roll back to")
     with AuditLog.from_settings(settings) as audit:
-        before, now_champion = promote(settings, previous)
+        before, now_champion = promote(settings, previous, rollback=True)
         return record_everywhere(
             settings,
             audit,

@@ -418,7 +418,7 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
         if previous is None:
             return _error(409, "no previous champion to roll back to")
         try:
-            before, current = service.promote(previous)
+            before, current = service.promote(previous, rollback=True)
         except (ModelCheckError, ModelNotFoundError) as error:
             return _error(409, str(error))
         return {"previous": before, "champion": current}

@@ -285,15 +285,16 @@ class DecisionService:
         finally:
             self._promoting.release()
 
-    def promote(self, ref: str) -> tuple[str | None, str]:
-        """Serve ``ref`` (built and checked first), then point the ``champion`` alias at it;
-        returns (previous champion, new champion). Holding ``_promoting`` keeps this worker's
-        alias follower from swapping back in between."""
+    def promote(self, ref: str, *, rollback: bool = False) -> tuple[str | None, str]:
+        """Serve ``ref`` (built and checked first), then point the ``champion`` alias at it
+        (``rollback``: as a return to the previous champion); returns (previous champion, new
+        champion). Holding ``_promoting`` keeps this worker's alias follower from swapping back
+        in between."""
         from creditops.registry.registry import promote as move_alias
 
         with self._promoting:
             served = self.swap_to(ref)
-            return move_alias(self.settings, served.version)
+            return move_alias(self.settings, served.version, rollback=rollback)
 
     def reasons_for(self, served: ServedModel, features: dict[str, Any]) -> list[Reason]:
         return self.reasons_many(served, [features])[0]
