@@ -195,6 +195,11 @@ def test_two_workers_share_the_port_log_everything_and_sum_their_metrics(home, t
                 httpx.get(f"{url}/health", timeout=1)
             except httpx.ConnectError:
                 break
+            except httpx.TransportError:
+                # A worker part-way through its shutdown resets (or leaves unanswered) what its
+                # listening socket had queued; only a refused connection means nothing holds
+                # the port any more.
+                pass
             time.sleep(0.5)
         else:
             raise AssertionError("workers still answer after their supervisor was killed")
