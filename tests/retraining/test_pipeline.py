@@ -169,14 +169,16 @@ def test_retrain_registers_a_challenger_compares_it_and_waits_for_approval(store
     assert list(store.artifacts_dir.rglob("audit.json"))
     assert not (tmp_path / "cwd" / "mlruns").exists()
 
-    # Promotion follows the gates (or --force, recorded as such); rollback returns.
+    # Promotion follows the gates (or --force, recorded as such); rollback returns. Refusals
+    # are audited as well.
     if expected == "rejected":
         with pytest.raises(CreditOpsError, match="not cleared for promotion"):
             promote_challenger(store)
     promoted = promote_challenger(store, force=expected == "rejected")
     assert (promoted.action, promoted.outcome) == ("promote", "promoted")
     assert (promoted.champion_version, promoted.challenger_version) == ("1", "2")
-    assert promoted.reasons == (["forced (--force)"] if expected == "rejected" else [])
+    assert promoted.reasons == (["forced"] if expected == "rejected" else [])
+    assert promoted.details == {"via": "cli"}
     assert str(get_version(store, "champion").version) == "2"
     with pytest.raises(CreditOpsError, match="already the champion"):
         promote_challenger(store)
@@ -185,12 +187,20 @@ def test_retrain_registers_a_challenger_compares_it_and_waits_for_approval(store
     assert back.outcome == "rolled_back"
     assert str(get_version(store, "champion").version) == "1"
     with AuditLog.from_settings(store) as audit:
-        trail = [(e.action, e.outcome) for e in audit.recent(10)]
-    assert trail == [("rollback", "rolled_back"), ("promote", "promoted"), ("retrain", expected)]
+        entries = audit.recent(10)
+    trail = [(e.action, e.outcome) for e in entries]
+    refused_first = [("promote", "rejected")] if expected == "rejected" else []
+    assert trail == [
+        ("rollback", "rolled_back"),
+        ("promote", "rejected"),  # already the champion
+        ("promote", "promoted"),
+        *refused_first,
+        ("retrain", expected),
+    ]
+    assert "already the champion" in entries[1].reasons[0]
+    assert (entries[1].champion_version, entries[1].challenger_version) == ("2", "2")
     assert [r.data.tags["action"] for r in _mlflow_audit_runs(store)] == [
-        "retrain",
-        "promote",
-        "rollback",
+        a for a, _ in reversed(trail)
     ]
 
 

@@ -14,6 +14,7 @@ import pytest
 from creditops.config import Settings
 from creditops.data.datasets import load_builtin
 from creditops.registry.registry import register_model
+from creditops.retraining import AuditLog
 from creditops.serving.app import ADMIN_TAG, create_app
 from creditops.serving.service import reproduce_decisions
 from creditops.store.predlog import PredictionLog
@@ -306,9 +307,18 @@ def test_promote_and_rollback_swap_the_served_version(server, trained, applicati
     )
     headers = {"X-API-Key": API_KEY}
     with _client(url) as client:
-        promoted = client.post(f"/models/{version}/promote", headers=headers)
+        # The same rules as `creditops promote`: no retrain cleared this version.
+        refused = client.post(f"/models/{version}/promote", headers=headers)
+        assert refused.status_code == 409, refused.text
+        assert "not produced by a retrain" in refused.json()["detail"]
+        assert client.get("/model").json()["model_version"] == "1"
+        promoted = client.post(f"/models/{version}/promote?force=true", headers=headers)
         assert promoted.status_code == 200, promoted.text
-        assert promoted.json() == {"previous": "1", "champion": version}
+        assert promoted.json() == {
+            "previous": "1",
+            "champion": version,
+            "audit_id": promoted.json()["audit_id"],
+        }
         assert client.get("/model").json()["model_version"] == version
         assert client.post("/predict", json=application).json()["model_version"] == version
         risky = {**application, "Records": "yes", "Income": 40, "Debt": 3000, "Seniority": 0}
@@ -318,8 +328,15 @@ def test_promote_and_rollback_swap_the_served_version(server, trained, applicati
         ]
         back = client.post("/models/rollback", headers=headers)
         assert back.status_code == 200, back.text
+        assert (back.json()["previous"], back.json()["champion"]) == (version, "1")
         assert client.get("/model").json()["model_version"] == "1"
-        missing = client.post("/models/99/promote", headers=headers)
+        again = client.post("/models/rollback", headers=headers)
+        assert again.status_code == 409
+        assert "no previous champion" in again.json()["detail"]
+        withdrawn = client.post(f"/models/{version}/promote", headers=headers)
+        assert withdrawn.status_code == 409
+        assert "rolled back" in withdrawn.json()["detail"]
+        missing = client.post("/models/99/promote?force=true", headers=headers)
         assert missing.status_code == 404
         assert client.get("/model").json()["model_version"] == "1"
         assert {v["version"] for v in client.get("/models").json()} >= {"1", version}
@@ -327,6 +344,21 @@ def test_promote_and_rollback_swap_the_served_version(server, trained, applicati
             client.post("/predict", json=body).json()["prediction_id"]
             for body in (application, risky)
         ]
+    # Every change of champion through the API, and every refusal, is in the retraining audit.
+    with AuditLog.from_settings(settings) as audit:
+        entries = audit.recent(20)
+    trail = [(e.action, e.outcome, e.details["via"]) for e in reversed(entries)]
+    assert trail == [
+        ("promote", "rejected", "api"),
+        ("promote", "promoted", "api"),
+        ("rollback", "rolled_back", "api"),
+        ("rollback", "rejected", "api"),
+        ("promote", "rejected", "api"),
+        ("promote", "rejected", "api"),
+    ]
+    assert entries[-2].id == promoted.json()["audit_id"]
+    assert entries[-2].reasons == ["forced"]
+    assert (entries[-3].champion_version, entries[-3].challenger_version) == ("1", version)
     # Audit: every logged decision, from either version, is reproduced exactly by its version.
     log = PredictionLog(settings.resolved_database_url)
     try:

@@ -133,6 +133,7 @@ class AuditLog:
         limit: int = 20,
         *,
         action: Action | None = None,
+        outcome: Outcome | None = None,
         challenger_version: str | None = None,
         trained: bool = False,
     ) -> list[AuditEntry]:
@@ -142,6 +143,8 @@ class AuditLog:
         stmt = sa.select(t).order_by(t.c.started_at.desc(), t.c.finished_at.desc()).limit(limit)
         if action is not None:
             stmt = stmt.where(t.c.action == action)
+        if outcome is not None:
+            stmt = stmt.where(t.c.outcome == outcome)
         if challenger_version is not None:
             stmt = stmt.where(t.c.challenger_version == challenger_version)
         if trained:
@@ -210,7 +213,10 @@ def _record_in_mlflow(settings: Settings, entry: AuditEntry) -> None:
         run.info.run_id, json.dumps(entry.model_dump(mode="json"), indent=2), "audit.json"
     )
     client.set_terminated(run.info.run_id)
-    if entry.challenger_version:
+    # A refused promotion or rollback changed nothing about the version: its tags stay as the
+    # last thing that did.
+    refused = entry.action != "retrain" and entry.outcome == "rejected"
+    if entry.challenger_version and not refused:
         name, version = settings.registered_model_name, entry.challenger_version
         client.set_model_version_tag(name, version, f"{entry.action}_outcome", entry.outcome)
         if entry.action == "retrain":

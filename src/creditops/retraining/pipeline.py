@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import math
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -55,7 +56,13 @@ from creditops.registry.registry import (
     register_model,
     set_alias,
 )
-from creditops.retraining.audit import AuditEntry, AuditLog, Gate, record_everywhere
+from creditops.retraining.audit import (
+    AuditEntry,
+    AuditLog,
+    AuditLogError,
+    Gate,
+    record_everywhere,
+)
 from creditops.retraining.policy import RetrainConfig, RetrainDecision
 from creditops.store.database import normalise_url
 from creditops.store.predlog import PredictionLog
@@ -63,6 +70,8 @@ from creditops.training.train import train
 
 # PostgreSQL advisory-lock key held while a retrain runs ("crrt").
 RETRAIN_LOCK_KEY = 0x63727274
+
+logger = logging.getLogger(__name__)
 
 
 class RetrainInProgressError(CreditOpsError):
@@ -569,41 +578,100 @@ def _retrain(
     )
 
 
+#: Moves the ``champion`` alias to a version (``rollback``: as a return to the previous one) and
+#: returns (previous champion, new champion). The registry's :func:`promote` by default; a
+#: running service passes its own, which loads and checks the version before the alias moves.
+MoveChampion = Callable[[str, bool], tuple[str | None, str]]
+
+
+def _registry_move(settings: Settings) -> MoveChampion:
+    return lambda version, rollback: promote(settings, version, rollback=rollback)
+
+
+def _audited_refusal(
+    settings: Settings, audit: AuditLog, entry: AuditEntry, error: CreditOpsError
+) -> None:
+    """Record a refused promotion or rollback; the refusal itself is what the caller sees, so
+    an audit that cannot be written is logged rather than raised over it."""
+    try:
+        record_everywhere(settings, audit, entry)
+    except AuditLogError as audit_error:
+        logger.error("%s (the refusal was not audited: %s)", error, audit_error)
+
+
 def promote_challenger(
-    settings: Settings, *, version: str | None = None, force: bool = False
+    settings: Settings,
+    *,
+    version: str | None = None,
+    force: bool = False,
+    move: MoveChampion | None = None,
+    via: str = "cli",
 ) -> AuditEntry:
     """Make the challenger (or ``version``) the champion, if its retrain passed every gate
-    (``force``: even if not, recorded as forced)."""
+    (``force``: even if not, recorded as forced). Refusals are audited too; ``via`` says where
+    the request came from (``cli``, ``api``)."""
     started = datetime.now(UTC)
-    if version is None:
-        current = get_version(settings, CHALLENGER)
-        if current is None:
-            raise ModelNotFoundError("no version holds the 'challenger' alias")
-        version = str(current.version)
-    champion = get_version(settings, CHAMPION)
-    if champion is not None and str(champion.version) == str(version):
-        raise CreditOpsError(f"version {version} is already the champion")
+    move = move or _registry_move(settings)
     with AuditLog.from_settings(settings) as audit:
-        retrains = audit.recent(1, action="retrain", challenger_version=version)
-        verdict = retrains[0] if retrains else None
-        rolled_back = audit.recent(1, action="rollback", challenger_version=version)
-        withdrawn = bool(rolled_back) and (
-            verdict is None or rolled_back[0].started_at >= verdict.started_at
-        )
-        cleared = (
-            verdict is not None
-            and verdict.outcome in ("awaiting_approval", "promoted")
-            and not withdrawn
-        )
-        if not cleared and not force:
-            if withdrawn:
-                why = f"it was rolled back: {rolled_back[0].message}"
-            elif verdict is None:
-                why = "it was not produced by a retrain"
-            else:
-                why = f"its retrain ended '{verdict.outcome}': {verdict.message}"
-            raise CreditOpsError(f"version {version} is not cleared for promotion: {why} (--force)")
-        previous, current_version = promote(settings, version)
+        champion = get_version(settings, CHAMPION)
+        champion_version = str(champion.version) if champion is not None else None
+        verdict: AuditEntry | None = None
+        cleared = False
+        try:
+            if version is None:
+                current = get_version(settings, CHALLENGER)
+                if current is None:
+                    raise ModelNotFoundError("no version holds the 'challenger' alias")
+                version = str(current.version)
+            elif get_version(settings, version) is None:
+                raise ModelNotFoundError(
+                    f"no version {version!r} of model {settings.registered_model_name!r} "
+                    "is registered"
+                )
+            if champion_version == str(version):
+                raise CreditOpsError(f"version {version} is already the champion")
+            retrains = audit.recent(1, action="retrain", challenger_version=version)
+            verdict = retrains[0] if retrains else None
+            rolled_back = audit.recent(
+                1, action="rollback", outcome="rolled_back", challenger_version=version
+            )
+            withdrawn = bool(rolled_back) and (
+                verdict is None or rolled_back[0].started_at >= verdict.started_at
+            )
+            cleared = (
+                verdict is not None
+                and verdict.outcome in ("awaiting_approval", "promoted")
+                and not withdrawn
+            )
+            if not cleared and not force:
+                if withdrawn:
+                    why = f"it was rolled back: {rolled_back[0].message}"
+                elif verdict is None:
+                    why = "it was not produced by a retrain"
+                else:
+                    why = f"its retrain ended '{verdict.outcome}': {verdict.message}"
+                raise CreditOpsError(
+                    f"version {version} is not cleared for promotion: {why} "
+                    "(--force, or force=true over the API)"
+                )
+            previous, current_version = move(str(version), False)
+        except CreditOpsError as error:
+            _audited_refusal(
+                settings,
+                audit,
+                AuditEntry(
+                    started_at=started,
+                    action="promote",
+                    outcome="rejected",
+                    champion_version=champion_version,
+                    challenger_version=None if version is None else str(version),
+                    reasons=[str(error)],
+                    message=f"promotion of version {version} refused: {error}",
+                    details={"via": via, "error": type(error).__name__},
+                ),
+                error,
+            )
+            raise
         return record_everywhere(
             settings,
             audit,
@@ -613,21 +681,45 @@ def promote_challenger(
                 outcome="promoted",
                 champion_version=previous,
                 challenger_version=current_version,
-                reasons=["forced (--force)"] if force and not cleared else [],
+                reasons=["forced"] if force and not cleared else [],
                 gates=verdict.gates if verdict is not None else [],
                 message=f"version {current_version} promoted to champion (was {previous})",
+                details={"via": via},
             ),
         )
 
 
-def rollback(settings: Settings) -> AuditEntry:
-    """Return the champion alias to the previous champion."""
+def rollback(
+    settings: Settings, *, move: MoveChampion | None = None, via: str = "cli"
+) -> AuditEntry:
+    """Return the champion alias to the previous champion (audited, refusals included)."""
     started = datetime.now(UTC)
-    previous = previous_champion(settings)
-    if previous is None:
-        raise CreditOpsError("no previous champion to roll back to")
+    move = move or _registry_move(settings)
     with AuditLog.from_settings(settings) as audit:
-        before, now_champion = promote(settings, previous, rollback=True)
+        champion = get_version(settings, CHAMPION)
+        champion_version = str(champion.version) if champion is not None else None
+        previous = previous_champion(settings)
+        try:
+            if previous is None:
+                raise CreditOpsError("no previous champion to roll back to")
+            before, now_champion = move(previous, True)
+        except CreditOpsError as error:
+            _audited_refusal(
+                settings,
+                audit,
+                AuditEntry(
+                    started_at=started,
+                    action="rollback",
+                    outcome="rejected",
+                    champion_version=previous,
+                    challenger_version=champion_version,
+                    reasons=[str(error)],
+                    message=f"rollback from version {champion_version} refused: {error}",
+                    details={"via": via, "error": type(error).__name__},
+                ),
+                error,
+            )
+            raise
         return record_everywhere(
             settings,
             audit,
@@ -638,5 +730,6 @@ def rollback(settings: Settings) -> AuditEntry:
                 champion_version=now_champion,
                 challenger_version=before,
                 message=f"champion rolled back from version {before} to {now_champion}",
+                details={"via": via},
             ),
         )

@@ -29,6 +29,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from creditops import __version__
 from creditops.config import Settings, get_settings
 from creditops.exceptions import CreditOpsError, ModelNotFoundError
+from creditops.retraining import AuditEntry, AuditLogError, promote_challenger
+from creditops.retraining import rollback as rollback_champion
 from creditops.serving.prometheus import ServiceMetrics, exposition
 from creditops.serving.schemas import (
     BatchDecision,
@@ -43,7 +45,7 @@ from creditops.serving.schemas import (
     split_application,
     validation_errors,
 )
-from creditops.serving.service import DecisionService, ModelCheckError, registry_versions
+from creditops.serving.service import DecisionService, registry_versions
 from creditops.store.predlog import (
     OutcomeConflictError,
     PredictionLog,
@@ -398,30 +400,50 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
         """Registered versions and their aliases."""
         return registry_versions(settings)
 
+    def _champion_change(change: Callable[[], AuditEntry]) -> Any:
+        """Run an audited promotion or rollback; map its refusal to the status that says why."""
+        try:
+            entry = change()
+        except ModelNotFoundError as error:
+            return _error(404, str(error))
+        except AuditLogError as error:
+            return _error(503, str(error))
+        except CreditOpsError as error:  # not cleared, already champion, failed its check
+            return _error(409, str(error))
+        if entry.action == "rollback":  # its entry names the version left as the challenger
+            previous, champion = entry.challenger_version, entry.champion_version
+        else:
+            previous, champion = entry.champion_version, entry.challenger_version
+        return {"previous": previous, "champion": champion, "audit_id": entry.id}
+
     @app.post("/models/{version}/promote", tags=[ADMIN_TAG], dependencies=[Admin])
-    def promote(version: str, service: Service) -> Any:
-        """Make `version` the champion: loaded and checked first, then swapped in."""
+    def promote(version: str, service: Service, force: bool = False) -> Any:
+        """Make `version` the champion, under the same rules as `creditops promote`: it must
+        come from a retrain whose gates passed and must not have been rolled back, unless
+        `force=true`. It is loaded and checked first, then swapped in. Audited, refusals
+        included."""
         if not version.isdigit():
             return _error(422, "version must be a number")
-        try:
-            previous, current = service.promote(version)
-        except (ModelCheckError, ModelNotFoundError) as error:
-            return _error(409 if isinstance(error, ModelCheckError) else 404, str(error))
-        return {"previous": previous, "champion": current}
+        return _champion_change(
+            lambda: promote_challenger(
+                settings,
+                version=version,
+                force=force,
+                move=lambda ref, rollback: service.promote(ref, rollback=rollback),
+                via="api",
+            )
+        )
 
     @app.post("/models/rollback", tags=[ADMIN_TAG], dependencies=[Admin])
     def rollback(service: Service) -> Any:
-        """Return to the previous champion (checked before the swap)."""
-        from creditops.registry.registry import previous_champion
-
-        previous = previous_champion(settings)
-        if previous is None:
-            return _error(409, "no previous champion to roll back to")
-        try:
-            before, current = service.promote(previous, rollback=True)
-        except (ModelCheckError, ModelNotFoundError) as error:
-            return _error(409, str(error))
-        return {"previous": before, "champion": current}
+        """Return to the previous champion (checked before the swap). Audited."""
+        return _champion_change(
+            lambda: rollback_champion(
+                settings,
+                move=lambda ref, rollback: service.promote(ref, rollback=rollback),
+                via="api",
+            )
+        )
 
     @app.get("/metrics", tags=["ops"], include_in_schema=False)
     def prometheus() -> Response:
