@@ -57,6 +57,7 @@ from creditops.registry.registry import (
     set_alias,
 )
 from creditops.retraining.audit import (
+    Action,
     AuditEntry,
     AuditLog,
     AuditLogError,
@@ -588,11 +589,30 @@ def _registry_move(settings: Settings) -> MoveChampion:
     return lambda version, rollback: promote(settings, version, rollback=rollback)
 
 
-def _audited_refusal(
-    settings: Settings, audit: AuditLog, entry: AuditEntry, error: CreditOpsError
+def _audit_refusal(
+    settings: Settings,
+    audit: AuditLog,
+    error: CreditOpsError,
+    *,
+    action: Action,
+    started: datetime,
+    champion_version: str | None,
+    challenger_version: str | None,
+    message: str,
+    via: str,
 ) -> None:
     """Record a refused promotion or rollback; the refusal itself is what the caller sees, so
     an audit that cannot be written is logged rather than raised over it."""
+    entry = AuditEntry(
+        started_at=started,
+        action=action,
+        outcome="rejected",
+        champion_version=champion_version,
+        challenger_version=challenger_version,
+        reasons=[str(error)],
+        message=f"{message} refused: {error}",
+        details={"via": via, "error": type(error).__name__},
+    )
     try:
         record_everywhere(settings, audit, entry)
     except AuditLogError as audit_error:
@@ -656,20 +676,16 @@ def promote_challenger(
                 )
             previous, current_version = move(str(version), False)
         except CreditOpsError as error:
-            _audited_refusal(
+            _audit_refusal(
                 settings,
                 audit,
-                AuditEntry(
-                    started_at=started,
-                    action="promote",
-                    outcome="rejected",
-                    champion_version=champion_version,
-                    challenger_version=None if version is None else str(version),
-                    reasons=[str(error)],
-                    message=f"promotion of version {version} refused: {error}",
-                    details={"via": via, "error": type(error).__name__},
-                ),
                 error,
+                action="promote",
+                started=started,
+                champion_version=champion_version,
+                challenger_version=None if version is None else str(version),
+                message=f"promotion of version {version}",
+                via=via,
             )
             raise
         return record_everywhere(
@@ -704,20 +720,16 @@ def rollback(
                 raise CreditOpsError("no previous champion to roll back to")
             before, now_champion = move(previous, True)
         except CreditOpsError as error:
-            _audited_refusal(
+            _audit_refusal(
                 settings,
                 audit,
-                AuditEntry(
-                    started_at=started,
-                    action="rollback",
-                    outcome="rejected",
-                    champion_version=previous,
-                    challenger_version=champion_version,
-                    reasons=[str(error)],
-                    message=f"rollback from version {champion_version} refused: {error}",
-                    details={"via": via, "error": type(error).__name__},
-                ),
                 error,
+                action="rollback",
+                started=started,
+                champion_version=previous,
+                challenger_version=champion_version,
+                message=f"rollback from version {champion_version}",
+                via=via,
             )
             raise
         return record_everywhere(
