@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import math
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import pandas as pd
 import uvicorn
 
 from creditops.config import Settings
+from creditops.monitoring.alerts import MonitorRun
+from creditops.registry.registry import load_model
 from creditops.serving.app import create_app
+from creditops.store.predlog import PredictionLog, PredictionRecord
+
+#: The fixed "now" of tests that place monitor runs and decisions in time.
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
 
 def free_port() -> int:
@@ -40,3 +50,58 @@ def serving(settings: Settings, *, start_timeout_s: float = 120.0) -> Iterator[s
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def monitor_run(
+    hours_ago: float,
+    level: str | None = "ok",
+    *,
+    share: float | None = 0.0,
+    drop: float | None = None,
+) -> MonitorRun:
+    """A monitor run ``hours_ago`` before NOW with this drift level, drifted share and relative
+    realised-AUC drop."""
+    started = NOW - timedelta(hours=hours_ago)
+    return MonitorRun(
+        id=f"run-{hours_ago}",
+        started_at=started,
+        finished_at=started + timedelta(seconds=5),
+        rows=500,
+        drift_level=level,
+        drift_share=share,
+        realised_auc_drop_relative=drop,
+        level="info",
+    )
+
+
+def _plain(value: Any) -> Any:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return value.item() if hasattr(value, "item") else value
+
+
+def log_labelled_decisions(settings: Settings, rows: pd.DataFrame, outcomes: Sequence[int]) -> None:
+    """Log each row as an approval by the champion, one an hour up to NOW (features and
+    protected attributes from the row), then record its outcome."""
+    loaded = load_model(settings)
+    spec = loaded.spec
+    n = len(rows)
+    records = [
+        PredictionRecord(
+            created_at=NOW - timedelta(hours=n - i),
+            model_name=loaded.name,
+            model_version=loaded.version,
+            features={f: _plain(row[f]) for f in spec.features},
+            protected={p: _plain(row[p]) for p in spec.protected},
+            probability=0.2,
+            points=500,
+            decision="approve",
+            latency_ms=1.0,
+        )
+        for i, (_, row) in enumerate(rows.iterrows())
+    ]
+    with PredictionLog(settings.resolved_database_url) as log:
+        log.write_many(records)
+        log.record_outcomes(
+            [(r.prediction_id, int(y)) for r, y in zip(records, outcomes, strict=True)]
+        )

@@ -6,7 +6,6 @@ MLflow; promotion, rollback, and a challenger spoiled by wrong labels that the A
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import uuid
@@ -38,8 +37,8 @@ from creditops.retraining import (
 from creditops.retraining import pipeline as pipeline_module
 from creditops.retraining.audit import EXPERIMENT
 from creditops.store.predlog import PredictionLog, PredictionRecord
+from helpers import NOW, log_labelled_decisions
 
-NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 POSTGRES_URL = os.environ.get("CREDITOPS_TEST_POSTGRES_URL")
 FORCED = RetrainDecision(retrain=True, reasons=[Trigger(name="forced", message="forced")])
 # One quick candidate keeps a retrain to seconds.
@@ -75,31 +74,7 @@ def _log_decisions(settings: Settings, *, older: int, newest: int, flip_older: b
     if flip_older:
         outcomes[:older] = 1 - outcomes[:older]
 
-    def plain(value):
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            return None
-        return value.item() if hasattr(value, "item") else value
-
-    n = len(rows)
-    records = [
-        PredictionRecord(
-            created_at=NOW - timedelta(hours=n - i),
-            model_name=loaded.name,
-            model_version=loaded.version,
-            features={f: plain(row[f]) for f in spec.features},
-            protected={p: plain(row[p]) for p in spec.protected},
-            probability=0.2,
-            points=500,
-            decision="approve",
-            latency_ms=1.0,
-        )
-        for i, row in rows.iterrows()
-    ]
-    with PredictionLog(settings.resolved_database_url) as log:
-        log.write_many(records)
-        log.record_outcomes(
-            [(r.prediction_id, int(y)) for r, y in zip(records, outcomes, strict=True)]
-        )
+    log_labelled_decisions(settings, rows, outcomes)
     return rows.iloc[older:].reset_index(drop=True), outcomes[older:]
 
 
@@ -504,3 +479,13 @@ def test_decide_reads_the_current_champions_runs_and_the_last_retrain(store):
     assert held.retrain is False
     assert "features_drifted held back" in held.notes[0]
     assert decide_retrain(store, config, force=True).retrain is True
+
+
+def test_log_frames_without_their_column_map_are_refused_not_read_as_missing():
+    # Without the map, every feature would silently read as missing and be imputed.
+    frame = pd.DataFrame({"prediction_id": ["a"], "outcome": [1], "feature.Income": [40.0]})
+    with pytest.raises(CreditOpsError, match="lost their column map 'feature_columns'"):
+        pipeline_module._logged_columns(frame)
+    frame.attrs.update(feature_columns={"Income": "feature.Income"}, protected_columns={})
+    kept = frame.sort_values("prediction_id").reset_index(drop=True).iloc[:1].copy()
+    assert pipeline_module._logged_columns(kept) == ({"Income": "feature.Income"}, {})

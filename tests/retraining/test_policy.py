@@ -3,35 +3,13 @@ trend, the schedule counts from the last retrain, and evidence triggers cool dow
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from pydantic import ValidationError
 
-from creditops.monitoring.alerts import MonitorRun
 from creditops.retraining import RetrainConfig, RetrainDecision, should_retrain
-
-NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
-
-
-def _run(
-    hours_ago: float,
-    level: str | None = "ok",
-    *,
-    share: float | None = 0.0,
-    drop: float | None = None,
-) -> MonitorRun:
-    started = NOW - timedelta(hours=hours_ago)
-    return MonitorRun(
-        id=f"run-{hours_ago}",
-        started_at=started,
-        finished_at=started + timedelta(seconds=5),
-        rows=500,
-        drift_level=level,
-        drift_share=share,
-        realised_auc_drop_relative=drop,
-        level="info",
-    )
+from helpers import NOW, monitor_run
 
 
 def _names(decision: RetrainDecision) -> list[str]:
@@ -48,7 +26,7 @@ def test_nothing_to_go_on_is_no_reason():
     ("drop", "fires"), [(None, False), (0.02, False), (0.05, False), (0.0501, True)]
 )
 def test_auc_drop_must_exceed_the_limit(drop, fires):
-    decision = should_retrain(RetrainConfig(), now=NOW, runs=[_run(1, drop=drop)])
+    decision = should_retrain(RetrainConfig(), now=NOW, runs=[monitor_run(1, drop=drop)])
     assert _names(decision) == (["auc_drop"] if fires else [])
     if fires:
         reason = decision.reasons[0]
@@ -61,12 +39,14 @@ def test_auc_drop_must_exceed_the_limit(drop, fires):
 
 def test_features_drifted_reads_the_latest_run_only():
     config = RetrainConfig()
-    at_limit = should_retrain(config, now=NOW, runs=[_run(2, share=0.9), _run(1, share=0.30)])
+    at_limit = should_retrain(
+        config, now=NOW, runs=[monitor_run(2, share=0.9), monitor_run(1, share=0.30)]
+    )
     assert _names(at_limit) == []  # 30% is the limit, not beyond it; the older 90% is history
-    beyond = should_retrain(config, now=NOW, runs=[_run(1, share=0.31)])
+    beyond = should_retrain(config, now=NOW, runs=[monitor_run(1, share=0.31)])
     assert _names(beyond) == ["features_drifted"]
     assert "31% of the features drifted" in beyond.reasons[0].message
-    unknown = should_retrain(config, now=NOW, runs=[_run(1, share=None)])
+    unknown = should_retrain(config, now=NOW, runs=[monitor_run(1, share=None)])
     assert _names(unknown) == []
 
 
@@ -81,7 +61,7 @@ def test_features_drifted_reads_the_latest_run_only():
     ],
 )
 def test_critical_drift_must_be_a_current_trend(hours, fires):
-    runs = [_run(h, "critical") for h in hours]
+    runs = [monitor_run(h, "critical") for h in hours]
     decision = should_retrain(RetrainConfig(), now=NOW, runs=runs)
     assert _names(decision) == (["drift_critical"] if fires else [])
     if fires:
@@ -91,10 +71,10 @@ def test_critical_drift_must_be_a_current_trend(hours, fires):
 
 def test_a_run_without_a_drift_verdict_breaks_the_streak():
     runs = [
-        _run(40, "critical"),
-        _run(20, None, share=None),
-        _run(10, "critical"),
-        _run(1, "critical"),
+        monitor_run(40, "critical"),
+        monitor_run(20, None, share=None),
+        monitor_run(10, "critical"),
+        monitor_run(1, "critical"),
     ]
     assert _names(should_retrain(RetrainConfig(), now=NOW, runs=runs)) == []
     shorter = RetrainConfig(drift_critical_hours=6)
@@ -122,7 +102,7 @@ def test_schedule_counts_from_the_champion_or_the_last_retrain():
 
 
 def test_evidence_triggers_cool_down_after_a_retrain_but_force_does_not():
-    runs = [_run(1, share=0.6, drop=0.2)]
+    runs = [monitor_run(1, share=0.6, drop=0.2)]
     three_hours_ago = NOW - timedelta(hours=3)
     held = should_retrain(RetrainConfig(), now=NOW, runs=runs, last_retrain_at=three_hours_ago)
     assert held.retrain is False
@@ -143,7 +123,9 @@ def test_evidence_triggers_cool_down_after_a_retrain_but_force_does_not():
 
 
 def test_a_decision_survives_json():
-    decision = should_retrain(RetrainConfig(), now=NOW, runs=[_run(1, share=0.5)], force=True)
+    decision = should_retrain(
+        RetrainConfig(), now=NOW, runs=[monitor_run(1, share=0.5)], force=True
+    )
     assert RetrainDecision.model_validate_json(decision.model_dump_json()) == decision
 
 

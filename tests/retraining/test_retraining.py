@@ -5,14 +5,13 @@ never run at once."""
 from __future__ import annotations
 
 import shutil
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
 from creditops.config import Settings
 from creditops.data.datasets import load_builtin
-from creditops.monitoring.alerts import MonitorRun
-from creditops.registry.registry import get_version, load_model
+from creditops.registry.registry import get_version
 from creditops.retraining import (
     AuditLog,
     RetrainConfig,
@@ -24,27 +23,11 @@ from creditops.retraining import (
     should_retrain,
 )
 from creditops.retraining import pipeline as pipeline_module
-from creditops.store.predlog import PredictionLog, PredictionRecord
-
-NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
-
-
-def _run(hours_ago: float, level: str = "ok", share: float = 0.0, drop: float | None = None):
-    started = NOW - timedelta(hours=hours_ago)
-    return MonitorRun(
-        id=f"run-{hours_ago}",
-        started_at=started,
-        finished_at=started + timedelta(seconds=5),
-        rows=500,
-        drift_level=level,
-        drift_share=share,
-        realised_auc_drop_relative=drop,
-        level="info",
-    )
+from helpers import NOW, log_labelled_decisions, monitor_run
 
 
 def test_no_trigger_on_quiet_history():
-    runs = [_run(h) for h in (30, 20, 10, 1)]
+    runs = [monitor_run(h) for h in (30, 20, 10, 1)]
     decision = should_retrain(
         RetrainConfig(), now=NOW, runs=runs, champion_created_at=NOW - timedelta(days=2)
     )
@@ -54,11 +37,11 @@ def test_no_trigger_on_quiet_history():
 
 def test_each_trigger_fires_with_its_numbers():
     config = RetrainConfig()
-    critical = [_run(h, "critical") for h in (26, 18, 9, 1)]
+    critical = [monitor_run(h, "critical") for h in (26, 18, 9, 1)]
     decision = should_retrain(
         config,
         now=NOW,
-        runs=[*critical[:-1], _run(1, "critical", share=0.45, drop=0.08)],
+        runs=[*critical[:-1], monitor_run(1, "critical", share=0.45, drop=0.08)],
         champion_created_at=NOW - timedelta(days=9),
         force=True,
     )
@@ -72,7 +55,12 @@ def test_each_trigger_fires_with_its_numbers():
 
 def test_critical_drift_must_last_the_whole_period():
     # Critical for 12 hours only, after an ok run: not yet a trend.
-    runs = [_run(30, "critical"), _run(13, "ok"), _run(12, "critical"), _run(1, "critical")]
+    runs = [
+        monitor_run(30, "critical"),
+        monitor_run(13, "ok"),
+        monitor_run(12, "critical"),
+        monitor_run(1, "critical"),
+    ]
     decision = should_retrain(RetrainConfig(), now=NOW, runs=runs)
     assert [r.name for r in decision.reasons] == []
 
@@ -106,30 +94,8 @@ def store(trained, tmp_path) -> Settings:
 
 def _labelled_decisions(settings: Settings, n: int) -> None:
     frame, spec = load_builtin("credit_data")
-    loaded = load_model(settings)
     rows = frame.sample(n, random_state=5).reset_index(drop=True)
-    records = [
-        PredictionRecord(
-            created_at=NOW - timedelta(hours=n - i),
-            model_name=loaded.name,
-            model_version=loaded.version,
-            features={f: (None if row[f] != row[f] else row[f]) for f in loaded.spec.features},
-            protected={"Age": int(row["Age"]), "Marital": row["Marital"]},
-            probability=0.2,
-            points=500,
-            decision="approve",
-            latency_ms=1.0,
-        )
-        for i, row in rows.iterrows()
-    ]
-    with PredictionLog(settings.resolved_database_url) as log:
-        log.write_many(records)
-        log.record_outcomes(
-            [
-                (r.prediction_id, int(status == spec.positive))
-                for r, status in zip(records, rows[spec.target], strict=True)
-            ]
-        )
+    log_labelled_decisions(settings, rows, (rows[spec.target] == spec.positive).astype(int))
 
 
 FORCED = RetrainDecision(retrain=True, reasons=[Trigger(name="forced", message="forced")])

@@ -161,12 +161,21 @@ def _dataset_spec(spec: ResolvedSpec) -> DatasetSpec:
     )
 
 
+def _logged_columns(frame: pd.DataFrame) -> tuple[dict[str, str], dict[str, str]]:
+    """The log frame's columns by feature and by protected attribute (from
+    :meth:`PredictionLog.window`'s ``attrs``). Without them every value would read as missing,
+    so their absence is an error, not an empty mapping."""
+    try:
+        return frame.attrs["feature_columns"], frame.attrs["protected_columns"]
+    except KeyError as missing:
+        raise CreditOpsError(f"the labelled decisions lost their column map {missing}") from None
+
+
 def _as_training_rows(
     labelled: pd.DataFrame, spec: ResolvedSpec, columns: list[str]
 ) -> pd.DataFrame:
     """Logged decisions with outcomes, in the columns of the champion's training data."""
-    features = labelled.attrs.get("feature_columns", {})
-    protected = labelled.attrs.get("protected_columns", {})
+    features, protected = _logged_columns(labelled)
     out = pd.DataFrame(index=labelled.index)
     for column in columns:
         if column == spec.target:
@@ -185,8 +194,7 @@ def _as_training_rows(
 
 
 def _holdout_view(holdout: pd.DataFrame, spec: ResolvedSpec) -> tuple[pd.DataFrame, pd.DataFrame]:
-    features = holdout.attrs.get("feature_columns", {})
-    protected = holdout.attrs.get("protected_columns", {})
+    features, protected = _logged_columns(holdout)
     # A feature never logged is missing for every row (the pipelines impute it).
     X = pd.DataFrame(
         {f: holdout[features[f]] if f in features else np.nan for f in spec.features},
@@ -450,9 +458,7 @@ def _retrain(
         # A champion that came from a retrain was trained on logged decisions too (with their
         # prediction_id as the id): they are neither new training rows nor a fair holdout.
         learnt = set(original[spec.id].astype(str))
-        attrs = dict(labelled.attrs)
         labelled = labelled[~labelled["prediction_id"].astype(str).isin(learnt)].copy()
-        labelled.attrs.update(attrs)
     n_holdout = math.floor(len(labelled) * config.holdout_share)
     base = {
         "reasons": reasons,
@@ -460,47 +466,34 @@ def _retrain(
         "labelled_rows": len(labelled),
         "holdout_rows": n_holdout,
     }
-    if n_holdout < config.min_labelled_rows:
-        return RetrainResult(
-            outcome="skipped",
-            message=f"not retrained: {len(labelled)} decisions have outcomes, so the holdout "
-            f"would hold {n_holdout} rows (need {config.min_labelled_rows})",
-            gates=[
-                Gate(
-                    name="minimum_labelled_rows",
-                    passed=False,
-                    value=n_holdout,
-                    threshold=config.min_labelled_rows,
-                    message=f"{n_holdout} labelled holdout rows (need {config.min_labelled_rows})",
-                )
-            ],
-            **base,
+
+    def skipped(message: str, gate_message: str) -> RetrainResult:
+        gate = Gate(
+            name="minimum_labelled_rows",
+            passed=False,
+            value=n_holdout,
+            threshold=config.min_labelled_rows,
+            message=gate_message,
         )
-    attrs = dict(labelled.attrs)
+        return RetrainResult(outcome="skipped", message=message, gates=[gate], **base)
+
+    if n_holdout < config.min_labelled_rows:
+        return skipped(
+            f"not retrained: {len(labelled)} decisions have outcomes, so the holdout would hold "
+            f"{n_holdout} rows (need {config.min_labelled_rows})",
+            f"{n_holdout} labelled holdout rows (need {config.min_labelled_rows})",
+        )
+    # The log's column maps ride in ``attrs``, which pandas carries through these operations.
     labelled = labelled.sort_values(["created_at", "prediction_id"]).reset_index(drop=True)
-    labelled.attrs.update(attrs)
     holdout = labelled.iloc[len(labelled) - n_holdout :].copy()
-    holdout.attrs.update(attrs)
-    classes = holdout["outcome"].nunique()
-    if classes < 2:
+    if holdout["outcome"].nunique() < 2:
         # AUC is undefined on one class: no comparison is possible, so nothing is trained.
-        return RetrainResult(
-            outcome="skipped",
-            message=f"not retrained: the {n_holdout} holdout rows hold only one outcome, so "
-            "champion and challenger cannot be compared",
-            gates=[
-                Gate(
-                    name="minimum_labelled_rows",
-                    passed=False,
-                    value=n_holdout,
-                    threshold=config.min_labelled_rows,
-                    message=f"{n_holdout} labelled holdout rows, all with the same outcome",
-                )
-            ],
-            **base,
+        return skipped(
+            f"not retrained: the {n_holdout} holdout rows hold only one outcome, so champion "
+            "and challenger cannot be compared",
+            f"{n_holdout} labelled holdout rows, all with the same outcome",
         )
     recent = labelled.iloc[: len(labelled) - n_holdout].copy()
-    recent.attrs.update(attrs)
 
     combined = original
     if len(recent):
