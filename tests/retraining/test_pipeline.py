@@ -5,9 +5,12 @@ MLflow; promotion, rollback, and a challenger spoiled by wrong labels that the A
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -21,7 +24,14 @@ from sklearn.metrics import brier_score_loss, roc_auc_score
 
 from creditops.config import Settings
 from creditops.exceptions import CreditOpsError
-from creditops.registry.registry import get_version, load_model, load_version_data
+from creditops.registry.registry import (
+    get_version,
+    load_model,
+    load_version_data,
+    promote,
+    register_model,
+    set_alias,
+)
 from creditops.retraining import (
     AuditEntry,
     AuditLog,
@@ -35,7 +45,7 @@ from creditops.retraining import (
     rollback,
 )
 from creditops.retraining import pipeline as pipeline_module
-from creditops.retraining.audit import EXPERIMENT
+from creditops.retraining.audit import EXPERIMENT, AuditLogError
 from creditops.store.predlog import PredictionLog, PredictionRecord
 from helpers import NOW, log_labelled_decisions
 
@@ -164,10 +174,10 @@ def test_retrain_registers_a_challenger_compares_it_and_waits_for_approval(store
     with AuditLog.from_settings(store) as audit:
         entries = audit.recent(10)
     trail = [(e.action, e.outcome) for e in entries]
-    refused_first = [("promote", "rejected")] if expected == "rejected" else []
+    refused_first = [("promote", "refused")] if expected == "rejected" else []
     assert trail == [
         ("rollback", "rolled_back"),
-        ("promote", "rejected"),  # already the champion
+        ("promote", "refused"),  # already the champion
         ("promote", "promoted"),
         *refused_first,
         ("retrain", expected),
@@ -278,7 +288,7 @@ def test_a_crash_after_registration_leaves_no_alias_and_names_the_orphan(store, 
         entry = audit.recent(1)[0]
     assert entry.outcome == "failed"
     assert entry.challenger_version == "2"
-    assert "version 2 was registered but holds no alias" in entry.message
+    assert "version 2 was registered and holds no alias" in entry.message
 
 
 def test_a_one_class_holdout_is_skipped_before_training(store, monkeypatch):
@@ -303,6 +313,13 @@ def test_a_one_class_holdout_is_skipped_before_training(store, monkeypatch):
     result = retrain(store, RetrainConfig(**QUICK), FORCED, now=NOW)
     assert result.outcome == "skipped"
     assert "only one outcome" in result.message
+    [gate] = result.gates
+    assert (gate.name, gate.passed, gate.value, gate.threshold) == (
+        "holdout_has_both_outcomes",
+        False,
+        1,
+        2,
+    )
     assert get_version(store, "2") is None
 
 
@@ -489,3 +506,69 @@ def test_log_frames_without_their_column_map_are_refused_not_read_as_missing():
     frame.attrs.update(feature_columns={"Income": "feature.Income"}, protected_columns={})
     kept = frame.sort_values("prediction_id").reset_index(drop=True).iloc[:1].copy()
     assert pipeline_module._logged_columns(kept) == ({"Income": "feature.Income"}, {})
+
+
+def _second_version(store: Settings) -> str:
+    """Version 1's model registered again, as version 2 (no retrain made it)."""
+    return register_model(get_version(store, "1").source, store, alias=None)
+
+
+def test_a_rollback_to_the_version_already_champion_is_refused_not_recorded_as_done(store):
+    promote(store, _second_version(store))  # the history now returns to 1
+    set_alias(store, "champion", "1")  # moved back outside creditops (e.g. the MLflow UI)
+    with pytest.raises(CreditOpsError, match="already the champion"):
+        rollback(store)
+    assert str(get_version(store, "champion").version) == "1"
+    with AuditLog.from_settings(store) as audit:
+        [entry] = audit.recent(5)
+    assert (entry.action, entry.outcome, entry.challenger_version) == ("rollback", "refused", "1")
+    # Version 1 was not rolled back from, so it is not barred from promotion.
+    assert not get_version(store, "1").tags.get("rollback_outcome")
+
+
+def test_promote_resolves_an_alias_to_its_version(store):
+    version = _second_version(store)
+    set_alias(store, "challenger", version)
+    entry = promote_challenger(store, version="challenger", force=True)
+    assert (entry.champion_version, entry.challenger_version) == ("1", version)
+    assert str(get_version(store, "champion").version) == version
+
+
+def test_a_promotion_whose_audit_cannot_be_written_still_reports_the_change(store, monkeypatch):
+    version = _second_version(store)
+
+    def unwritable(*_: object) -> None:
+        raise AuditLogError("the retraining audit is read-only")
+
+    monkeypatch.setattr(pipeline_module, "record_everywhere", unwritable)
+    entry = promote_challenger(store, version=version, force=True)
+    assert str(get_version(store, "champion").version) == version  # the change happened
+    assert entry.outcome == "promoted"
+    assert entry.details["audit_error"] == "the retraining audit is read-only"
+
+
+def test_promotions_queue_for_the_champion_lock_and_give_up_after_its_wait(store):
+    short = dataclasses.replace(pipeline_module.CHAMPION_LOCK, wait_s=0.3)
+    with (
+        pipeline_module._exclusive(store, short),
+        pytest.raises(CreditOpsError, match="another promotion or rollback is under way"),
+        pipeline_module._exclusive(store, short),
+    ):
+        pass
+    # Held by another thread for half a second: a holder with a longer wait gets it after.
+    order: list[str] = []
+    holding = threading.Event()
+
+    def hold() -> None:
+        with pipeline_module._exclusive(store, short):
+            holding.set()
+            time.sleep(0.5)
+            order.append("released")
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    assert holding.wait(10)
+    with pipeline_module._exclusive(store, dataclasses.replace(short, wait_s=30)):
+        order.append("acquired")
+    thread.join()
+    assert order == ["released", "acquired"]

@@ -349,12 +349,12 @@ def test_promote_and_rollback_swap_the_served_version(server, trained, applicati
         entries = audit.recent(20)
     trail = [(e.action, e.outcome, e.details["via"]) for e in reversed(entries)]
     assert trail == [
-        ("promote", "rejected", "api"),
+        ("promote", "refused", "api"),
         ("promote", "promoted", "api"),
         ("rollback", "rolled_back", "api"),
-        ("rollback", "rejected", "api"),
-        ("promote", "rejected", "api"),
-        ("promote", "rejected", "api"),
+        ("rollback", "refused", "api"),
+        ("promote", "refused", "api"),
+        ("promote", "refused", "api"),
     ]
     assert entries[-2].id == promoted.json()["audit_id"]
     assert entries[-2].reasons == ["forced"]

@@ -31,7 +31,11 @@ EXPERIMENT = "creditops-retraining"
 _T = TypeVar("_T")
 
 Action = Literal["retrain", "promote", "rollback"]
-Outcome = Literal["promoted", "awaiting_approval", "rejected", "failed", "skipped", "rolled_back"]
+# "rejected": a retrain's challenger failed a gate; "refused": a promotion or rollback broke a
+# rule and changed nothing.
+Outcome = Literal[
+    "promoted", "awaiting_approval", "rejected", "failed", "skipped", "rolled_back", "refused"
+]
 
 _metadata = sa.MetaData()
 audit_table = sa.Table(
@@ -79,7 +83,8 @@ class AuditEntry(BaseModel):
     @field_validator("started_at", "finished_at")
     @classmethod
     def _to_utc(cls, value: datetime) -> datetime:
-        # SQLite stores naive text and the reader takes it as UTC: convert before writing.
+        # The table stores UTC either way (UTCDateTime); this keeps the entry the caller gets
+        # back and MLflow's audit.json in UTC too, so all three read alike.
         return value.astimezone(UTC)
 
 
@@ -213,10 +218,10 @@ def _record_in_mlflow(settings: Settings, entry: AuditEntry) -> None:
         run.info.run_id, json.dumps(entry.model_dump(mode="json"), indent=2), "audit.json"
     )
     client.set_terminated(run.info.run_id)
-    # A refused promotion or rollback changed nothing about the version: its tags stay as the
-    # last thing that did.
-    refused = entry.action != "retrain" and entry.outcome == "rejected"
-    if entry.challenger_version and not refused:
+    # A promotion or rollback that did not happen changed nothing about the version: its tags
+    # stay as the last thing that did.
+    changed = entry.action == "retrain" or entry.outcome in ("promoted", "rolled_back")
+    if entry.challenger_version and changed:
         name, version = settings.registered_model_name, entry.challenger_version
         client.set_model_version_tag(name, version, f"{entry.action}_outcome", entry.outcome)
         if entry.action == "retrain":

@@ -28,6 +28,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -69,8 +70,10 @@ from creditops.store.database import normalise_url
 from creditops.store.predlog import PredictionLog
 from creditops.training.train import train
 
-# PostgreSQL advisory-lock key held while a retrain runs ("crrt").
+# PostgreSQL advisory-lock keys held while a retrain runs ("crrt") and while the champion
+# alias moves ("crch").
 RETRAIN_LOCK_KEY = 0x63727274
+CHAMPION_LOCK_KEY = 0x63726368
 
 logger = logging.getLogger(__name__)
 
@@ -99,27 +102,67 @@ class RetrainResult(BaseModel):
         return self.model_dump(mode="json")
 
 
+@dataclass(frozen=True)
+class _Lock:
+    """A lock that one host's processes share through a file in ``CREDITOPS_HOME``, and every
+    host sharing a PostgreSQL decision log through a session advisory lock on it."""
+
+    file: str
+    key: int
+    busy: str  # what the holder is doing, for the error
+    error: type[CreditOpsError]
+    wait_s: float = 0.0  # 0: fail at once when held
+
+
+RETRAIN_LOCK = _Lock(
+    "retrain.lock", RETRAIN_LOCK_KEY, "another retrain is running", RetrainInProgressError
+)
+# Promotions and rollbacks read the alias and its history, move it and audit the move: two at
+# once could both roll back from the same champion. They queue for a short while instead.
+CHAMPION_LOCK = _Lock(
+    "champion.lock",
+    CHAMPION_LOCK_KEY,
+    "another promotion or rollback is under way",
+    CreditOpsError,
+    wait_s=60.0,
+)
+
+
+def _retrying(attempt: Callable[[], bool], wait_s: float) -> bool:
+    """``attempt`` until it succeeds or ``wait_s`` has passed."""
+    deadline = time.monotonic() + wait_s
+    while not attempt():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
 @contextlib.contextmanager
-def _exclusive(settings: Settings) -> Iterator[None]:
-    """Hold the retrain lock: the host's lock file, then the database's advisory lock."""
+def _exclusive(settings: Settings, lock: _Lock = RETRAIN_LOCK) -> Iterator[None]:
+    """Hold ``lock``: the host's lock file, then the database's advisory lock."""
     settings.ensure_home()
-    fd = os.open(settings.home / "retrain.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
+    fd = os.open(settings.home / lock.file, os.O_RDWR | os.O_CREAT, 0o600)
+
+    def take_file() -> bool:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise RetrainInProgressError(
-                "another retrain is running (it holds CREDITOPS_HOME/retrain.lock)"
-            ) from None
-        with _database_lock(settings.resolved_database_url):
+            return False
+        return True
+
+    try:
+        if not _retrying(take_file, lock.wait_s):
+            raise lock.error(f"{lock.busy} (it holds CREDITOPS_HOME/{lock.file})")
+        with _database_lock(settings.resolved_database_url, lock):
             yield
     finally:
         os.close(fd)  # releases the lock
 
 
 @contextlib.contextmanager
-def _database_lock(url: str) -> Iterator[None]:
-    """A PostgreSQL session advisory lock, so retrains on different hosts sharing the database
+def _database_lock(url: str, lock: _Lock = RETRAIN_LOCK) -> Iterator[None]:
+    """A PostgreSQL session advisory lock, so holders on different hosts sharing the database
     exclude each other too (SQLite is one host's file: the lock file covers it). The session
     is held idle, outside any transaction, and the lock goes with it if the process dies."""
     parsed = normalise_url(url, "the retraining lock", "lock")
@@ -130,19 +173,24 @@ def _database_lock(url: str) -> Iterator[None]:
     engine = sa.create_engine(parsed, poolclass=NullPool, connect_args=timeout)
     try:
         with engine.connect() as conn:
-            key = {"key": RETRAIN_LOCK_KEY}
-            held = conn.execute(sa.text("SELECT pg_try_advisory_lock(:key)"), key).scalar_one()
-            conn.commit()
-            if not held:
-                raise RetrainInProgressError(
-                    "another retrain is running (it holds the retraining advisory lock "
-                    "of the decision-log database)"
+            key = {"key": lock.key}
+
+            def take() -> bool:
+                held = conn.execute(sa.text("SELECT pg_try_advisory_lock(:key)"), key)
+                taken = bool(held.scalar_one())
+                conn.commit()
+                return taken
+
+            if not _retrying(take, lock.wait_s):
+                raise lock.error(
+                    f"{lock.busy} (it holds the advisory lock {lock.file!r} of the "
+                    "decision-log database)"
                 )
             try:
                 yield
             finally:
                 # Best effort: if the idle session was dropped, its lock went with it, and the
-                # retrain's own outcome (already audited) must not turn into a crash here.
+                # holder's own outcome (already audited) must not turn into a crash here.
                 with contextlib.suppress(SQLAlchemyError):
                     conn.execute(sa.text("SELECT pg_advisory_unlock(:key)"), key)
                     conn.commit()
@@ -398,7 +446,8 @@ def retrain(
             result = _retrain(settings, config, champion, reasons, started, progress)
         except Exception as error:
             orphan = progress.get("registered")
-            note = f" (version {orphan} was registered but holds no alias)" if orphan else ""
+            held = progress.get("aliases", "no alias")
+            note = f" (version {orphan} was registered and holds {held})" if orphan else ""
             record_everywhere(
                 settings,
                 audit,
@@ -467,31 +516,37 @@ def _retrain(
         "holdout_rows": n_holdout,
     }
 
-    def skipped(message: str, gate_message: str) -> RetrainResult:
-        gate = Gate(
-            name="minimum_labelled_rows",
-            passed=False,
-            value=n_holdout,
-            threshold=config.min_labelled_rows,
-            message=gate_message,
-        )
+    def skipped(message: str, gate: Gate) -> RetrainResult:
         return RetrainResult(outcome="skipped", message=message, gates=[gate], **base)
 
     if n_holdout < config.min_labelled_rows:
         return skipped(
             f"not retrained: {len(labelled)} decisions have outcomes, so the holdout would hold "
             f"{n_holdout} rows (need {config.min_labelled_rows})",
-            f"{n_holdout} labelled holdout rows (need {config.min_labelled_rows})",
+            Gate(
+                name="minimum_labelled_rows",
+                passed=False,
+                value=n_holdout,
+                threshold=config.min_labelled_rows,
+                message=f"{n_holdout} labelled holdout rows (need {config.min_labelled_rows})",
+            ),
         )
     # The log's column maps ride in ``attrs``, which pandas carries through these operations.
     labelled = labelled.sort_values(["created_at", "prediction_id"]).reset_index(drop=True)
     holdout = labelled.iloc[len(labelled) - n_holdout :].copy()
-    if holdout["outcome"].nunique() < 2:
+    outcomes = holdout["outcome"].nunique()
+    if outcomes < 2:
         # AUC is undefined on one class: no comparison is possible, so nothing is trained.
         return skipped(
             f"not retrained: the {n_holdout} holdout rows hold only one outcome, so champion "
             "and challenger cannot be compared",
-            f"{n_holdout} labelled holdout rows, all with the same outcome",
+            Gate(
+                name="holdout_has_both_outcomes",
+                passed=False,
+                value=outcomes,
+                threshold=2,
+                message=f"the {n_holdout} labelled holdout rows all have the same outcome",
+            ),
         )
     recent = labelled.iloc[: len(labelled) - n_holdout].copy()
 
@@ -539,9 +594,12 @@ def _retrain(
     gates = evaluate_gates(champion_scores, challenger_scores, n_holdout, config)
     # Trained, registered and compared: only now does the new version take the alias.
     set_alias(settings, CHALLENGER, challenger_version)
+    progress["aliases"] = "the 'challenger' alias"
     passed = all(g.passed for g in gates)
     if passed and config.auto_promote:
-        promote(settings, challenger_version)
+        progress["aliases"] = "the 'challenger' alias, and maybe 'champion': it was being promoted"
+        with _exclusive(settings, CHAMPION_LOCK):
+            promote(settings, challenger_version)
         outcome, message = (
             "promoted",
             f"version {challenger_version} passed every gate and is now the champion",
@@ -585,7 +643,7 @@ def _registry_move(settings: Settings) -> MoveChampion:
 def _audit_refusal(
     settings: Settings,
     audit: AuditLog,
-    error: CreditOpsError,
+    error: Exception,
     *,
     action: Action,
     started: datetime,
@@ -594,22 +652,34 @@ def _audit_refusal(
     message: str,
     via: str,
 ) -> None:
-    """Record a refused promotion or rollback; the refusal itself is what the caller sees, so
-    an audit that cannot be written is logged rather than raised over it."""
+    """Record a promotion or rollback that did not happen: ``refused`` by a rule, or ``failed``
+    on an unexpected error. The caller sees the error itself, so an audit that cannot be
+    written is logged rather than raised over it."""
+    refused = isinstance(error, CreditOpsError)
     entry = AuditEntry(
         started_at=started,
         action=action,
-        outcome="rejected",
+        outcome="refused" if refused else "failed",
         champion_version=champion_version,
         challenger_version=challenger_version,
         reasons=[str(error)],
-        message=f"{message} refused: {error}",
+        message=f"{message} {'refused' if refused else 'failed'}: {error}",
         details={"via": via, "error": type(error).__name__},
     )
     try:
         record_everywhere(settings, audit, entry)
     except AuditLogError as audit_error:
-        logger.error("%s (the refusal was not audited: %s)", error, audit_error)
+        logger.error("%s (not audited: %s)", entry.message, audit_error)
+
+
+def _audit_change(settings: Settings, audit: AuditLog, entry: AuditEntry) -> AuditEntry:
+    """Record a change that has happened. The alias has moved either way, so a failed audit
+    write is logged and noted on the returned entry, not raised as if nothing had changed."""
+    try:
+        return record_everywhere(settings, audit, entry)
+    except AuditLogError as error:
+        logger.error("%s, but the audit could not be written: %s", entry.message, error)
+        return entry.model_copy(update={"details": {**entry.details, "audit_error": str(error)}})
 
 
 def promote_challenger(
@@ -620,44 +690,42 @@ def promote_challenger(
     move: MoveChampion | None = None,
     via: str = "cli",
 ) -> AuditEntry:
-    """Make the challenger (or ``version``) the champion, if its retrain passed every gate
-    (``force``: even if not, recorded as forced). Refusals are audited too; ``via`` says where
-    the request came from (``cli``, ``api``)."""
+    """Make the challenger (or ``version``: a number or an alias) the champion, if its retrain
+    passed every gate and it was not rolled back since (``force``: even if not, recorded as
+    forced). Refusals and failures are audited too; ``via`` says where the request came from
+    (``cli``, ``api``)."""
     started = datetime.now(UTC)
     move = move or _registry_move(settings)
-    with AuditLog.from_settings(settings) as audit:
+    with _exclusive(settings, CHAMPION_LOCK), AuditLog.from_settings(settings) as audit:
         champion = get_version(settings, CHAMPION)
         champion_version = str(champion.version) if champion is not None else None
         verdict: AuditEntry | None = None
         cleared = False
         try:
-            if version is None:
-                current = get_version(settings, CHALLENGER)
-                if current is None:
-                    raise ModelNotFoundError("no version holds the 'challenger' alias")
-                version = str(current.version)
-            elif get_version(settings, version) is None:
+            found = get_version(settings, CHALLENGER if version is None else version)
+            if found is None:
                 raise ModelNotFoundError(
-                    f"no version {version!r} of model {settings.registered_model_name!r} "
+                    "no version holds the 'challenger' alias"
+                    if version is None
+                    else f"no version {version!r} of model {settings.registered_model_name!r} "
                     "is registered"
                 )
-            if champion_version == str(version):
+            version = str(found.version)
+            if champion_version == version:
                 raise CreditOpsError(f"version {version} is already the champion")
             retrains = audit.recent(1, action="retrain", challenger_version=version)
             verdict = retrains[0] if retrains else None
+            # A rollback always follows the retrain that made its version.
             rolled_back = audit.recent(
                 1, action="rollback", outcome="rolled_back", challenger_version=version
-            )
-            withdrawn = bool(rolled_back) and (
-                verdict is None or rolled_back[0].started_at >= verdict.started_at
             )
             cleared = (
                 verdict is not None
                 and verdict.outcome in ("awaiting_approval", "promoted")
-                and not withdrawn
+                and not rolled_back
             )
             if not cleared and not force:
-                if withdrawn:
+                if rolled_back:
                     why = f"it was rolled back: {rolled_back[0].message}"
                 elif verdict is None:
                     why = "it was not produced by a retrain"
@@ -667,8 +735,8 @@ def promote_challenger(
                     f"version {version} is not cleared for promotion: {why} "
                     "(--force, or force=true over the API)"
                 )
-            previous, current_version = move(str(version), False)
-        except CreditOpsError as error:
+            previous, current_version = move(version, False)
+        except Exception as error:
             _audit_refusal(
                 settings,
                 audit,
@@ -676,12 +744,12 @@ def promote_challenger(
                 action="promote",
                 started=started,
                 champion_version=champion_version,
-                challenger_version=None if version is None else str(version),
+                challenger_version=version,
                 message=f"promotion of version {version}",
                 via=via,
             )
             raise
-        return record_everywhere(
+        return _audit_change(
             settings,
             audit,
             AuditEntry(
@@ -704,15 +772,21 @@ def rollback(
     """Return the champion alias to the previous champion (audited, refusals included)."""
     started = datetime.now(UTC)
     move = move or _registry_move(settings)
-    with AuditLog.from_settings(settings) as audit:
+    with _exclusive(settings, CHAMPION_LOCK), AuditLog.from_settings(settings) as audit:
         champion = get_version(settings, CHAMPION)
         champion_version = str(champion.version) if champion is not None else None
         previous = previous_champion(settings)
         try:
             if previous is None:
                 raise CreditOpsError("no previous champion to roll back to")
+            if previous == champion_version:
+                # The alias was moved outside creditops (e.g. in the MLflow UI) to the version
+                # the history would return to: there is nothing to roll back from.
+                raise CreditOpsError(
+                    f"version {previous}, the previous champion, is already the champion"
+                )
             before, now_champion = move(previous, True)
-        except CreditOpsError as error:
+        except Exception as error:
             _audit_refusal(
                 settings,
                 audit,
@@ -725,7 +799,7 @@ def rollback(
                 via=via,
             )
             raise
-        return record_everywhere(
+        return _audit_change(
             settings,
             audit,
             AuditEntry(

@@ -414,7 +414,10 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
             previous, champion = entry.challenger_version, entry.champion_version
         else:
             previous, champion = entry.champion_version, entry.challenger_version
-        return {"previous": previous, "champion": champion, "audit_id": entry.id}
+        answer = {"previous": previous, "champion": champion, "audit_id": entry.id}
+        if "audit_error" in entry.details:  # changed, but no audit row holds that id
+            answer.update(audit_id=None, audit_error=entry.details["audit_error"])
+        return answer
 
     @app.post("/models/{version}/promote", tags=[ADMIN_TAG], dependencies=[Admin])
     def promote(version: str, service: Service, force: bool = False) -> Any:
