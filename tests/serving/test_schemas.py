@@ -31,7 +31,6 @@ from creditops.serving.schemas import (
     build_application_model,
     build_batch_model,
     example_application,
-    feature_bounds,
     format_location,
     parse_json_strict,
     split_application,
@@ -271,21 +270,21 @@ def test_bounds_widen_the_training_range(
         assert str(value) not in error["problem"]
 
 
-def test_feature_bounds() -> None:
+def test_accepted_range_widens_the_training_range() -> None:
     money = FeatureSchema(
         name="m", kind="numeric", missing_rate=0, minimum=6, maximum=959, integer=True
     )
-    assert feature_bounds(money, 0.5) == (0.0, 1435.0)
-    assert feature_bounds(money, 0.0) == (6.0, 959.0)
-    assert feature_bounds(money.model_copy(update={"integer": False}), 0.5) == (0.0, 1435.5)
+    assert money.accepted_range(0.5) == (0.0, 1435.0)
+    assert money.accepted_range(0.0) == (6.0, 959.0)
+    assert money.model_copy(update={"integer": False}).accepted_range(0.5) == (0.0, 1435.5)
     signed = FeatureSchema(name="s", kind="numeric", missing_rate=0, minimum=-1.0, maximum=1.0)
-    assert feature_bounds(signed, 0.5) == (-2.0, 2.0)
+    assert signed.accepted_range(0.5) == (-2.0, 2.0)
     real = FeatureSchema(name="r", kind="numeric", missing_rate=0, minimum=0.1, maximum=0.3)
-    assert feature_bounds(real, 0.5) == pytest.approx((0.0, 0.4))
+    assert real.accepted_range(0.5) == pytest.approx((0.0, 0.4))
     constant = FeatureSchema(name="c", kind="numeric", missing_rate=0, minimum=4, maximum=4)
-    assert feature_bounds(constant, 0.5) == (2.0, 6.0)
+    assert constant.accepted_range(0.5) == (2.0, 6.0)
     unknown = FeatureSchema(name="u", kind="numeric", missing_rate=1)
-    assert feature_bounds(unknown) == (-math.inf, math.inf)
+    assert unknown.accepted_range() == (-math.inf, math.inf)
 
 
 def test_margin_must_be_sensible(spec: ResolvedSpec) -> None:

@@ -44,11 +44,10 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from creditops.data.spec import ACCEPTED_MARGIN, FeatureSchema
+from creditops.data.spec import FeatureSchema
 from creditops.exceptions import ConfigurationError, CreditOpsError
 
 __all__ = [
-    "SERVICE_MARGIN",
     "IncomeShock",
     "NewSegment",
     "NoDrift",
@@ -65,10 +64,6 @@ __all__ = [
 ]
 
 REPORT_VERSION = 1
-# The service accepts numbers within the training range widened by this share of the range
-# (its default, never below 0 where training had no negatives); the pool is filtered and
-# scenario changes are clipped to the same bounds.
-SERVICE_MARGIN = ACCEPTED_MARGIN
 # Failed requests listed in full in a report (all are counted).
 _MAX_FAILURES_LISTED = 20
 _MAX_DETAIL = 300
@@ -90,10 +85,6 @@ class _Feature(FeatureSchema):
 
     kind: str  # type: ignore[assignment]  # a newer service may know more kinds
     missing_rate: float = 0.0
-
-    def bounds(self, margin: float = SERVICE_MARGIN) -> tuple[float, float]:
-        """The accepted range, computed as the service computes it."""
-        return self.accepted_range(margin)
 
 
 class ServedSpec(BaseModel):
@@ -133,7 +124,7 @@ class ServedSpec(BaseModel):
             return
         values = frame[column].astype(float)
         values = values.round(0) if feature.integer else values.round(2)
-        low, high = feature.bounds()
+        low, high = feature.accepted_range()
         frame[column] = values.clip(lower=low, upper=high)
 
     def acceptable(self, frame: pd.DataFrame) -> pd.Series:
@@ -151,7 +142,7 @@ class ServedSpec(BaseModel):
                 allowed = set(feature.categories or [])
                 keep &= missing | values.astype(str).isin(allowed)
             else:
-                low, high = feature.bounds()
+                low, high = feature.accepted_range()
                 numbers = values.astype(float)
                 inside = numbers.between(low, high)
                 if feature.integer:

@@ -40,7 +40,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
-    "DEFAULT_MARGIN",
     "MAX_PROTECTED_MAGNITUDE",
     "MAX_PROTECTED_TEXT",
     "ApplicationModel",
@@ -55,7 +54,6 @@ __all__ = [
     "build_application_model",
     "build_batch_model",
     "example_application",
-    "feature_bounds",
     "format_location",
     "parse_json_strict",
     "split_application",
@@ -65,7 +63,6 @@ __all__ = [
 # How far past the training range a number may go, as a share of that range: wide enough for
 # a slightly richer applicant than any seen in training, narrow enough to catch unit mistakes
 # (cents for euros, a monthly figure typed as yearly), which land far outside.
-DEFAULT_MARGIN = ACCEPTED_MARGIN
 # Protected attributes are kept for fairness monitoring only; these limits keep them small.
 MAX_PROTECTED_TEXT = 64
 MAX_PROTECTED_MAGNITUDE = 1e12
@@ -116,11 +113,6 @@ class BatchModel(BaseModel):
     example: ClassVar[dict[str, Any] | None] = None
 
 
-def feature_bounds(feature: FeatureSchema, margin: float = DEFAULT_MARGIN) -> tuple[float, float]:
-    """The accepted range of a numeric feature (:meth:`FeatureSchema.accepted_range`)."""
-    return feature.accepted_range(margin)
-
-
 def _attribute_name(column: str, position: int, taken: set[str]) -> str:
     usable = (
         column.isidentifier()
@@ -169,7 +161,7 @@ def _feature_field(feature: FeatureSchema, *, required: bool, margin: float) -> 
         return annotation, Field(
             default, alias=feature.name, title=feature.name, description=description
         )
-    lower, upper = feature_bounds(feature, margin)
+    lower, upper = feature.accepted_range(margin)
     bounds = {key: value for key, value in (("ge", lower), ("le", upper)) if math.isfinite(value)}
     number: Any = Annotated[float, Field(**bounds)]
     if feature.integer:
@@ -256,7 +248,7 @@ ProtectedValue = Annotated[
 def build_application_model(
     spec: ResolvedSpec,
     *,
-    margin: float = DEFAULT_MARGIN,
+    margin: float = ACCEPTED_MARGIN,
     require_never_missing: bool = True,
     example: Mapping[str, Any] | None = None,
     name: str = "Application",
@@ -264,7 +256,7 @@ def build_application_model(
     """One loan application as the model version behind ``spec`` expects it.
 
     - numbers: JSON numbers only (no strings, no booleans, no NaN or infinity), within the
-      training range widened by ``margin`` (:func:`feature_bounds`); whole numbers for
+      training range widened by ``margin`` (:meth:`FeatureSchema.accepted_range`); whole numbers for
       features that held only whole numbers in training (``5.0`` is accepted, ``5.5`` is not);
     - categories: exactly one of the categories seen in training. The pipeline could score an
       unseen value (it falls into the "infrequent" bucket), but a misspelling would then be

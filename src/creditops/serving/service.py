@@ -302,8 +302,8 @@ class DecisionService:
     def explain(self, features: dict[str, Any], served: ServedModel) -> dict[str, Any]:
         """SHAP contributions, LIME weights and the counterfactual hint for one application."""
         frame = pd.DataFrame([features], columns=served.spec.features)
-        local = served.explain_one(features)
         probability = served.probability(features)
+        local = served.explain_one(features, probability)  # scores the row once, not twice
         return {
             "model_name": served.name,
             "model_version": served.version,

@@ -84,7 +84,6 @@ _MAX_GROUP_ROWS = 1000
 _IN_CHUNK = 500
 # PostgreSQL advisory-lock key that serialises schema creation between processes.
 _SCHEMA_LOCK_KEY = 0x63726F70  # "crop"
-# SQLSTATEs after which the whole transaction may simply be run again.
 
 
 # ---------------------------------------------------------------------------------------------
@@ -473,9 +472,9 @@ class PredictionLog:
         """Open the log at ``url`` and, with ``create``, create its tables if they are missing.
 
         ``timeout_s`` bounds how long a write waits for the database (locks, retries) before it
-        raises; the pool (``pool_size`` + ``max_overflow`` = 40 by default) matches the worker
-        threads FastAPI runs synchronous endpoints in.
-        """
+        raises; the pool (``pool_size`` + ``max_overflow`` = 40 by default) covers the service's
+        decision threads and FastAPI's for its synchronous endpoints (a group commit writes on
+        one connection for many decisions)."""
         self._url = normalise_url(url, "the prediction log", "decision")
         self._backend = self._url.get_backend_name()
         self._timeout_s = float(timeout_s)
