@@ -183,12 +183,12 @@ def test_a_file_run_keeps_unknown_outcomes_unknown_and_decides_with_the_policy(s
     path = tmp_path / "window.csv"
     sample.to_csv(path, index=False)
     loaded = load_model(store)
-    current = _current_from_file(path, loaded, store)
+    policy = stored_policy(store, loaded)  # none stored here: the configured threshold decides
+    current = _current_from_file(path, loaded, store, policy)
     assert current["outcome"].isna().sum() == 30
     known = sample[spec.target].notna()
     want = (sample.loc[known, spec.target].astype(str) == str(spec.positive)).astype(int)
     assert current.loc[known, "outcome"].astype(int).tolist() == want.tolist()
-    policy = stored_policy(store, loaded)  # none stored here: the configured threshold decides
     p = current["probability"].to_numpy()
     want_decisions = (
         policy.decide_many(p)

@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from creditops.config import Settings
 from creditops.data.spec import ResolvedSpec
+from creditops.evaluation.business import DecisionPolicy
 from creditops.evaluation.review import stored_policy
 from creditops.exceptions import ConfigurationError
 from creditops.monitoring.alerts import (
@@ -168,7 +169,12 @@ class _Reference:
         test, self.test_labels = data.part("test", spec)
         self.test_scores = loaded.model.predict_proba(test[spec.features])[:, 1]
         self.metrics = reference_metrics_from_tags(loaded.tags)
-        self.decline_threshold = _decline_threshold(settings, loaded)
+        # The stored decision policy (None for versions saved without one: the configured
+        # threshold stands in), read once per version.
+        self.policy = stored_policy(settings, loaded)
+        self.decline_threshold = (
+            settings.decision_threshold if self.policy is None else self.policy.decline_at_or_above
+        )
         self._fitted: dict[str, Any] = {}
 
     def drift_calculator(self, config: DriftConfig, spec: ResolvedSpec) -> DataDriftCalculator:
@@ -208,12 +214,9 @@ def _champion_reference(settings: Settings) -> tuple[LoadedModel, _Reference]:
     return _prepared[key]
 
 
-def _decline_threshold(settings: Settings, loaded: LoadedModel) -> float:
-    policy = stored_policy(settings, loaded)
-    return settings.decision_threshold if policy is None else policy.decline_at_or_above
-
-
-def _current_from_file(path: Path, loaded: LoadedModel, settings: Settings) -> pd.DataFrame:
+def _current_from_file(
+    path: Path, loaded: LoadedModel, settings: Settings, policy: DecisionPolicy | None
+) -> pd.DataFrame:
     from creditops.data.io import read_table
 
     frame = read_table(path)
@@ -230,7 +233,6 @@ def _current_from_file(path: Path, loaded: LoadedModel, settings: Settings) -> p
     current["probability"] = probability
     current["created_at"] = pd.Timestamp.now(tz=UTC)
     # The decisions the stored policy would make, so approval rates by group can be compared.
-    policy = stored_policy(settings, loaded)
     current["decision"] = (
         policy.decide_many(probability)
         if policy is not None
@@ -288,8 +290,8 @@ def _alerts_from(
 
 
 def _latest(values: list[Any]) -> Any:
-    present = [v for v in values if v is not None and np.isfinite(v)]
-    return present[-1] if present else None
+    """The last finite value, or None."""
+    return next((v for v in reversed(values) if v is not None and np.isfinite(v)), None)
 
 
 def run_every(
@@ -335,7 +337,7 @@ def run_monitor(
     notes: list[str] = []
 
     if data is not None:
-        current = _current_from_file(Path(data), loaded, settings)
+        current = _current_from_file(Path(data), loaded, settings, reference.policy)
         source = str(data)
     else:
         log = PredictionLog(settings.resolved_database_url)
@@ -389,16 +391,18 @@ def run_monitor(
         gauges.set_prediction_drift(drift.prediction.psi if drift.prediction else None)
     if performance is not None and performance.windows:
         windows = performance.windows
-        realised = _latest([w.realised.roc_auc for w in windows])
+        # The realised AUC is the last window's that has one; its labelled decisions are the
+        # evidence behind it.
+        measured = next(
+            (w for w in reversed(windows) if _latest([w.realised.roc_auc]) is not None), None
+        )
         estimated = _latest([w.estimated.roc_auc for w in windows])
         labelled = sum(w.realised.labelled_rows for w in windows)
-        measured = [w for w in windows if _latest([w.realised.roc_auc]) is not None]
         gauges.set_performance(
-            realised_auc=realised,
+            realised_auc=None if measured is None else measured.realised.roc_auc,
             estimated_auc=estimated,
             reference_auc=performance.reference.roc_auc,
-            # the evidence behind the realised AUC: its own window's labelled decisions
-            labelled_rows=measured[-1].realised.labelled_rows if measured else 0,
+            labelled_rows=0 if measured is None else measured.realised.labelled_rows,
         )
         gauges.set_fairness({a.attribute: a.disparate_impact_ratio for a in windows[-1].fairness})
 
