@@ -574,7 +574,7 @@ def promote_command(
         entry = promote_challenger(settings, version=version, force=force)
     except CreditOpsError as error:
         _fail(error)
-    out.print(entry.message, highlight=False)
+    _print_change(entry)
 
 
 @app.command("rollback")
@@ -587,7 +587,18 @@ def rollback_command() -> None:
         entry = rollback(settings)
     except CreditOpsError as error:
         _fail(error)
+    _print_change(entry)
+
+
+def _print_change(entry: Any) -> None:
+    """A champion change that happened, and whether its audit entry could be written."""
     out.print(entry.message, highlight=False)
+    if "audit_error" in entry.details:
+        console.print(
+            f"warning: not written to the audit: {entry.details['audit_error']}",
+            highlight=False,
+            markup=False,
+        )
 
 
 predictions = typer.Typer(help="The decision log.", no_args_is_help=True)
