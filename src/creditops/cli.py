@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from creditops.config import get_settings
+from creditops.config import Settings, get_settings
 from creditops.exceptions import CreditOpsError, DataValidationError
 
 app = typer.Typer(
@@ -36,6 +36,14 @@ class ProfileChoice(StrEnum):
 def _fail(error: Exception) -> NoReturn:
     console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
     raise typer.Exit(code=2 if isinstance(error, DataValidationError) else 1)
+
+
+def _settings() -> Settings:
+    """The settings, or a one-line error naming the invalid variable."""
+    try:
+        return get_settings()
+    except CreditOpsError as error:
+        _fail(error)
 
 
 def _print_json(payload: Any) -> None:
@@ -118,7 +126,7 @@ def train(
     from creditops.training.train import load_training_data
     from creditops.training.train import train as run_training
 
-    settings = get_settings()
+    settings = _settings()
     if seed is not None:
         settings = settings.model_copy(update={"seed": seed})
     try:
@@ -197,7 +205,7 @@ def where(
     """Say where the results are: tracking store, champion, MLflow UI command, reports."""
     from creditops.registry.registry import get_version
 
-    settings = get_settings()
+    settings = _settings()
     try:
         version = get_version(settings)
     except CreditOpsError as error:
@@ -249,7 +257,7 @@ def evaluate(
     """Evaluate a registered version on its test split: metrics, fairness, errors, business."""
     from creditops.evaluation.review import evaluate_version, log_evaluation
 
-    settings = get_settings()
+    settings = _settings()
     try:
         evaluation = evaluate_version(
             settings, model_version, config=_evaluation_config(no_mitigation, n_boot)
@@ -297,7 +305,7 @@ def report(
     from creditops.evaluation.report import write_report
     from creditops.evaluation.review import evaluate_version, log_evaluation
 
-    settings = get_settings()
+    settings = _settings()
     try:
         evaluation = evaluate_version(
             settings, model_version, config=_evaluation_config(no_mitigation, 1000)
@@ -330,7 +338,7 @@ def serve(
     """Serve the champion over HTTP (API docs at /docs, Prometheus metrics at /metrics)."""
     from creditops.serving.server import serve as run_server
 
-    settings = get_settings()
+    settings = _settings()
     settings.ensure_home()
     console.print(f"serving on http://{host}:{port} (docs: http://{host}:{port}/docs)")
     try:
@@ -359,7 +367,7 @@ def predict(
     from creditops.registry.registry import CHAMPION
     from creditops.serving.batch import predict_file
 
-    settings = get_settings()
+    settings = _settings()
     settings.ensure_home()
     try:
         summary = predict_file(settings, source, output, log=log, ref=version or CHAMPION)
@@ -433,7 +441,7 @@ def monitor(
     realised and estimated performance, fairness; alerts stored, logged and exported."""
     from creditops.monitoring.monitor import run_every, run_monitor
 
-    settings = get_settings()
+    settings = _settings()
     settings.ensure_home()
 
     def once() -> None:
@@ -527,7 +535,7 @@ def retrain_command(
         retrain_config,
     )
 
-    settings = get_settings()
+    settings = _settings()
     settings.ensure_home()
     try:
         config = retrain_config(settings)
@@ -569,7 +577,7 @@ def promote_command(
     service follows within CREDITOPS_CHAMPION_POLL_SECONDS."""
     from creditops.retraining import promote_challenger
 
-    settings = get_settings()
+    settings = _settings()
     try:
         entry = promote_challenger(settings, version=version, force=force)
     except CreditOpsError as error:
@@ -582,7 +590,7 @@ def rollback_command() -> None:
     """Return the champion alias to the previous champion (audited)."""
     from creditops.retraining import rollback
 
-    settings = get_settings()
+    settings = _settings()
     try:
         entry = rollback(settings)
     except CreditOpsError as error:
@@ -612,7 +620,7 @@ def export_predictions(
     """Write every logged decision, with its outcome when known, to CSV or Parquet."""
     from creditops.store.predlog import PredictionLog
 
-    settings = get_settings()
+    settings = _settings()
     try:
         log = PredictionLog(settings.resolved_database_url)
         try:

@@ -10,8 +10,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from creditops.exceptions import ConfigurationError
 
 Profile = Literal["fast", "full"]
 
@@ -117,10 +119,24 @@ class Settings(BaseSettings):
         return self.home
 
 
+def _variable(loc: tuple[int | str, ...]) -> str:
+    """The environment variable behind a settings field's error location."""
+    name = "_".join(str(part) for part in loc)
+    return name if name.isupper() else f"CREDITOPS_{name.upper()}"  # an alias is already one
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The process-wide settings, read once from the environment."""
-    return Settings()
+    """The process-wide settings, read once from the environment. An invalid variable raises
+    :class:`ConfigurationError` naming it (its value is not echoed: it may be a secret)."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        problems: list[str] = []
+        for e in error.errors():
+            variable, message = _variable(e["loc"]), e["msg"].removeprefix("Value error, ")
+            problems.append(message if variable in message else f"{variable}: {message}")
+        raise ConfigurationError(f"invalid setting: {'; '.join(problems)}") from None
 
 
 def reset_settings() -> None:

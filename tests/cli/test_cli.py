@@ -9,8 +9,23 @@ import pytest
 from typer.testing import CliRunner
 
 from creditops.cli import app
+from creditops.config import reset_settings
 
 runner = CliRunner()
+
+
+def test_an_invalid_setting_is_one_line_naming_the_variable_not_a_traceback(settings, monkeypatch):
+    secret = "short-key"
+    monkeypatch.setenv("CREDITOPS_API_KEY", secret)
+    monkeypatch.setenv("CREDITOPS_DECISION_THRESHOLD", "2")
+    reset_settings()
+    result = runner.invoke(app, ["where"])
+    assert result.exit_code == 1
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "CREDITOPS_API_KEY must be at least 16 characters" in result.output
+    assert "CREDITOPS_DECISION_THRESHOLD: Input should be less than 1" in result.output
+    assert secret not in result.output
+    assert "Traceback" not in result.output
 
 
 def test_datasets_lists_the_catalog_as_json():
