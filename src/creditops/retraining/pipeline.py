@@ -745,7 +745,9 @@ def promote_challenger(
                 started=started,
                 champion_version=champion_version,
                 challenger_version=version,
-                message=f"promotion of version {version}",
+                message="promotion of the challenger"
+                if version is None
+                else f"promotion of version {version}",
                 via=via,
             )
             raise
