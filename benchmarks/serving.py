@@ -153,7 +153,7 @@ def in_process(home: Path, batch_rows: int) -> tuple[dict[str, Any], list[dict[s
     import pandas as pd
 
     from creditops.config import get_settings
-    from creditops.registry.registry import load_model, load_version_data
+    from creditops.registry import load_model, load_version_data
 
     settings = get_settings()
     loaded = load_model(settings)

@@ -72,7 +72,7 @@ def _train(
 
 def _from_registry() -> tuple[dict[str, Any], ResolvedSpec, pd.DataFrame, pd.DataFrame]:
     from creditops.config import get_settings
-    from creditops.registry.registry import load_model, load_version_data
+    from creditops.registry import load_model, load_version_data
 
     settings = get_settings()
     loaded = load_model(settings)

@@ -28,11 +28,13 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settin
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, Any]:
     """One fast-profile training of all five candidates on credit_data in a real MLflow SQLite
     store, shared by the training, evaluation and report tests (it costs about a minute)."""
-    from creditops.training.train import train
+    from creditops.registry import train_and_register
 
     settings = Settings(home=tmp_path_factory.mktemp("trained-home"))
     frame, spec = load_builtin("credit_data")
-    result = train(settings, frame=frame, spec=spec, dataset_name="credit_data", profile="fast")
+    result = train_and_register(
+        settings, frame=frame, spec=spec, dataset_name="credit_data", profile="fast"
+    )
     return settings, result
 
 

@@ -16,7 +16,7 @@ import uvicorn
 
 from creditops.config import Settings
 from creditops.monitoring.alerts import MonitorRun
-from creditops.registry.registry import load_model
+from creditops.registry import load_model
 from creditops.serving.app import create_app
 from creditops.store.predlog import PredictionLog, PredictionRecord
 

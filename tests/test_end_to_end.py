@@ -22,7 +22,7 @@ from creditops.cli import app
 from creditops.config import Settings, reset_settings
 from creditops.monitoring.alerts import AlertStore
 from creditops.monitoring.simulate import simulate
-from creditops.registry.registry import get_version
+from creditops.registry import get_version
 from creditops.retraining import AuditLog
 from helpers import free_port
 

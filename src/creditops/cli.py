@@ -121,10 +121,10 @@ def train(
     seed: Annotated[int | None, typer.Option(help="Random seed (default from settings).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
-    """Train every candidate, track them in MLflow and register the champion."""
-    from creditops.registry.registry import champion_exists, get_version
+    """Train every candidate, track them in MLflow and register the champion with its decision
+    policy."""
+    from creditops.registry import champion_exists, get_version, train_and_register
     from creditops.training.train import load_training_data
-    from creditops.training.train import train as run_training
 
     settings = _settings()
     if seed is not None:
@@ -149,7 +149,7 @@ def train(
             TextColumn("{task.fields[note]}"),
         )
         with Progress(*columns, console=console, disable=as_json) as bars:
-            result = run_training(
+            result = train_and_register(
                 settings,
                 frame=frame,
                 spec=dataset_spec,
@@ -203,7 +203,7 @@ def where(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Say where the results are: tracking store, champion, MLflow UI command, reports."""
-    from creditops.registry.registry import get_version
+    from creditops.registry import get_version
 
     settings = _settings()
     try:
@@ -255,7 +255,7 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="Print every figure as JSON.")] = False,
 ) -> None:
     """Evaluate a registered version on its test split: metrics, fairness, errors, business."""
-    from creditops.evaluation.review import evaluate_version, log_evaluation
+    from creditops.registry.review import evaluate_version, log_evaluation
 
     settings = _settings()
     try:
@@ -303,7 +303,7 @@ def report(
 ) -> None:
     """Write the HTML report and the Markdown model card, and log both to MLflow."""
     from creditops.evaluation.report import write_report
-    from creditops.evaluation.review import evaluate_version, log_evaluation
+    from creditops.registry.review import evaluate_version, log_evaluation
 
     settings = _settings()
     try:
@@ -364,7 +364,7 @@ def predict(
 ) -> None:
     """Decide every application in a file with the champion (validated first: one bad row
     rejects the file, naming its row and column)."""
-    from creditops.registry.registry import CHAMPION
+    from creditops.registry import CHAMPION
     from creditops.serving.batch import predict_file
 
     settings = _settings()

@@ -12,20 +12,22 @@ from pydantic import ValidationError
 
 from creditops.evaluation.business import (
     BusinessReport,
-    DecisionPolicy,
-    Economics,
-    ScoreScale,
     amounts_from,
     approval_rate_table,
     build_policy,
-    business_figures,
     business_report,
     optimal_threshold,
-    points_to_proba,
     profit_curve,
     risk_grades,
     threshold_for_approval_rate,
     threshold_for_bad_rate,
+)
+from creditops.evaluation.plots import business_figures
+from creditops.evaluation.policy import (
+    DecisionPolicy,
+    Economics,
+    ScoreScale,
+    points_to_proba,
     to_points,
 )
 

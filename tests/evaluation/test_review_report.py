@@ -11,10 +11,11 @@ from mlflow import MlflowClient
 from typer.testing import CliRunner
 
 from creditops.cli import app
-from creditops.evaluation.business import DecisionPolicy
+from creditops.evaluation.policy import DecisionPolicy
 from creditops.evaluation.report import write_report
-from creditops.evaluation.review import EvaluationConfig, evaluate_version, log_evaluation
+from creditops.evaluation.review import EvaluationConfig
 from creditops.registry import load_model, load_version_data
+from creditops.registry.review import evaluate_version, log_evaluation
 
 pytestmark = pytest.mark.slow
 

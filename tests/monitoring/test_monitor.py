@@ -21,7 +21,7 @@ from creditops.config import Settings, reset_settings
 from creditops.data.datasets import load_builtin
 from creditops.monitoring.alerts import AlertStore
 from creditops.monitoring.monitor import MonitorConfig, run_monitor
-from creditops.registry.registry import load_model
+from creditops.registry import load_model
 from creditops.store.predlog import PredictionLog, PredictionRecord
 
 pytestmark = pytest.mark.slow
@@ -173,8 +173,8 @@ def test_scheduled_runs_never_overlap_or_pile_up():
 
 
 def test_a_file_run_keeps_unknown_outcomes_unknown_and_decides_with_the_policy(store, tmp_path):
-    from creditops.evaluation.review import stored_policy
     from creditops.monitoring.monitor import _current_from_file
+    from creditops.registry import version_policy
 
     frame, spec = load_builtin("credit_data")
     sample = frame.sample(120, random_state=5).reset_index(drop=True)
@@ -183,25 +183,20 @@ def test_a_file_run_keeps_unknown_outcomes_unknown_and_decides_with_the_policy(s
     path = tmp_path / "window.csv"
     sample.to_csv(path, index=False)
     loaded = load_model(store)
-    policy = stored_policy(store, loaded)  # none stored here: the configured threshold decides
-    current = _current_from_file(path, loaded, store, policy)
+    policy = version_policy(store, loaded)
+    current = _current_from_file(path, loaded, policy)
     assert current["outcome"].isna().sum() == 30
     known = sample[spec.target].notna()
     want = (sample.loc[known, spec.target].astype(str) == str(spec.positive)).astype(int)
     assert current.loc[known, "outcome"].astype(int).tolist() == want.tolist()
     p = current["probability"].to_numpy()
-    want_decisions = (
-        policy.decide_many(p)
-        if policy is not None
-        else np.where(p >= store.decision_threshold, "decline", "approve")
-    )
-    assert current["decision"].tolist() == want_decisions.tolist()
+    assert current["decision"].tolist() == policy.decide_many(p).tolist()
     assert {"approve", "decline"} <= set(current["decision"])
 
 
 def test_scheduled_runs_reuse_the_champions_reference_until_it_changes(store, trained):
     from creditops.monitoring.monitor import _champion_reference
-    from creditops.registry.registry import promote, register_model
+    from creditops.registry import promote, register_model
 
     loaded, reference = _champion_reference(store)
     assert _champion_reference(store)[1] is reference  # same version: nothing reloaded

@@ -24,7 +24,7 @@ from sklearn.metrics import brier_score_loss, roc_auc_score
 
 from creditops.config import Settings
 from creditops.exceptions import CreditOpsError
-from creditops.registry.registry import (
+from creditops.registry import (
     get_version,
     load_model,
     load_version_data,
@@ -235,7 +235,7 @@ def test_a_retrain_after_a_promoted_retrain_uses_only_decisions_it_has_not_learn
 
 
 def test_rollbacks_walk_back_through_the_champions_and_never_return_forward(store, trained):
-    from creditops.registry.registry import promote, register_model
+    from creditops.registry import promote, register_model
 
     _, result = trained
     others = [c for c in result.candidates if not c.champion][:2]

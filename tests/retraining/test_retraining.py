@@ -11,7 +11,7 @@ import pytest
 
 from creditops.config import Settings
 from creditops.data.datasets import load_builtin
-from creditops.registry.registry import get_version
+from creditops.registry import get_version
 from creditops.retraining import (
     AuditLog,
     RetrainConfig,

@@ -13,7 +13,7 @@ import pytest
 
 from creditops.config import Settings
 from creditops.data.datasets import load_builtin
-from creditops.registry.registry import register_model
+from creditops.registry import register_model
 from creditops.retraining import AuditLog
 from creditops.serving.app import ADMIN_TAG, create_app
 from creditops.serving.service import reproduce_decisions

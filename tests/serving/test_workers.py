@@ -27,7 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from creditops.config import Settings
 from creditops.data.datasets import load_builtin
-from creditops.registry.registry import register_model
+from creditops.registry import register_model
 from helpers import free_port
 
 pytestmark = pytest.mark.slow
@@ -267,7 +267,6 @@ def test_a_version_that_fails_its_checks_is_refused_and_the_old_one_serves(train
         dataset_name="credit_data",
         profile="fast",
         models=["logistic_regression"],
-        register=False,
     )
     version = register_model(
         result.candidates[0].model_uri,

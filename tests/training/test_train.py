@@ -13,8 +13,8 @@ from mlflow import MlflowClient
 from creditops.data.datasets import load_builtin
 from creditops.data.split import Split
 from creditops.data.validate import validate_dataset
-from creditops.registry import CHAMPION, champion_exists, load_model
-from creditops.training.train import CandidateResult, choose_champion, load_training_data, train
+from creditops.registry import CHAMPION, champion_exists, load_model, train_and_register
+from creditops.training.train import CandidateResult, choose_champion, load_training_data
 
 pytestmark = pytest.mark.slow
 
@@ -155,7 +155,7 @@ def test_ties_go_to_the_simpler_model():
 
 def test_no_register_leaves_the_registry_empty(settings):
     frame, spec = load_builtin("credit_data")
-    result = train(
+    result = train_and_register(
         settings,
         frame=frame,
         spec=spec,

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from creditops.data.spec import ResolvedSpec
 from creditops.data.validate import ValidatedDataset
 
 SPLIT_FRACTIONS = {"train": 0.70, "validation": 0.15, "test": 0.15}
@@ -45,6 +46,21 @@ class Split:
             test=row[part == "test"],
             seed=seed,
         )
+
+
+@dataclass
+class VersionData:
+    """The validated data a model version was trained on, and its train/validation/test split."""
+
+    frame: pd.DataFrame
+    split: Split
+
+    def part(self, name: str, spec: ResolvedSpec) -> tuple[pd.DataFrame, np.ndarray]:
+        """The rows of one part and their 0/1 outcome."""
+        rows = self.split.parts()[name]
+        subset = self.frame.iloc[rows]
+        y = (subset[spec.target].astype(str) == str(spec.positive)).to_numpy(dtype=np.int64)
+        return subset, y
 
 
 def split_dataset(dataset: ValidatedDataset, *, seed: int) -> Split:

@@ -1,14 +1,13 @@
-"""Evaluation: metrics, behaviour, fairness, error analysis, business impact, explanations,
-reason codes, and the model report built from them."""
+"""Evaluation: metrics, behaviour, fairness, error analysis, business impact and the decision
+policy, explanations, reason codes, and the model report built from them. Pure computation on a
+fitted model and its data: nothing here reads the registry or writes to MLflow."""
 
 from creditops.evaluation.behaviour import BehaviourReport, behaviour_checks
 from creditops.evaluation.business import (
-    DecisionPolicy,
-    Economics,
-    ScoreScale,
+    PolicyConfig,
     build_policy,
     business_report,
-    to_points,
+    derive_policy,
 )
 from creditops.evaluation.errors import ErrorCosts, ErrorReport, error_analysis
 from creditops.evaluation.explain import (
@@ -32,6 +31,7 @@ from creditops.evaluation.metrics import (
     detailed_metrics,
     ks_statistic,
 )
+from creditops.evaluation.policy import DecisionPolicy, Economics, ScoreScale, to_points
 from creditops.evaluation.reasons import ReasonCode, ReasonMap, default_reason_map, reason_codes
 
 __all__ = [
@@ -44,6 +44,7 @@ __all__ = [
     "Explainer",
     "FairnessConfig",
     "FairnessReport",
+    "PolicyConfig",
     "ReasonCode",
     "ReasonMap",
     "ScoreScale",
@@ -55,6 +56,7 @@ __all__ = [
     "classification_metrics",
     "counterfactual",
     "default_reason_map",
+    "derive_policy",
     "detailed_metrics",
     "error_analysis",
     "explain_global",

@@ -16,97 +16,46 @@ Thresholds that maximise, or hit a target, are searched exactly over every cut b
 distinct probabilities (placed at the midpoint, so the threshold does not sit on a row of the
 evaluation sample), with ``0`` (approve nobody) and ``1`` (approve all) as the ends.
 
-Scorecard points follow the industry scaling ``points = offset + factor · ln(good:bad odds)``,
-``factor = PDO / ln 2``; risk grades are fixed point bands on that scale (see
-:func:`risk_grades`), and :class:`DecisionPolicy` is the approve / refer / decline rule serving
-applies, stored as JSON with the model version.
+Points, grades and the :class:`DecisionPolicy` serving applies live in
+:mod:`creditops.evaluation.policy`; this module derives a policy from labelled data
+(:func:`build_policy`, :func:`derive_policy`) and reports what it does to a sample.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
-import string
+import re
 from collections.abc import Sequence
 from typing import Literal, Self
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 from numpy.typing import ArrayLike
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-# Probabilities are clipped to [EPS, 1 − EPS] before taking log-odds, so points stay finite
-# (about ±400 points around the offset with the default scale).
-PROBA_EPS = 1e-6
+from creditops.data.spec import ResolvedSpec
+from creditops.evaluation.policy import (
+    DEFAULT_N_GRADES,
+    DecisionPolicy,
+    Economics,
+    GradeMethod,
+    Objective,
+    ScoreScale,
+    ThresholdSource,
+    assign_grades,
+    check_cutoffs,
+    check_proba,
+    grade_labels,
+    points_to_proba,
+    quantile_cutoffs,
+    raw_points,
+    scale_cutoffs,
+)
+
+_AMOUNT_NAME = re.compile(r"(^|_)(amount|amnt|loan_amount)($|_)", re.IGNORECASE)
 DEFAULT_APPROVAL_RATES = tuple(round(0.50 + 0.05 * i, 2) for i in range(10))  # 50% … 95%
-DEFAULT_N_GRADES = 7
-Objective = Literal["realised", "expected"]
-Decision = Literal["approve", "refer", "decline"]
-ThresholdSource = Literal["profit-maximizing", "approval-rate", "bad-rate", "manual"]
-GradeMethod = Literal["scale", "quantile"]
-
-# --------------------------------------------------------------------------- configuration
-
-
-class Economics(BaseModel):
-    """What a loan earns or loses, used to put money on the thresholds.
-
-    Amounts come from ``amount_column`` in the data (e.g. ``"Amount"`` on credit_data) or, when
-    there is no such column, every loan is taken to be ``average_amount``.
-    """
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-
-    amount_column: str | None = None
-    average_amount: float | None = Field(default=None, gt=0.0)
-    loss_given_default: float = Field(default=0.6, ge=0.0, le=1.0)
-    interest_margin: float = Field(default=0.15, ge=0.0)  # net margin on a good loan, × amount
-    review_cost: float = Field(default=50.0, ge=0.0)  # cost of one manual review (refer band)
-
-    @model_validator(mode="after")
-    def _amount_source(self) -> Self:
-        if self.amount_column is None and self.average_amount is None:
-            raise ValueError("amount_column or average_amount: give one of them")
-        return self
-
-    @property
-    def break_even_pd(self) -> float:
-        """The PD at which approving has zero expected profit: margin / (margin + LGD)."""
-        total = self.interest_margin + self.loss_given_default
-        return 1.0 if total == 0 else self.interest_margin / total
-
-
-class ScoreScale(BaseModel):
-    """Scorecard scaling: ``base_points`` at ``base_odds`` (good:bad); ``pdo`` doubles the odds."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-
-    base_points: float = 600.0
-    base_odds: float = Field(default=50.0, gt=0.0)
-    pdo: float = Field(default=20.0, gt=0.0)
-
-    @property
-    def factor(self) -> float:
-        return self.pdo / math.log(2.0)
-
-    @property
-    def offset(self) -> float:
-        return self.base_points - self.factor * math.log(self.base_odds)
-
 
 # --------------------------------------------------------------------------- input checks
-
-
-def _check_proba(proba: ArrayLike, name: str = "proba") -> np.ndarray:
-    values = np.asarray(proba, dtype=np.float64)
-    if values.ndim != 1:
-        values = values.reshape(-1)
-    if not np.all(np.isfinite(values)):
-        raise ValueError(f"{name}: probabilities must be finite (found NaN or infinity)")
-    if values.size and (values.min() < 0.0 or values.max() > 1.0):
-        raise ValueError(f"{name}: probabilities must lie in [0, 1]")
-    return values
 
 
 def _check_labels(y_true: ArrayLike, n: int) -> np.ndarray:
@@ -171,38 +120,6 @@ def amounts_from(frame: pd.DataFrame, economics: Economics) -> np.ndarray:
     return _check_amounts(values, economics, n)
 
 
-# --------------------------------------------------------------------------- scorecard
-
-
-def _points(proba: np.ndarray, scale: ScoreScale) -> np.ndarray:
-    p = np.clip(proba, PROBA_EPS, 1.0 - PROBA_EPS)
-    return scale.offset + scale.factor * np.log((1.0 - p) / p)
-
-
-def to_points(proba: ArrayLike, scale: ScoreScale | None = None) -> np.ndarray | float:
-    """Scorecard points for probabilities of default (unrounded; a float for a scalar input).
-
-    Higher points mean lower risk; probabilities are clipped to ``[1e-6, 1 − 1e-6]`` first.
-    """
-    scale = scale or ScoreScale()
-    scalar = np.ndim(proba) == 0
-    points = _points(_check_proba(proba), scale)
-    return float(points[0]) if scalar else points
-
-
-def points_to_proba(points: ArrayLike, scale: ScoreScale | None = None) -> np.ndarray | float:
-    """The probability of default that ``points`` stands for (inverse of :func:`to_points`)."""
-    scale = scale or ScoreScale()
-    scalar = np.ndim(points) == 0
-    values = np.asarray(points, dtype=np.float64).reshape(-1)
-    if not np.all(np.isfinite(values)):
-        raise ValueError("points: must be finite (found NaN or infinity)")
-    # p = 1 / (1 + odds) with ln odds = (points − offset) / factor; written with exp(−x) stable.
-    log_odds = (values - scale.offset) / scale.factor
-    proba = np.exp(-np.logaddexp(0.0, log_odds))
-    return float(proba[0]) if scalar else proba
-
-
 # --------------------------------------------------------------------------- profit curve
 
 
@@ -257,7 +174,7 @@ class _Book:
     def __init__(
         self, y_true: ArrayLike | None, proba: ArrayLike, amounts: np.ndarray | None = None
     ) -> None:
-        self.proba_raw = _check_proba(proba)
+        self.proba_raw = check_proba(proba)
         self.n = self.proba_raw.shape[0]
         if self.n == 0:
             raise ValueError("proba: no rows")
@@ -311,7 +228,7 @@ class _Book:
 def _book(
     y_true: ArrayLike | None, proba: ArrayLike, amounts: ArrayLike | None, economics: Economics
 ) -> _Book:
-    proba = _check_proba(proba)
+    proba = check_proba(proba)
     return _Book(y_true, proba, _check_amounts(amounts, economics, proba.shape[0])).with_money(
         economics
     )
@@ -319,7 +236,7 @@ def _book(
 
 def default_thresholds(proba: ArrayLike) -> np.ndarray:
     """0, 0.01 … 0.99, 1 and the percentiles of ``proba``: fixed steps plus where the rows lie."""
-    proba = _check_proba(proba)
+    proba = check_proba(proba)
     grid = np.round(np.arange(0, 101) / 100.0, 2)
     quantiles = np.quantile(proba, np.linspace(0.0, 1.0, 101)) if proba.size else []
     return np.unique(np.concatenate([grid, quantiles]))
@@ -339,7 +256,7 @@ def profit_curve(
     """
     book = _book(y_true, proba, amounts, economics)
     grid = default_thresholds(book.proba_raw) if thresholds is None else np.asarray(thresholds)
-    grid = np.unique(_check_proba(grid, "thresholds"))
+    grid = np.unique(check_proba(grid, "thresholds"))
     approved = book.approved(grid)
     return ProfitCurve(
         n=book.n,
@@ -451,63 +368,6 @@ class RiskGrades(BaseModel):
     monotone: bool | None  # bad rate non-decreasing from best to worst non-empty grade
 
 
-def grade_labels(n_grades: int) -> list[str]:
-    if not 2 <= n_grades <= 26:
-        raise ValueError(f"n_grades: must be between 2 and 26, got {n_grades}")
-    return list(string.ascii_uppercase[:n_grades])
-
-
-def scale_cutoffs(
-    scale: ScoreScale | None = None,
-    n_grades: int = DEFAULT_N_GRADES,
-    *,
-    top: float | None = None,
-    width: float | None = None,
-) -> list[float]:
-    """Grade cut-offs fixed on the scale: ``top`` (default base points), then every ``width``.
-
-    With the default width of one PDO, each grade down doubles the odds of default: A is better
-    than the base odds (600 points, 50:1), B 25–50:1, C 12.5–25:1, … and the last grade holds
-    everything below.
-    """
-    scale = scale or ScoreScale()
-    grade_labels(n_grades)
-    top = scale.base_points if top is None else float(top)
-    width = scale.pdo if width is None else float(width)
-    if not width > 0:
-        raise ValueError(f"width: must be positive, got {width}")
-    return [float(top - i * width) for i in range(n_grades - 1)]
-
-
-def quantile_cutoffs(points: ArrayLike, n_grades: int = DEFAULT_N_GRADES) -> list[float]:
-    """Cut-offs that split ``points`` into equal-sized grades (rounded, duplicates dropped)."""
-    grade_labels(n_grades)
-    values = np.round(np.asarray(points, dtype=np.float64))
-    levels = np.linspace(1.0, 0.0, n_grades + 1)[1:-1]  # from the top grade down
-    return [float(c) for c in dict.fromkeys(np.round(np.quantile(values, levels)).tolist())]
-
-
-def assign_grades(points: ArrayLike, cutoffs: Sequence[float]) -> np.ndarray:
-    """Grade index (0 = A, best) of each score: the number of cut-offs above it.
-
-    Scores are rounded first, so the grade always agrees with the score an applicant is shown.
-    """
-    ascending = np.asarray(cutoffs, dtype=np.float64)[::-1]
-    shown = np.round(np.asarray(points, dtype=np.float64))
-    return len(ascending) - np.searchsorted(ascending, shown, side="right")
-
-
-def _check_cutoffs(cutoffs: Sequence[float]) -> list[float]:
-    values = [float(c) for c in cutoffs]
-    if not values or not all(math.isfinite(c) for c in values):
-        raise ValueError("cutoffs: need at least one finite cut-off")
-    if any(b >= a for a, b in itertools.pairwise(values)):
-        raise ValueError("cutoffs: must be strictly descending (best grade first)")
-    if len(values) > 25:
-        raise ValueError("cutoffs: at most 25 (26 grades)")
-    return values
-
-
 def risk_grades(
     scores: ArrayLike,
     y_true: ArrayLike | None = None,
@@ -531,8 +391,8 @@ def risk_grades(
     """
     scale = scale or ScoreScale()
     if score_type == "proba":
-        proba = _check_proba(scores, "scores")
-        points = _points(proba, scale)
+        proba = check_proba(scores, "scores")
+        points = raw_points(proba, scale)
     else:
         points = np.asarray(scores, dtype=np.float64).reshape(-1)
         proba = np.asarray(points_to_proba(points, scale)).reshape(-1)
@@ -541,11 +401,11 @@ def risk_grades(
         raise ValueError("scores: no rows")
     y = None if y_true is None else _check_labels(y_true, n)
     if cutoffs is not None:
-        used, chosen = _check_cutoffs(cutoffs), "given"
+        used, chosen = check_cutoffs(cutoffs), "given"
     elif method == "scale":
         used, chosen = scale_cutoffs(scale, n_grades), "scale"
     else:
-        used, chosen = _check_cutoffs(quantile_cutoffs(points, n_grades)), "quantile"
+        used, chosen = check_cutoffs(quantile_cutoffs(points, n_grades)), "quantile"
     index = assign_grades(points, used)
     rows = []
     for g, label in enumerate(grade_labels(len(used) + 1)):
@@ -572,66 +432,6 @@ def risk_grades(
     observed = [row.bad_rate for row in rows if row.bad_rate is not None]
     monotone = None if y is None else bool(np.all(np.diff(observed) >= 0))
     return RiskGrades(method=chosen, scale=scale, cutoffs=used, n=n, grades=rows, monotone=monotone)
-
-
-# --------------------------------------------------------------------------- decision policy
-
-
-class DecisionPolicy(BaseModel):
-    """Approve / refer / decline on the probability of default, stored with the model version.
-
-    Approve when ``p < approve_below``, decline when ``p ≥ decline_at_or_above``, refer to a
-    manual review in between (an empty band when the two are equal).
-    """
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-
-    schema_version: int = 1
-    approve_below: float = Field(ge=0.0, le=1.0)
-    decline_at_or_above: float = Field(ge=0.0, le=1.0)
-    threshold_source: ThresholdSource
-    source_target: float | None = None  # the approval / bad rate targeted, for those sources
-    objective: Objective | None = None  # the profit maximised, for "profit-maximizing"
-    refer_width: float | None = Field(default=None, ge=0.0, le=1.0)
-    scale: ScoreScale = Field(default_factory=ScoreScale)
-    grade_cutoffs: list[float] = Field(default_factory=lambda: scale_cutoffs())
-    economics: Economics
-
-    @model_validator(mode="after")
-    def _consistent(self) -> Self:
-        if self.decline_at_or_above < self.approve_below:
-            raise ValueError(
-                "decline_at_or_above: must be ≥ approve_below "
-                f"({self.decline_at_or_above} < {self.approve_below})"
-            )
-        _check_cutoffs(self.grade_cutoffs)
-        return self
-
-    @property
-    def grade_names(self) -> list[str]:
-        return grade_labels(len(self.grade_cutoffs) + 1)
-
-    def decide_many(self, proba: ArrayLike) -> np.ndarray:
-        """Vectorised :meth:`decide`: an array of ``"approve"``, ``"refer"``, ``"decline"``."""
-        p = _check_proba(proba)
-        return np.where(
-            p < self.approve_below,
-            "approve",
-            np.where(p >= self.decline_at_or_above, "decline", "refer"),
-        )
-
-    def decide(self, proba: float) -> Decision:
-        if np.ndim(proba) != 0:
-            raise ValueError("proba: decide takes one probability; use decide_many for arrays")
-        return str(self.decide_many([proba])[0])  # type: ignore[return-value]
-
-    def points(self, proba: ArrayLike) -> np.ndarray:
-        """Scorecard points, rounded to whole points as shown to applicants."""
-        return np.round(_points(_check_proba(proba), self.scale)).astype(np.int64)
-
-    def grade(self, proba: ArrayLike) -> np.ndarray:
-        names = np.array(self.grade_names)
-        return names[assign_grades(_points(_check_proba(proba), self.scale), self.grade_cutoffs)]
 
 
 def review_ceiling(economics: Economics, mean_amount: float) -> float:
@@ -698,7 +498,7 @@ def build_policy(
     if grade_method == "scale":
         cutoffs = scale_cutoffs(scale, n_grades)
     else:
-        cutoffs = quantile_cutoffs(_points(book.proba_raw, scale), n_grades)
+        cutoffs = quantile_cutoffs(raw_points(book.proba_raw, scale), n_grades)
     return DecisionPolicy(
         approve_below=approve_below,
         decline_at_or_above=decline,
@@ -709,6 +509,49 @@ def build_policy(
         scale=scale,
         grade_cutoffs=cutoffs,
         economics=economics,
+    )
+
+
+class PolicyConfig(BaseModel):
+    """What a version's decision policy is derived with (defaults: the data's loan amounts, the
+    standard 600-points-at-50:1 scale, a refer band 0.10 wide)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    economics: Economics | None = None  # default: see default_economics
+    scale: ScoreScale = Field(default_factory=ScoreScale)
+    refer_width: float = Field(default=0.10, ge=0.0, le=1.0)
+
+
+def default_economics(spec: ResolvedSpec, frame: pd.DataFrame) -> Economics:
+    """Use the loan amount column when the data has one (e.g. ``Amount``), else unit loans."""
+    for column in spec.numeric:
+        if _AMOUNT_NAME.search(column) and column in frame:
+            median = float(np.nanmedian(frame[column].to_numpy(dtype=float)))
+            return Economics(amount_column=column, average_amount=median or 1.0)
+    return Economics(average_amount=1.0)
+
+
+def derive_policy(
+    y_validation: ArrayLike,
+    proba_validation: ArrayLike,
+    validation: pd.DataFrame,
+    spec: ResolvedSpec,
+    data: pd.DataFrame,
+    config: PolicyConfig | None = None,
+) -> DecisionPolicy:
+    """The policy of a model version, from its scores on the validation split (``validation``,
+    the rows behind the scores; ``data``, the whole validated dataset the default economics
+    read their average loan from). The one derivation used at registration."""
+    config = config or PolicyConfig()
+    economics = config.economics or default_economics(spec, data)
+    return build_policy(
+        y_validation,
+        proba_validation,
+        amounts_from(validation, economics),
+        economics,
+        config.scale,
+        refer_width=config.refer_width,
     )
 
 
@@ -784,8 +627,11 @@ def business_report(
     grade_method: GradeMethod = "scale",
     n_grades: int = DEFAULT_N_GRADES,
     approval_rates: Sequence[float] = DEFAULT_APPROVAL_RATES,
+    policy: DecisionPolicy | None = None,
 ) -> BusinessReport:
-    """Everything above on one labelled sample: curve, optima, approval table, grades, policy."""
+    """Everything above on one labelled sample: curve, optima, approval table, grades, policy.
+
+    ``policy``: report on this (stored) policy instead of deriving one from the sample."""
     scale = scale or ScoreScale()
     book = _book(y_true, proba, amounts, economics)
     y = book.y
@@ -795,10 +641,11 @@ def business_report(
     curve = profit_curve(
         y, p, amount, economics, np.append(default_thresholds(p), optimal.threshold)
     )
-    policy = build_policy(
-        y, p, amount, economics, scale,
-        refer_width=refer_width, grade_method=grade_method, n_grades=n_grades,
-    )  # fmt: skip
+    if policy is None:
+        policy = build_policy(
+            y, p, amount, economics, scale,
+            refer_width=refer_width, grade_method=grade_method, n_grades=n_grades,
+        )  # fmt: skip
     return BusinessReport(
         n=book.n,
         defaults=int(y.sum()),
@@ -814,85 +661,3 @@ def business_report(
         policy=policy,
         policy_outcome=policy_outcome(policy, y, p, amount),
     )
-
-
-# --------------------------------------------------------------------------- figures
-
-
-def _figure() -> tuple[Figure, object]:
-    figure = Figure(figsize=(6, 4), dpi=100, layout="constrained")
-    return figure, figure.add_subplot()
-
-
-def profit_threshold_figure(
-    curve: ProfitCurve, optimal: OptimalThreshold | None = None, title: str = ""
-) -> Figure:
-    """Realised and expected profit by threshold, with the optimum marked."""
-    frame = curve.to_frame()
-    figure, ax = _figure()
-    ax.plot(frame["threshold"], frame["realised_profit"], label="realised profit")
-    ax.plot(frame["threshold"], frame["expected_profit"], linestyle="--", label="expected profit")
-    ax.axhline(0.0, color="grey", linewidth=0.8)
-    if optimal is not None:
-        ax.axvline(optimal.threshold, color="tab:red", linestyle=":")
-        ax.plot(
-            [optimal.threshold],
-            [
-                optimal.realised_profit
-                if optimal.objective == "realised"
-                else optimal.expected_profit
-            ],
-            marker="o",
-            color="tab:red",
-            label=f"optimum t = {optimal.threshold:.3f} ({optimal.approval_rate:.0%} approved)",
-        )
-    ax.set(xlabel="Threshold (approve when PD < t)", ylabel="Profit", xlim=(0, 1))
-    ax.set_title(f"Profit by threshold{': ' + title if title else ''}")
-    ax.legend(loc="best")
-    return figure
-
-
-def profit_approval_figure(
-    curve: ProfitCurve, optimal: OptimalThreshold | None = None, title: str = ""
-) -> Figure:
-    """Profit (left axis) and bad rate among approved (right axis) by approval rate."""
-    frame = curve.to_frame().sort_values("approval_rate")
-    figure, ax = _figure()
-    ax.plot(frame["approval_rate"], frame["realised_profit"], label="realised profit")
-    ax.plot(frame["approval_rate"], frame["expected_profit"], linestyle="--", label="expected")
-    ax.axhline(0.0, color="grey", linewidth=0.8)
-    if optimal is not None:
-        ax.axvline(optimal.approval_rate, color="tab:red", linestyle=":", label="optimum")
-    ax.set(xlabel="Approval rate", ylabel="Profit", xlim=(0, 1))
-    twin = ax.twinx()
-    bad = frame["bad_rate"].astype(float)
-    twin.plot(frame["approval_rate"], bad, color="tab:green", label="bad rate (approved)")
-    twin.set_ylabel("Bad rate among approved")
-    handles = ax.get_legend_handles_labels()
-    twin_handles = twin.get_legend_handles_labels()
-    ax.legend(handles[0] + twin_handles[0], handles[1] + twin_handles[1], loc="lower left")
-    ax.set_title(f"Profit and bad rate by approval rate{': ' + title if title else ''}")
-    return figure
-
-
-def risk_grade_figure(grades: RiskGrades, title: str = "") -> Figure:
-    """Share of applications (bars) and observed bad rate (line) by grade."""
-    figure, ax = _figure()
-    names = [row.grade for row in grades.grades]
-    ax.bar(names, [row.share for row in grades.grades], color="tab:blue", alpha=0.6)
-    ax.set(xlabel="Risk grade (A best)", ylabel="Share of applications")
-    twin = ax.twinx()
-    rates = [np.nan if row.bad_rate is None else row.bad_rate for row in grades.grades]
-    twin.plot(names, rates, marker="o", color="tab:red")
-    twin.set_ylabel("Observed bad rate")
-    ax.set_title(f"Risk grades{': ' + title if title else ''}")
-    return figure
-
-
-def business_figures(report: BusinessReport, title: str = "") -> dict[str, Figure]:
-    """The report's figures, keyed by the file name they are logged under."""
-    return {
-        "profit_threshold.png": profit_threshold_figure(report.profit_curve, report.optimal, title),
-        "profit_approval.png": profit_approval_figure(report.profit_curve, report.optimal, title),
-        "risk_grades.png": risk_grade_figure(report.risk_grades, title),
-    }

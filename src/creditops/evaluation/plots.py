@@ -1,4 +1,5 @@
-"""Diagnostic plots (ROC, precision–recall, calibration, confusion matrix) as matplotlib figures.
+"""Plots as matplotlib figures: diagnostics (ROC, precision–recall, calibration, confusion
+matrix) and the business report's (profit by threshold and approval rate, risk grades).
 
 Uses the non-interactive Agg canvas directly so plotting works on servers with no display and
 never changes the global pyplot backend.
@@ -11,9 +12,16 @@ from matplotlib.figure import Figure
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import confusion_matrix, precision_recall_curve, roc_curve
 
+from creditops.evaluation.business import (
+    BusinessReport,
+    OptimalThreshold,
+    ProfitCurve,
+    RiskGrades,
+)
 
-def _figure() -> tuple[Figure, object]:
-    figure = Figure(figsize=(5, 4), dpi=100, layout="constrained")
+
+def _figure(size: tuple[float, float] = (5, 4)) -> tuple[Figure, object]:
+    figure = Figure(figsize=size, dpi=100, layout="constrained")
     return figure, figure.add_subplot()
 
 
@@ -74,4 +82,78 @@ def diagnostic_figures(
         "pr.png": pr_figure(y_true, proba, title),
         "calibration.png": calibration_figure(y_true, proba, title),
         "confusion_matrix.png": confusion_figure(y_true, proba, threshold, title),
+    }
+
+
+def profit_threshold_figure(
+    curve: ProfitCurve, optimal: OptimalThreshold | None = None, title: str = ""
+) -> Figure:
+    """Realised and expected profit by threshold, with the optimum marked."""
+    frame = curve.to_frame()
+    figure, ax = _figure(size=(6, 4))
+    ax.plot(frame["threshold"], frame["realised_profit"], label="realised profit")
+    ax.plot(frame["threshold"], frame["expected_profit"], linestyle="--", label="expected profit")
+    ax.axhline(0.0, color="grey", linewidth=0.8)
+    if optimal is not None:
+        ax.axvline(optimal.threshold, color="tab:red", linestyle=":")
+        ax.plot(
+            [optimal.threshold],
+            [
+                optimal.realised_profit
+                if optimal.objective == "realised"
+                else optimal.expected_profit
+            ],
+            marker="o",
+            color="tab:red",
+            label=f"optimum t = {optimal.threshold:.3f} ({optimal.approval_rate:.0%} approved)",
+        )
+    ax.set(xlabel="Threshold (approve when PD < t)", ylabel="Profit", xlim=(0, 1))
+    ax.set_title(f"Profit by threshold{': ' + title if title else ''}")
+    ax.legend(loc="best")
+    return figure
+
+
+def profit_approval_figure(
+    curve: ProfitCurve, optimal: OptimalThreshold | None = None, title: str = ""
+) -> Figure:
+    """Profit (left axis) and bad rate among approved (right axis) by approval rate."""
+    frame = curve.to_frame().sort_values("approval_rate")
+    figure, ax = _figure(size=(6, 4))
+    ax.plot(frame["approval_rate"], frame["realised_profit"], label="realised profit")
+    ax.plot(frame["approval_rate"], frame["expected_profit"], linestyle="--", label="expected")
+    ax.axhline(0.0, color="grey", linewidth=0.8)
+    if optimal is not None:
+        ax.axvline(optimal.approval_rate, color="tab:red", linestyle=":", label="optimum")
+    ax.set(xlabel="Approval rate", ylabel="Profit", xlim=(0, 1))
+    twin = ax.twinx()
+    bad = frame["bad_rate"].astype(float)
+    twin.plot(frame["approval_rate"], bad, color="tab:green", label="bad rate (approved)")
+    twin.set_ylabel("Bad rate among approved")
+    handles = ax.get_legend_handles_labels()
+    twin_handles = twin.get_legend_handles_labels()
+    ax.legend(handles[0] + twin_handles[0], handles[1] + twin_handles[1], loc="lower left")
+    ax.set_title(f"Profit and bad rate by approval rate{': ' + title if title else ''}")
+    return figure
+
+
+def risk_grade_figure(grades: RiskGrades, title: str = "") -> Figure:
+    """Share of applications (bars) and observed bad rate (line) by grade."""
+    figure, ax = _figure(size=(6, 4))
+    names = [row.grade for row in grades.grades]
+    ax.bar(names, [row.share for row in grades.grades], color="tab:blue", alpha=0.6)
+    ax.set(xlabel="Risk grade (A best)", ylabel="Share of applications")
+    twin = ax.twinx()
+    rates = [np.nan if row.bad_rate is None else row.bad_rate for row in grades.grades]
+    twin.plot(names, rates, marker="o", color="tab:red")
+    twin.set_ylabel("Observed bad rate")
+    ax.set_title(f"Risk grades{': ' + title if title else ''}")
+    return figure
+
+
+def business_figures(report: BusinessReport, title: str = "") -> dict[str, Figure]:
+    """The report's figures, keyed by the file name they are logged under."""
+    return {
+        "profit_threshold.png": profit_threshold_figure(report.profit_curve, report.optimal, title),
+        "profit_approval.png": profit_approval_figure(report.profit_curve, report.optimal, title),
+        "risk_grades.png": risk_grade_figure(report.risk_grades, title),
     }

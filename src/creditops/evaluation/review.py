@@ -12,10 +12,9 @@ Which data answers which question:
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -23,18 +22,17 @@ from matplotlib.figure import Figure
 from pydantic import BaseModel, ConfigDict, Field
 
 from creditops import __version__
-from creditops.config import Settings
 from creditops.data.spec import ResolvedSpec
+from creditops.data.split import VersionData
 from creditops.evaluation.behaviour import BehaviourReport, behaviour_checks
 from creditops.evaluation.business import (
     BusinessReport,
-    DecisionPolicy,
     Economics,
     PolicyOutcome,
     ScoreScale,
     amounts_from,
-    business_figures,
     business_report,
+    default_economics,
     policy_outcome,
 )
 from creditops.evaluation.errors import ErrorCosts, ErrorReport, error_analysis, error_rate_figure
@@ -61,26 +59,23 @@ from creditops.evaluation.fairness import (
     fairness_report,
 )
 from creditops.evaluation.metrics import classification_metrics, detailed_metrics
-from creditops.evaluation.plots import diagnostic_figures
+from creditops.evaluation.plots import business_figures, diagnostic_figures
+from creditops.evaluation.policy import DecisionPolicy
 from creditops.evaluation.reasons import ReasonCode, ReasonMap, default_reason_map, reason_codes
-from creditops.registry.registry import (
-    LoadedModel,
-    VersionData,
-    load_model,
-    load_version_artifact,
-    load_version_data,
-)
-from creditops.training import tracking
 
 EVALUATION_FILE = "evaluation/evaluation.json"
-POLICY_FILE = "evaluation/policy.json"
-_AMOUNT_NAME = re.compile(r"(^|_)(amount|amnt|loan_amount)($|_)", re.IGNORECASE)
 
 
-def stored_policy(settings: Settings, loaded: LoadedModel) -> DecisionPolicy | None:
-    """The decision policy a review stored with this version, or None if it has none yet."""
-    text = load_version_artifact(settings, loaded, POLICY_FILE)
-    return None if text is None else DecisionPolicy.model_validate_json(text)
+class ReviewedModel(Protocol):
+    """What a review needs of a model version (a registered version loaded from the registry
+    has all of it)."""
+
+    name: str
+    version: str
+    model: Any
+    spec: ResolvedSpec
+    tags: dict[str, str]
+    run_id: str | None
 
 
 class EvaluationConfig(BaseModel):
@@ -153,13 +148,14 @@ class EvaluationResult(BaseModel):
             "bad_rate_approved": self.policy_outcome.bad_rate_approved,
             "profit_optimal_threshold": self.business.optimal.threshold,
             "profit_optimal_approval_rate": self.business.optimal.approval_rate,
-            "fairness_gate": _gate_word(self.fairness_gate),
+            "fairness_gate": gate_word(self.fairness_gate),
             "fairness_failures": self.fairness_gate.failures if self.fairness_gate else [],
             "behaviour": "pass" if self.behaviour.passed else "fail",
         }
 
 
-def _gate_word(gate: GateResult | None) -> str:
+def gate_word(gate: GateResult | None) -> str:
+    """The fairness gate in one word for tags and headlines."""
     if gate is None:
         return "not assessed (no protected attributes in the spec)"
     return "pass" if gate.passed else "fail"
@@ -171,28 +167,24 @@ class Evaluation:
 
     result: EvaluationResult
     figures: dict[str, Figure] = field(default_factory=dict)
-    loaded: LoadedModel | None = None
-
-
-def default_economics(spec: ResolvedSpec, frame: pd.DataFrame) -> Economics:
-    """Use the loan amount column when the data has one (e.g. ``Amount``), else unit loans."""
-    for column in spec.numeric:
-        if _AMOUNT_NAME.search(column) and column in frame:
-            median = float(np.nanmedian(frame[column].to_numpy(dtype=float)))
-            return Economics(amount_column=column, average_amount=median or 1.0)
-    return Economics(average_amount=1.0)
+    run_id: str | None = None  # the version's run, where log_evaluation stores it
 
 
 def evaluate_loaded(
-    loaded: LoadedModel,
+    loaded: ReviewedModel,
     data: VersionData,
     *,
+    policy: DecisionPolicy | None = None,
     config: EvaluationConfig | None = None,
     candidates: list[dict[str, Any]] | None = None,
     selection: str | None = None,
     reason_map: ReasonMap | None = None,
 ) -> Evaluation:
-    """Run every review on a loaded version and its stored data."""
+    """Run every review on a loaded version and its stored data.
+
+    ``policy``: the version's stored decision policy, which the review reports on; without one
+    (a model not registered yet) the policy is derived from the validation split as registration
+    would derive it."""
     config = config or EvaluationConfig()
     spec, model = loaded.spec, loaded.model
     train_frame, y_train = data.part("train", spec)
@@ -206,7 +198,13 @@ def evaluate_loaded(
     amounts_test = amounts_from(test_frame, economics)
 
     business = business_report(
-        y_val, p_val, amounts_val, economics, config.scale, refer_width=config.refer_width
+        y_val,
+        p_val,
+        amounts_val,
+        economics,
+        config.scale,
+        refer_width=config.refer_width,
+        policy=policy,
     )
     policy = business.policy
     threshold = policy.approve_below  # below it an applicant is approved without review
@@ -314,7 +312,7 @@ def evaluate_loaded(
         figures["fairness_approval.png"] = approval_rate_figure(fairness)
     figures["error_segments.png"] = error_rate_figure(errors)
     figures.update(explanation.figures)
-    return Evaluation(result=result, figures=figures, loaded=loaded)
+    return Evaluation(result=result, figures=figures, run_id=loaded.run_id)
 
 
 def _example(
@@ -346,50 +344,3 @@ def _example(
         lime=explain_lime(model, X_train, row, spec, seed=0),
         counterfactual=counterfactual(model, row, spec, threshold=policy.decline_at_or_above),
     )
-
-
-def evaluate_version(
-    settings: Settings,
-    ref: str = "champion",
-    *,
-    config: EvaluationConfig | None = None,
-) -> Evaluation:
-    """Load a registered version (alias or number) with its data and review it."""
-    loaded = load_model(settings, ref)
-    data = load_version_data(settings, loaded)
-    parent = loaded.tags.get("parent_run_id")
-    candidates = tracking.candidate_summaries(None, parent) if parent else []
-    selection = tracking.run_tag(parent, "selection") if parent else None
-    return evaluate_loaded(loaded, data, config=config, candidates=candidates, selection=selection)
-
-
-def log_evaluation(evaluation: Evaluation, files: dict[str, str] | None = None) -> None:
-    """Store the result, the policy, the figures and any report files on the version's run."""
-    loaded = evaluation.loaded
-    if loaded is None or loaded.run_id is None:
-        return
-    result = evaluation.result
-    with tracking.start_run("evaluation", nested=False, run_id=loaded.run_id):
-        tracking.log_text(result.model_dump_json(indent=2), EVALUATION_FILE)
-        tracking.log_text(result.policy.model_dump_json(indent=2), POLICY_FILE)
-        tracking.log_figures(evaluation.figures, "evaluation/plots")
-        low, high = result.metrics["roc_auc_ci"]
-        tracking.log_metrics(
-            {
-                "eval_test_roc_auc": result.metrics["roc_auc"],
-                "eval_test_roc_auc_ci_low": low,
-                "eval_test_roc_auc_ci_high": high,
-                "eval_test_ece": result.metrics["ece"],
-                "eval_policy_approve_below": result.policy.approve_below,
-                "eval_policy_decline_at_or_above": result.policy.decline_at_or_above,
-                "eval_test_approval_rate": result.policy_outcome.approve_rate,
-            }
-        )
-        tracking.set_tags(
-            {
-                "fairness_gate": _gate_word(result.fairness_gate),
-                "behaviour": "pass" if result.behaviour.passed else "fail",
-            }
-        )
-        for path, artifact_dir in (files or {}).items():
-            tracking.log_artifact(path, artifact_dir)

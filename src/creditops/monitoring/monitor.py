@@ -35,8 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from creditops.config import Settings
 from creditops.data.spec import ResolvedSpec
-from creditops.evaluation.business import DecisionPolicy
-from creditops.evaluation.review import stored_policy
+from creditops.evaluation.policy import DecisionPolicy
 from creditops.exceptions import ConfigurationError
 from creditops.monitoring.alerts import (
     LEVELS,
@@ -54,12 +53,13 @@ from creditops.monitoring.performance import (
     PerformanceResult,
     reference_metrics_from_tags,
 )
-from creditops.registry.registry import (
+from creditops.registry import (
     CHAMPION,
     LoadedModel,
     get_version,
     load_model,
     load_version_data,
+    version_policy,
 )
 from creditops.store.predlog import PredictionLog
 
@@ -169,12 +169,9 @@ class _Reference:
         test, self.test_labels = data.part("test", spec)
         self.test_scores = loaded.model.predict_proba(test[spec.features])[:, 1]
         self.metrics = reference_metrics_from_tags(loaded.tags)
-        # The stored decision policy (None for versions saved without one: the configured
-        # threshold stands in), read once per version.
-        self.policy = stored_policy(settings, loaded)
-        self.decline_threshold = (
-            settings.decision_threshold if self.policy is None else self.policy.decline_at_or_above
-        )
+        # The version's decision policy, read once per version.
+        self.policy = version_policy(settings, loaded)
+        self.decline_threshold = self.policy.decline_at_or_above
         self._fitted: dict[str, Any] = {}
 
     def drift_calculator(self, config: DriftConfig, spec: ResolvedSpec) -> DataDriftCalculator:
@@ -214,9 +211,7 @@ def _champion_reference(settings: Settings) -> tuple[LoadedModel, _Reference]:
     return _prepared[key]
 
 
-def _current_from_file(
-    path: Path, loaded: LoadedModel, settings: Settings, policy: DecisionPolicy | None
-) -> pd.DataFrame:
+def _current_from_file(path: Path, loaded: LoadedModel, policy: DecisionPolicy) -> pd.DataFrame:
     from creditops.data.io import read_table
 
     frame = read_table(path)
@@ -233,11 +228,7 @@ def _current_from_file(
     current["probability"] = probability
     current["created_at"] = pd.Timestamp.now(tz=UTC)
     # The decisions the stored policy would make, so approval rates by group can be compared.
-    current["decision"] = (
-        policy.decide_many(probability)
-        if policy is not None
-        else np.where(probability >= settings.decision_threshold, "decline", "approve")
-    )
+    current["decision"] = policy.decide_many(probability)
     current["outcome"] = pd.array([pd.NA] * len(current), dtype="Int64")
     if spec.target in frame.columns:  # a labelled file: realised performance too
         target = frame[spec.target]
@@ -337,7 +328,7 @@ def run_monitor(
     notes: list[str] = []
 
     if data is not None:
-        current = _current_from_file(Path(data), loaded, settings, reference.policy)
+        current = _current_from_file(Path(data), loaded, reference.policy)
         source = str(data)
     else:
         log = PredictionLog(settings.resolved_database_url)

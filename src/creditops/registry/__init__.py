@@ -1,16 +1,22 @@
-"""Model registry: versions, the ``champion``/``challenger`` aliases, loading for serving."""
+"""Model registry: register a trained champion with its spec and policy, move the
+``champion``/``challenger`` aliases, load a version with its data, read its decision policy.
 
-from creditops.registry.registry import (
-    CHALLENGER,
-    CHAMPION,
+Reviewing a registered version (:mod:`creditops.registry.review`) is imported on its own: it
+brings the whole evaluation stack with it.
+"""
+
+from creditops.registry.aliases import previous_champion, promote, set_alias
+from creditops.registry.client import CHALLENGER, CHAMPION, get_version
+from creditops.registry.load import (
     LoadedModel,
     VersionData,
     champion_exists,
-    get_version,
     load_model,
+    load_version_artifact,
     load_version_data,
-    register_model,
 )
+from creditops.registry.policy import stored_policy, version_policy
+from creditops.registry.register import register_model, register_trained, train_and_register
 
 __all__ = [
     "CHALLENGER",
@@ -20,6 +26,14 @@ __all__ = [
     "champion_exists",
     "get_version",
     "load_model",
+    "load_version_artifact",
     "load_version_data",
+    "previous_champion",
+    "promote",
     "register_model",
+    "register_trained",
+    "set_alias",
+    "stored_policy",
+    "train_and_register",
+    "version_policy",
 ]

@@ -24,6 +24,7 @@ from creditops.store.database import (
     normalise_url,
     run_transaction,
 )
+from creditops.training.tracking import artifact_location, configure_tracking
 
 #: The MLflow experiment that holds one run per audit entry.
 EXPERIMENT = "creditops-retraining"
@@ -178,19 +179,17 @@ def record_everywhere(settings: Settings, audit: AuditLog, entry: AuditEntry) ->
 
 
 def _experiment_id(settings: Settings) -> str:
-    """The retraining experiment, created like the training one: with a local store its
-    artifacts live under ``CREDITOPS_HOME`` (MLflow's default would be ``./mlruns`` in the
-    working directory). The process's active experiment is left as it was."""
+    """The retraining experiment, created like the training one (artifacts under
+    ``CREDITOPS_HOME`` unless a tracking server keeps them). The process's active experiment is
+    left as it was."""
     import mlflow
-
-    from creditops.training.tracking import configure_tracking
 
     configure_tracking(settings)
     client = mlflow.MlflowClient()
     experiment = client.get_experiment_by_name(EXPERIMENT)
     if experiment is not None:
         return str(experiment.experiment_id)
-    location = settings.artifacts_dir.as_uri() if settings.uses_local_store else None
+    location = artifact_location(settings)
     return str(client.create_experiment(EXPERIMENT, artifact_location=location))
 
 

@@ -43,9 +43,8 @@ from creditops.config import Settings
 from creditops.data.spec import DatasetSpec, FeatureTypes, ResolvedSpec
 from creditops.evaluation.fairness import fairness_report
 from creditops.evaluation.metrics import classification_metrics
-from creditops.evaluation.review import stored_policy
 from creditops.exceptions import CreditOpsError, ModelNotFoundError
-from creditops.registry.registry import (
+from creditops.registry import (
     CHALLENGER,
     CHAMPION,
     LoadedModel,
@@ -54,8 +53,9 @@ from creditops.registry.registry import (
     load_version_data,
     previous_champion,
     promote,
-    register_model,
+    register_trained,
     set_alias,
+    version_policy,
 )
 from creditops.retraining.audit import (
     Action,
@@ -563,34 +563,26 @@ def _retrain(
         dataset_name=f"{spec.dataset}+decisions",
         profile=config.profile,
         models=config.models,
-        register=False,
     )
     winner = result.champion_result
-    challenger_version = register_model(
-        winner.model_uri,
+    challenger_version = register_trained(
         settings,
+        result,
         alias=None,
-        tags={
-            "candidate": winner.name,
-            "dataset": f"{spec.dataset}+decisions",
-            "validation_roc_auc": round(winner.validation["roc_auc"], 6),
-            "test_roc_auc": round(winner.test["roc_auc"], 6),
-            "calibration": winner.calibration,
-            "parent_run_id": result.parent_run_id,
-            "seed": settings.seed,
-            "retrain_of": champion.version,
-            "retrain_reasons": "; ".join(reasons)[:4000],
-        },
+        tags={"retrain_of": champion.version, "retrain_reasons": "; ".join(reasons)[:4000]},
     )
     progress["registered"] = challenger_version
 
     X, groups = _holdout_view(holdout, spec)
     y = holdout["outcome"].to_numpy(dtype=int)
-    policy = stored_policy(settings, champion)
-    threshold = policy.approve_below if policy is not None else settings.decision_threshold
+    # Each version is judged by the policy it decides with: the champion's stored one, and the
+    # one the challenger was registered with.
+    champion_threshold = version_policy(settings, champion).approve_below
     challenger_model = result.models[winner.name]
-    champion_scores = _scores(y, champion.model.predict_proba(X)[:, 1], groups, threshold)
-    challenger_scores = _scores(y, challenger_model.predict_proba(X)[:, 1], groups, threshold)
+    champion_scores = _scores(y, champion.model.predict_proba(X)[:, 1], groups, champion_threshold)
+    challenger_scores = _scores(
+        y, challenger_model.predict_proba(X)[:, 1], groups, result.policy.approve_below
+    )
     gates = evaluate_gates(champion_scores, challenger_scores, n_holdout, config)
     # Trained, registered and compared: only now does the new version take the alias.
     set_alias(settings, CHALLENGER, challenger_version)

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ValidationError
 from creditops.config import Settings
 from creditops.data.io import table_format, write_table
 from creditops.exceptions import DataValidationError
-from creditops.registry.registry import CHAMPION
+from creditops.registry import CHAMPION
 from creditops.serving.schemas import (
     JSONBodyError,
     build_batch_model,

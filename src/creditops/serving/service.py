@@ -22,7 +22,6 @@ import pandas as pd
 
 from creditops.config import Settings
 from creditops.data.spec import ResolvedSpec
-from creditops.evaluation.business import DecisionPolicy
 from creditops.evaluation.explain import (
     Explainer,
     LocalExplanation,
@@ -31,6 +30,7 @@ from creditops.evaluation.explain import (
     explain_lime,
     explain_rows,
 )
+from creditops.evaluation.policy import DecisionPolicy
 from creditops.evaluation.reasons import (
     ReasonCode,
     ReasonMap,
@@ -39,13 +39,15 @@ from creditops.evaluation.reasons import (
     reasons_from_contributions,
 )
 from creditops.exceptions import CreditOpsError, ModelNotFoundError
-from creditops.registry.registry import (
+from creditops.registry import (
     CHAMPION,
     LoadedModel,
     get_version,
     load_model,
     load_version_data,
+    version_policy,
 )
+from creditops.registry import promote as move_alias
 from creditops.serving.fastpath import FastScorer, compile_or_none
 from creditops.serving.schemas import (
     ApplicationModel,
@@ -143,29 +145,10 @@ class ServedModel:
         return float(self.probabilities([record])[0])
 
 
-def load_policy(settings: Settings, loaded: LoadedModel) -> DecisionPolicy:
-    """The policy stored with the version, made (by a review of the version) if it has none."""
-    from creditops.evaluation.review import (
-        EvaluationConfig,
-        evaluate_loaded,
-        log_evaluation,
-        stored_policy,
-    )
-
-    policy = stored_policy(settings, loaded)
-    if policy is not None:
-        return policy
-
-    data = load_version_data(settings, loaded)
-    evaluation = evaluate_loaded(loaded, data, config=EvaluationConfig(mitigation=False))
-    log_evaluation(evaluation)
-    return evaluation.result.policy
-
-
 def build_served_model(settings: Settings, ref: str = CHAMPION) -> ServedModel:
     """Load a version with its policy and reference data, compile it, and check it."""
     loaded = load_model(settings, ref)
-    policy = load_policy(settings, loaded)
+    policy = version_policy(settings, loaded)  # stored at registration: read, never derived
     data = load_version_data(settings, loaded)
     spec = loaded.spec
     train = data.frame.iloc[data.split.train]
@@ -290,8 +273,6 @@ class DecisionService:
         (``rollback``: as a return to the previous champion); returns (previous champion, new
         champion). Holding ``_promoting`` keeps this worker's alias follower from swapping back
         in between."""
-        from creditops.registry.registry import promote as move_alias
-
         with self._promoting:
             served = self.swap_to(ref)
             return move_alias(self.settings, served.version, rollback=rollback)

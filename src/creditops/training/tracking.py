@@ -34,6 +34,8 @@ MODEL_ARTIFACT = "model"
 SPEC_FILE = "spec.json"
 TRAINING_DATA_FILE = "data/training.parquet"
 SPLIT_FILE = "split.csv"
+# Where a version's decision policy is stored on its run (the path older versions used too).
+POLICY_FILE = "evaluation/policy.json"
 _REQUIREMENTS = ("scikit-learn", "xgboost", "torch", "pandas", "numpy", "scipy", "cloudpickle")
 
 
@@ -58,14 +60,25 @@ def configure_tracking(settings: Settings) -> str:
     client = mlflow.MlflowClient()
     experiment = client.get_experiment_by_name(settings.experiment_name)
     if experiment is None:
-        location = settings.artifacts_dir.as_uri() if settings.uses_local_store else None
         experiment_id = client.create_experiment(
-            settings.experiment_name, artifact_location=location
+            settings.experiment_name, artifact_location=artifact_location(settings)
         )
     else:
         experiment_id = experiment.experiment_id
     mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id
+
+
+def artifact_location(settings: Settings) -> str | None:
+    """Where a new experiment keeps its artifacts: the tracking server's own store when there is
+    one, else ``CREDITOPS_HOME/artifacts``. Left unset with a database URI (even the default
+    SQLite file given explicitly), MLflow would write to ``./mlruns`` of whatever directory the
+    command runs in."""
+    scheme = settings.resolved_tracking_uri.split(":", 1)[0].lower()
+    if scheme in {"http", "https", "databricks"}:
+        return None
+    settings.ensure_home()
+    return settings.artifacts_dir.as_uri()
 
 
 @contextmanager

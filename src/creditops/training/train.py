@@ -1,5 +1,7 @@
 """Training orchestration: load → validate → split → tune each candidate → calibrate → choose
-the champion on validation → test once → track everything in MLflow → register the champion."""
+the champion on validation → test once → derive the champion's decision policy on validation →
+track everything in MLflow. Registering the champion with that policy is the registry's step
+(:func:`creditops.registry.register.train_and_register`)."""
 
 from __future__ import annotations
 
@@ -19,8 +21,10 @@ from creditops.data.io import read_table
 from creditops.data.spec import DatasetSpec
 from creditops.data.split import Split, split_dataset
 from creditops.data.validate import DataWarning, ValidatedDataset, validate_dataset
+from creditops.evaluation.business import PolicyConfig, derive_policy
 from creditops.evaluation.metrics import classification_metrics
 from creditops.evaluation.plots import diagnostic_figures
+from creditops.evaluation.policy import DecisionPolicy
 from creditops.models.zoo import Candidate, FeatureSet, get_candidates
 from creditops.training import tracking
 from creditops.training.calibration import fit_with_calibration
@@ -79,16 +83,19 @@ class TrainingResult:
     parent_run_id: str
     experiment_id: str
     tracking_uri: str
-    registered_model: str | None
-    registered_version: str | None
     warnings: list[dict[str, Any]]
     seconds: float
+    # The champion's decision policy, derived on validation; registered with the version.
+    policy: DecisionPolicy
+    registered_model: str | None = None
+    registered_version: str | None = None
     # The fitted pipelines by candidate name, for callers in the same process (not serialised).
     models: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         payload = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "models"}
         payload["candidates"] = [asdict(c) for c in self.candidates]
+        payload["policy"] = self.policy.model_dump(mode="json")
         return payload
 
     @property
@@ -143,10 +150,10 @@ def train(
     dataset_name: str,
     profile: Profile | None = None,
     models: Sequence[str] | None = None,
-    register: bool = True,
     progress: Progress | None = None,
+    policy_config: PolicyConfig | None = None,
 ) -> TrainingResult:
-    """Train, compare, track and (optionally) register; see the module docstring for the steps."""
+    """Train, compare and track; see the module docstring for the steps."""
     started = time.perf_counter()
     profile = profile or settings.profile
     progress = progress or _Silent()
@@ -182,11 +189,9 @@ def train(
         tracking.set_tags({"champion": champion, "selection": reason})
         summary_rows = [_summary_row(r) for r in results]
         tracking.log_frame(pd.DataFrame(summary_rows), "candidates.csv")
-
-        registered_version = None
-        if register:
-            registered_version = _register(champion_result, validated, settings, parent.info.run_id)
-            tracking.set_tags({"registered_version": registered_version})
+        policy = _champion_policy(
+            champion_result, fitted[champion], validated, split, policy_config
+        )
 
     return TrainingResult(
         dataset=dataset_name,
@@ -200,10 +205,9 @@ def train(
         parent_run_id=parent.info.run_id,
         experiment_id=experiment_id,
         tracking_uri=settings.resolved_tracking_uri,
-        registered_model=settings.registered_model_name if register else None,
-        registered_version=registered_version,
         warnings=[w.to_dict() for w in validated.warnings],
         seconds=time.perf_counter() - started,
+        policy=policy,
         models=fitted,
     )
 
@@ -374,27 +378,25 @@ def _test_once(
             )
 
 
-def _register(
-    champion: CandidateResult, validated: ValidatedDataset, settings: Settings, parent_run_id: str
-) -> str:
-    from creditops.registry.registry import CHAMPION, register_model
-
-    return register_model(
-        champion.model_uri,
-        settings,
-        alias=CHAMPION,
-        tags={
-            "candidate": champion.name,
-            "dataset": validated.spec.dataset,
-            "validation_roc_auc": round(champion.validation["roc_auc"], 6),
-            "test_roc_auc": round(champion.test["roc_auc"], 6),
-            "cv_roc_auc": round(champion.cv_auc_mean, 6),
-            "calibration": champion.calibration,
-            "parent_run_id": parent_run_id,
-            "seed": settings.seed,
-            "creditops_version": __version__,
-        },
+def _champion_policy(
+    champion: CandidateResult,
+    model: Any,
+    validated: ValidatedDataset,
+    split: Split,
+    config: PolicyConfig | None,
+) -> DecisionPolicy:
+    """The champion's approve / refer / decline policy, chosen on validation like every other
+    choice about the model, and stored on its run: the one place a policy is made."""
+    validation = validated.frame.iloc[split.validation]
+    proba = model.predict_proba(validation[validated.spec.features])[:, 1]
+    policy = derive_policy(
+        validated.y[split.validation], proba, validation, validated.spec, validated.frame, config
     )
+    with tracking.start_run(champion.name, nested=True, run_id=champion.run_id):
+        tracking.log_text(policy.model_dump_json(indent=2), tracking.POLICY_FILE)
+        tracking.set_tags(policy.tags())
+    tracking.set_tags(policy.tags())
+    return policy
 
 
 def _summary_row(result: CandidateResult) -> dict[str, Any]:
