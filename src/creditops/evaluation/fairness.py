@@ -910,30 +910,31 @@ def _side(
     config: FairnessConfig,
     order: Sequence[str],
 ) -> MitigationSide:
-    frame = pd.DataFrame({"group": groups.to_numpy(), "y": y, "approved": 1 - declined})
-    stats = frame.groupby("group", sort=False).agg(
-        size=("y", "size"), defaults=("y", "sum"), approval_rate=("approved", "mean")
-    )
+    frame = pd.DataFrame({"group": groups.to_numpy(), "y": y})
+    stats = frame.groupby("group", sort=False).agg(size=("y", "size"), defaults=("y", "sum"))
     stats["goods"] = stats["size"] - stats["defaults"]
     stats = stats.reindex([g for g in order if g in stats.index])
     eligible = _eligible(stats, config)
-    judged = stats.loc[eligible, "approval_rate"]
-    di = dp = None
-    if len(judged) >= 2:
-        dp = float(judged.max() - judged.min())
-        di = float(judged.min() / judged.max()) if judged.max() > 0 else None
+    approval = approval_rates(
+        1 - declined,
+        groups,
+        not_judged={str(g): TOO_SMALL for g in stats.index[~eligible]},
+        order=[str(g) for g in stats.index],
+    )
+    judged = [g.approval_rate for g in approval.groups if g.status == "judged"]
+    dp = float(max(judged) - min(judged)) if len(judged) >= 2 else None
     return MitigationSide(
         label=label,
         approval_rates=[
             GroupApproval(
-                group=str(group),
-                size=int(row["size"]),
-                approval_rate=float(row["approval_rate"]),
-                too_small=not bool(eligible[group]),
+                group=g.group,
+                size=g.size,
+                approval_rate=g.approval_rate,
+                too_small=g.status != "judged",
             )
-            for group, row in stats.iterrows()
+            for g in approval.groups
         ],
-        disparate_impact_ratio=di,
+        disparate_impact_ratio=approval.disparate_impact_ratio,
         demographic_parity_difference=dp,
         accuracy=float(accuracy_score(y, declined)),
         balanced_accuracy=float(balanced_accuracy_score(y, declined)),
