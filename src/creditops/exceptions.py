@@ -30,3 +30,8 @@ class ModelNotFoundError(CreditOpsError):
 
 class TrainingError(CreditOpsError):
     """Training could not produce a usable model."""
+
+
+class NotFittedError(CreditOpsError):
+    """A monitoring calculator was asked to ``calculate`` before ``fit``: there is no
+    reference to compare the current data with."""

@@ -9,11 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from creditops.exceptions import ConfigurationError, DataValidationError
+from creditops.exceptions import ConfigurationError, DataValidationError, NotFittedError
 from creditops.monitoring.drift import (
     DataDriftCalculator,
     DriftConfig,
-    NotFittedError,
     population_stability_index,
     prediction_drift,
 )
@@ -118,7 +117,7 @@ def test_missing_value_increase_is_flagged_apart_from_drift(
     assert result.missing_flags == ["Income"]
     assert not income.drifted  # values missing at random leave the distribution alone
     flag = next(f for f in result.flags if f.kind == "missing_increase")
-    assert flag.feature == "Income"
+    assert (flag.check, flag.subject) == ("data_drift", "Income")
     assert flag.value == pytest.approx(income.missing_rate_cur)
 
 

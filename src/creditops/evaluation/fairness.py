@@ -19,6 +19,10 @@ with a bootstrap interval:
 Groups too small to judge (fewer than ``min_group_size`` rows, or fewer than
 ``min_group_defaults`` defaulters or ``min_group_goods`` goods) are listed and flagged but left
 out of every between-group measure and verdict: a ratio on a dozen rows is noise, not evidence.
+
+Approval rate by group, the ratio to the most approved group and the four-fifths verdict have
+one home, :func:`approval_rates`: this report, the monitoring of decisions over time and the
+retraining fairness gate all read them from there, so the three cannot disagree.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import math
 import numbers
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -51,6 +55,8 @@ MAX_NUMERIC_GROUPS = 10
 Kind = Literal["attribute", "intersection"]
 Verdict = Literal["adverse impact presumed", "no adverse impact presumed", "not assessable"]
 TOO_SMALL = "too small to judge"
+NOT_RECORDED = "not recorded"
+GroupStatus = Literal["judged", "too small to judge", "not recorded"]
 
 DEFINITIONS: dict[str, str] = {
     "approved": "probability of default < threshold; approval is the favourable outcome",
@@ -198,6 +204,132 @@ class MitigationResult(BaseModel):
     notes: list[str]
 
 
+class GroupApprovalRate(BaseModel):
+    """One group's approvals. ``ratio_to_highest``: its approval rate over the most approved
+    judged group's (None for groups not judged, or when no judged group is approved)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    group: str
+    size: int
+    approved: int
+    approval_rate: float
+    ratio_to_highest: float | None = None
+    status: GroupStatus
+
+
+class ApprovalRates(BaseModel):
+    """Approval rate by group and the four-fifths verdict over the judged groups."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    groups: list[GroupApprovalRate]
+    judged_groups: list[str]
+    disparate_impact_ratio: float | None  # lowest / highest judged approval rate
+    most_approved_group: str | None
+    least_approved_group: str | None
+    verdict: Verdict
+
+
+def approval_rates(
+    approved: Any,
+    groups: pd.Series,
+    *,
+    min_group_size: int = 1,
+    not_judged: Mapping[str, GroupStatus] | None = None,
+    order: Sequence[str] | None = None,
+) -> ApprovalRates:
+    """Approval rate per group (fairlearn's ``selection_rate``), each group's ratio to the most
+    approved one and the disparate impact ratio (``demographic_parity_ratio``) over the judged
+    groups, with the four-fifths verdict: below :data:`FOUR_FIFTHS` adverse impact is presumed.
+
+    ``approved`` is 1/True for an approved row, aligned with ``groups`` by position. Groups
+    under ``min_group_size`` rows are "too small to judge"; ``not_judged`` gives other groups
+    the status they take instead of being judged (too few defaulters, a missing value that is
+    no group of people). Groups are listed in ``order`` (default: the categories of a
+    categorical ``groups``, else sorted); with fewer than two judged groups, or none approved,
+    the verdict is "not assessable".
+    """
+    from fairlearn.metrics import MetricFrame, count, demographic_parity_ratio, selection_rate
+
+    flags = np.asarray(approved).astype(np.int64).ravel()
+    labels = pd.Series(np.asarray(groups.astype(str), dtype=object), name="group")
+    if len(flags) != len(labels):
+        raise ValueError(f"approved ({len(flags)}) and groups ({len(labels)}) differ in length")
+    if order is None:
+        categories = groups.cat.categories if isinstance(groups.dtype, pd.CategoricalDtype) else []
+        order = [str(c) for c in categories] or sorted(set(labels))
+    present = set(labels)
+    order = [g for g in order if g in present]
+    if not order:
+        return ApprovalRates(
+            groups=[],
+            judged_groups=[],
+            disparate_impact_ratio=None,
+            most_approved_group=None,
+            least_approved_group=None,
+            verdict="not assessable",
+        )
+    table = (
+        MetricFrame(
+            metrics={"size": count, "approval_rate": selection_rate},
+            y_true=flags,
+            y_pred=flags,
+            sensitive_features=labels,
+        )
+        .by_group.reindex(order)
+        .assign(approved=pd.Series(flags).groupby(labels.to_numpy()).sum())
+    )
+    excluded = dict(not_judged or {})
+    status: dict[str, GroupStatus] = {
+        group: excluded.get(group)
+        or ("judged" if int(table.loc[group, "size"]) >= min_group_size else TOO_SMALL)
+        for group in order
+    }
+    judged = [g for g in order if status[g] == "judged"]
+    di = high = low = None
+    top = 0.0
+    if len(judged) >= 2:
+        rates = table.loc[judged, "approval_rate"].astype(float)
+        top = float(rates.max())
+        high, low = str(rates.idxmax()), str(rates.idxmin())
+        if top > 0:
+            mask = labels.isin(judged).to_numpy()
+            di = float(
+                demographic_parity_ratio(flags[mask], flags[mask], sensitive_features=labels[mask])
+            )
+    verdict: Verdict = (
+        "not assessable"
+        if di is None
+        else "adverse impact presumed"
+        if di < FOUR_FIFTHS
+        else "no adverse impact presumed"
+    )
+    rows = [
+        GroupApprovalRate(
+            group=group,
+            size=int(table.loc[group, "size"]),
+            approved=int(table.loc[group, "approved"]),
+            approval_rate=float(table.loc[group, "approval_rate"]),
+            ratio_to_highest=(
+                float(table.loc[group, "approval_rate"]) / top
+                if status[group] == "judged" and top > 0
+                else None
+            ),
+            status=status[group],
+        )
+        for group in order
+    ]
+    return ApprovalRates(
+        groups=rows,
+        judged_groups=judged,
+        disparate_impact_ratio=di,
+        most_approved_group=high,
+        least_approved_group=low,
+        verdict=verdict,
+    )
+
+
 # --------------------------------------------------------------------------- grouping
 
 
@@ -331,7 +463,6 @@ def _group_table(
         MetricFrame,
         count,
         false_positive_rate,
-        selection_rate,
         true_positive_rate,
     )
 
@@ -348,11 +479,8 @@ def _group_table(
         y_pred=declined,
         sensitive_features=groups,
     ).by_group
-    approval = MetricFrame(
-        metrics=selection_rate, y_true=y, y_pred=1 - declined, sensitive_features=groups
-    ).by_group
     auc = MetricFrame(metrics=_auc, y_true=y, y_pred=proba, sensitive_features=groups).by_group
-    table = on_decline.assign(approval_rate=approval, auc=auc)
+    table = on_decline.assign(auc=auc)
     approved = 1 - declined
     counts = (
         pd.DataFrame(
@@ -476,6 +604,13 @@ def _attribute_result(
 ) -> AttributeFairness:
     table = _group_table(y, proba, declined, labels)
     eligible = _eligible(table, config)
+    approval = approval_rates(
+        1 - declined,
+        labels,
+        not_judged={str(g): TOO_SMALL for g in table.index[~eligible]},
+        order=[str(g) for g in table.index],
+    )
+    rate_of = {g.group: g.approval_rate for g in approval.groups}
     n = len(y)
     groups = [
         GroupFairness(
@@ -485,7 +620,7 @@ def _attribute_result(
             defaults=int(row["defaults"]),
             goods=int(row["goods"]),
             base_rate=float(row["base_rate"]),
-            approval_rate=float(row["approval_rate"]),
+            approval_rate=rate_of[str(group)],
             tpr=_none(row["tpr"]) if row["defaults"] > 0 else None,
             fpr=_none(row["fpr"]) if row["goods"] > 0 else None,
             precision=_none(row["precision"]),
@@ -528,9 +663,7 @@ def _attribute_result(
         )
     mask = np.isin(labels.astype(str).to_numpy(), judged)
     point = _summary_point(y[mask], 1 - declined[mask], labels.astype(str).to_numpy()[mask])
-    rates = table.loc[judged, "approval_rate"].astype(float)
-    high, low = float(rates.max()), float(rates.min())
-    point["disparate_impact_ratio"] = low / high if high > 0 else None
+    point["disparate_impact_ratio"] = approval.disparate_impact_ratio
     intervals = (
         _bootstrap(table.loc[judged], n_boot, config.confidence_level, rng) if n_boot > 0 else {}
     )
@@ -542,14 +675,6 @@ def _attribute_result(
         ci_low, ci_high = intervals.get(key, (None, None))
         return Estimate(value=value, ci_low=ci_low, ci_high=ci_high)
 
-    di = point["disparate_impact_ratio"]
-    verdict: Verdict = (
-        "not assessable"
-        if di is None
-        else "adverse impact presumed"
-        if di < FOUR_FIFTHS
-        else "no adverse impact presumed"
-    )
     return AttributeFairness(
         attribute=name,
         kind=kind,
@@ -562,9 +687,9 @@ def _attribute_result(
         equal_opportunity_difference=estimate("equal_opportunity_difference"),
         equalized_odds_difference=estimate("equalized_odds_difference"),
         disparate_impact_ratio=estimate("disparate_impact_ratio"),
-        most_approved_group=str(rates.idxmax()),
-        least_approved_group=str(rates.idxmin()),
-        four_fifths_verdict=verdict,
+        most_approved_group=approval.most_approved_group,
+        least_approved_group=approval.least_approved_group,
+        four_fifths_verdict=approval.verdict,
         note=excluded_text,
     )
 
@@ -785,30 +910,31 @@ def _side(
     config: FairnessConfig,
     order: Sequence[str],
 ) -> MitigationSide:
-    frame = pd.DataFrame({"group": groups.to_numpy(), "y": y, "approved": 1 - declined})
-    stats = frame.groupby("group", sort=False).agg(
-        size=("y", "size"), defaults=("y", "sum"), approval_rate=("approved", "mean")
-    )
+    frame = pd.DataFrame({"group": groups.to_numpy(), "y": y})
+    stats = frame.groupby("group", sort=False).agg(size=("y", "size"), defaults=("y", "sum"))
     stats["goods"] = stats["size"] - stats["defaults"]
     stats = stats.reindex([g for g in order if g in stats.index])
     eligible = _eligible(stats, config)
-    judged = stats.loc[eligible, "approval_rate"]
-    di = dp = None
-    if len(judged) >= 2:
-        dp = float(judged.max() - judged.min())
-        di = float(judged.min() / judged.max()) if judged.max() > 0 else None
+    approval = approval_rates(
+        1 - declined,
+        groups,
+        not_judged={str(g): TOO_SMALL for g in stats.index[~eligible]},
+        order=[str(g) for g in stats.index],
+    )
+    judged = [g.approval_rate for g in approval.groups if g.status == "judged"]
+    dp = float(max(judged) - min(judged)) if len(judged) >= 2 else None
     return MitigationSide(
         label=label,
         approval_rates=[
             GroupApproval(
-                group=str(group),
-                size=int(row["size"]),
-                approval_rate=float(row["approval_rate"]),
-                too_small=not bool(eligible[group]),
+                group=g.group,
+                size=g.size,
+                approval_rate=g.approval_rate,
+                too_small=g.status != "judged",
             )
-            for group, row in stats.iterrows()
+            for g in approval.groups
         ],
-        disparate_impact_ratio=di,
+        disparate_impact_ratio=approval.disparate_impact_ratio,
         demographic_parity_difference=dp,
         accuracy=float(accuracy_score(y, declined)),
         balanced_accuracy=float(balanced_accuracy_score(y, declined)),

@@ -1,29 +1,46 @@
 """Monitoring: checks that compare live data and outcomes with the champion's reference.
 
-Each check is fitted on a reference and calculated on current data, returning a result with
-``to_dict()`` and alert flags.
+Each check is a :class:`Calculator` fitted on a reference and calculated on current data,
+returning a :class:`Result` with ``to_dict()`` and :class:`Flag` s; alerts are made from the
+flags by one function (:func:`creditops.monitoring.alerts.alerts_from_flags`).
 """
 
+from creditops.monitoring.base import (
+    Calculator,
+    Flag,
+    Level,
+    Result,
+    available_calculators,
+    get_calculator,
+    register_calculator,
+)
 from creditops.monitoring.drift import (
     DataDriftCalculator,
     DataDriftResult,
     DriftConfig,
-    DriftFlag,
     FeatureDrift,
     PredictionDriftResult,
     available_methods,
     prediction_drift,
     register_method,
 )
+from creditops.monitoring.performance import PerformanceCalculator
 
 __all__ = [
+    "Calculator",
     "DataDriftCalculator",
     "DataDriftResult",
     "DriftConfig",
-    "DriftFlag",
     "FeatureDrift",
+    "Flag",
+    "Level",
+    "PerformanceCalculator",
     "PredictionDriftResult",
+    "Result",
+    "available_calculators",
     "available_methods",
+    "get_calculator",
     "prediction_drift",
+    "register_calculator",
     "register_method",
 ]

@@ -1,9 +1,11 @@
-"""Alerts: what a monitoring check found, said plainly, and delivered where people look.
+r"""Alerts: what a monitoring check found, said plainly, and delivered where people look.
 
 Every check (data drift, prediction drift, performance, estimated performance, fairness, serving)
-turns its result into :class:`Alert` objects: a level, the metric, its value, the threshold it
-crossed and a human sentence. :class:`AlertDispatcher` then delivers them through four channels,
-each independent of the others so that one failing channel loses nothing:
+yields :class:`Alert` objects: a level, the metric, its value, the threshold it crossed and a
+human sentence. Monitoring checks do so through one function, :func:`alerts_from_flags`, from
+the flags (:class:`~creditops.monitoring.base.Flag`) of their results. :class:`AlertDispatcher`
+then delivers them through four channels, each independent of the others so that one failing
+channel loses nothing:
 
 1. **The database** (:class:`AlertStore`): table ``alerts`` beside the decision log (same URL,
    ``settings.resolved_database_url``), SQLite or PostgreSQL. This is the record of what was
@@ -45,6 +47,7 @@ from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from creditops.exceptions import CreditOpsError
+from creditops.monitoring.base import Flag, Level
 from creditops.store.database import (
     UTCDateTime,
     create_store_engine,
@@ -68,6 +71,7 @@ __all__ = [
     "DispatchResult",
     "Level",
     "MonitorGauges",
+    "alerts_from_flags",
     "threshold_alert",
 ]
 
@@ -75,8 +79,8 @@ logger = logging.getLogger(__name__)
 #: Each alert is written here as one JSON line (the message is ``json.dumps(alert.to_dict())``).
 alert_logger = logging.getLogger("creditops.alerts")
 
-Level = Literal["info", "warning", "critical"]
-#: Severity order; also the value of ``creditops_alert_level`` (info counts as ok).
+#: Severity of an alert (an alert is never ``ok``); also the value of ``creditops_alert_level``
+#: (info counts as ok).
 LEVELS: dict[str, int] = {"info": 0, "warning": 1, "critical": 2}
 #: The checks creditops runs; ``Alert.check`` may name others (lower-case identifiers).
 CHECKS = (
@@ -135,7 +139,9 @@ class Alert(BaseModel):
     are stored as None; ``details`` is converted to plain JSON on creation.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid", protected_namespaces=())
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", protected_namespaces=(), use_enum_values=True
+    )
 
     id: UUID = Field(default_factory=uuid.uuid4)
     created_at: AwareDatetime = Field(default_factory=_utcnow, description="UTC")
@@ -154,6 +160,13 @@ class Alert(BaseModel):
     @classmethod
     def _to_utc(cls, value: datetime) -> datetime:
         return value.astimezone(UTC)
+
+    @field_validator("level")
+    @classmethod
+    def _not_ok(cls, value: Level) -> Level:
+        if value == Level.OK:
+            raise ValueError("an alert's level is 'info', 'warning' or 'critical'")
+        return value
 
     @field_validator("value", "threshold", mode="before")
     @classmethod
@@ -225,6 +238,33 @@ def threshold_alert(
     return None
 
 
+def alerts_from_flags(flags: Iterable[Flag], **fields: Any) -> list[Alert]:
+    """One alert per flag, whatever check raised it: the one path from findings to alerts.
+
+    The metric names its subject when there is one (``"ks:Income"``, ``"disparate_impact_ratio:
+    Age"``) so alerts on different features stay apart; the flag's kind, subject and window go
+    to ``details``. ``fields`` go to every :class:`Alert` (model_name, model_version, run_id).
+    """
+    return [
+        Alert(
+            check=flag.check,
+            level=flag.level,
+            metric=flag.metric if flag.subject is None else f"{flag.metric}:{flag.subject}",
+            value=flag.value,
+            threshold=flag.threshold,
+            message=flag.message,
+            details={
+                "kind": flag.kind,
+                "subject": flag.subject,
+                "window_start": flag.window_start,
+                "window_end": flag.window_end,
+            },
+            **fields,
+        )
+        for flag in flags
+    ]
+
+
 # ---------------------------------------------------------------------------------------------
 # The store
 # ---------------------------------------------------------------------------------------------
@@ -277,7 +317,7 @@ monitor_runs_table = sa.Table(
 class MonitorRun(BaseModel):
     """The headline figures of one monitor run (the full report is in ``summary``)."""
 
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    model_config = ConfigDict(extra="forbid", protected_namespaces=(), use_enum_values=True)
 
     id: str
     started_at: AwareDatetime
@@ -753,7 +793,7 @@ def _safe_target(url: str) -> str:
 class AlertsConfig(BaseModel):
     """Where alerts and gauges go (the lead wires these into Settings / the CLI)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_enum_values=True)
 
     webhook_url: str | None = Field(default=None, description="POST {'alerts': [...]} here")
     webhook_timeout_s: float = Field(default=2.0, gt=0.0, le=60.0)
@@ -766,6 +806,13 @@ class AlertsConfig(BaseModel):
     )
     pushgateway_url: str | None = Field(default=None, description="e.g. http://127.0.0.1:9091")
     pushgateway_job: str = Field(default="creditops_monitor", min_length=1)
+
+    @field_validator("webhook_min_level")
+    @classmethod
+    def _an_alert_level(cls, value: Level) -> Level:
+        if value == Level.OK:
+            raise ValueError("must be 'info', 'warning' or 'critical'")
+        return value
 
     @field_validator("webhook_url", "pushgateway_url")
     @classmethod

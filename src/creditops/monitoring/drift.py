@@ -1,9 +1,9 @@
-"""Data drift: does the current data still look like the data the champion was trained on?
+r"""Data drift: does the current data still look like the data the champion was trained on?
 
-Shape shared by every monitoring check: :class:`DataDriftCalculator` is fitted once on a
-reference (the champion's training data) and then compares any number of current windows (a
+:class:`DataDriftCalculator` is a :class:`~creditops.monitoring.base.Calculator`: fitted once
+on a reference (the champion's training data), it compares any number of current windows (a
 slice of the decision log, a file) against it, returning a :class:`DataDriftResult` with
-``to_dict()`` and alert flags.
+``to_dict()`` and flags (:class:`~creditops.monitoring.base.Flag`).
 
 Per feature, a drift method is chosen by name (``DriftConfig``) or automatically, in the manner
 of Evidently: p-value tests (``ks``, ``chi2``) when the reference is small (at most 1,000
@@ -32,17 +32,16 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from scipy import stats
 from scipy.spatial import distance
 
-from creditops.exceptions import ConfigurationError, CreditOpsError, DataValidationError
+from creditops.exceptions import ConfigurationError, DataValidationError
+from creditops.monitoring.base import Calculator, Flag, Level, Result, register_calculator
 
 __all__ = [
     "AUTO",
     "DataDriftCalculator",
     "DataDriftResult",
     "DriftConfig",
-    "DriftFlag",
     "DriftMethod",
     "FeatureDrift",
-    "NotFittedError",
     "PredictionDriftResult",
     "available_methods",
     "get_method",
@@ -58,15 +57,16 @@ PSI_EPSILON = 1e-4
 _MIN_SCALE = 1e-3
 
 Kind = Literal["numeric", "categorical"]
-Level = Literal["ok", "warning", "critical"]
 Band = Literal["stable", "warning", "drift"]
-FlagKind = Literal[
-    "dataset_drift", "feature_drift", "missing_increase", "unseen_categories", "prediction_drift"
-]
-
-
-class NotFittedError(CreditOpsError):
-    """``calculate`` was called before ``fit``."""
+# The kinds of drift flags: "prediction_drift" alerts under its own check, the others under
+# "data_drift".
+FLAG_KINDS = (
+    "dataset_drift",
+    "feature_drift",
+    "missing_increase",
+    "unseen_categories",
+    "prediction_drift",
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -395,13 +395,7 @@ class DriftConfig(BaseModel):
 # Results
 
 
-class _Result(BaseModel):
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON types only (for the API, MLflow artifacts and the alert store)."""
-        return self.model_dump(mode="json")
-
-
-class FeatureDrift(_Result):
+class FeatureDrift(Result):
     """One feature. ``n_ref`` / ``n_cur`` count the non-missing values compared."""
 
     feature: str
@@ -423,7 +417,7 @@ class FeatureDrift(_Result):
     unseen_flag: bool = False
 
 
-class PredictionDriftResult(_Result):
+class PredictionDriftResult(Result):
     """PSI of the score distribution on reference score deciles."""
 
     method: Literal["psi"] = "psi"
@@ -438,19 +432,7 @@ class PredictionDriftResult(_Result):
     current_shares: list[float]
 
 
-class DriftFlag(_Result):
-    """Something a person should look at, with the numbers behind it and one sentence."""
-
-    kind: FlagKind
-    level: Literal["warning", "critical"]
-    feature: str | None = None
-    metric: str
-    value: float
-    threshold: float
-    message: str
-
-
-class DataDriftResult(_Result):
+class DataDriftResult(Result):
     schema_version: int = SCHEMA_VERSION
     n_ref: int
     n_cur: int
@@ -466,7 +448,7 @@ class DataDriftResult(_Result):
     unseen_flags: list[str]
     features: list[FeatureDrift]
     prediction: PredictionDriftResult | None = None
-    flags: list[DriftFlag]
+    flags: list[Flag]
 
     def feature(self, name: str) -> FeatureDrift:
         for item in self.features:
@@ -559,7 +541,8 @@ def _numeric_values(series: pd.Series, column: str) -> np.ndarray:
     return values
 
 
-class DataDriftCalculator:
+@register_calculator("data_drift")
+class DataDriftCalculator(Calculator[DataDriftResult]):
     """Fit on the reference once, then ``calculate`` any number of current windows.
 
     >>> calc = DataDriftCalculator(DriftConfig()).fit(train, numeric=[...], categorical=[...])
@@ -569,9 +552,9 @@ class DataDriftCalculator:
     def __init__(self, config: DriftConfig | None = None) -> None:
         self.config = config if config is not None else DriftConfig()
 
-    # -- public API -------------------------------------------------------------------------
+    # -- fitting ----------------------------------------------------------------------------
 
-    def fit(
+    def _fit(
         self,
         reference: pd.DataFrame,
         numeric: Sequence[str] | None = None,
@@ -579,7 +562,7 @@ class DataDriftCalculator:
         *,
         reference_scores: Any = None,
         feature_weights: Mapping[str, float] | None = None,
-    ) -> DataDriftCalculator:
+    ) -> None:
         """Learn the reference. Without ``numeric`` and ``categorical`` every column is used,
         typed by dtype. ``feature_weights`` (e.g. model importances) replace the config's."""
         if not isinstance(reference, pd.DataFrame):
@@ -605,10 +588,9 @@ class DataDriftCalculator:
         if unknown:
             raise ConfigurationError(f"method override for features not monitored: {unknown}")
         weights = feature_weights if feature_weights is not None else self.config.feature_weights
-        self._fit(reference, numeric, categorical, reference_scores, weights)
-        return self
+        self._fit_features(reference, numeric, categorical, reference_scores, weights)
 
-    def calculate(
+    def _calculate(
         self,
         current: pd.DataFrame,
         *,
@@ -618,8 +600,6 @@ class DataDriftCalculator:
         """Compare ``current`` with the reference. ``columns`` maps feature names to columns
         of ``current`` when they differ (a decision-log window carries this mapping in
         ``attrs['feature_columns']``, used by default)."""
-        if not hasattr(self, "features_"):
-            raise NotFittedError("DataDriftCalculator.calculate called before fit")
         if not isinstance(current, pd.DataFrame):
             raise DataValidationError("current data must be a pandas DataFrame")
         if len(current) == 0:
@@ -635,11 +615,9 @@ class DataDriftCalculator:
                 )
         if current_scores is not None and self.scores_ is None:
             raise ConfigurationError("current_scores given but fit had no reference_scores")
-        return self._calculate(current, mapping, current_scores)
+        return self._compare(current, mapping, current_scores)
 
-    # -- fitting ----------------------------------------------------------------------------
-
-    def _fit(
+    def _fit_features(
         self,
         reference: pd.DataFrame,
         numeric: list[str],
@@ -742,7 +720,7 @@ class DataDriftCalculator:
 
     # -- calculating ------------------------------------------------------------------------
 
-    def _calculate(
+    def _compare(
         self, current: pd.DataFrame, mapping: Mapping[str, str], current_scores: Any
     ) -> DataDriftResult:
         n_cur = len(current)
@@ -751,12 +729,12 @@ class DataDriftCalculator:
         total_weight = sum(f.weight for f in features)
         drift_share = sum(f.weight for f in features if f.drifted) / total_weight
         cfg = self.config
-        level: Level = (
-            "critical"
+        level = (
+            Level.CRITICAL
             if drift_share >= cfg.critical_share
-            else "warning"
+            else Level.WARNING
             if drift_share >= cfg.warning_share
-            else "ok"
+            else Level.OK
         )
         prediction = None
         if current_scores is not None and self.scores_ is not None:
@@ -874,12 +852,13 @@ def _flags(
     level: Level,
     prediction: PredictionDriftResult | None,
     cfg: DriftConfig,
-) -> list[DriftFlag]:
-    flags: list[DriftFlag] = []
-    if level != "ok":
+) -> list[Flag]:
+    flags: list[Flag] = []
+    if level != Level.OK:
         threshold = cfg.critical_share if level == "critical" else cfg.warning_share
         flags.append(
-            DriftFlag(
+            Flag(
+                check="data_drift",
                 kind="dataset_drift",
                 level=level,
                 metric="drift_share",
@@ -893,10 +872,11 @@ def _flags(
             shown = f.p_value if f.p_value is not None else f.statistic
             label = "p-value" if f.p_value is not None else f.method
             flags.append(
-                DriftFlag(
+                Flag(
+                    check="data_drift",
                     kind="feature_drift",
                     level="warning",
-                    feature=f.feature,
+                    subject=f.feature,
                     metric=f.method,
                     value=float(shown),
                     threshold=f.threshold,
@@ -906,10 +886,11 @@ def _flags(
             )
         if f.missing_increase:
             flags.append(
-                DriftFlag(
+                Flag(
+                    check="data_drift",
                     kind="missing_increase",
                     level="warning",
-                    feature=f.feature,
+                    subject=f.feature,
                     metric="missing_rate",
                     value=f.missing_rate_cur,
                     threshold=f.missing_rate_ref + cfg.missing_increase,
@@ -920,10 +901,11 @@ def _flags(
         if f.unseen_flag:
             shown_names = ", ".join(f.unseen_categories[:5])
             flags.append(
-                DriftFlag(
+                Flag(
+                    check="data_drift",
                     kind="unseen_categories",
                     level="warning",
-                    feature=f.feature,
+                    subject=f.feature,
                     metric="unseen_share",
                     value=f.unseen_share,
                     threshold=cfg.unseen_share,
@@ -934,7 +916,8 @@ def _flags(
     if prediction is not None and prediction.band != "stable":
         critical = prediction.band == "drift"
         flags.append(
-            DriftFlag(
+            Flag(
+                check="prediction_drift",
                 kind="prediction_drift",
                 level="critical" if critical else "warning",
                 metric="psi",

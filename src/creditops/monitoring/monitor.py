@@ -9,8 +9,10 @@ One run:
 2. The current window: the champion's decisions of the last ``window_hours`` (or the last
    ``last_n``) from the decision log, or any file of applications (scored with the champion).
 3. Data drift and prediction drift (:mod:`.drift`), realised and estimated performance and
-   approval-rate fairness by time window (:mod:`.performance`).
-4. Their flags become :class:`~.alerts.Alert`\\ s, dispatched (store, JSON log, gauges, webhook);
+   approval-rate fairness by time window (:mod:`.performance`, :mod:`.estimated`,
+   :mod:`.fairness_watch`).
+4. Their flags become :class:`~.alerts.Alert`\\ s through one function
+   (:func:`~.alerts.alerts_from_flags`), dispatched (store, JSON log, gauges, webhook);
    the run itself is recorded (:class:`~.alerts.MonitorRun`) so retraining triggers can read
    how long drift has lasted.
 
@@ -45,6 +47,7 @@ from creditops.monitoring.alerts import (
     AlertStore,
     MonitorGauges,
     MonitorRun,
+    alerts_from_flags,
 )
 from creditops.monitoring.drift import DataDriftCalculator, DataDriftResult, DriftConfig
 from creditops.monitoring.performance import (
@@ -245,39 +248,10 @@ def _alerts_from(
     loaded: LoadedModel,
     run_id: str,
 ) -> list[Alert]:
-    common = {"model_name": loaded.name, "model_version": loaded.version, "run_id": run_id}
-    alerts: list[Alert] = []
-    for flag in drift.flags if drift is not None else []:
-        alerts.append(
-            Alert(
-                check="prediction_drift" if flag.kind == "prediction_drift" else "data_drift",
-                level=flag.level,
-                metric=flag.metric if flag.feature is None else f"{flag.metric}:{flag.feature}",
-                value=flag.value,
-                threshold=flag.threshold,
-                message=flag.message,
-                details={"kind": flag.kind, "feature": flag.feature},
-                **common,
-            )
-        )
-    for pflag in performance.flags if performance is not None else []:
-        alerts.append(
-            Alert(
-                check=pflag.check,
-                level=pflag.level,
-                metric=pflag.metric if pflag.subject is None else f"{pflag.metric}:{pflag.subject}",
-                value=pflag.value,
-                threshold=pflag.threshold,
-                message=pflag.message,
-                details={
-                    "window_start": pflag.window_start,
-                    "window_end": pflag.window_end,
-                    "subject": pflag.subject,
-                },
-                **common,
-            )
-        )
-    return alerts
+    flags = [*(drift.flags if drift else []), *(performance.flags if performance else [])]
+    return alerts_from_flags(
+        flags, model_name=loaded.name, model_version=loaded.version, run_id=run_id
+    )
 
 
 def _latest(values: list[Any]) -> Any:

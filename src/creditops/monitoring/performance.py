@@ -1,31 +1,22 @@
-"""Model drift: realised and estimated performance, and fairness of decisions, by time window.
+"""Model drift: realised performance of the champion, by time window of the decision log.
 
-Lending outcomes arrive months after the decision, so one window of the decision log is read
-three ways:
+Lending outcomes arrive months after the decision, so one window is read three ways:
 
 * **Realised** performance on the decisions whose outcome is known (ROC AUC, KS, Brier,
-  default rate, calibration), with the drop against the model's test figures. Below a minimum
-  number of labelled rows (or of defaults / goods) a window is "insufficient data" and never
-  flagged: an AUC on a few dozen loans is noise.
-* **Estimated** performance from the probabilities alone, in the manner of confidence-based
-  performance estimation (CBPE): when the probabilities are calibrated, row i defaults with
-  probability p_i, so the expected confusion matrix at the decision threshold is a sum of p_i
-  and 1 − p_i, and the expected ROC AUC is the AUC of a data set where every row counts as a
-  default with weight p_i and as a good with weight 1 − p_i (the weighted Mann–Whitney
-  statistic, computed exactly in O(n log n)). The band around it is the sampling error of a
-  realised AUC at the window's size, from DeLong's placement variances on the reference. When
-  outcomes arrive, the estimate on the labelled rows sits beside the realised figure, so a
-  reader sees whether the estimate was right.
-* **Fairness** of the decisions: approval rate per protected group and the disparate impact
-  ratio (lowest / highest approval rate among groups large enough to judge), judged by the
-  four-fifths rule. Approval means ``decision == "approve"``; "refer" counts as not approved.
+  default rate, calibration), with the drop against the model's test figures, here. Below a
+  minimum number of labelled rows (or of defaults / goods) a window is "insufficient data" and
+  never flagged: an AUC on a few dozen loans is noise.
+* **Estimated** performance from the probabilities alone (CBPE), in :mod:`.estimated`; flagged
+  only while outcomes are unknown, since once they are known they speak.
+* **Fairness** of the decisions (approval rate by protected group, four-fifths rule), in
+  :mod:`.fairness_watch`.
 
-The calculator follows the monitoring shape: :meth:`PerformanceCalculator.fit` on the champion's
-labelled test (or validation) predictions and its registered test figures, then
-:meth:`PerformanceCalculator.calculate` on a frame from ``PredictionLog.window(...)``, which
-returns a :class:`PerformanceResult` (``to_dict()`` is plain JSON) with its
-:class:`PerformanceFlag` list. Filter the frame to one model version first: the figures compare
-the window with *that* model's test results.
+:class:`PerformanceCalculator` is a :class:`~creditops.monitoring.base.Calculator`: ``fit`` on
+the champion's labelled test (or validation) predictions and its registered test figures, then
+``calculate`` on a frame from ``PredictionLog.window(...)``, which returns a
+:class:`PerformanceResult` (``to_dict()`` is plain JSON) with its
+:class:`~creditops.monitoring.base.Flag` list. Filter the frame to one model version first: the
+figures compare the window with *that* model's test results.
 """
 
 from __future__ import annotations
@@ -40,50 +31,49 @@ import numpy as np
 import pandas as pd
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from creditops.evaluation.fairness import FOUR_FIFTHS, bin_protected
+from creditops.evaluation.fairness import FOUR_FIFTHS
 from creditops.evaluation.metrics import calibration_table, classification_metrics
-from creditops.exceptions import ConfigurationError, CreditOpsError, DataValidationError
-from creditops.features.preprocessing import MISSING_CATEGORY
+from creditops.exceptions import ConfigurationError, DataValidationError
+from creditops.monitoring.base import (
+    Calculator,
+    Flag,
+    Level,
+    StrictResult,
+    register_calculator,
+    worst_level,
+)
+from creditops.monitoring.estimated import (
+    ConfusionCounts,
+    EstimatedPerformance,
+    auc_sampling_components,
+    auc_sampling_error,
+    estimate_performance,
+    hosmer_lemeshow,
+)
+from creditops.monitoring.fairness_watch import (
+    AttributeApproval,
+    approval_fairness,
+    fairness_flags,
+)
 
 __all__ = [
-    "AttributeApproval",
-    "ConfusionCounts",
-    "EstimatedPerformance",
-    "GroupApprovalRate",
-    "MonitorNotFittedError",
     "PerformanceCalculator",
     "PerformanceConfig",
-    "PerformanceFlag",
     "PerformanceResult",
     "RealisedPerformance",
     "ReferenceSummary",
     "WindowPerformance",
-    "approval_fairness",
-    "auc_sampling_components",
-    "auc_sampling_error",
-    "expected_confusion_matrix",
-    "expected_roc_auc",
-    "hosmer_lemeshow",
     "reference_metrics_from_tags",
 ]
 
-Level = Literal["warning", "critical"]
-# The check names creditops.monitoring.alerts knows: realised AUC and calibration are
-# "performance", the CBPE estimate "estimated_performance".
-Check = Literal["performance", "estimated_performance", "fairness"]
+# Flags name their alert check: realised AUC and calibration are "performance", the CBPE
+# estimate "estimated_performance", approval by group "fairness".
 Status = Literal["ok", "insufficient data"]
-Verdict = Literal["adverse impact presumed", "no adverse impact presumed", "not assessable"]
-TOO_SMALL = "too small to judge"
-NOT_RECORDED = "not recorded"
 INSUFFICIENT = "insufficient data"
 
 # Names under which a model version's test figures may be recorded (tags or MLflow metrics).
 _REFERENCE_KEYS = ("roc_auc", "ks", "brier", "default_rate", "ece", "gini")
 _CALENDAR = re.compile(r"^[A-Za-z]+(-[A-Za-z]+)?$")
-
-
-class MonitorNotFittedError(CreditOpsError):
-    """``calculate`` was called before ``fit``: there is nothing to compare the window with."""
 
 
 # --------------------------------------------------------------------------- configuration
@@ -168,35 +158,7 @@ class PerformanceConfig(BaseModel):
 # --------------------------------------------------------------------------- result models
 
 
-class _Model(BaseModel):
-    # NaN is not JSON: every undefined figure is None, and a NaN reaching a model is a bug.
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-
-
-class PerformanceFlag(_Model):
-    """One finding worth an alert: what was measured, against what limit, in which window."""
-
-    check: Check
-    metric: str
-    value: float
-    threshold: float
-    level: Level
-    message: str
-    window_start: datetime | None = None
-    window_end: datetime | None = None
-    subject: str | None = None  # the protected attribute, for fairness flags
-
-
-class ConfusionCounts(_Model):
-    """Counts at the threshold, positive = default. Expected counts are fractional."""
-
-    tp: float
-    fp: float
-    fn: float
-    tn: float
-
-
-class ReferenceSummary(_Model):
+class ReferenceSummary(StrictResult):
     """The figures each window is compared with, and what the reference says about calibration.
 
     ``source`` says per figure whether it is the model's recorded test figure ("metrics") or was
@@ -217,7 +179,7 @@ class ReferenceSummary(_Model):
     auc_placement_variance_goods: float | None
 
 
-class RealisedPerformance(_Model):
+class RealisedPerformance(StrictResult):
     """Performance on the window's decisions whose outcome is known."""
 
     status: Status
@@ -240,60 +202,7 @@ class RealisedPerformance(_Model):
     note: str | None = None
 
 
-class EstimatedPerformance(_Model):
-    """CBPE estimate from the probabilities of every decision in the window.
-
-    ``band_low``–``band_high``: estimate ± ``noise_sigmas`` sampling errors, where a realised
-    AUC on this many rows is expected to fall. The ``*_on_labelled`` fields compare the estimate
-    made on the labelled rows alone with what those rows realised.
-    """
-
-    status: Status
-    rows: int
-    expected_default_rate: float | None
-    expected_confusion_matrix: ConfusionCounts | None
-    expected_precision: float | None
-    expected_recall: float | None
-    expected_accuracy: float | None
-    roc_auc: float | None
-    sampling_error: float | None
-    band_low: float | None
-    band_high: float | None
-    auc_drop: float | None
-    auc_drop_relative: float | None
-    roc_auc_on_labelled: float | None = None
-    band_low_on_labelled: float | None = None
-    band_high_on_labelled: float | None = None
-    realised_roc_auc: float | None = None
-    estimate_error: float | None = None  # realised - estimated, on the labelled rows
-    realised_within_band: bool | None = None
-    note: str | None = None
-
-
-class GroupApprovalRate(_Model):
-    group: str
-    size: int
-    approved: int
-    approval_rate: float
-    status: Literal["judged", "too small to judge", "not recorded"]
-
-
-class AttributeApproval(_Model):
-    """Approval by group for one protected attribute in one window."""
-
-    attribute: str
-    column: str
-    groups: list[GroupApprovalRate]
-    judged_groups: list[str]
-    disparate_impact_ratio: float | None  # lowest / highest judged approval rate
-    # Least vs most approved judged group: two-proportion z-test, Bonferroni-adjusted.
-    p_value: float | None
-    most_approved_group: str | None
-    least_approved_group: str | None
-    verdict: Verdict
-
-
-class WindowPerformance(_Model):
+class WindowPerformance(StrictResult):
     """One window: ``start`` inclusive, ``end`` exclusive (with ``window=None``: the first and
     last decision's times)."""
 
@@ -306,124 +215,18 @@ class WindowPerformance(_Model):
     fairness: list[AttributeApproval]
 
 
-class PerformanceResult(_Model):
+class PerformanceResult(StrictResult):
     schema_version: int = 1
     config: PerformanceConfig
     reference: ReferenceSummary
     windows: list[WindowPerformance]
-    flags: list[PerformanceFlag]
+    flags: list[Flag]
     notes: list[str] = Field(default_factory=list)
 
     @property
-    def level(self) -> Literal["ok", "warning", "critical"]:
+    def level(self) -> Level:
         """The most severe flag's level, or "ok"."""
-        levels = {flag.level for flag in self.flags}
-        return "critical" if "critical" in levels else "warning" if levels else "ok"
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON (datetimes as ISO text, undefined figures as None)."""
-        return _finite(self.model_dump(mode="json"))
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_finite(item) for item in value]
-    return value
-
-
-# --------------------------------------------------------------------------- pure estimators
-
-
-def expected_roc_auc(score: np.ndarray, proba: np.ndarray | None = None) -> float | None:
-    """ROC AUC expected when row i defaults with probability ``proba[i]`` (default: ``score``).
-
-    Every row counts as a default with weight p and as a good with weight 1 − p; the AUC of
-    ``score`` on that weighted data (ties count half) equals scikit-learn's ``roc_auc_score`` on
-    the rows duplicated as (y=1, weight p) and (y=0, weight 1 − p), which is CBPE's estimate.
-    O(n log n): one sort of the distinct scores. None when either weight total is zero.
-    """
-    score = np.asarray(score, dtype=np.float64)
-    weight = score if proba is None else np.asarray(proba, dtype=np.float64)
-    weight = np.clip(weight, 0.0, 1.0)
-    if score.size == 0:
-        return None
-    values, inverse = np.unique(score, return_inverse=True)
-    defaults = np.bincount(inverse, weights=weight, minlength=len(values))
-    goods = np.bincount(inverse, weights=1.0 - weight, minlength=len(values))
-    total = defaults.sum() * goods.sum()
-    if total <= 0.0:
-        return None
-    goods_below = np.cumsum(goods) - goods
-    return float(np.sum(defaults * (goods_below + 0.5 * goods)) / total)
-
-
-def expected_confusion_matrix(
-    score: np.ndarray, threshold: float, proba: np.ndarray | None = None
-) -> ConfusionCounts:
-    """Expected counts when the model predicts a default at ``score >= threshold``.
-
-    Expected TP = Σ p over predicted defaults, FP = Σ (1 − p) over them; FN and TN likewise over
-    predicted goods; the four sum to the number of rows.
-    """
-    score = np.asarray(score, dtype=np.float64)
-    p = np.clip(score if proba is None else np.asarray(proba, dtype=np.float64), 0.0, 1.0)
-    predicted = score >= threshold
-    return ConfusionCounts(
-        tp=float(p[predicted].sum()),
-        fp=float((1.0 - p[predicted]).sum()),
-        fn=float(p[~predicted].sum()),
-        tn=float((1.0 - p[~predicted]).sum()),
-    )
-
-
-def auc_sampling_components(y_true: np.ndarray, score: np.ndarray) -> tuple[float, float]:
-    """DeLong's placement variances (defaults, goods) of the ROC AUC on labelled rows.
-
-    A default's placement is the share of goods it outranks (ties half), a good's the share of
-    defaults that outrank it; the AUC's variance on m defaults and k goods is about
-    var(default placements) / m + var(good placements) / k, so these two numbers from the
-    reference give the sampling error at any window size.
-    """
-    y = np.asarray(y_true).astype(int)
-    score = np.asarray(score, dtype=np.float64)
-    pos, neg = np.sort(score[y == 1]), np.sort(score[y == 0])
-    if len(pos) < 2 or len(neg) < 2:
-        raise DataValidationError("the reference needs at least two defaults and two goods")
-    below = np.searchsorted(neg, pos, "left") + np.searchsorted(neg, pos, "right")
-    v_defaults = below / (2.0 * len(neg))
-    under = np.searchsorted(pos, neg, "left") + np.searchsorted(pos, neg, "right")
-    v_goods = 1.0 - under / (2.0 * len(pos))
-    return float(np.var(v_defaults, ddof=1)), float(np.var(v_goods, ddof=1))
-
-
-def auc_sampling_error(components: tuple[float, float], defaults: float, goods: float) -> float:
-    """Standard error of a ROC AUC measured on ``defaults`` and ``goods`` rows (may be expected,
-    fractional counts)."""
-    var_defaults, var_goods = components
-    if defaults <= 0 or goods <= 0:
-        return math.inf
-    return float(math.sqrt(var_defaults / defaults + var_goods / goods))
-
-
-def hosmer_lemeshow(y_true: np.ndarray, proba: np.ndarray, *, n_bins: int = 10) -> float:
-    """p-value of the Hosmer–Lemeshow test on equal-count bins (small: not calibrated).
-
-    The calibration test of PD validation: Σ n_b (o_b − e_b)² / (e_b (1 − e_b)) over bins,
-    chi-square with n_bins − 2 degrees of freedom.
-    """
-    from scipy.stats import chi2
-
-    rows, _ = calibration_table(y_true, proba, n_bins=n_bins)
-    statistic = 0.0
-    for row in rows:
-        expected = min(max(row["mean_predicted"], 1e-6), 1.0 - 1e-6)
-        gap = row["observed_rate"] - expected
-        statistic += row["count"] * gap * gap / (expected * (1.0 - expected))
-    return float(chi2.sf(statistic, max(len(rows) - 2, 1)))
+        return worst_level(flag.level for flag in self.flags)
 
 
 def reference_metrics_from_tags(tags: Mapping[str, Any]) -> dict[str, float]:
@@ -444,87 +247,6 @@ def reference_metrics_from_tags(tags: Mapping[str, Any]) -> dict[str, float]:
     return out
 
 
-# --------------------------------------------------------------------------- fairness
-
-
-def _two_proportion_p(a: GroupApprovalRate, b: GroupApprovalRate) -> float:
-    """Two-sided p-value of the z-test that two groups share one approval rate."""
-    from scipy.stats import norm
-
-    pooled = (a.approved + b.approved) / (a.size + b.size)
-    variance = pooled * (1.0 - pooled) * (1.0 / a.size + 1.0 / b.size)
-    if variance <= 0.0:
-        return 1.0
-    z = (a.approval_rate - b.approval_rate) / math.sqrt(variance)
-    return float(2.0 * norm.sf(abs(z)))
-
-
-def approval_fairness(
-    frame: pd.DataFrame,
-    columns: Mapping[str, str],
-    *,
-    min_group: int = 30,
-) -> list[AttributeApproval]:
-    """Approval rate per group and the disparate impact ratio, per protected attribute.
-
-    ``columns`` maps each attribute name to its column in ``frame`` (as
-    ``frame.attrs["protected_columns"]`` does). Groups come from
-    :func:`creditops.evaluation.fairness.bin_protected` (age in credit bins, missing values as
-    their own group); groups under ``min_group`` rows are shown but left out of the ratio.
-    """
-    approved = (frame["decision"] == "approve").to_numpy()
-    out: list[AttributeApproval] = []
-    for attribute, column in columns.items():
-        labels = bin_protected(frame[column].reset_index(drop=True), attribute)
-        table = pd.DataFrame({"group": labels.astype(str), "approved": approved})
-        stats = table.groupby("group", sort=False)["approved"].agg(["size", "sum"])
-        order = [str(c) for c in labels.cat.categories if str(c) in stats.index]
-        groups = [
-            GroupApprovalRate(
-                group=group,
-                size=int(stats.loc[group, "size"]),
-                approved=int(stats.loc[group, "sum"]),
-                approval_rate=float(stats.loc[group, "sum"] / stats.loc[group, "size"]),
-                status=(
-                    NOT_RECORDED
-                    if group == MISSING_CATEGORY  # not a group of people: never compared
-                    else "judged"
-                    if stats.loc[group, "size"] >= min_group
-                    else TOO_SMALL
-                ),
-            )
-            for group in order
-        ]
-        judged = [g for g in groups if g.status == "judged"]
-        di = high = low = p_value = None
-        verdict: Verdict = "not assessable"
-        if len(judged) >= 2:
-            high_group = max(judged, key=lambda g: g.approval_rate)
-            low_group = min(judged, key=lambda g: g.approval_rate)
-            high, low = high_group.group, low_group.group
-            pairs = len(judged) * (len(judged) - 1) // 2
-            p_value = min(1.0, pairs * _two_proportion_p(low_group, high_group))
-            if high_group.approval_rate > 0:
-                di = low_group.approval_rate / high_group.approval_rate
-                verdict = (
-                    "adverse impact presumed" if di < FOUR_FIFTHS else "no adverse impact presumed"
-                )
-        out.append(
-            AttributeApproval(
-                attribute=attribute,
-                column=column,
-                groups=groups,
-                judged_groups=[g.group for g in judged],
-                disparate_impact_ratio=di,
-                p_value=p_value,
-                most_approved_group=high,
-                least_approved_group=low,
-                verdict=verdict,
-            )
-        )
-    return out
-
-
 # --------------------------------------------------------------------------- calculator
 
 
@@ -539,7 +261,8 @@ def _pct(value: float) -> str:
     return f"{value * 100:.1f}%" if abs(value) < 0.1 else f"{value:.0%}"
 
 
-class PerformanceCalculator:
+@register_calculator("performance")
+class PerformanceCalculator(Calculator[PerformanceResult]):
     """Realised and estimated performance and decision fairness of one model, by window.
 
     Fit on the model's labelled reference predictions (its test or validation rows) and,
@@ -555,13 +278,13 @@ class PerformanceCalculator:
 
     # -- fit ------------------------------------------------------------------------------------
 
-    def fit(
+    def _fit(
         self,
         y_true: Any = None,
         proba: Any = None,
         *,
         reference_metrics: Mapping[str, Any] | None = None,
-    ) -> PerformanceCalculator:
+    ) -> None:
         """Learn what "as good as at test time" means.
 
         ``y_true`` (1 = default) and ``proba`` give the sampling error of the AUC per window
@@ -579,8 +302,7 @@ class PerformanceCalculator:
         elif y_true is None or proba is None:
             raise ConfigurationError("pass both y_true and proba, or neither")
         else:
-            self._fit(_array(y_true, "outcome"), _array(proba, "probability"), metrics)
-        return self
+            self._fit_predictions(_array(y_true, "outcome"), _array(proba, "probability"), metrics)
 
     def _fit_metrics_only(self, metrics: dict[str, float]) -> None:
         self._components = None
@@ -600,7 +322,7 @@ class PerformanceCalculator:
             auc_placement_variance_goods=None,
         )
 
-    def _fit(self, y: np.ndarray, proba: np.ndarray, metrics: dict[str, float]) -> None:
+    def _fit_predictions(self, y: np.ndarray, proba: np.ndarray, metrics: dict[str, float]) -> None:
         if not np.isin(y, (0.0, 1.0)).all():
             raise DataValidationError("reference outcomes must be 0 or 1", column="outcome")
         if len(y) != len(proba):
@@ -646,13 +368,8 @@ class PerformanceCalculator:
 
     # -- calculate ------------------------------------------------------------------------------
 
-    def calculate(self, frame: pd.DataFrame) -> PerformanceResult:
-        """Every window of ``frame`` (``PredictionLog.window`` columns), with its flags."""
-        if self.reference_ is None:
-            raise MonitorNotFittedError("fit the performance calculator before calculate")
-        return self._calculate(frame)
-
     def _calculate(self, frame: pd.DataFrame) -> PerformanceResult:
+        """Every window of ``frame`` (``PredictionLog.window`` columns), with its flags."""
         config, reference = self.config, self.reference_
         assert reference is not None
         for column in ("created_at", "probability"):
@@ -674,7 +391,7 @@ class PerformanceCalculator:
         if self._components is None:
             notes.append("Fitted without reference predictions: no sampling band for estimates.")
         windows: list[WindowPerformance] = []
-        flags: list[PerformanceFlag] = []
+        flags: list[Flag] = []
         for start, end, label, rows in self._windows(frame):
             realised = self._realised(rows)
             estimated = self._estimated(rows, realised)
@@ -855,79 +572,23 @@ class PerformanceCalculator:
             ),
         )
 
-    def _band(
-        self, estimate: float | None, expected_defaults: float, n: int
-    ) -> tuple[float | None, float | None, float | None]:
-        """Sampling error of a realised AUC on ``n`` rows, and the band around ``estimate``."""
-        if estimate is None or self._components is None:
-            return None, None, None
-        error = auc_sampling_error(self._components, expected_defaults, n - expected_defaults)
-        if not math.isfinite(error):
-            return None, None, None
-        spread = self.config.noise_sigmas * error
-        return error, max(0.0, estimate - spread), min(1.0, estimate + spread)
-
     def _estimated(self, rows: pd.DataFrame, realised: RealisedPerformance) -> EstimatedPerformance:
-        config, reference = self.config, self.reference_
+        reference = self.reference_
         assert reference is not None
         score = rows["probability"].to_numpy(dtype=np.float64)
-        n = len(score)
-        if n < config.min_estimation_rows:
-            return EstimatedPerformance(
-                status=INSUFFICIENT,
-                rows=n,
-                expected_default_rate=None,
-                expected_confusion_matrix=None,
-                expected_precision=None,
-                expected_recall=None,
-                expected_accuracy=None,
-                roc_auc=None,
-                sampling_error=None,
-                band_low=None,
-                band_high=None,
-                auc_drop=None,
-                auc_drop_relative=None,
-                note=f"{n} decisions; at least {config.min_estimation_rows} are needed",
-            )
-        p = self._recalibrated(score)
-        matrix = expected_confusion_matrix(score, config.threshold, p)
-        auc = expected_roc_auc(score, p)
-        error, low, high = self._band(auc, float(p.sum()), n)
-        drop = reference.roc_auc - auc if auc is not None else None
-        comparison: dict[str, Any] = {}
+        labelled = None
         if realised.status == "ok" and realised.roc_auc is not None:
             labelled = pd.to_numeric(rows["outcome"], errors="coerce").notna().to_numpy()
-            on_labelled = expected_roc_auc(score[labelled], p[labelled])
-            _, low_l, high_l = self._band(on_labelled, float(p[labelled].sum()), labelled.sum())
-            comparison = {
-                "roc_auc_on_labelled": on_labelled,
-                "band_low_on_labelled": low_l,
-                "band_high_on_labelled": high_l,
-                "realised_roc_auc": realised.roc_auc,
-                "estimate_error": realised.roc_auc - on_labelled
-                if on_labelled is not None
-                else None,
-                "realised_within_band": bool(low_l <= realised.roc_auc <= high_l)
-                if low_l is not None and high_l is not None
-                else None,
-            }
-        predicted_defaults = matrix.tp + matrix.fp
-        actual_defaults = matrix.tp + matrix.fn
-        return EstimatedPerformance(
-            status="ok",
-            rows=n,
-            expected_default_rate=float(p.mean()),
-            expected_confusion_matrix=matrix,
-            expected_precision=matrix.tp / predicted_defaults if predicted_defaults > 0 else None,
-            expected_recall=matrix.tp / actual_defaults if actual_defaults > 0 else None,
-            expected_accuracy=(matrix.tp + matrix.tn) / n,
-            roc_auc=auc,
-            sampling_error=error,
-            band_low=low,
-            band_high=high,
-            auc_drop=drop,
-            auc_drop_relative=drop / reference.roc_auc if drop is not None else None,
-            **comparison,
+        return estimate_performance(
+            score,
+            self._recalibrated(score),
+            threshold=self.config.threshold,
+            reference_auc=reference.roc_auc,
+            components=self._components,
+            noise_sigmas=self.config.noise_sigmas,
+            min_rows=self.config.min_estimation_rows,
+            labelled=labelled,
+            realised_auc=realised.roc_auc if labelled is not None else None,
         )
 
     # -- flags ----------------------------------------------------------------------------------
@@ -937,15 +598,15 @@ class PerformanceCalculator:
         if relative_drop is None:
             return None
         if relative_drop > config.auc_drop_relative_critical:
-            return "critical", config.auc_drop_relative_critical
+            return Level.CRITICAL, config.auc_drop_relative_critical
         if relative_drop > config.auc_drop_relative:
-            return "warning", config.auc_drop_relative
+            return Level.WARNING, config.auc_drop_relative
         return None
 
-    def _flags(self, window: WindowPerformance) -> list[PerformanceFlag]:
+    def _flags(self, window: WindowPerformance) -> list[Flag]:
         config, reference = self.config, self.reference_
         assert reference is not None
-        flags: list[PerformanceFlag] = []
+        flags: list[Flag] = []
         where = {"window_start": window.start, "window_end": window.end}
         realised, estimated = window.realised, window.estimated
         level = self._auc_level(realised.auc_drop_relative) if realised.status == "ok" else None
@@ -957,8 +618,9 @@ class PerformanceCalculator:
                 else ""
             )
             flags.append(
-                PerformanceFlag(
+                Flag(
                     check="performance",
+                    kind="auc_drop",
                     metric="roc_auc",
                     value=realised.roc_auc,
                     threshold=reference.roc_auc * (1.0 - limit),
@@ -982,8 +644,9 @@ class PerformanceCalculator:
                 else ""
             )
             flags.append(
-                PerformanceFlag(
+                Flag(
                     check="estimated_performance",
+                    kind="estimated_auc_drop",
                     metric="estimated_roc_auc",
                     value=estimated.roc_auc,
                     threshold=reference.roc_auc * (1.0 - limit),
@@ -1004,12 +667,13 @@ class PerformanceCalculator:
             if abs(gap) > config.max_calibration_gap and abs(gap) > config.noise_sigmas * noise:
                 direction = "under" if gap > 0 else "over"
                 flags.append(
-                    PerformanceFlag(
+                    Flag(
                         check="performance",
+                        kind="calibration_gap",
                         metric="calibration_gap",
                         value=abs(gap),
                         threshold=config.max_calibration_gap,
-                        level="warning",
+                        level=Level.WARNING,
                         message=(
                             f"Observed default rate {realised.default_rate:.1%} {window.label} "
                             f"is {abs(gap) * 100:.1f} points {'above' if gap > 0 else 'below'} "
@@ -1020,41 +684,15 @@ class PerformanceCalculator:
                         **where,
                     )
                 )
-        for attribute in window.fairness:
-            di = attribute.disparate_impact_ratio
-            if di is None or di >= config.di_threshold:
-                continue
-            significant = config.di_alpha is None or (
-                attribute.p_value is not None and attribute.p_value < config.di_alpha
+        flags.extend(
+            fairness_flags(
+                window.fairness,
+                label=window.label,
+                window_start=window.start,
+                window_end=window.end,
+                threshold=config.di_threshold,
+                critical=config.di_critical,
+                alpha=config.di_alpha,
             )
-            if not significant:
-                continue
-            severity, limit = (
-                ("critical", config.di_critical)
-                if di < config.di_critical
-                else ("warning", config.di_threshold)
-            )
-            rule = (
-                f"the four-fifths threshold {limit:.2f}"
-                if limit == FOUR_FIFTHS
-                else f"the limit {limit:.2f}"
-            )
-            rates = {g.group: g.approval_rate for g in attribute.groups}
-            low, high = attribute.least_approved_group, attribute.most_approved_group
-            flags.append(
-                PerformanceFlag(
-                    check="fairness",
-                    metric="disparate_impact_ratio",
-                    value=di,
-                    threshold=limit,
-                    level=severity,
-                    subject=attribute.attribute,
-                    message=(
-                        f"Disparate impact ratio for {attribute.attribute} {window.label} is "
-                        f"{di:.2f}, below {rule}: approval {rates[low]:.0%} for '{low}' vs "
-                        f"{rates[high]:.0%} for '{high}' (p = {attribute.p_value:.2g})."
-                    ),
-                    **where,
-                )
-            )
+        )
         return flags

@@ -41,7 +41,7 @@ from sqlalchemy.pool import NullPool
 
 from creditops.config import Settings
 from creditops.data.spec import DatasetSpec, FeatureTypes, ResolvedSpec
-from creditops.evaluation.fairness import fairness_report
+from creditops.evaluation.fairness import FOUR_FIFTHS, fairness_report
 from creditops.evaluation.metrics import classification_metrics
 from creditops.exceptions import CreditOpsError, ModelNotFoundError
 from creditops.registry import (
@@ -323,8 +323,8 @@ def evaluate_gates(
             before = champion["disparate_impact"].get(attribute)
             if ratio < worst:
                 worst, worst_attribute = ratio, attribute
-            if config.fairness == "pass" and ratio < 0.8:
-                failures.append(f"{attribute} disparate impact {ratio:.2f} < 0.80")
+            if config.fairness == "pass" and ratio < FOUR_FIFTHS:
+                failures.append(f"{attribute} disparate impact {ratio:.2f} < {FOUR_FIFTHS:.2f}")
             if (
                 config.fairness == "not_worse"
                 and before is not None
@@ -338,14 +338,14 @@ def evaluate_gates(
                 name="fairness",
                 passed=not failures,
                 value=None if worst_attribute is None else worst,
-                threshold=0.8 if config.fairness == "pass" else None,
+                threshold=FOUR_FIFTHS if config.fairness == "pass" else None,
                 message="; ".join(failures)
                 or (
                     "no protected attribute to judge"
                     if worst_attribute is None
                     else f"lowest disparate impact {worst:.2f} ({worst_attribute}); "
                     + (
-                        "every attribute at or above 0.80"
+                        f"every attribute at or above {FOUR_FIFTHS:.2f}"
                         if config.fairness == "pass"
                         else "no attribute worse than the champion's beyond "
                         f"{config.fairness_tolerance:g}"
