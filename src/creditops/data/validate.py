@@ -68,6 +68,12 @@ def validate_dataset(
     _warn_high_cardinality(frame, categorical, warnings)
     _warn_leakage(frame, y, numeric, categorical, leakage_auc, warnings)
 
+    for column in spec.actionable:
+        if column in spec.protected or column not in numeric:
+            raise DataValidationError(
+                f"actionable column {column!r} must be a numeric feature and not protected",
+                column=column,
+            )
     keep = [*numeric, *categorical, spec.target]
     keep += [c for c in spec.protected if c not in keep]
     if spec.id:
@@ -85,6 +91,8 @@ def validate_dataset(
         schema=[_feature_schema(frame[c], c, c in numeric) for c in [*numeric, *categorical]],
         dropped=dropped,
         monotone=spec.monotone,
+        reasons=dict(spec.reasons),
+        actionable=dict(spec.actionable),
         n_rows=len(frame),
         positive_rate=round(float(y.mean()), 6),
     )
@@ -350,6 +358,7 @@ def _feature_schema(series: pd.Series, name: str, is_numeric: bool) -> FeatureSc
             minimum=float(values.min()) if len(values) else None,
             maximum=float(values.max()) if len(values) else None,
             integer=bool(len(values) and np.all(np.mod(values.to_numpy(), 1) == 0)),
+            median=float(values.median()) if len(values) else None,
         )
     categories = sorted(str(v) for v in series.dropna().unique())
     return FeatureSchema(

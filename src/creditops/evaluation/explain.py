@@ -48,23 +48,14 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
-from creditops.data.spec import ResolvedSpec
+from creditops.data.datasets import actionable_directions
+from creditops.data.spec import Direction, ResolvedSpec
 from creditops.exceptions import ConfigurationError
 from creditops.models.anatomy import anatomy, estimator_family
 
 OutputSpace = Literal["log_odds", "probability"]
 Method = Literal["linear", "tree_interventional", "tree_path_dependent", "permutation"]
 TreePerturbation = Literal["auto", "interventional", "tree_path_dependent"]
-Direction = Literal["decrease", "increase", "any"]
-
-# What an applicant can change, and in which direction, for credit_data. Age, marital status,
-# records, seniority, job and housing are facts about the applicant, not levers.
-DEFAULT_ACTIONABLE: dict[str, Direction] = {
-    "Debt": "decrease",
-    "Amount": "decrease",
-    "Expenses": "decrease",
-    "Time": "any",
-}
 _MISSING_LABEL = "(missing)"
 
 
@@ -629,7 +620,7 @@ def counterfactual(
     direction in steps of ``(max − min) / steps`` of its observed range (``spec.schema_``),
     clipped to that range; every single change and every pair is scored in one batch, and the
     approved candidate with the smallest normalised L1 distance wins (ties: fewer changes, then
-    lower probability). ``actionable`` defaults to :data:`DEFAULT_ACTIONABLE`, restricted to the
+    lower probability). ``actionable`` defaults to the spec's actionable features, restricted to the
     spec's numeric features; protected attributes can never be actionable.
     """
     if len(row) != 1:
@@ -842,9 +833,8 @@ def _actionable(
 ) -> dict[str, Direction]:
     protected = set(spec.protected)
     if actionable is None:
-        return {
-            f: d for f, d in DEFAULT_ACTIONABLE.items() if f in spec.numeric and f not in protected
-        }
+        directions = actionable_directions(spec).items()
+        return {f: d for f, d in directions if f in spec.numeric and f not in protected}
     levers: dict[str, Direction] = {}
     for feature, direction in actionable.items():
         if feature in protected:
