@@ -13,6 +13,9 @@ anything it does not reproduce exactly, and by default checks itself against the
 probe rows built from the dataset spec before it is used. Callers keep the pipeline as the
 fallback: :func:`compile_or_none`.
 
+Inside: ``_parse`` (request values → numbers and text), ``_preprocess`` (the ColumnTransformer),
+``_heads`` and ``_xgboost`` (final estimators), ``_calibration``, ``_scorer`` (FastScorer).
+
 Per final estimator:
 
 * ``LogisticRegression`` (optionally after ``PCA``): one affine map on the preprocessed row;
