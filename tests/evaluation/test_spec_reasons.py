@@ -167,3 +167,17 @@ def test_an_actionable_column_must_be_an_unprotected_numeric_feature() -> None:
 
 def test_schema_median_is_optional() -> None:
     assert FeatureSchema(name="a", kind="numeric", missing_rate=0.0).median is None
+
+
+def test_reasons_and_levers_for_columns_the_data_lacks_are_not_required() -> None:
+    frame = _frame()
+    spec = DatasetSpec(
+        target="outcome",
+        positive="bad",
+        reasons={"Absent": "Absent is high"},
+        actionable={"Absent": "decrease", "DebtRatio": "decrease"},
+    )
+    validated = validate_dataset(frame, spec, dataset_name="toy")
+    assert validated.spec.reasons == {"Absent": "Absent is high"}
+    assert validated.spec.actionable == {"DebtRatio": "decrease"}
+    assert any(w.column == "Absent" for w in validated.warnings)

@@ -105,10 +105,6 @@ class DatasetSpec(BaseModel):
             roles.setdefault(column, "protected")
         for column in self.monotone.columns():
             roles.setdefault(column, "monotone expectation")
-        for column in self.reasons:
-            roles.setdefault(column, "reason text")
-        for column in self.actionable:
-            roles.setdefault(column, "actionable feature")
         if self.features:
             for column in self.features.numeric:
                 roles[column] = "numeric feature"
