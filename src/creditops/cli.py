@@ -487,7 +487,7 @@ def simulate(
 ) -> None:
     """Send production-like traffic to a running service, optionally shifted, with outcomes fed
     back: a way to watch drift appear, alerts fire and a retrain happen."""
-    from creditops.monitoring.simulate import simulate as run
+    from creditops.simulation import simulate as run
 
     try:
         report = run(

@@ -35,3 +35,15 @@ class TrainingError(CreditOpsError):
 class NotFittedError(CreditOpsError):
     """A monitoring calculator was asked to ``calculate`` before ``fit``: there is no
     reference to compare the current data with."""
+
+
+class ModelStructureError(CreditOpsError, TypeError):
+    """A fitted model is not the calibrated-or-plain preprocessing pipeline creditops expects."""
+
+
+class UnsupportedModel(CreditOpsError):  # noqa: N818 (the serving API's agreed name)
+    """The model holds a step the fast path cannot reproduce exactly; serve the pipeline."""
+
+
+class ServiceUnavailableError(CreditOpsError):
+    """The decision service cannot be reached, or has no model to decide with."""

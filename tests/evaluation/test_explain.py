@@ -9,9 +9,9 @@ import pytest
 import shap
 from matplotlib.figure import Figure
 
+from creditops.data.datasets import CATALOG
 from creditops.data.spec import FeatureSchema, ResolvedSpec
 from creditops.evaluation.explain import (
-    DEFAULT_ACTIONABLE,
     build_explainer,
     counterfactual,
     explain_global,
@@ -22,6 +22,7 @@ from creditops.evaluation.explain import (
 from creditops.exceptions import ConfigurationError
 from creditops.models.zoo import CANDIDATES, FeatureSet
 
+CREDIT_DATA_ACTIONABLE = CATALOG["credit_data"].spec.actionable
 MODELS = [
     "logistic_regression",
     "pca_logistic",
@@ -323,12 +324,12 @@ def test_counterfactual_changes_only_actionable_features_within_range(credit_cas
     row = _declined(model, credit_case.X_test, threshold, 0.6)
     result = counterfactual(model, row, spec, threshold=threshold)
     assert result.found, result.reason
-    assert result.actionable == DEFAULT_ACTIONABLE
+    assert result.actionable == CREDIT_DATA_ACTIONABLE
     assert 1 <= len(result.changes) <= 2
     schema = {s.name: s for s in spec.schema_}
     moved = row.copy()
     for change in result.changes:
-        assert change.feature in DEFAULT_ACTIONABLE
+        assert change.feature in CREDIT_DATA_ACTIONABLE
         assert schema[change.feature].minimum <= change.proposed <= schema[change.feature].maximum
         assert change.original == row[change.feature].iloc[0]
         if change.direction == "decrease":

@@ -4,6 +4,7 @@ plain words, and never a protected attribute, even one the model uses."""
 import numpy as np
 import pytest
 
+from creditops.data.datasets import CATALOG
 from creditops.data.spec import FeatureSchema, ResolvedSpec
 from creditops.evaluation.explain import (
     FeatureContribution,
@@ -13,13 +14,14 @@ from creditops.evaluation.explain import (
     explain_rows,
 )
 from creditops.evaluation.reasons import (
-    CREDIT_DATA_REASONS,
     ReasonEntry,
     ReasonMap,
     default_reason_map,
     reason_codes,
 )
 from creditops.models.zoo import CANDIDATES, FeatureSet
+
+CREDIT_DATA_REASONS = CATALOG["credit_data"].spec.reasons
 
 
 def _spec(numeric: list[str], categorical: list[str], protected: list[str]) -> ResolvedSpec:

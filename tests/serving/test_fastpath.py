@@ -385,7 +385,7 @@ def _xgboost_on_noise(**params: Any) -> Any:
 
 
 def test_xgboost_trees_walked_in_numpy_equal_the_booster_bit_for_bit() -> None:
-    from creditops.serving.fastpath import _XGBoostHead
+    from creditops.serving.fastpath._xgboost import _XGBoostHead
 
     model, X = _xgboost_on_noise()
     head = _XGBoostHead(model)
@@ -404,7 +404,7 @@ def test_xgboost_trees_walked_in_numpy_equal_the_booster_bit_for_bit() -> None:
 def test_xgboost_trees_stop_at_the_best_iteration() -> None:
     import xgboost as xgb
 
-    from creditops.serving.fastpath import _XGBoostHead
+    from creditops.serving.fastpath._xgboost import _XGBoostHead
 
     _, X = _xgboost_on_noise()
     y = (X[:, 0] > 0).astype(int)
@@ -420,7 +420,7 @@ def test_xgboost_trees_stop_at_the_best_iteration() -> None:
 
 
 def test_xgboost_models_the_walk_cannot_reproduce_are_served_by_the_booster() -> None:
-    from creditops.serving.fastpath import _XGBoostHead
+    from creditops.serving.fastpath._xgboost import _XGBoostHead
 
     dart, X = _xgboost_on_noise(booster="dart", rate_drop=0.2)
     head = _XGBoostHead(dart)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from creditops.data.spec import DatasetSpec, MonotoneExpectations
+from creditops.data.spec import DatasetSpec, Direction, MonotoneExpectations, ResolvedSpec
 from creditops.exceptions import DatasetNotFoundError
 
 DEFAULT_DATASET = "credit_data"
@@ -42,6 +42,29 @@ CATALOG: dict[str, BuiltinDataset] = {
             protected=["Age", "Marital"],
             id="applicant_id",
             monotone=MonotoneExpectations(increasing=["Debt"], ordered={"Records": ["no", "yes"]}),
+            # Sentences for the direction that raises the risk of default; codes R01-R11 in
+            # this order (stable: the API and logged decisions carry them).
+            reasons={
+                "Debt": "Debt is high relative to income",
+                "Records": "Record of arrears or defaults",
+                "Seniority": "Short time with current employer",
+                "Income": "Income is low",
+                "Amount": "Loan amount is high",
+                "Price": "Price of the financed purchase is high",
+                "Home": "Housing situation",
+                "Job": "Type of employment",
+                "Time": "Loan term is long",
+                "Expenses": "Expenses are high",
+                "Assets": "Few assets",
+            },
+            # What an applicant can change. Age, marital status, records, seniority, job and
+            # housing are facts about the applicant, not levers.
+            actionable={
+                "Debt": "decrease",
+                "Amount": "decrease",
+                "Expenses": "decrease",
+                "Time": "any",
+            },
         ),
         id_column="applicant_id",
     ),
@@ -54,6 +77,28 @@ CATALOG: dict[str, BuiltinDataset] = {
         id_column="loan_id",
     ),
 }
+
+
+def reason_texts(spec: ResolvedSpec) -> dict[str, str]:
+    """The spec's reason sentences per feature.
+
+    A spec stored before specs carried reasons (``reasons`` is None) was served with the
+    default dataset's sentences for any feature of that name; it keeps them, so the reason codes
+    of versions already registered do not change.
+    """
+    if spec.reasons is not None:
+        return dict(spec.reasons)
+    return dict(CATALOG[DEFAULT_DATASET].spec.reasons)
+
+
+def actionable_directions(spec: ResolvedSpec) -> dict[str, Direction]:
+    """The spec's actionable features and directions (for a spec stored before specs carried
+    them: the default dataset's, restricted to this spec's unprotected numeric features, as
+    they were then)."""
+    if spec.actionable is not None:
+        return dict(spec.actionable)
+    legacy = CATALOG[DEFAULT_DATASET].spec.actionable
+    return {f: d for f, d in legacy.items() if f in spec.numeric and f not in set(spec.protected)}
 
 
 def get_builtin(name: str) -> BuiltinDataset:

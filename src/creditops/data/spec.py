@@ -11,15 +11,25 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from creditops.exceptions import ConfigurationError
 
-SPEC_VERSION = 1
+# 2: reason texts, actionable directions and numeric medians (a version-1 spec still loads).
+SPEC_VERSION = 2
 Label = str | int | bool
+# How an applicant can move a feature to lower their risk: the counterfactual's levers.
+Direction = Literal["increase", "decrease", "any"]
 
 
 class FeatureTypes(BaseModel):
@@ -42,6 +52,25 @@ class MonotoneExpectations(BaseModel):
     decreasing: list[str] = Field(default_factory=list)
     ordered: dict[str, list[str]] = Field(default_factory=dict)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _per_column(cls, value: Any) -> Any:
+        """Accept the per-column form too: ``{Debt: increasing, Grade: [A, B, C]}``."""
+        if not isinstance(value, dict) or set(value) <= {"increasing", "decreasing", "ordered"}:
+            return value
+        grouped: dict[str, Any] = {"increasing": [], "decreasing": [], "ordered": {}}
+        for column, expectation in value.items():
+            if isinstance(expectation, list):
+                grouped["ordered"][column] = expectation
+            elif expectation in ("increasing", "decreasing"):
+                grouped[expectation].append(column)
+            else:
+                raise ValueError(
+                    f"monotone expectation for {column!r} must be increasing, decreasing or a "
+                    f"list of categories, not {expectation!r}"
+                )
+        return grouped
+
     def columns(self) -> list[str]:
         return [*self.increasing, *self.decreasing, *self.ordered]
 
@@ -57,6 +86,10 @@ class DatasetSpec(BaseModel):
     features: FeatureTypes | None = None
     id: str | None = None
     monotone: MonotoneExpectations = Field(default_factory=MonotoneExpectations)
+    # Adverse-action sentence per feature, for the direction that raises the risk; features
+    # without one get a sentence generated from their name. Codes follow this order (R01, ...).
+    reasons: dict[str, Annotated[str, Field(min_length=1)]] = Field(default_factory=dict)
+    actionable: dict[str, Direction] = Field(default_factory=dict)
 
     @field_validator("protected", mode="before")
     @classmethod
@@ -114,6 +147,7 @@ class FeatureSchema(BaseModel):
     minimum: float | None = None
     maximum: float | None = None
     integer: bool = False
+    median: float | None = None  # the typical value: whether a reason says "too high" or "too low"
 
     def accepted_range(self, margin: float = ACCEPTED_MARGIN) -> tuple[float, float]:
         """The values the decision service accepts: the training range widened by ``margin``.
@@ -149,6 +183,9 @@ class ResolvedSpec(BaseModel):
     schema_: list[FeatureSchema] = Field(alias="schema")
     dropped: dict[str, str] = Field(default_factory=dict)
     monotone: MonotoneExpectations = Field(default_factory=MonotoneExpectations)
+    # None: stored by a creditops that predates them (see data.datasets.reason_texts).
+    reasons: dict[str, str] | None = None
+    actionable: dict[str, Direction] | None = None
     n_rows: int
     positive_rate: float
 

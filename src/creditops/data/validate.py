@@ -11,7 +11,7 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
-from creditops.data.spec import DatasetSpec, FeatureSchema, ResolvedSpec
+from creditops.data.spec import DatasetSpec, Direction, FeatureSchema, ResolvedSpec
 from creditops.exceptions import DataValidationError
 
 TRAIN_FRACTION = 0.70
@@ -68,6 +68,25 @@ def validate_dataset(
     _warn_high_cardinality(frame, categorical, warnings)
     _warn_leakage(frame, y, numeric, categorical, leakage_auc, warnings)
 
+    # Reasons and levers may name columns this data lacks (one spec for several extracts):
+    # a reason text is then unused, a lever is left out with a warning.
+    actionable: dict[str, Direction] = {}
+    for column, direction in spec.actionable.items():
+        if column in spec.protected or column in categorical:
+            raise DataValidationError(
+                f"actionable column {column!r} must be a numeric feature and not protected",
+                column=column,
+            )
+        if column in numeric:
+            actionable[column] = direction
+        else:
+            warnings.append(
+                DataWarning(
+                    "actionable_ignored",
+                    f"actionable column {column!r} is not a feature of this data: ignored",
+                    column,
+                )
+            )
     keep = [*numeric, *categorical, spec.target]
     keep += [c for c in spec.protected if c not in keep]
     if spec.id:
@@ -85,6 +104,8 @@ def validate_dataset(
         schema=[_feature_schema(frame[c], c, c in numeric) for c in [*numeric, *categorical]],
         dropped=dropped,
         monotone=spec.monotone,
+        reasons=dict(spec.reasons),
+        actionable=actionable,
         n_rows=len(frame),
         positive_rate=round(float(y.mean()), 6),
     )
@@ -350,6 +371,7 @@ def _feature_schema(series: pd.Series, name: str, is_numeric: bool) -> FeatureSc
             minimum=float(values.min()) if len(values) else None,
             maximum=float(values.max()) if len(values) else None,
             integer=bool(len(values) and np.all(np.mod(values.to_numpy(), 1) == 0)),
+            median=float(values.median()) if len(values) else None,
         )
     categories = sorted(str(v) for v in series.dropna().unique())
     return FeatureSchema(

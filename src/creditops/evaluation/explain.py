@@ -43,28 +43,19 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from pydantic import BaseModel, ConfigDict, Field
-from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
-from creditops.data.spec import ResolvedSpec
+from creditops.data.datasets import actionable_directions
+from creditops.data.spec import Direction, ResolvedSpec
 from creditops.exceptions import ConfigurationError
+from creditops.models.anatomy import anatomy, estimator_family
 
 OutputSpace = Literal["log_odds", "probability"]
 Method = Literal["linear", "tree_interventional", "tree_path_dependent", "permutation"]
 TreePerturbation = Literal["auto", "interventional", "tree_path_dependent"]
-Direction = Literal["decrease", "increase", "any"]
-
-# What an applicant can change, and in which direction, for credit_data. Age, marital status,
-# records, seniority, job and housing are facts about the applicant, not levers.
-DEFAULT_ACTIONABLE: dict[str, Direction] = {
-    "Debt": "decrease",
-    "Amount": "decrease",
-    "Expenses": "decrease",
-    "Time": "any",
-}
 _MISSING_LABEL = "(missing)"
 
 
@@ -196,7 +187,8 @@ class Explainer:
         self._preprocess = pipeline.steps[0][1]
         self._post = pipeline[1:]  # the fitted steps after preprocessing (shared, not copied)
         self._final = pipeline.steps[-1][1]
-        if _is_xgboost(self._final):
+        self._xgboost = estimator_family(self._final) == "xgboost"
+        if self._xgboost:
             # One row gains nothing from threads, and an OpenMP pool stalls whenever a core is
             # busy elsewhere (tens of ms): predict with a single-threaded copy of the booster.
             self._final = copy.deepcopy(self._final).set_params(n_jobs=1)
@@ -224,7 +216,7 @@ class Explainer:
         """The explained output (log-odds or probability, before any calibration)."""
         if self.output_space == "probability":
             return np.asarray(self._post.predict_proba(Xt)[:, 1], dtype=np.float64)
-        if _is_xgboost(self._final):
+        if self._xgboost:
             inner = self._post[:-1].transform(Xt) if len(self._post) > 1 else Xt
             return np.asarray(self._final.predict(inner, output_margin=True), dtype=np.float64)
         return np.asarray(self._post.decision_function(Xt), dtype=np.float64).ravel()
@@ -309,8 +301,8 @@ def build_explainer(
 ) -> Explainer:
     """Prepare ``model`` (a zoo pipeline, optionally in ``CalibratedClassifierCV``) for
     explanation against a seeded sample of ``background_size`` rows of ``X_background``."""
-    pipeline, calibrated = _unwrap(model)
-    preprocess = pipeline.steps[0][1]
+    parts = anatomy(model)
+    pipeline, calibrated, preprocess = parts.pipeline, parts.calibration, parts.preprocess
     if not isinstance(preprocess, ColumnTransformer):
         raise TypeError("the pipeline's first step must be the preprocessing ColumnTransformer")
     features = list(spec.features)
@@ -326,16 +318,16 @@ def build_explainer(
     groups = _column_groups(preprocess, features)
     if len(groups) != background.shape[1]:
         raise ValueError("could not map every preprocessed column to an original feature")
-    final = pipeline.steps[-1][1]
-    middle = pipeline.steps[1:-1]
-    linear = _affine_map(pipeline, background) if _is_logistic(final) else None
+    final, middle = parts.estimator, parts.middle
+    is_logistic = parts.family == "logistic_regression" and np.shape(final.coef_)[0] == 1
+    linear = _affine_map(pipeline, background) if is_logistic else None
     if linear is not None:
         method: Method = "linear"
         model_type = "pca_logistic" if middle else "logistic_regression"
         space: OutputSpace = "log_odds"
-    elif not middle and (_is_xgboost(final) or _is_random_forest(final)):
-        is_xgb = _is_xgboost(final)
-        model_type = "xgboost" if is_xgb else "random_forest"
+    elif not middle and parts.kind in ("xgboost", "random_forest"):
+        is_xgb = parts.kind == "xgboost"
+        model_type = parts.kind
         space = "log_odds" if is_xgb else "probability"
         perturbation = tree_perturbation
         if perturbation == "auto":
@@ -345,12 +337,10 @@ def build_explainer(
         )
     else:
         method = "permutation"
-        model_type = type(final).__name__
-        if type(final).__name__ == "TorchMLPClassifier":
-            model_type = "neural_network"
-        has_logit = _is_xgboost(final) or (
-            hasattr(pipeline, "decision_function")
-            and (type(final).__name__ == "TorchMLPClassifier" or _is_logistic(final))
+        is_neural = parts.family == "neural_network"
+        model_type = "neural_network" if is_neural else type(final).__name__
+        has_logit = parts.family == "xgboost" or (
+            hasattr(pipeline, "decision_function") and (is_neural or is_logistic)
         )
         space = "log_odds" if has_logit else "probability"
 
@@ -630,7 +620,7 @@ def counterfactual(
     direction in steps of ``(max − min) / steps`` of its observed range (``spec.schema_``),
     clipped to that range; every single change and every pair is scored in one batch, and the
     approved candidate with the smallest normalised L1 distance wins (ties: fewer changes, then
-    lower probability). ``actionable`` defaults to :data:`DEFAULT_ACTIONABLE`, restricted to the
+    lower probability). ``actionable`` defaults to the spec's actionable features, restricted to the
     spec's numeric features; protected attributes can never be actionable.
     """
     if len(row) != 1:
@@ -701,42 +691,6 @@ def counterfactual(
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _unwrap(model: Any) -> tuple[Pipeline, Any | None]:
-    """The fitted pipeline, and the single calibrated classifier around it if any."""
-    if isinstance(model, CalibratedClassifierCV):
-        fitted = getattr(model, "calibrated_classifiers_", None)
-        if not fitted:
-            raise ValueError("the calibrated model is not fitted")
-        if len(fitted) != 1:
-            raise ValueError(
-                "explanations need one fitted pipeline: calibrate with ensemble=False "
-                f"(this model averages {len(fitted)} pipelines)"
-            )
-        pipeline = fitted[0].estimator
-        if not isinstance(pipeline, Pipeline):
-            raise TypeError("the calibrated estimator must be a preprocessing Pipeline")
-        return pipeline, fitted[0]
-    if isinstance(model, Pipeline):
-        return model, None
-    raise TypeError(f"cannot explain {type(model).__name__}: expected a Pipeline")
-
-
-def _is_logistic(estimator: Any) -> bool:
-    from sklearn.linear_model import LogisticRegression
-
-    return isinstance(estimator, LogisticRegression) and np.shape(estimator.coef_)[0] == 1
-
-
-def _is_random_forest(estimator: Any) -> bool:
-    from sklearn.ensemble import RandomForestClassifier
-
-    return isinstance(estimator, RandomForestClassifier)
-
-
-def _is_xgboost(estimator: Any) -> bool:
-    return type(estimator).__module__.startswith("xgboost") and hasattr(estimator, "get_booster")
 
 
 def _affine_map(pipeline: Pipeline, background: np.ndarray) -> tuple[np.ndarray, float] | None:
@@ -879,9 +833,8 @@ def _actionable(
 ) -> dict[str, Direction]:
     protected = set(spec.protected)
     if actionable is None:
-        return {
-            f: d for f, d in DEFAULT_ACTIONABLE.items() if f in spec.numeric and f not in protected
-        }
+        directions = actionable_directions(spec).items()
+        return {f: d for f, d in directions if f in spec.numeric and f not in protected}
     levers: dict[str, Direction] = {}
     for feature, direction in actionable.items():
         if feature in protected:

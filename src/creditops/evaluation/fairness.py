@@ -44,6 +44,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, precision_score, roc_auc_score
 
 from creditops.features.preprocessing import MISSING_CATEGORY
+from creditops.models.anatomy import anatomy
 
 FOUR_FIFTHS = 0.8
 AGE_BINS = (-math.inf, 25.0, 40.0, 60.0, math.inf)
@@ -891,11 +892,6 @@ class _Float64Proba(ClassifierMixin, BaseEstimator):
         return np.asarray(self.estimator.predict_proba(X), dtype=np.float64)
 
 
-def _fitted_pipeline(model: Any) -> Any:
-    calibrated = getattr(model, "calibrated_classifiers_", None)
-    return calibrated[0].estimator if calibrated else model
-
-
 def _as_frame(sensitive: pd.Series | pd.DataFrame) -> pd.DataFrame:
     frame = sensitive.to_frame() if isinstance(sensitive, pd.Series) else pd.DataFrame(sensitive)
     return frame.reset_index(drop=True)
@@ -1048,9 +1044,7 @@ def compare_mitigation(
         )
     elif method == "exponentiated_gradient":
         # Standardised so the logistic regression converges on unscaled (tree) preprocessing.
-        preprocess = make_pipeline(
-            clone(_fitted_pipeline(model).named_steps["preprocess"]), StandardScaler()
-        )
+        preprocess = make_pipeline(clone(anatomy(model).preprocess), StandardScaler())
         features_train = preprocess.fit_transform(X_train)
         mitigator = ExponentiatedGradient(
             LogisticRegression(max_iter=1000),

@@ -6,38 +6,32 @@ the most (positive contributions only), worded in plain language from a configur
 :class:`ReasonMap`. A protected attribute is never given as a reason, even when a user made it a
 model feature.
 
-Codes are stable and hash-free: a feature in the map keeps the code written in the map (the
-default map numbers credit_data's features ``R01``–``R11`` in the order listed below, and
-:meth:`ReasonMap.from_texts` numbers a plain ``{feature: text}`` mapping in insertion order); a
-feature not in the map gets ``X`` plus its 1-based position in the spec's features (``X03`` for
-the third), so codes only change when the map or the spec's feature list does.
+The sentences come from the dataset spec stored with the model version (``reasons:``); a
+feature the spec gives no sentence gets one generated from its name and the applicant's value
+("Monthly income is too low", "Home ownership (rent)", "Debt ratio is missing").
+
+Codes are stable and hash-free: a feature in the map keeps the code written in the map
+(:meth:`ReasonMap.from_texts` numbers a plain ``{feature: text}`` mapping, such as the spec's,
+``R01``, ``R02``, ... in its order); a feature not in the map gets ``X`` plus its 1-based
+position in the spec's features (``X03`` for the third). Codes therefore depend only on the
+version's spec (or an explicit map), never on the applicant.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
+from creditops.data.datasets import CATALOG, DEFAULT_DATASET, reason_texts
 from creditops.data.spec import ResolvedSpec
 from creditops.evaluation.explain import LocalExplanation
 
 MAX_REASONS = 4
-
-# Sentences for the direction that raises the risk of default, in credit_data's terms.
-CREDIT_DATA_REASONS: dict[str, str] = {
-    "Debt": "Debt is high relative to income",
-    "Records": "Record of arrears or defaults",
-    "Seniority": "Short time with current employer",
-    "Income": "Income is low",
-    "Amount": "Loan amount is high",
-    "Price": "Price of the financed purchase is high",
-    "Home": "Housing situation",
-    "Job": "Type of employment",
-    "Time": "Loan term is long",
-    "Expenses": "Expenses are high",
-    "Assets": "Few assets",
-}
+_UNKNOWN: Any = object()  # the applicant's value was not given (as opposed to missing)
 
 
 class ReasonEntry(BaseModel):
@@ -53,6 +47,9 @@ class ReasonMap(BaseModel):
 
     entries: dict[str, ReasonEntry] = Field(default_factory=dict)
     fallback: str = "{feature} contributed to the decision"
+    # True: a feature the map lacks gets a sentence generated from its name and value
+    # (:func:`generated_reason`) instead of ``fallback``.
+    generate: bool = False
 
     @model_validator(mode="after")
     def _unique_codes(self) -> ReasonMap:
@@ -63,28 +60,99 @@ class ReasonMap(BaseModel):
         return self
 
     @classmethod
-    def from_texts(cls, texts: dict[str, str], *, fallback: str | None = None) -> ReasonMap:
+    def from_texts(
+        cls, texts: dict[str, str], *, fallback: str | None = None, generate: bool = False
+    ) -> ReasonMap:
         """Number a ``{feature: sentence}`` mapping R01, R02, ... in its order."""
         entries = {
             feature: ReasonEntry(code=f"R{i:02d}", text=text)
             for i, (feature, text) in enumerate(texts.items(), start=1)
         }
-        return cls(entries=entries) if fallback is None else cls(entries=entries, fallback=fallback)
+        if fallback is None:
+            return cls(entries=entries, generate=generate)
+        return cls(entries=entries, fallback=fallback, generate=generate)
 
-    def entry(self, feature: str, spec: ResolvedSpec) -> ReasonEntry:
-        """The code and sentence for ``feature`` (mapped, or generic)."""
+    def entry(self, feature: str, spec: ResolvedSpec, value: Any = _UNKNOWN) -> ReasonEntry:
+        """The code and sentence for ``feature`` (mapped, generated or generic); ``value`` is
+        the applicant's, when known, for generated sentences."""
         if feature in self.entries:
             entry = self.entries[feature]
             return ReasonEntry(code=entry.code, text=entry.text.replace("{feature}", feature))
         features = spec.features
         position = features.index(feature) + 1 if feature in features else len(features) + 1
-        text = self.fallback.replace("{feature}", feature)
+        if self.generate:
+            text = generated_reason(feature, spec, value)
+        else:
+            text = self.fallback.replace("{feature}", feature)
         return ReasonEntry(code=f"X{position:02d}", text=text)
 
 
+def reason_map_for(spec: ResolvedSpec) -> ReasonMap:
+    """The reasons a model version gives: its spec's sentences, generated ones for the rest.
+
+    A spec stored before specs carried reasons keeps the wording it was served with (see
+    :func:`creditops.data.datasets.reason_texts`), so its codes do not change.
+    """
+    return ReasonMap.from_texts(reason_texts(spec), generate=spec.reasons is not None)
+
+
 def default_reason_map() -> ReasonMap:
-    """The credit_data wording; other datasets fall back to the generic sentence."""
-    return ReasonMap.from_texts(CREDIT_DATA_REASONS)
+    """The default dataset's wording with the generic sentence for other features: what a
+    spec without reasons of its own is served with."""
+    return ReasonMap.from_texts(dict(CATALOG[DEFAULT_DATASET].spec.reasons))
+
+
+def feature_words(name: str) -> str:
+    """A column name as words: ``monthly_income`` and ``MonthlyIncome`` → "Monthly income";
+    all-capital words (acronyms) keep their case."""
+    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", " ", name)
+    words = [w for w in re.split(r"[\s_]+", spaced) if w]
+    if not words:
+        return name
+    words = [w if w.isupper() and len(w) > 1 else w.lower() for w in words]
+    return " ".join(words)[0].upper() + " ".join(words)[1:]
+
+
+def generated_reason(feature: str, spec: ResolvedSpec, value: Any = _UNKNOWN) -> str:
+    """A sentence for a feature whose spec gives none, in the direction that raised the risk.
+
+    Numeric: "is too high" / "is too low" by the applicant's value against the training median
+    (or, without a value, the spec's monotone expectation); categorical: the name and the
+    applicant's category; a missing value: "is missing".
+    """
+    words = feature_words(feature)
+    schema = next((s for s in spec.schema_ if s.name == feature), None)
+    known = value is not _UNKNOWN
+    if known and _is_missing(value):
+        return f"{words} is missing"
+    if schema is not None and schema.kind == "categorical":
+        return f"{words} ({str(value).strip()})" if known else words
+    direction = None
+    number = _as_number(value) if known else None
+    median = schema.median if schema is not None else None
+    if number is not None and median is not None and number != median:
+        direction = "high" if number > median else "low"
+    if direction is None and feature in spec.monotone.increasing:
+        direction = "high"
+    elif direction is None and feature in spec.monotone.decreasing:
+        direction = "low"
+    return f"{words} is too {direction}" if direction else f"{words} raised the risk"
+
+
+def _is_missing(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, float):
+        return math.isnan(value)
+    return isinstance(value, str) and not value.strip()
+
+
+def _as_number(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
 
 
 class ReasonCode(BaseModel):
@@ -111,6 +179,7 @@ def reason_codes(
         [c.contribution for c in explanation.contributions],
         spec,
         reason_map,
+        values={c.feature: c.value for c in explanation.contributions},
         max_reasons=max_reasons,
     )
 
@@ -121,13 +190,16 @@ def reasons_from_contributions(
     spec: ResolvedSpec,
     reason_map: ReasonMap | None = None,
     *,
+    values: Mapping[str, Any] | None = None,
     max_reasons: int = MAX_REASONS,
 ) -> list[ReasonCode]:
     """:func:`reason_codes` from one row of attributions (per feature, in ``features`` order),
-    for callers that need the reasons and not the whole explanation (serving)."""
+    for callers that need the reasons and not the whole explanation (serving). ``values``: the
+    applicant's (as sent), which generated sentences use; ``reason_map`` defaults to the spec's
+    (:func:`reason_map_for`)."""
     if not 1 <= max_reasons <= MAX_REASONS:
         raise ValueError(f"max_reasons must be between 1 and {MAX_REASONS}, got {max_reasons}")
-    reason_map = reason_map or default_reason_map()
+    reason_map = reason_map or reason_map_for(spec)
     protected = set(spec.protected)
     risky = [
         (float(value), feature)
@@ -137,7 +209,8 @@ def reasons_from_contributions(
     risky.sort(key=lambda item: (-item[0], item[1]))
     reasons = []
     for contribution, feature in risky[:max_reasons]:
-        entry = reason_map.entry(feature, spec)
+        value = values.get(feature) if values is not None else _UNKNOWN
+        entry = reason_map.entry(feature, spec, value)
         reasons.append(
             ReasonCode(code=entry.code, feature=feature, text=entry.text, contribution=contribution)
         )

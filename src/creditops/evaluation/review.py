@@ -61,7 +61,7 @@ from creditops.evaluation.fairness import (
 from creditops.evaluation.metrics import classification_metrics, detailed_metrics
 from creditops.evaluation.plots import business_figures, diagnostic_figures
 from creditops.evaluation.policy import DecisionPolicy
-from creditops.evaluation.reasons import ReasonCode, ReasonMap, default_reason_map, reason_codes
+from creditops.evaluation.reasons import ReasonCode, ReasonMap, reason_codes, reason_map_for
 
 EVALUATION_FILE = "evaluation/evaluation.json"
 
@@ -240,7 +240,7 @@ def evaluate_loaded(
 
     explainer = build_explainer(model, X_train, spec, seed=config.seed)
     explanation = explain_global(explainer, X_test)
-    reasons = reason_map or default_reason_map()
+    reasons = reason_map or reason_map_for(spec)
 
     def explain_for_errors(rows: pd.DataFrame) -> list[dict[str, Any]]:
         return [

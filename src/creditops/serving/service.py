@@ -34,7 +34,6 @@ from creditops.evaluation.policy import DecisionPolicy
 from creditops.evaluation.reasons import (
     ReasonCode,
     ReasonMap,
-    default_reason_map,
     reason_codes,
     reasons_from_contributions,
 )
@@ -118,13 +117,15 @@ class ServedModel:
             raw = self.scorer.margin(transformed)  # the explained log-odds, when exact and cheap
         return explain_rows(self.explainer, features, transformed, proba=probabilities, raw=raw)
 
-    def reason_codes(self, features: dict[str, Any], reason_map: ReasonMap) -> list[ReasonCode]:
+    def reason_codes(
+        self, features: dict[str, Any], reason_map: ReasonMap | None = None
+    ) -> list[ReasonCode]:
         """The adverse-action reasons for one application (all of them; the caller decides
         whether the decision needs them)."""
         return self.reason_codes_many([features], reason_map)[0]
 
     def reason_codes_many(
-        self, features: list[dict[str, Any]], reason_map: ReasonMap
+        self, features: list[dict[str, Any]], reason_map: ReasonMap | None = None
     ) -> list[list[ReasonCode]]:
         """The reasons of several applications from one batched SHAP call: the attributions
         alone, without the rest of a :class:`LocalExplanation` (the same reasons as
@@ -137,7 +138,10 @@ class ServedModel:
             )
         values = self.explainer.contributions(transformed)
         names = self.explainer.features
-        return [reasons_from_contributions(names, row, self.spec, reason_map) for row in values]
+        return [
+            reasons_from_contributions(names, row, self.spec, reason_map, values=record)
+            for row, record in zip(values, features, strict=True)
+        ]
 
     def probability(self, record: dict[str, Any]) -> float:
         if self.scorer is not None:
@@ -205,7 +209,7 @@ class DecisionService:
     ) -> None:
         self.settings = settings
         self.log = log
-        self.reasons = reason_map or default_reason_map()
+        self.reasons = reason_map  # None: each version's own spec words its reasons
         self._served: ServedModel | None = None
         self._swap = threading.Lock()
         self._promoting = threading.Lock()
@@ -483,7 +487,7 @@ def reproduce_decisions(
 ) -> list[Reproduction]:
     """Re-score each logged input with the model version that decided it (audit)."""
     served: dict[str, ServedModel] = {}
-    reasons = reason_map or default_reason_map()
+    reasons = reason_map  # None: the version's spec, as when it decided
     results = []
     for record in records:
         if record.model_version not in served:

@@ -45,23 +45,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from creditops.data.spec import FeatureSchema
-from creditops.exceptions import ConfigurationError, CreditOpsError
-
-__all__ = [
-    "IncomeShock",
-    "NewSegment",
-    "NoDrift",
-    "RequestFailure",
-    "RisingDefaults",
-    "Scenario",
-    "ServedSpec",
-    "ServiceUnavailableError",
-    "SimulationReport",
-    "available_scenarios",
-    "get_scenario",
-    "register_scenario",
-    "simulate",
-]
+from creditops.exceptions import ConfigurationError, ServiceUnavailableError
 
 REPORT_VERSION = 1
 # Failed requests listed in full in a report (all are counted).
@@ -69,10 +53,6 @@ _MAX_FAILURES_LISTED = 20
 _MAX_DETAIL = 300
 
 ProgressCallback = Callable[[str, int, int], None]
-
-
-class ServiceUnavailableError(CreditOpsError):
-    """The decision service cannot be reached, or has no model to decide with."""
 
 
 # ---------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import pytest
 from creditops.config import Settings
 from creditops.data.datasets import load_builtin
 from creditops.exceptions import ConfigurationError, CreditOpsError
-from creditops.monitoring.simulate import (
+from creditops.simulation import (
     ServedSpec,
     ServiceUnavailableError,
     SimulationReport,
