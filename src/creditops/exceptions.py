@@ -30,3 +30,20 @@ class ModelNotFoundError(CreditOpsError):
 
 class TrainingError(CreditOpsError):
     """Training could not produce a usable model."""
+
+
+class AlertStoreError(CreditOpsError):
+    """The alert store could not read or write (database unreachable, locked, read-only)."""
+
+
+class AuditLogError(CreditOpsError):
+    """The retraining audit could not be read or written."""
+
+
+class RetrainInProgressError(CreditOpsError):
+    """Another retrain holds the lock."""
+
+
+class SchemaError(CreditOpsError):
+    """The database's schema cannot be brought to the revision this creditops needs (a newer
+    release wrote it, its tables are not creditops's, or the upgrade failed)."""
