@@ -10,9 +10,9 @@ One run:
    ``last_n``) from the decision log, or any file of applications (scored with the champion).
 3. Data drift and prediction drift (:mod:`.drift`), realised and estimated performance and
    approval-rate fairness by time window (:mod:`.performance`).
-4. Their flags become :class:`~.alerts.Alert`\\ s, dispatched (store, JSON log, gauges, webhook);
-   the run itself is recorded (:class:`~.alerts.MonitorRun`) so retraining triggers can read
-   how long drift has lasted.
+4. Their flags become :class:`~creditops.store.alerts.Alert`\\ s, dispatched (store, JSON log,
+   gauges, webhook); the run itself is recorded (:class:`~creditops.store.alerts.MonitorRun`)
+   so retraining triggers can read how long drift has lasted.
 
 Thresholds and drift methods come from a YAML file named by ``CREDITOPS_MONITORING_CONFIG``
 (sections ``drift``, ``performance``, ``alerts``, ``retrain``), each optional.
@@ -38,15 +38,7 @@ from creditops.data.spec import ResolvedSpec
 from creditops.evaluation.business import DecisionPolicy
 from creditops.evaluation.review import stored_policy
 from creditops.exceptions import ConfigurationError
-from creditops.monitoring.alerts import (
-    LEVELS,
-    Alert,
-    AlertDispatcher,
-    AlertsConfig,
-    AlertStore,
-    MonitorGauges,
-    MonitorRun,
-)
+from creditops.monitoring.alerts import AlertDispatcher, AlertsConfig, MonitorGauges
 from creditops.monitoring.drift import DataDriftCalculator, DataDriftResult, DriftConfig
 from creditops.monitoring.performance import (
     PerformanceCalculator,
@@ -61,6 +53,7 @@ from creditops.registry.registry import (
     load_model,
     load_version_data,
 )
+from creditops.store.alerts import LEVELS, Alert, AlertStore, MonitorRun
 from creditops.store.predlog import PredictionLog
 
 logger = logging.getLogger(__name__)

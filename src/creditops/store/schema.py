@@ -30,7 +30,12 @@ from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from creditops.exceptions import SchemaError
-from creditops.store.database import UTCDateTime, create_store_engine, normalise_url, run_transaction
+from creditops.store.database import (
+    UTCDateTime,
+    create_store_engine,
+    normalise_url,
+    run_transaction,
+)
 
 __all__ = [
     "SchemaStatus",
@@ -336,16 +341,10 @@ def _cache_key(url: URL) -> tuple[str, Any] | None:
     return url.render_as_string(hide_password=False), identity
 
 
-def ensure_schema(
-    engine: Engine,
-    *,
-    timeout_s: float = 30.0,
-    store: str = "database",
-    failure: type[Exception] = SchemaError,
-) -> SchemaStatus | None:
+def ensure_schema(engine: Engine, *, timeout_s: float = 30.0) -> SchemaStatus | None:
     """Upgrade ``engine``'s database to head when it is behind (adopting one made before
     migrations), under the migration lock; returns what was done, or None when the database was
-    already known to be at head in this process. Failures raise ``failure`` naming ``store``."""
+    already known to be at head in this process. Raises :class:`SchemaError` when it cannot."""
     key = _cache_key(engine.url)
     if key is not None and key in _AT_HEAD:
         return None
@@ -361,20 +360,18 @@ def ensure_schema(
                 _upgrade,
                 write=True,
                 timeout_s=timeout_s,
-                store=store,
-                failure=failure,
-                rejected=failure,
+                store="schema upgrade",
+                failure=SchemaError,
+                rejected=SchemaError,
             )
             status = _status(engine.url, head_revision(), applied=applied, adopted=adopted)
             if applied:
                 logger.info("upgraded %s from %s to %s", status.url, before or "empty", status.head)
-    except SchemaError as exc:
-        if failure is SchemaError:
-            raise
-        raise failure(f"cannot open the {store}: {exc}") from exc
     except (SQLAlchemyError, CommandError) as exc:
-        raise failure(f"cannot open the {store}: {exc}") from exc
-    key = _cache_key(engine.url)  # the file exists now
+        raise SchemaError(
+            f"cannot bring the database to revision {head_revision()}: {exc}"
+        ) from exc
+    key = _cache_key(engine.url)  # a new SQLite file exists now
     if key is not None:
         with _AT_HEAD_LOCK:
             _AT_HEAD.add(key)

@@ -1,6 +1,9 @@
 """The retraining audit trail: every retrain, promotion and rollback, with why, in the database
 of the decision log (table ``retraining_audit``) and in MLflow (experiment
-``creditops-retraining``: one run per entry, gates as metrics, the entry as JSON)."""
+``creditops-retraining``: one run per entry, gates as metrics, the entry as JSON).
+
+It is a durable record like the others, so it lives with the store; the retraining pipeline,
+the CLI and the API write it."""
 
 from __future__ import annotations
 
@@ -13,17 +16,13 @@ from typing import Any, Literal, TypeVar
 import sqlalchemy as sa
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.engine import URL, Connection
-from sqlalchemy.exc import SQLAlchemyError
 
 from creditops.config import Settings
-from creditops.exceptions import CreditOpsError
-from creditops.store.database import (
-    UTCDateTime,
-    create_store_engine,
-    create_tables,
-    normalise_url,
-    run_transaction,
-)
+from creditops.exceptions import AuditLogError, SchemaError
+from creditops.store.database import create_store_engine, normalise_url, run_transaction
+from creditops.store.schema import audit_table, ensure_schema
+
+__all__ = ["EXPERIMENT", "Action", "AuditEntry", "AuditLog", "Gate", "Outcome", "record_everywhere"]
 
 #: The MLflow experiment that holds one run per audit entry.
 EXPERIMENT = "creditops-retraining"
@@ -36,23 +35,6 @@ Action = Literal["retrain", "promote", "rollback"]
 Outcome = Literal[
     "promoted", "awaiting_approval", "rejected", "failed", "skipped", "rolled_back", "refused"
 ]
-
-_metadata = sa.MetaData()
-audit_table = sa.Table(
-    "retraining_audit",
-    _metadata,
-    sa.Column("id", sa.String(36), primary_key=True),
-    sa.Column("started_at", UTCDateTime(), nullable=False, index=True),
-    sa.Column("finished_at", UTCDateTime(), nullable=False),
-    sa.Column("action", sa.String(16), nullable=False),
-    sa.Column("outcome", sa.String(32), nullable=False),
-    sa.Column("champion_version", sa.Text, nullable=True),
-    sa.Column("challenger_version", sa.Text, nullable=True),
-    sa.Column("reasons", sa.JSON, nullable=False),
-    sa.Column("gates", sa.JSON, nullable=False),
-    sa.Column("message", sa.Text, nullable=False),
-    sa.Column("details", sa.JSON, nullable=False),
-)
 
 
 class Gate(BaseModel):
@@ -88,13 +70,6 @@ class AuditEntry(BaseModel):
         return value.astimezone(UTC)
 
 
-class AuditLogError(CreditOpsError):
-    """The retraining audit could not be read or written."""
-
-
-_SCHEMA_LOCK_KEY = 0x63726F72  # "cror"
-
-
 class AuditLog:
     """Append-only audit entries in ``url`` (SQLite or PostgreSQL), usually the decision log's
     database: written with the same engine settings, transactions and busy retries."""
@@ -106,8 +81,8 @@ class AuditLog:
             parsed, timeout_s=self._timeout_s, busy_timeout_ms=5000, pool_size=1, max_overflow=2
         )
         try:
-            create_tables(self._engine, _metadata, self._run, advisory_lock_key=_SCHEMA_LOCK_KEY)
-        except (SQLAlchemyError, AuditLogError) as exc:
+            ensure_schema(self._engine, timeout_s=self._timeout_s)
+        except SchemaError as exc:
             self._engine.dispose()
             raise AuditLogError(f"cannot open the retraining audit: {exc}") from exc
 
