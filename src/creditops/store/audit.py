@@ -48,6 +48,8 @@ class Gate(BaseModel):
 
 
 class AuditEntry(BaseModel):
+    """One retrain, promotion or rollback: what was done, to which versions, and why."""
+
     model_config = ConfigDict(extra="forbid")
 
     id: str = Field(default_factory=lambda: str(uuid.uuid4()))
@@ -99,10 +101,12 @@ class AuditLog:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AuditLog:
+        """The audit in the decision log's database (``settings.resolved_database_url``)."""
         settings.ensure_home()
         return cls(settings.resolved_database_url)
 
     def record(self, entry: AuditEntry) -> AuditEntry:
+        """Append ``entry`` (committed before it returns); returns it."""
         row = entry.model_dump(mode="json")
         row["started_at"], row["finished_at"] = entry.started_at, entry.finished_at
         self._run(lambda conn: conn.execute(audit_table.insert(), [row]), write=True)
@@ -133,6 +137,7 @@ class AuditLog:
         return [AuditEntry.model_validate(dict(row)) for row in rows]
 
     def close(self) -> None:
+        """Close the pooled connections."""
         self._engine.dispose()
 
     def __enter__(self) -> AuditLog:

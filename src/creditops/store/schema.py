@@ -18,6 +18,7 @@ import threading
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import sqlalchemy as sa
 from alembic import command
@@ -43,6 +44,7 @@ __all__ = [
     "audit_table",
     "database_status",
     "ensure_schema",
+    "head_revision",
     "metadata",
     "monitor_runs_table",
     "outcomes",
@@ -322,8 +324,6 @@ def _sqlite_file(url: URL) -> Path | None:
     if url.get_backend_name() != "sqlite" or not database:
         return None
     if database.startswith("file:"):
-        from urllib.parse import unquote, urlsplit
-
         return Path(unquote(urlsplit(database).path))
     return Path(database)
 
