@@ -15,9 +15,9 @@ import pandas as pd
 import uvicorn
 
 from creditops.config import Settings
-from creditops.monitoring.alerts import MonitorRun
 from creditops.registry import load_model
 from creditops.serving.app import create_app
+from creditops.store.alerts import MonitorRun
 from creditops.store.predlog import PredictionLog, PredictionRecord
 
 #: The fixed "now" of tests that place monitor runs and decisions in time.

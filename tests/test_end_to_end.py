@@ -20,10 +20,10 @@ from typer.testing import CliRunner
 
 from creditops.cli import app
 from creditops.config import Settings, reset_settings
-from creditops.monitoring.alerts import AlertStore
 from creditops.registry import get_version
-from creditops.retraining import AuditLog
 from creditops.simulation import simulate
+from creditops.store.alerts import AlertStore
+from creditops.store.audit import AuditLog
 from helpers import free_port
 
 pytestmark = pytest.mark.slow

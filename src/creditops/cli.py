@@ -632,6 +632,57 @@ def export_predictions(
     out.print(f"{rows} decision(s) written to {path}", highlight=False)
 
 
+db = typer.Typer(
+    help="The creditops database: its schema revision, and upgrading it.", no_args_is_help=True
+)
+app.add_typer(db, name="db")
+
+
+def _print_schema(status: Any, as_json: bool) -> None:
+    if as_json:
+        _print_json(status.to_dict())
+        return
+    state = "up to date" if status.up_to_date else f"behind (head {status.head})"
+    out.print(f"{status.url}: revision {status.current or 'none'}, {state}", highlight=False)
+    if status.adopted:
+        out.print("adopted a database created before migrations", highlight=False)
+    if status.applied:
+        out.print(f"applied: {', '.join(status.applied)}", highlight=False)
+
+
+@db.command("upgrade")
+def db_upgrade(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Upgrade the database (CREDITOPS_DATABASE_URL, or SQLite in CREDITOPS_HOME) to the
+    schema this creditops needs. Every command does this on its own; run it to do it first."""
+    from creditops.store.schema import upgrade_database
+
+    settings = _settings()
+    try:
+        if not settings.database_url:
+            settings.ensure_home()
+        status = upgrade_database(settings.resolved_database_url)
+    except CreditOpsError as error:
+        _fail(error)
+    _print_schema(status, as_json)
+
+
+@db.command("current")
+def db_current(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show the database's schema revision and the one this creditops needs (changes nothing)."""
+    from creditops.store.schema import database_status
+
+    settings = _settings()
+    try:
+        status = database_status(settings.resolved_database_url)
+    except CreditOpsError as error:
+        _fail(error)
+    _print_schema(status, as_json)
+
+
 def main() -> None:  # pragma: no cover - entry point for `python -m creditops.cli`
     app()
 

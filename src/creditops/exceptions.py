@@ -47,3 +47,20 @@ class UnsupportedModel(CreditOpsError):  # noqa: N818 (the serving API's agreed 
 
 class ServiceUnavailableError(CreditOpsError):
     """The decision service cannot be reached, or has no model to decide with."""
+
+
+class AlertStoreError(CreditOpsError):
+    """The alert store could not read or write (database unreachable, locked, read-only)."""
+
+
+class AuditLogError(CreditOpsError):
+    """The retraining audit could not be read or written."""
+
+
+class RetrainInProgressError(CreditOpsError):
+    """Another retrain holds the lock."""
+
+
+class SchemaError(CreditOpsError):
+    """The database's schema cannot be brought to the revision this creditops needs (a newer
+    release wrote it, its tables are not creditops's, or the upgrade failed)."""

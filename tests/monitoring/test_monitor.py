@@ -19,9 +19,9 @@ from typer.testing import CliRunner
 from creditops.cli import app
 from creditops.config import Settings, reset_settings
 from creditops.data.datasets import load_builtin
-from creditops.monitoring.alerts import AlertStore
 from creditops.monitoring.monitor import MonitorConfig, run_monitor
 from creditops.registry import load_model
+from creditops.store.alerts import AlertStore
 from creditops.store.predlog import PredictionLog, PredictionRecord
 
 pytestmark = pytest.mark.slow

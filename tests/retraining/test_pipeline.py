@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
 from creditops.config import Settings
-from creditops.exceptions import CreditOpsError
+from creditops.exceptions import AuditLogError, CreditOpsError, RetrainInProgressError
 from creditops.registry import (
     get_version,
     load_model,
@@ -33,19 +33,16 @@ from creditops.registry import (
     set_alias,
 )
 from creditops.retraining import (
-    AuditEntry,
-    AuditLog,
-    Gate,
     RetrainConfig,
     RetrainDecision,
-    RetrainInProgressError,
     Trigger,
     promote_challenger,
     retrain,
     rollback,
 )
 from creditops.retraining import pipeline as pipeline_module
-from creditops.retraining.audit import EXPERIMENT, AuditLogError
+from creditops.store import locks
+from creditops.store.audit import EXPERIMENT, AuditEntry, AuditLog, Gate
 from creditops.store.predlog import PredictionLog, PredictionRecord
 from helpers import NOW, log_labelled_decisions
 
@@ -433,16 +430,16 @@ def test_retrains_on_different_hosts_exclude_each_other_through_postgresql(tmp_p
     engine = sa.create_engine(pg_url)
     try:
         with engine.connect() as other_host:
-            key = {"key": pipeline_module.RETRAIN_LOCK_KEY}
+            key = {"key": locks.RETRAIN_LOCK_KEY}
             other_host.execute(sa.text("SELECT pg_advisory_lock(:key)"), key)
             with (
                 pytest.raises(RetrainInProgressError, match="advisory lock"),
-                pipeline_module._exclusive(settings),
+                locks.exclusive(settings, locks.RETRAIN_LOCK),
             ):
                 pass
             other_host.execute(sa.text("SELECT pg_advisory_unlock(:key)"), key)
             other_host.commit()
-        with pipeline_module._exclusive(settings), engine.connect() as probe:
+        with locks.exclusive(settings, locks.RETRAIN_LOCK), engine.connect() as probe:
             taken = probe.execute(sa.text("SELECT pg_try_advisory_lock(:key)"), key)
             assert taken.scalar_one() is False
     finally:
@@ -450,8 +447,8 @@ def test_retrains_on_different_hosts_exclude_each_other_through_postgresql(tmp_p
 
 
 def test_decide_reads_the_current_champions_runs_and_the_last_retrain(store):
-    from creditops.monitoring.alerts import AlertStore, MonitorRun
     from creditops.retraining import decide_retrain
+    from creditops.store.alerts import AlertStore, MonitorRun
 
     now = datetime.now(UTC)
 
@@ -548,11 +545,11 @@ def test_a_promotion_whose_audit_cannot_be_written_still_reports_the_change(stor
 
 
 def test_promotions_queue_for_the_champion_lock_and_give_up_after_its_wait(store):
-    short = dataclasses.replace(pipeline_module.CHAMPION_LOCK, wait_s=0.3)
+    short = dataclasses.replace(locks.CHAMPION_LOCK, wait_s=0.3)
     with (
-        pipeline_module._exclusive(store, short),
+        locks.exclusive(store, short),
         pytest.raises(CreditOpsError, match="another promotion or rollback is under way"),
-        pipeline_module._exclusive(store, short),
+        locks.exclusive(store, short),
     ):
         pass
     # Held by another thread for half a second: a holder with a longer wait gets it after.
@@ -560,7 +557,7 @@ def test_promotions_queue_for_the_champion_lock_and_give_up_after_its_wait(store
     holding = threading.Event()
 
     def hold() -> None:
-        with pipeline_module._exclusive(store, short):
+        with locks.exclusive(store, short):
             holding.set()
             time.sleep(0.5)
             order.append("released")
@@ -568,7 +565,7 @@ def test_promotions_queue_for_the_champion_lock_and_give_up_after_its_wait(store
     thread = threading.Thread(target=hold)
     thread.start()
     assert holding.wait(10)
-    with pipeline_module._exclusive(store, dataclasses.replace(short, wait_s=30)):
+    with locks.exclusive(store, dataclasses.replace(short, wait_s=30)):
         order.append("acquired")
     thread.join()
     assert order == ["released", "acquired"]

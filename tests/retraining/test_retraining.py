@@ -11,18 +11,19 @@ import pytest
 
 from creditops.config import Settings
 from creditops.data.datasets import load_builtin
+from creditops.exceptions import RetrainInProgressError
 from creditops.registry import get_version
 from creditops.retraining import (
-    AuditLog,
     RetrainConfig,
     RetrainDecision,
-    RetrainInProgressError,
     Trigger,
     evaluate_gates,
     retrain,
     should_retrain,
 )
 from creditops.retraining import pipeline as pipeline_module
+from creditops.store import locks
+from creditops.store.audit import AuditLog
 from helpers import NOW, log_labelled_decisions, monitor_run
 
 
@@ -132,7 +133,7 @@ def test_a_crashed_retrain_changes_no_alias_and_is_audited(store, monkeypatch):
 
 def test_two_retrains_never_run_at_once(store):
     with (
-        pipeline_module._exclusive(store),
+        locks.exclusive(store, locks.RETRAIN_LOCK),
         pytest.raises(RetrainInProgressError, match="another retrain is running"),
     ):
         retrain(store, RetrainConfig(), FORCED, now=NOW)

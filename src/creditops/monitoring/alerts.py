@@ -7,9 +7,10 @@ the flags (:class:`~creditops.monitoring.base.Flag`) of their results. :class:`A
 then delivers them through four channels, each independent of the others so that one failing
 channel loses nothing:
 
-1. **The database** (:class:`AlertStore`): table ``alerts`` beside the decision log (same URL,
-   ``settings.resolved_database_url``), SQLite or PostgreSQL. This is the record of what was
-   raised and when, read back with :meth:`AlertStore.recent` (newest first, filtered).
+1. **The database** (:class:`creditops.store.alerts.AlertStore`): table ``alerts`` beside the
+   decision log (same URL, ``settings.resolved_database_url``), SQLite or PostgreSQL. This is
+   the record of what was raised and when, read back with ``AlertStore.recent`` (newest first,
+   filtered).
 2. **The log**: one JSON object per alert on the ``creditops.alerts`` logger, for log shippers.
 3. **Prometheus gauges** (:class:`MonitorGauges`): the monitored figures themselves (drift share,
    prediction PSI, AUCs, disparate impact) and one ``creditops_alert_level{check}`` per check, on
@@ -31,45 +32,25 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
-import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, date, datetime
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import Any, Literal
 from urllib.parse import urlsplit
-from uuid import UUID
 
-import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, Counter, Gauge
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy.engine import URL, Connection, Engine
-from sqlalchemy.exc import SQLAlchemyError
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from creditops.exceptions import CreditOpsError
-from creditops.monitoring.base import Flag, Level
-from creditops.store.database import (
-    UTCDateTime,
-    create_store_engine,
-    create_tables,
-    dumps_json,
-    normalise_url,
-    run_transaction,
-)
-
-if TYPE_CHECKING:
-    from creditops.config import Settings
+from creditops.exceptions import AlertStoreError
+from creditops.monitoring.base import Flag
+from creditops.store.alerts import LEVELS, Alert, AlertStore, Level
+from creditops.store.database import dumps_json
 
 __all__ = [
     "CHECKS",
-    "LEVELS",
-    "Alert",
     "AlertDispatcher",
-    "AlertStore",
-    "AlertStoreError",
     "AlertsConfig",
     "DispatchResult",
-    "Level",
     "MonitorGauges",
     "alerts_from_flags",
     "threshold_alert",
@@ -79,9 +60,6 @@ logger = logging.getLogger(__name__)
 #: Each alert is written here as one JSON line (the message is ``json.dumps(alert.to_dict())``).
 alert_logger = logging.getLogger("creditops.alerts")
 
-#: Severity of an alert (an alert is never ``ok``); also the value of ``creditops_alert_level``
-#: (info counts as ok).
-LEVELS: dict[str, int] = {"info": 0, "warning": 1, "critical": 2}
 #: The checks creditops runs; ``Alert.check`` may name others (lower-case identifiers).
 CHECKS = (
     "data_drift",
@@ -92,107 +70,6 @@ CHECKS = (
     "serving",
 )
 _LOG_LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "critical": logging.CRITICAL}
-
-_T = TypeVar("_T")
-
-# PostgreSQL advisory-lock key that serialises creating the alerts table between processes.
-_SCHEMA_LOCK_KEY = 0x63726F61  # "croa"
-
-
-class AlertStoreError(CreditOpsError):
-    """The alert store could not read or write (database unreachable, locked, read-only)."""
-
-
-# ---------------------------------------------------------------------------------------------
-# The alert
-# ---------------------------------------------------------------------------------------------
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def _plain(value: Any) -> Any:
-    """``value`` as plain JSON: numpy scalars unwrapped, NaN/inf as None (JSON has neither)."""
-    if isinstance(value, Mapping):
-        return {str(key): _plain(item) for key, item in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [_plain(item) for item in value]
-    if isinstance(value, bool | int | str) or value is None:
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, UUID | Path):
-        return str(value)
-    tolist = getattr(value, "tolist", None)  # numpy scalars and arrays, pandas series
-    if callable(tolist):
-        return _plain(tolist())
-    raise TypeError(f"{type(value).__name__} cannot be stored in an alert's details")
-
-
-class Alert(BaseModel):
-    """One finding of one check, complete enough to act on without opening a report.
-
-    ``value`` and ``threshold`` that are not finite numbers (an AUC on a window with one class)
-    are stored as None; ``details`` is converted to plain JSON on creation.
-    """
-
-    model_config = ConfigDict(
-        frozen=True, extra="forbid", protected_namespaces=(), use_enum_values=True
-    )
-
-    id: UUID = Field(default_factory=uuid.uuid4)
-    created_at: AwareDatetime = Field(default_factory=_utcnow, description="UTC")
-    check: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$", description="e.g. 'data_drift'")
-    level: Level
-    metric: str = Field(min_length=1, max_length=200)
-    value: float | None = None
-    threshold: float | None = None
-    message: str = Field(min_length=1, description="a sentence a person can act on")
-    model_name: str | None = None
-    model_version: str | None = None
-    run_id: str | None = Field(default=None, description="the monitor run that raised it")
-    details: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("created_at")
-    @classmethod
-    def _to_utc(cls, value: datetime) -> datetime:
-        return value.astimezone(UTC)
-
-    @field_validator("level")
-    @classmethod
-    def _not_ok(cls, value: Level) -> Level:
-        if value == Level.OK:
-            raise ValueError("an alert's level is 'info', 'warning' or 'critical'")
-        return value
-
-    @field_validator("value", "threshold", mode="before")
-    @classmethod
-    def _finite(cls, value: Any) -> Any:
-        item = getattr(value, "item", None)  # numpy scalars
-        value = item() if callable(item) else value
-        return None if isinstance(value, float) and not math.isfinite(value) else value
-
-    @field_validator("details", mode="before")
-    @classmethod
-    def _json_details(cls, value: Any) -> Any:
-        if not isinstance(value, Mapping):
-            return value
-        try:
-            return _plain(value)
-        except TypeError as exc:
-            raise ValueError(str(exc)) from None
-
-    @property
-    def severity(self) -> int:
-        """0 info, 1 warning, 2 critical (the value of ``creditops_alert_level``)."""
-        return LEVELS[self.level]
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON: ids and datetimes as ISO text."""
-        return self.model_dump(mode="json")
 
 
 def threshold_alert(
@@ -263,270 +140,6 @@ def alerts_from_flags(flags: Iterable[Flag], **fields: Any) -> list[Alert]:
         )
         for flag in flags
     ]
-
-
-# ---------------------------------------------------------------------------------------------
-# The store
-# ---------------------------------------------------------------------------------------------
-
-
-metadata = sa.MetaData()
-
-alerts_table = sa.Table(
-    "alerts",
-    metadata,
-    sa.Column("id", sa.String(36), primary_key=True),
-    sa.Column("created_at", UTCDateTime(), nullable=False, index=True),
-    # "check" is an SQL keyword: the column is check_name so hand-written queries need no quotes.
-    sa.Column("check_name", sa.String(64), nullable=False),
-    sa.Column("level", sa.String(16), nullable=False),
-    sa.Column("metric", sa.Text, nullable=False),
-    sa.Column("value", sa.Double, nullable=True),
-    sa.Column("threshold", sa.Double, nullable=True),
-    sa.Column("message", sa.Text, nullable=False),
-    sa.Column("model_name", sa.Text, nullable=True),
-    sa.Column("model_version", sa.Text, nullable=True),
-    sa.Column("run_id", sa.String(64), nullable=True, index=True),
-    sa.Column("details", sa.JSON, nullable=False),
-    sa.CheckConstraint("level IN ('info', 'warning', 'critical')", name="ck_alert_level"),
-    sa.Index("ix_alerts_check_created", "check_name", "created_at"),
-)
-
-# One row per monitor run, alerts or not: the history retraining triggers read ("critical drift
-# in every run of the last 24 hours" needs the runs that found none too).
-monitor_runs_table = sa.Table(
-    "monitor_runs",
-    metadata,
-    sa.Column("id", sa.String(64), primary_key=True),
-    sa.Column("started_at", UTCDateTime(), nullable=False, index=True),
-    sa.Column("finished_at", UTCDateTime(), nullable=False),
-    sa.Column("model_name", sa.Text, nullable=True),
-    sa.Column("model_version", sa.Text, nullable=True),
-    sa.Column("rows", sa.Integer, nullable=False),
-    sa.Column("drift_level", sa.String(16), nullable=True),
-    sa.Column("drift_share", sa.Double, nullable=True),
-    sa.Column("prediction_psi", sa.Double, nullable=True),
-    sa.Column("realised_roc_auc", sa.Double, nullable=True),
-    sa.Column("realised_auc_drop_relative", sa.Double, nullable=True),
-    sa.Column("estimated_roc_auc", sa.Double, nullable=True),
-    sa.Column("level", sa.String(16), nullable=False),
-    sa.Column("summary", sa.JSON, nullable=False),
-)
-
-
-class MonitorRun(BaseModel):
-    """The headline figures of one monitor run (the full report is in ``summary``)."""
-
-    model_config = ConfigDict(extra="forbid", protected_namespaces=(), use_enum_values=True)
-
-    id: str
-    started_at: AwareDatetime
-    finished_at: AwareDatetime
-    model_name: str | None = None
-    model_version: str | None = None
-    rows: int
-    drift_level: str | None = None
-    drift_share: float | None = None
-    prediction_psi: float | None = None
-    realised_roc_auc: float | None = None
-    realised_auc_drop_relative: float | None = None
-    estimated_roc_auc: float | None = None
-    level: Level
-    summary: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator(
-        "drift_share",
-        "prediction_psi",
-        "realised_roc_auc",
-        "realised_auc_drop_relative",
-        "estimated_roc_auc",
-    )
-    @classmethod
-    def _finite_or_none(cls, value: float | None) -> float | None:
-        return None if value is None or not math.isfinite(value) else float(value)
-
-
-def _as_tuple(value: str | Sequence[str] | None) -> tuple[str, ...] | None:
-    if value is None:
-        return None
-    return (value,) if isinstance(value, str) else tuple(value)
-
-
-class AlertStore:
-    """The ``alerts`` table, on SQLite (WAL, shared with the decision log) or PostgreSQL.
-
-    One per process; :meth:`close` it when done. Writes that find SQLite busy (the service is
-    committing decisions to the same file) are retried until ``timeout_s``.
-    """
-
-    def __init__(
-        self,
-        url: str | URL,
-        *,
-        create: bool = True,
-        timeout_s: float = 10.0,
-        busy_timeout_ms: int = 5000,
-    ) -> None:
-        """Open the store at ``url``; with ``create``, create the table if it is missing."""
-        self._url = normalise_url(url, "the alert store", "alert")
-        self._is_sqlite = self._url.get_backend_name() == "sqlite"
-        self._timeout_s = float(timeout_s)
-        self._busy_timeout_ms = int(busy_timeout_ms)
-        self._closed = False
-        self._lock = threading.Lock()
-        self._engine = self._make_engine()
-        if create:
-            self._create_schema()
-
-    @classmethod
-    def from_settings(cls, settings: Settings, **options: Any) -> AlertStore:
-        """The store in the decision log's database (``settings.resolved_database_url``)."""
-        if not settings.database_url:
-            Path(settings.home).mkdir(parents=True, exist_ok=True)
-        return cls(settings.resolved_database_url, **options)
-
-    @property
-    def url(self) -> str:
-        """The database URL with any password hidden (safe to log)."""
-        return self._url.render_as_string(hide_password=True)
-
-    def _make_engine(self) -> Engine:
-        # The decision log's settings (same file on SQLite): WAL, an fsync at every commit.
-        return create_store_engine(
-            self._url,
-            timeout_s=self._timeout_s,
-            busy_timeout_ms=self._busy_timeout_ms,
-            pool_size=2,
-            max_overflow=4,
-        )
-
-    def _create_schema(self) -> None:
-        try:
-            create_tables(self._engine, metadata, self._run, advisory_lock_key=_SCHEMA_LOCK_KEY)
-        except (SQLAlchemyError, AlertStoreError) as exc:
-            raise AlertStoreError(f"cannot open the alert store {self.url}: {exc}") from exc
-
-    def _run(self, work: Callable[[Connection], _T], *, write: bool) -> _T:
-        """Run ``work`` in one transaction, again while the database is merely busy."""
-        if self._closed:
-            raise AlertStoreError("the alert store is closed")
-        return run_transaction(
-            self._engine,
-            work,
-            write=write,
-            timeout_s=self._timeout_s,
-            store="alert store",
-            failure=AlertStoreError,
-            rejected=AlertStoreError,
-        )
-
-    def save(self, alerts: Iterable[Alert]) -> int:
-        """Store ``alerts`` in one transaction (all or none); returns how many."""
-        rows = [
-            {
-                "id": str(alert.id),
-                "created_at": alert.created_at,
-                "check_name": alert.check,
-                "level": alert.level,
-                "metric": alert.metric,
-                "value": alert.value,
-                "threshold": alert.threshold,
-                "message": alert.message,
-                "model_name": alert.model_name,
-                "model_version": alert.model_version,
-                "run_id": alert.run_id,
-                "details": alert.details,
-            }
-            for alert in alerts
-        ]
-        if rows:
-            with self._lock:  # one SQLite writer per process; others wait on busy_timeout
-                self._run(lambda conn: conn.execute(alerts_table.insert(), rows), write=True)
-        return len(rows)
-
-    def recent(
-        self,
-        limit: int = 100,
-        *,
-        level: Level | Sequence[Level] | None = None,
-        check: str | Sequence[str] | None = None,
-        since: datetime | None = None,
-        run_id: str | None = None,
-    ) -> list[Alert]:
-        """The newest ``limit`` alerts, newest first, optionally of these levels / checks,
-        created at or after ``since`` (time-zone aware), or from one monitor run."""
-        if limit < 0:
-            raise ValueError("limit must be >= 0")
-        if since is not None and since.tzinfo is None:
-            raise ValueError("since must carry a time zone")
-        t = alerts_table
-        stmt = sa.select(t).order_by(t.c.created_at.desc(), t.c.id.desc()).limit(limit)
-        if (levels := _as_tuple(level)) is not None:
-            unknown = set(levels) - set(LEVELS)
-            if unknown:
-                raise ValueError(f"unknown level(s) {sorted(unknown)}: use {list(LEVELS)}")
-            stmt = stmt.where(t.c.level.in_(levels))
-        if (checks := _as_tuple(check)) is not None:
-            stmt = stmt.where(t.c.check_name.in_(checks))
-        if since is not None:
-            stmt = stmt.where(t.c.created_at >= since)
-        if run_id is not None:
-            stmt = stmt.where(t.c.run_id == run_id)
-        rows = self._run(lambda conn: conn.execute(stmt).mappings().all(), write=False)
-        return [
-            Alert(
-                id=row["id"],
-                created_at=row["created_at"],
-                check=row["check_name"],
-                level=row["level"],
-                metric=row["metric"],
-                value=row["value"],
-                threshold=row["threshold"],
-                message=row["message"],
-                model_name=row["model_name"],
-                model_version=row["model_version"],
-                run_id=row["run_id"],
-                details=row["details"] or {},
-            )
-            for row in rows
-        ]
-
-    def save_run(self, run: MonitorRun) -> None:
-        """Record one monitor run."""
-        row = run.model_dump()
-        with self._lock:
-            self._run(lambda conn: conn.execute(monitor_runs_table.insert(), [row]), write=True)
-
-    def runs(self, *, since: datetime | None = None, limit: int = 1000) -> list[MonitorRun]:
-        """Monitor runs, oldest first, started at or after ``since`` (the newest ``limit``)."""
-        if since is not None and since.tzinfo is None:
-            raise ValueError("since must carry a time zone")
-        t = monitor_runs_table
-        stmt = sa.select(t).order_by(t.c.started_at.desc()).limit(limit)
-        if since is not None:
-            stmt = stmt.where(t.c.started_at >= since)
-        rows = self._run(lambda conn: conn.execute(stmt).mappings().all(), write=False)
-        return [MonitorRun.model_validate(dict(row)) for row in reversed(rows)]
-
-    def count(self) -> int:
-        """How many alerts are stored."""
-        stmt = sa.select(sa.func.count()).select_from(alerts_table)
-        return int(self._run(lambda conn: conn.execute(stmt).scalar_one(), write=False))
-
-    def close(self) -> None:
-        """Close the pooled connections; the store cannot be used afterwards."""
-        if not self._closed:
-            self._closed = True
-            self._engine.dispose()
-
-    def __enter__(self) -> AlertStore:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"AlertStore({self.url!r})"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -712,7 +325,7 @@ class MonitorGauges:
         self, finished_at: datetime | None = None, duration_s: float | None = None
     ) -> None:
         """Record that a monitor run finished (the staleness rule watches this)."""
-        self.last_run.set((finished_at or _utcnow()).timestamp())
+        self.last_run.set((finished_at or datetime.now(UTC)).timestamp())
         self.last_run_duration.set(_number(duration_s))
 
     # -- publishing ---------------------------------------------------------------------------

@@ -12,12 +12,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from datetime import datetime
-from enum import StrEnum
 from typing import Any, Generic, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from creditops.exceptions import ConfigurationError, NotFittedError
+from creditops.store.alerts import Level
 
 __all__ = [
     "Calculator",
@@ -30,28 +30,6 @@ __all__ = [
     "register_calculator",
     "worst_level",
 ]
-
-
-class Level(StrEnum):
-    """Severity, in increasing order: ``ok`` < ``info`` < ``warning`` < ``critical``.
-
-    ``ok`` is a result's level when nothing was found; ``info`` an alert worth recording but
-    not acting on; a :class:`Flag` is always ``warning`` or ``critical`` (a finding). Members
-    are strings, so JSON and database columns hold the plain names.
-    """
-
-    OK = "ok"
-    INFO = "info"
-    WARNING = "warning"
-    CRITICAL = "critical"
-
-    @property
-    def rank(self) -> int:
-        """Position in the order above (0 for ``ok``)."""
-        return _RANK[self]
-
-
-_RANK = {level: index for index, level in enumerate(Level)}
 
 
 def worst_level(levels: Iterable[str | Level], default: Level = Level.OK) -> Level:

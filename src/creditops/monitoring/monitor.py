@@ -11,10 +11,10 @@ One run:
 3. Data drift and prediction drift (:mod:`.drift`), realised and estimated performance and
    approval-rate fairness by time window (:mod:`.performance`, :mod:`.estimated`,
    :mod:`.fairness_watch`).
-4. Their flags become :class:`~.alerts.Alert`\\ s through one function
-   (:func:`~.alerts.alerts_from_flags`), dispatched (store, JSON log, gauges, webhook);
-   the run itself is recorded (:class:`~.alerts.MonitorRun`) so retraining triggers can read
-   how long drift has lasted.
+4. Their flags become :class:`~creditops.store.alerts.Alert`\\ s through one function
+   (:func:`~.alerts.alerts_from_flags`), dispatched (store, JSON log, gauges, webhook); the run
+   itself is recorded (:class:`~creditops.store.alerts.MonitorRun`) so retraining triggers can
+   read how long drift has lasted.
 
 Thresholds and drift methods come from a YAML file named by ``CREDITOPS_MONITORING_CONFIG``
 (sections ``drift``, ``performance``, ``alerts``, ``retrain``), each optional.
@@ -40,13 +40,9 @@ from creditops.data.spec import ResolvedSpec
 from creditops.evaluation.policy import DecisionPolicy
 from creditops.exceptions import ConfigurationError
 from creditops.monitoring.alerts import (
-    LEVELS,
-    Alert,
     AlertDispatcher,
     AlertsConfig,
-    AlertStore,
     MonitorGauges,
-    MonitorRun,
     alerts_from_flags,
 )
 from creditops.monitoring.drift import DataDriftCalculator, DataDriftResult, DriftConfig
@@ -64,6 +60,7 @@ from creditops.registry import (
     load_version_data,
     version_policy,
 )
+from creditops.store.alerts import LEVELS, Alert, AlertStore, MonitorRun
 from creditops.store.predlog import PredictionLog
 
 logger = logging.getLogger(__name__)

@@ -1,9 +1,8 @@
-"""Retraining: triggers (policy), the retrain-compare-promote pipeline, and its audit trail."""
+"""Retraining: triggers (policy) and the retrain-compare-promote pipeline (its audit trail and
+locks are in :mod:`creditops.store`)."""
 
-from creditops.retraining.audit import AuditEntry, AuditLog, AuditLogError, Gate
 from creditops.retraining.pipeline import (
     CHALLENGER,
-    RetrainInProgressError,
     RetrainResult,
     decide_retrain,
     evaluate_gates,
@@ -17,13 +16,8 @@ from creditops.retraining.policy import RetrainConfig, RetrainDecision, Trigger,
 
 __all__ = [
     "CHALLENGER",
-    "AuditEntry",
-    "AuditLog",
-    "AuditLogError",
-    "Gate",
     "RetrainConfig",
     "RetrainDecision",
-    "RetrainInProgressError",
     "RetrainResult",
     "Trigger",
     "decide_retrain",

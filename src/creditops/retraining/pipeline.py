@@ -2,9 +2,9 @@
 
 ``retrain``:
 
-1. takes a lock: two retrains never run at once. ``CREDITOPS_HOME/retrain.lock`` (``flock``)
-   covers one host; when the decision log is on PostgreSQL a session advisory lock on that
-   database covers every host sharing it;
+1. takes a lock (:mod:`creditops.store.locks`): two retrains never run at once.
+   ``CREDITOPS_HOME/retrain.lock`` (``flock``) covers one host; when the decision log is on
+   PostgreSQL a session advisory lock on that database covers every host sharing it;
 2. gathers the decisions of the decision log that now have outcomes (``outcome_window_days``);
    the most recent ``holdout_share`` of them are held out, the older ones join the champion's
    own training data (stored with its run);
@@ -16,34 +16,27 @@
    (not worse than the champion, or passing outright), enough labelled rows;
 5. promotes the challenger when every gate passes and ``auto_promote`` is set; otherwise it
    waits for ``creditops promote``. Every outcome, failures included, is written to the audit
-   table and to MLflow (:mod:`.audit`).
+   table and to MLflow (:mod:`creditops.store.audit`).
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import logging
 import math
-import os
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import sqlalchemy as sa
 from pydantic import BaseModel
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.pool import NullPool
 
 from creditops.config import Settings
 from creditops.data.spec import DatasetSpec, FeatureTypes, ResolvedSpec
 from creditops.evaluation.fairness import FOUR_FIFTHS, fairness_report
 from creditops.evaluation.metrics import classification_metrics
-from creditops.exceptions import CreditOpsError, ModelNotFoundError
+from creditops.exceptions import AuditLogError, CreditOpsError, ModelNotFoundError
 from creditops.registry import (
     CHALLENGER,
     CHAMPION,
@@ -57,29 +50,13 @@ from creditops.registry import (
     set_alias,
     version_policy,
 )
-from creditops.retraining.audit import (
-    Action,
-    AuditEntry,
-    AuditLog,
-    AuditLogError,
-    Gate,
-    record_everywhere,
-)
 from creditops.retraining.policy import RetrainConfig, RetrainDecision
-from creditops.store.database import normalise_url
+from creditops.store.audit import Action, AuditEntry, AuditLog, Gate, record_everywhere
+from creditops.store.locks import CHAMPION_LOCK, RETRAIN_LOCK, exclusive
 from creditops.store.predlog import PredictionLog
 from creditops.training.train import train
 
-# PostgreSQL advisory-lock keys held while a retrain runs ("crrt") and while the champion
-# alias moves ("crch").
-RETRAIN_LOCK_KEY = 0x63727274
-CHAMPION_LOCK_KEY = 0x63726368
-
 logger = logging.getLogger(__name__)
-
-
-class RetrainInProgressError(CreditOpsError):
-    """Another retrain holds the lock."""
 
 
 class RetrainResult(BaseModel):
@@ -100,102 +77,6 @@ class RetrainResult(BaseModel):
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
-
-
-@dataclass(frozen=True)
-class _Lock:
-    """A lock that one host's processes share through a file in ``CREDITOPS_HOME``, and every
-    host sharing a PostgreSQL decision log through a session advisory lock on it."""
-
-    file: str
-    key: int
-    busy: str  # what the holder is doing, for the error
-    error: type[CreditOpsError]
-    wait_s: float = 0.0  # 0: fail at once when held
-
-
-RETRAIN_LOCK = _Lock(
-    "retrain.lock", RETRAIN_LOCK_KEY, "another retrain is running", RetrainInProgressError
-)
-# Promotions and rollbacks read the alias and its history, move it and audit the move: two at
-# once could both roll back from the same champion. They queue for a short while instead.
-CHAMPION_LOCK = _Lock(
-    "champion.lock",
-    CHAMPION_LOCK_KEY,
-    "another promotion or rollback is under way",
-    CreditOpsError,
-    wait_s=60.0,
-)
-
-
-def _retrying(attempt: Callable[[], bool], wait_s: float) -> bool:
-    """``attempt`` until it succeeds or ``wait_s`` has passed."""
-    deadline = time.monotonic() + wait_s
-    while not attempt():
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.1)
-    return True
-
-
-@contextlib.contextmanager
-def _exclusive(settings: Settings, lock: _Lock = RETRAIN_LOCK) -> Iterator[None]:
-    """Hold ``lock``: the host's lock file, then the database's advisory lock."""
-    settings.ensure_home()
-    fd = os.open(settings.home / lock.file, os.O_RDWR | os.O_CREAT, 0o600)
-
-    def take_file() -> bool:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        return True
-
-    try:
-        if not _retrying(take_file, lock.wait_s):
-            raise lock.error(f"{lock.busy} (it holds CREDITOPS_HOME/{lock.file})")
-        with _database_lock(settings.resolved_database_url, lock):
-            yield
-    finally:
-        os.close(fd)  # releases the lock
-
-
-@contextlib.contextmanager
-def _database_lock(url: str, lock: _Lock = RETRAIN_LOCK) -> Iterator[None]:
-    """A PostgreSQL session advisory lock, so holders on different hosts sharing the database
-    exclude each other too (SQLite is one host's file: the lock file covers it). The session
-    is held idle, outside any transaction, and the lock goes with it if the process dies."""
-    parsed = normalise_url(url, "the retraining lock", "lock")
-    if parsed.get_backend_name() != "postgresql":
-        yield
-        return
-    timeout = {} if "connect_timeout" in parsed.query else {"connect_timeout": 10}
-    engine = sa.create_engine(parsed, poolclass=NullPool, connect_args=timeout)
-    try:
-        with engine.connect() as conn:
-            key = {"key": lock.key}
-
-            def take() -> bool:
-                held = conn.execute(sa.text("SELECT pg_try_advisory_lock(:key)"), key)
-                taken = bool(held.scalar_one())
-                conn.commit()
-                return taken
-
-            if not _retrying(take, lock.wait_s):
-                raise lock.error(
-                    f"{lock.busy} (it holds the advisory lock {lock.file!r} of the "
-                    "decision-log database)"
-                )
-            try:
-                yield
-            finally:
-                # Best effort: if the idle session was dropped, its lock went with it, and the
-                # holder's own outcome (already audited) must not turn into a crash here.
-                with contextlib.suppress(SQLAlchemyError):
-                    conn.execute(sa.text("SELECT pg_advisory_unlock(:key)"), key)
-                    conn.commit()
-    finally:
-        engine.dispose()
 
 
 def _dataset_spec(spec: ResolvedSpec) -> DatasetSpec:
@@ -379,8 +260,8 @@ def decide_retrain(
     """The triggers, read from the recorded monitor runs of the current champion (runs about a
     replaced champion say nothing about this one), its registration time, and the audit
     trail's last retrain that trained a challenger."""
-    from creditops.monitoring.alerts import AlertStore
     from creditops.retraining.policy import should_retrain
+    from creditops.store.alerts import AlertStore
 
     now = now or datetime.now(UTC)
     lookback = timedelta(hours=max(config.drift_critical_hours * 4, 24 * 7))
@@ -430,7 +311,7 @@ def retrain(
     started = now or datetime.now(UTC)
     clock = time.perf_counter()
     reasons = [r.message for r in decision.reasons]
-    with _exclusive(settings), AuditLog.from_settings(settings) as audit:
+    with exclusive(settings, RETRAIN_LOCK), AuditLog.from_settings(settings) as audit:
         current = get_version(settings, CHAMPION)
         entry = AuditEntry(
             started_at=started,
@@ -590,7 +471,7 @@ def _retrain(
     passed = all(g.passed for g in gates)
     if passed and config.auto_promote:
         progress["aliases"] = "the 'challenger' alias, and maybe 'champion': it was being promoted"
-        with _exclusive(settings, CHAMPION_LOCK):
+        with exclusive(settings, CHAMPION_LOCK):
             promote(settings, challenger_version)
         outcome, message = (
             "promoted",
@@ -688,7 +569,7 @@ def promote_challenger(
     (``cli``, ``api``)."""
     started = datetime.now(UTC)
     move = move or _registry_move(settings)
-    with _exclusive(settings, CHAMPION_LOCK), AuditLog.from_settings(settings) as audit:
+    with exclusive(settings, CHAMPION_LOCK), AuditLog.from_settings(settings) as audit:
         champion = get_version(settings, CHAMPION)
         champion_version = str(champion.version) if champion is not None else None
         verdict: AuditEntry | None = None
@@ -766,7 +647,7 @@ def rollback(
     """Return the champion alias to the previous champion (audited, refusals included)."""
     started = datetime.now(UTC)
     move = move or _registry_move(settings)
-    with _exclusive(settings, CHAMPION_LOCK), AuditLog.from_settings(settings) as audit:
+    with exclusive(settings, CHAMPION_LOCK), AuditLog.from_settings(settings) as audit:
         champion = get_version(settings, CHAMPION)
         champion_version = str(champion.version) if champion is not None else None
         previous = previous_champion(settings)

@@ -24,7 +24,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from creditops.monitoring.alerts import MonitorRun
+from creditops.store.alerts import MonitorRun
 
 TriggerName = Literal["forced", "auc_drop", "drift_critical", "features_drifted", "schedule"]
 

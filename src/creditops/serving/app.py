@@ -28,8 +28,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from creditops import __version__
 from creditops.config import Settings, get_settings
-from creditops.exceptions import CreditOpsError, ModelNotFoundError
-from creditops.retraining import AuditEntry, AuditLogError, promote_challenger
+from creditops.exceptions import AuditLogError, CreditOpsError, ModelNotFoundError
+from creditops.retraining import promote_challenger
 from creditops.retraining import rollback as rollback_champion
 from creditops.serving.prometheus import ServiceMetrics, exposition
 from creditops.serving.schemas import (
@@ -46,6 +46,7 @@ from creditops.serving.schemas import (
     validation_errors,
 )
 from creditops.serving.service import DecisionService, registry_versions
+from creditops.store.audit import AuditEntry
 from creditops.store.predlog import (
     OutcomeConflictError,
     PredictionLog,

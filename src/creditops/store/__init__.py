@@ -1,5 +1,7 @@
-"""Durable records shared by serving, monitoring and retraining: the decision log, written by
-the service and read by the monitors and the retraining pipeline."""
+"""Durable records shared by serving, monitoring and retraining, in one database with one schema
+(:mod:`.schema`, upgraded by Alembic migrations): the decision log (:mod:`.predlog`), the
+alerts and monitor runs (:mod:`.alerts`), the retraining audit (:mod:`.audit`), and the locks
+that keep retrains and champion changes apart (:mod:`.locks`)."""
 
 from creditops.store.predlog import (
     OutcomeConflictError,

@@ -1,7 +1,8 @@
 """What every creditops table store shares: URL checks, aware UTC timestamps, JSON encoding,
 the engine (SQLite in WAL mode with an fsync at every commit, or PostgreSQL), transactions we
 begin ourselves, and a retry while the database is merely busy. The decision log, the alert
-store and the retraining audit all live in the database ``CREDITOPS_DATABASE_URL`` names."""
+store and the retraining audit all live in the database ``CREDITOPS_DATABASE_URL`` names, whose
+tables and migrations are in :mod:`creditops.store.schema`."""
 
 from __future__ import annotations
 
@@ -219,19 +220,3 @@ def run_transaction(
                 lock.release()
         time.sleep(pause * (1.0 + random.random()))  # jitter: processes do not retry in step
         pause = min(pause * 2, 0.2)
-
-
-def create_tables(
-    engine: Engine, metadata: sa.MetaData, run: Callable[..., Any], *, advisory_lock_key: int
-) -> None:
-    """Create ``metadata``'s missing tables through ``run`` (a store's retrying transaction);
-    on PostgreSQL under an advisory lock, so processes starting together do not race."""
-    if set(metadata.tables) <= set(sa.inspect(engine).get_table_names()):
-        return
-
-    def create(conn: Connection) -> None:
-        if conn.dialect.name != "sqlite":
-            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(advisory_lock_key)))
-        metadata.create_all(conn, checkfirst=True)
-
-    run(create, write=True)

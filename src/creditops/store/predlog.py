@@ -42,15 +42,14 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
-from creditops.exceptions import CreditOpsError
+from creditops.exceptions import CreditOpsError, SchemaError
 from creditops.store.database import (
-    UTCDateTime,
     create_store_engine,
-    create_tables,
     dumps_json,
     normalise_url,
     run_transaction,
 )
+from creditops.store.schema import ensure_schema, outcomes, predictions
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -82,8 +81,6 @@ _T = TypeVar("_T")
 _MAX_GROUP_ROWS = 1000
 # Bound parameters per IN (...) list: far below SQLite's and PostgreSQL's limits.
 _IN_CHUNK = 500
-# PostgreSQL advisory-lock key that serialises schema creation between processes.
-_SCHEMA_LOCK_KEY = 0x63726F70  # "crop"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -186,41 +183,9 @@ class PredictionRecord(BaseModel):
 
 
 # ---------------------------------------------------------------------------------------------
-# Schema
+# Rows (the tables are in :mod:`creditops.store.schema`)
 # ---------------------------------------------------------------------------------------------
 
-
-metadata = sa.MetaData()
-
-predictions = sa.Table(
-    "predictions",
-    metadata,
-    sa.Column("id", sa.String(36), primary_key=True),
-    sa.Column("created_at", UTCDateTime(), nullable=False, index=True),
-    sa.Column("model_name", sa.Text, nullable=False),
-    sa.Column("model_version", sa.Text, nullable=False),
-    sa.Column("features", sa.JSON, nullable=False),
-    sa.Column("protected", sa.JSON, nullable=False),
-    sa.Column("imputed", sa.JSON, nullable=False),
-    sa.Column("probability", sa.Double, nullable=False),
-    sa.Column("points", sa.Integer, nullable=False),
-    sa.Column("grade", sa.Text, nullable=True),
-    sa.Column("decision", sa.String(16), nullable=False),
-    sa.Column("reasons", sa.JSON, nullable=False),
-    sa.Column("latency_ms", sa.Double, nullable=False),
-    sa.CheckConstraint("decision IN ('approve', 'refer', 'decline')", name="ck_decision"),
-    sa.CheckConstraint("probability >= 0 AND probability <= 1", name="ck_probability"),
-)
-
-outcomes = sa.Table(
-    "outcomes",
-    metadata,
-    sa.Column("prediction_id", sa.String(36), sa.ForeignKey("predictions.id"), primary_key=True),
-    sa.Column("outcome", sa.SmallInteger, nullable=False),
-    sa.Column("observed_at", UTCDateTime(), nullable=True),
-    sa.Column("recorded_at", UTCDateTime(), nullable=False),
-    sa.CheckConstraint("outcome IN (0, 1)", name="ck_outcome"),
-)
 
 _META_COLUMNS = (
     "prediction_id",
@@ -469,7 +434,7 @@ class PredictionLog:
         pool_size: int = 8,
         max_overflow: int = 32,
     ) -> None:
-        """Open the log at ``url`` and, with ``create``, create its tables if they are missing.
+        """Open the log at ``url`` and, with ``create``, upgrade its schema if it is behind.
 
         ``timeout_s`` bounds how long a write waits for the database (locks, retries) before it
         raises; the pool (``pool_size`` + ``max_overflow`` = 40 by default) covers the service's
@@ -557,8 +522,8 @@ class PredictionLog:
 
     def _create_schema(self) -> None:
         try:
-            create_tables(self._engine, metadata, self._run, advisory_lock_key=_SCHEMA_LOCK_KEY)
-        except (SQLAlchemyError, PredictionLogError) as exc:
+            ensure_schema(self._engine, timeout_s=self._timeout_s)
+        except SchemaError as exc:
             raise PredictionLogError(f"cannot open the prediction log {self.url}: {exc}") from exc
 
     # -- transactions -------------------------------------------------------------------------

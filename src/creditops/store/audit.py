@@ -1,6 +1,9 @@
 """The retraining audit trail: every retrain, promotion and rollback, with why, in the database
 of the decision log (table ``retraining_audit``) and in MLflow (experiment
-``creditops-retraining``: one run per entry, gates as metrics, the entry as JSON)."""
+``creditops-retraining``: one run per entry, gates as metrics, the entry as JSON).
+
+It is a durable record like the others, so it lives with the store; the retraining pipeline,
+the CLI and the API write it."""
 
 from __future__ import annotations
 
@@ -13,18 +16,14 @@ from typing import Any, Literal, TypeVar
 import sqlalchemy as sa
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.engine import URL, Connection
-from sqlalchemy.exc import SQLAlchemyError
 
 from creditops.config import Settings
-from creditops.exceptions import CreditOpsError
-from creditops.store.database import (
-    UTCDateTime,
-    create_store_engine,
-    create_tables,
-    normalise_url,
-    run_transaction,
-)
+from creditops.exceptions import AuditLogError, SchemaError
+from creditops.store.database import create_store_engine, normalise_url, run_transaction
+from creditops.store.schema import audit_table, ensure_schema
 from creditops.training.tracking import artifact_location, configure_tracking
+
+__all__ = ["EXPERIMENT", "Action", "AuditEntry", "AuditLog", "Gate", "Outcome", "record_everywhere"]
 
 #: The MLflow experiment that holds one run per audit entry.
 EXPERIMENT = "creditops-retraining"
@@ -38,23 +37,6 @@ Outcome = Literal[
     "promoted", "awaiting_approval", "rejected", "failed", "skipped", "rolled_back", "refused"
 ]
 
-_metadata = sa.MetaData()
-audit_table = sa.Table(
-    "retraining_audit",
-    _metadata,
-    sa.Column("id", sa.String(36), primary_key=True),
-    sa.Column("started_at", UTCDateTime(), nullable=False, index=True),
-    sa.Column("finished_at", UTCDateTime(), nullable=False),
-    sa.Column("action", sa.String(16), nullable=False),
-    sa.Column("outcome", sa.String(32), nullable=False),
-    sa.Column("champion_version", sa.Text, nullable=True),
-    sa.Column("challenger_version", sa.Text, nullable=True),
-    sa.Column("reasons", sa.JSON, nullable=False),
-    sa.Column("gates", sa.JSON, nullable=False),
-    sa.Column("message", sa.Text, nullable=False),
-    sa.Column("details", sa.JSON, nullable=False),
-)
-
 
 class Gate(BaseModel):
     """One promotion gate: passed or not, with the figures it compared."""
@@ -67,6 +49,8 @@ class Gate(BaseModel):
 
 
 class AuditEntry(BaseModel):
+    """One retrain, promotion or rollback: what was done, to which versions, and why."""
+
     model_config = ConfigDict(extra="forbid")
 
     id: str = Field(default_factory=lambda: str(uuid.uuid4()))
@@ -89,13 +73,6 @@ class AuditEntry(BaseModel):
         return value.astimezone(UTC)
 
 
-class AuditLogError(CreditOpsError):
-    """The retraining audit could not be read or written."""
-
-
-_SCHEMA_LOCK_KEY = 0x63726F72  # "cror"
-
-
 class AuditLog:
     """Append-only audit entries in ``url`` (SQLite or PostgreSQL), usually the decision log's
     database: written with the same engine settings, transactions and busy retries."""
@@ -107,8 +84,8 @@ class AuditLog:
             parsed, timeout_s=self._timeout_s, busy_timeout_ms=5000, pool_size=1, max_overflow=2
         )
         try:
-            create_tables(self._engine, _metadata, self._run, advisory_lock_key=_SCHEMA_LOCK_KEY)
-        except (SQLAlchemyError, AuditLogError) as exc:
+            ensure_schema(self._engine, timeout_s=self._timeout_s)
+        except SchemaError as exc:
             self._engine.dispose()
             raise AuditLogError(f"cannot open the retraining audit: {exc}") from exc
 
@@ -125,10 +102,12 @@ class AuditLog:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AuditLog:
+        """The audit in the decision log's database (``settings.resolved_database_url``)."""
         settings.ensure_home()
         return cls(settings.resolved_database_url)
 
     def record(self, entry: AuditEntry) -> AuditEntry:
+        """Append ``entry`` (committed before it returns); returns it."""
         row = entry.model_dump(mode="json")
         row["started_at"], row["finished_at"] = entry.started_at, entry.finished_at
         self._run(lambda conn: conn.execute(audit_table.insert(), [row]), write=True)
@@ -159,6 +138,7 @@ class AuditLog:
         return [AuditEntry.model_validate(dict(row)) for row in rows]
 
     def close(self) -> None:
+        """Close the pooled connections."""
         self._engine.dispose()
 
     def __enter__(self) -> AuditLog:

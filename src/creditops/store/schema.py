@@ -1,0 +1,433 @@
+"""The one schema of the creditops database, and keeping a database at its revision.
+
+Every table lives on :data:`metadata`; Alembic revisions under ``store/migrations/versions``
+change it, one revision per change (revision 0001 is the schema the stores created on their own
+before migrations existed). Every store calls :func:`ensure_schema` when it opens the database:
+a database that is behind is upgraded first, under a lock (SQLite: the write transaction,
+``BEGIN IMMEDIATE``; PostgreSQL: an advisory transaction lock), so workers starting together
+never race; once a database was seen at head, the check costs nothing more in that process.
+
+A database written before migrations (the stores' tables, no ``alembic_version``) is adopted:
+its tables are checked against revision 0001, which creates only the ones missing and stamps it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from creditops.exceptions import SchemaError
+from creditops.store.database import (
+    UTCDateTime,
+    create_store_engine,
+    normalise_url,
+    run_transaction,
+)
+
+__all__ = [
+    "SchemaStatus",
+    "alerts_table",
+    "audit_table",
+    "database_status",
+    "ensure_schema",
+    "head_revision",
+    "metadata",
+    "monitor_runs_table",
+    "outcomes",
+    "predictions",
+    "upgrade_database",
+]
+
+logger = logging.getLogger(__name__)
+
+_MIGRATIONS = Path(__file__).parent / "migrations"
+# PostgreSQL advisory-lock key that serialises upgrades between processes ("crom").
+_MIGRATION_LOCK_KEY = 0x63726F6D
+# The tables and columns of revision 0001: what a database made before migrations must have.
+_BASELINE = {
+    "predictions": {
+        "id",
+        "created_at",
+        "model_name",
+        "model_version",
+        "features",
+        "protected",
+        "imputed",
+        "probability",
+        "points",
+        "grade",
+        "decision",
+        "reasons",
+        "latency_ms",
+    },
+    "outcomes": {"prediction_id", "outcome", "observed_at", "recorded_at"},
+    "alerts": {
+        "id",
+        "created_at",
+        "check_name",
+        "level",
+        "metric",
+        "value",
+        "threshold",
+        "message",
+        "model_name",
+        "model_version",
+        "run_id",
+        "details",
+    },
+    "monitor_runs": {
+        "id",
+        "started_at",
+        "finished_at",
+        "model_name",
+        "model_version",
+        "rows",
+        "drift_level",
+        "drift_share",
+        "prediction_psi",
+        "realised_roc_auc",
+        "realised_auc_drop_relative",
+        "estimated_roc_auc",
+        "level",
+        "summary",
+    },
+    "retraining_audit": {
+        "id",
+        "started_at",
+        "finished_at",
+        "action",
+        "outcome",
+        "champion_version",
+        "challenger_version",
+        "reasons",
+        "gates",
+        "message",
+        "details",
+    },
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Tables
+# ---------------------------------------------------------------------------------------------
+
+metadata = sa.MetaData()
+
+#: The decision log: one row per credit decision (:mod:`creditops.store.predlog`).
+predictions = sa.Table(
+    "predictions",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False, index=True),
+    sa.Column("model_name", sa.Text, nullable=False),
+    sa.Column("model_version", sa.Text, nullable=False),
+    sa.Column("features", sa.JSON, nullable=False),
+    sa.Column("protected", sa.JSON, nullable=False),
+    sa.Column("imputed", sa.JSON, nullable=False),
+    sa.Column("probability", sa.Double, nullable=False),
+    sa.Column("points", sa.Integer, nullable=False),
+    sa.Column("grade", sa.Text, nullable=True),
+    sa.Column("decision", sa.String(16), nullable=False),
+    sa.Column("reasons", sa.JSON, nullable=False),
+    sa.Column("latency_ms", sa.Double, nullable=False),
+    sa.CheckConstraint("decision IN ('approve', 'refer', 'decline')", name="ck_decision"),
+    sa.CheckConstraint("probability >= 0 AND probability <= 1", name="ck_probability"),
+)
+
+#: The observed outcome of a logged decision (1 = default), at most one per decision.
+outcomes = sa.Table(
+    "outcomes",
+    metadata,
+    sa.Column("prediction_id", sa.String(36), sa.ForeignKey("predictions.id"), primary_key=True),
+    sa.Column("outcome", sa.SmallInteger, nullable=False),
+    sa.Column("observed_at", UTCDateTime(), nullable=True),
+    sa.Column("recorded_at", UTCDateTime(), nullable=False),
+    sa.CheckConstraint("outcome IN (0, 1)", name="ck_outcome"),
+)
+
+#: Alerts raised by the monitoring checks (:mod:`creditops.store.alerts`).
+alerts_table = sa.Table(
+    "alerts",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False, index=True),
+    # "check" is an SQL keyword: the column is check_name so hand-written queries need no quotes.
+    sa.Column("check_name", sa.String(64), nullable=False),
+    sa.Column("level", sa.String(16), nullable=False),
+    sa.Column("metric", sa.Text, nullable=False),
+    sa.Column("value", sa.Double, nullable=True),
+    sa.Column("threshold", sa.Double, nullable=True),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("model_name", sa.Text, nullable=True),
+    sa.Column("model_version", sa.Text, nullable=True),
+    sa.Column("run_id", sa.String(64), nullable=True, index=True),
+    sa.Column("details", sa.JSON, nullable=False),
+    sa.CheckConstraint("level IN ('info', 'warning', 'critical')", name="ck_alert_level"),
+    sa.Index("ix_alerts_check_created", "check_name", "created_at"),
+)
+
+#: One row per monitor run, alerts or not: the history retraining triggers read ("critical
+#: drift in every run of the last 24 hours" needs the runs that found none too).
+monitor_runs_table = sa.Table(
+    "monitor_runs",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("started_at", UTCDateTime(), nullable=False, index=True),
+    sa.Column("finished_at", UTCDateTime(), nullable=False),
+    sa.Column("model_name", sa.Text, nullable=True),
+    sa.Column("model_version", sa.Text, nullable=True),
+    sa.Column("rows", sa.Integer, nullable=False),
+    sa.Column("drift_level", sa.String(16), nullable=True),
+    sa.Column("drift_share", sa.Double, nullable=True),
+    sa.Column("prediction_psi", sa.Double, nullable=True),
+    sa.Column("realised_roc_auc", sa.Double, nullable=True),
+    sa.Column("realised_auc_drop_relative", sa.Double, nullable=True),
+    sa.Column("estimated_roc_auc", sa.Double, nullable=True),
+    sa.Column("level", sa.String(16), nullable=False),
+    sa.Column("summary", sa.JSON, nullable=False),
+)
+
+#: Every retrain, promotion and rollback, with why (:mod:`creditops.store.audit`).
+audit_table = sa.Table(
+    "retraining_audit",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("started_at", UTCDateTime(), nullable=False, index=True),
+    sa.Column("finished_at", UTCDateTime(), nullable=False),
+    sa.Column("action", sa.String(16), nullable=False),
+    sa.Column("outcome", sa.String(32), nullable=False),
+    sa.Column("champion_version", sa.Text, nullable=True),
+    sa.Column("challenger_version", sa.Text, nullable=True),
+    sa.Column("reasons", sa.JSON, nullable=False),
+    sa.Column("gates", sa.JSON, nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("details", sa.JSON, nullable=False),
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# Revisions
+# ---------------------------------------------------------------------------------------------
+
+
+class SchemaStatus(BaseModel):
+    """Where a database stands: its revision, the one this creditops needs, what was done."""
+
+    model_config = ConfigDict(frozen=True)
+
+    url: str
+    current: str | None
+    head: str
+    up_to_date: bool
+    applied: list[str] = []
+    adopted: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+def _config(connection: Connection | None = None) -> Config:
+    """Alembic's configuration, built here: nothing to find on disk at run time."""
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+@lru_cache(maxsize=1)
+def _script() -> ScriptDirectory:
+    return ScriptDirectory.from_config(_config())
+
+
+def head_revision() -> str:
+    """The revision this creditops needs."""
+    head = _script().get_current_head()
+    if head is None:  # pragma: no cover - the package ships its revisions
+        raise SchemaError("no database migrations are installed")
+    return head
+
+
+def _current(conn: Connection) -> str | None:
+    heads = MigrationContext.configure(conn).get_current_heads()
+    if len(heads) > 1:
+        raise SchemaError(f"the database has several schema revisions: {', '.join(heads)}")
+    return heads[0] if heads else None
+
+
+def _check_known(current: str | None) -> None:
+    if current is not None and current not in {rev.revision for rev in _script().walk_revisions()}:
+        raise SchemaError(
+            f"the database is at schema revision {current}, unknown to this creditops "
+            f"(it needs {head_revision()}): a newer release wrote it"
+        )
+
+
+def _check_adoptable(conn: Connection) -> bool:
+    """Whether ``conn``'s database predates migrations (some creditops tables, no version);
+    raises :class:`SchemaError` when a table of that name lacks revision 0001's columns."""
+    inspector = sa.inspect(conn)
+    present = set(inspector.get_table_names()) & set(_BASELINE)
+    for name in sorted(present):
+        columns = {column["name"] for column in inspector.get_columns(name)}
+        missing = _BASELINE[name] - columns
+        if missing:
+            raise SchemaError(
+                f"table {name!r} is not creditops's (no column {', '.join(sorted(missing))}): "
+                "refusing to adopt this database"
+            )
+    return bool(present)
+
+
+def _upgrade(conn: Connection) -> tuple[str | None, list[str], bool]:
+    """Upgrade inside the caller's transaction, which holds the migration lock."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_MIGRATION_LOCK_KEY)))
+    before = _current(conn)  # read again under the lock: another process may have done it
+    _check_known(before)
+    head = head_revision()
+    if before == head:
+        return before, [], False
+    adopted = before is None and _check_adoptable(conn)
+    if adopted:
+        logger.info("adopting a database created before migrations as revision 0001")
+    applied = [
+        rev.revision
+        for rev in reversed(list(_script().iterate_revisions(head, before or "base")))
+        if rev.revision != before
+    ]
+    command.upgrade(_config(conn), "head")
+    return before, applied, adopted
+
+
+# Databases seen at head in this process: (URL, SQLite file identity).
+_AT_HEAD: set[tuple[str, Any]] = set()
+_AT_HEAD_LOCK = threading.Lock()
+
+
+def _sqlite_file(url: URL) -> Path | None:
+    database = url.database or ""
+    if url.get_backend_name() != "sqlite" or not database:
+        return None
+    if database.startswith("file:"):
+        return Path(unquote(urlsplit(database).path))
+    return Path(database)
+
+
+def _cache_key(url: URL) -> tuple[str, Any] | None:
+    """A key per database; a SQLite file replaced or removed is a new database."""
+    path = _sqlite_file(url)
+    identity: Any = None
+    if path is not None:
+        try:
+            stat = path.stat()
+        except OSError:
+            return None
+        identity = (stat.st_dev, stat.st_ino)
+    return url.render_as_string(hide_password=False), identity
+
+
+def ensure_schema(engine: Engine, *, timeout_s: float = 30.0) -> SchemaStatus | None:
+    """Upgrade ``engine``'s database to head when it is behind (adopting one made before
+    migrations), under the migration lock; returns what was done, or None when the database was
+    already known to be at head in this process. Raises :class:`SchemaError` when it cannot."""
+    key = _cache_key(engine.url)
+    if key is not None and key in _AT_HEAD:
+        return None
+    try:
+        with engine.connect() as conn:
+            current = _current(conn)
+        if current == head_revision():
+            status = _status(engine.url, current)
+        else:
+            _check_known(current)
+            before, applied, adopted = run_transaction(
+                engine,
+                _upgrade,
+                write=True,
+                timeout_s=timeout_s,
+                store="schema upgrade",
+                failure=SchemaError,
+                rejected=SchemaError,
+            )
+            status = _status(engine.url, head_revision(), applied=applied, adopted=adopted)
+            if applied:
+                logger.info("upgraded %s from %s to %s", status.url, before or "empty", status.head)
+    except (SQLAlchemyError, CommandError) as exc:
+        raise SchemaError(
+            f"cannot bring the database to revision {head_revision()}: {exc}"
+        ) from exc
+    key = _cache_key(engine.url)  # a new SQLite file exists now
+    if key is not None:
+        with _AT_HEAD_LOCK:
+            _AT_HEAD.add(key)
+    return status
+
+
+def _status(
+    url: URL, current: str | None, *, applied: list[str] | None = None, adopted: bool = False
+) -> SchemaStatus:
+    head = head_revision()
+    return SchemaStatus(
+        url=url.render_as_string(hide_password=True),
+        current=current,
+        head=head,
+        up_to_date=current == head,
+        applied=applied or [],
+        adopted=adopted,
+    )
+
+
+def _engine(url: str | URL) -> Engine:
+    parsed = normalise_url(url, "the creditops database", "record")
+    return create_store_engine(
+        parsed, timeout_s=30.0, busy_timeout_ms=5000, pool_size=1, max_overflow=1
+    )
+
+
+def upgrade_database(url: str | URL) -> SchemaStatus:
+    """Bring the database at ``url`` to head (``creditops db upgrade``); creates a SQLite file
+    that does not exist yet. Always checks the database itself, whatever this process saw."""
+    engine = _engine(url)
+    try:
+        key = _cache_key(engine.url)
+        if key is not None:
+            with _AT_HEAD_LOCK:
+                _AT_HEAD.discard(key)
+        status = ensure_schema(engine)
+    finally:
+        engine.dispose()
+    assert status is not None
+    return status
+
+
+def database_status(url: str | URL) -> SchemaStatus:
+    """The database's revision and the head (``creditops db current``); changes nothing (a
+    SQLite file that does not exist is not created)."""
+    parsed = normalise_url(url, "the creditops database", "record")
+    path = _sqlite_file(parsed)
+    if path is not None and not path.exists():
+        return _status(parsed, None)
+    engine = _engine(parsed)
+    try:
+        with engine.connect() as conn:
+            current = _current(conn)
+    except SQLAlchemyError as exc:
+        raise SchemaError(f"cannot read the database's revision: {exc}") from exc
+    finally:
+        engine.dispose()
+    return _status(parsed, current)
