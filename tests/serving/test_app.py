@@ -15,7 +15,8 @@ from creditops.config import Settings
 from creditops.data.datasets import load_builtin
 from creditops.registry.registry import register_model
 from creditops.retraining import AuditLog
-from creditops.serving.app import ADMIN_TAG, create_app
+from creditops.serving.api.deps import ADMIN_TAG
+from creditops.serving.app import create_app
 from creditops.serving.service import reproduce_decisions
 from creditops.store.predlog import PredictionLog
 from helpers import serving
