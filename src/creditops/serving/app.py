@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from creditops import __version__
 from creditops.config import Settings, get_settings
 from creditops.exceptions import CreditOpsError
-from creditops.serving.api import api_router
+from creditops.serving.api import add_routes
 from creditops.serving.api.docs import ASSETS, assets
 from creditops.serving.api.errors import install_error_handlers
 from creditops.serving.api.openapi import served_openapi
@@ -136,7 +136,7 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
     app.state.metrics = metrics
     app.add_middleware(_Instrument, metrics=metrics)
     install_error_handlers(app)
-    app.include_router(api_router)
+    add_routes(app)
     app.mount(ASSETS, assets(), name="docs-assets")
     app.openapi = lambda: served_openapi(app)  # type: ignore[method-assign]
     return app

@@ -2,6 +2,6 @@
 one :class:`~creditops.serving.service.DecisionService`, the shared dependencies, the OpenAPI
 document of the served version and the offline API docs."""
 
-from creditops.serving.api.main import api_router
+from creditops.serving.api.main import ROUTERS, add_routes
 
-__all__ = ["api_router"]
+__all__ = ["ROUTERS", "add_routes"]
