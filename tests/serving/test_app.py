@@ -14,7 +14,8 @@ import pytest
 from creditops.config import Settings
 from creditops.data.datasets import load_builtin
 from creditops.registry import register_model
-from creditops.serving.app import ADMIN_TAG, create_app
+from creditops.serving.api.deps import ADMIN_TAG
+from creditops.serving.app import create_app
 from creditops.serving.service import reproduce_decisions
 from creditops.store.audit import AuditLog
 from creditops.store.predlog import PredictionLog

@@ -639,8 +639,9 @@ def counterfactual(
     moves: dict[str, np.ndarray] = {}
     spans: dict[str, float] = {}
     for feature, direction in levers.items():
-        current = float(base_row.at[0, feature])
+        value = base_row.at[0, feature]
         info = schema.get(feature)
+        current = math.nan if pd.isna(value) else float(value)  # missing: imputed, not moved
         if math.isnan(current) or info is None or info.minimum is None or info.maximum is None:
             continue
         low, high = float(info.minimum), float(info.maximum)

@@ -16,7 +16,7 @@ import json
 import keyword
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 from uuid import UUID
 
@@ -39,21 +39,35 @@ from creditops.data.spec import ACCEPTED_MARGIN, FeatureSchema, ResolvedSpec
 if TYPE_CHECKING:
     import pandas as pd
 
+    from creditops.store.audit import AuditEntry
+
 __all__ = [
     "MAX_PROTECTED_MAGNITUDE",
     "MAX_PROTECTED_TEXT",
     "ApplicationModel",
     "BatchDecision",
     "BatchModel",
+    "ChampionChange",
     "Decision",
     "ErrorBody",
+    "Explanation",
+    "FeedbackBatch",
+    "FeedbackBatchResult",
     "FeedbackRequest",
+    "FeedbackResult",
     "FieldError",
+    "Health",
     "JSONBodyError",
+    "LoggedDecision",
+    "ModelInfo",
+    "Readiness",
     "Reason",
+    "RegisteredVersion",
     "build_application_model",
     "build_batch_model",
     "example_application",
+    "example_csv",
+    "field_errors",
     "format_location",
     "parse_json_strict",
     "split_application",
@@ -236,7 +250,11 @@ ProtectedValue = Annotated[
     WithJsonSchema(
         {
             "anyOf": [
-                {"type": "number"},
+                {
+                    "type": "number",
+                    "minimum": -MAX_PROTECTED_MAGNITUDE,
+                    "maximum": MAX_PROTECTED_MAGNITUDE,
+                },
                 {"type": "string", "maxLength": MAX_PROTECTED_TEXT},
                 {"type": "null"},
             ]
@@ -441,9 +459,15 @@ def _problem(error: Mapping[str, Any]) -> str:
 
 def validation_errors(exc: ValidationError) -> list[dict[str, str]]:
     """``[{"field", "problem"}]`` for a 422 body: no submitted value, no documentation URL."""
+    return field_errors(exc.errors(include_url=False, include_input=True, include_context=True))
+
+
+def field_errors(errors: Iterable[Mapping[str, Any]], *, skip: int = 0) -> list[dict[str, str]]:
+    """``[{"field", "problem"}]`` from pydantic-style error dicts; ``skip`` drops the leading
+    parts of each location (FastAPI's ``body`` / ``query``), so every 422 reads alike."""
     return [
-        {"field": format_location(tuple(error["loc"])), "problem": _problem(error)}
-        for error in exc.errors(include_url=False, include_input=True, include_context=True)
+        {"field": format_location(tuple(error["loc"])[skip:]), "problem": _problem(error)}
+        for error in errors
     ]
 
 
@@ -658,6 +682,102 @@ class ErrorBody(BaseModel):
     errors: list[FieldError] = Field(default_factory=list)
 
 
+class LoggedDecision(BaseModel):
+    """Explain a logged decision again, by its id, with the version serving now."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prediction_id: UUID = Field(description="the prediction_id of a logged decision")
+
+
+class Explanation(BaseModel):
+    """Why the model scores an application as it does: SHAP, LIME and a counterfactual hint."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    model_name: str
+    model_version: str
+    probability_of_default: float = Field(ge=0, le=1)
+    decision: Literal["approve", "refer", "decline"]
+    shap: dict[str, Any] = Field(description="SHAP contributions (log-odds) per feature")
+    reasons: list[Reason] = Field(description="the adverse-action reasons it implies")
+    lime: dict[str, Any] = Field(description="LIME weights of a local linear surrogate")
+    counterfactual: dict[str, Any] = Field(description="the smallest change found that approves")
+
+
+class FeedbackResult(BaseModel):
+    """One outcome: ``recorded`` the first time, ``unchanged`` when sent again."""
+
+    prediction_id: UUID
+    result: Literal["recorded", "unchanged"]
+
+
+class FeedbackBatchResult(BaseModel):
+    """Many outcomes, recorded together."""
+
+    count: int = Field(ge=0)
+    recorded: int = Field(ge=0)
+    unchanged: int = Field(ge=0)
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    pid: int = Field(description="the worker process that answered")
+
+
+class Readiness(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+
+    status: Literal["ready"]
+    model_name: str
+    model_version: str
+
+
+class ModelInfo(BaseModel):
+    """The serving version: its tags, decision policy and dataset spec."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    model_name: str
+    model_version: str
+    loaded_at: str
+    fast_path: bool = Field(description="scored by the compiled fast path")
+    tags: dict[str, str]
+    policy: dict[str, Any]
+    spec: dict[str, Any]
+
+
+class RegisteredVersion(BaseModel):
+    version: str
+    aliases: list[str]
+    candidate: str | None
+    test_roc_auc: str | None
+    created_at: str
+
+
+class ChampionChange(BaseModel):
+    """A promotion or rollback that happened: the champion before and after, and its audit
+    entry (``audit_id`` null with ``audit_error`` when the entry could not be written)."""
+
+    previous: str | None
+    champion: str | None
+    audit_id: str | None
+    audit_error: str | None = None
+
+    @classmethod
+    def from_audit(cls, entry: AuditEntry) -> ChampionChange:
+        """Read the change from its audit entry: a rollback's entry names the version it left
+        as the challenger, a promotion's the version it replaced as the champion."""
+        if entry.action == "rollback":
+            previous, champion = entry.challenger_version, entry.champion_version
+        else:
+            previous, champion = entry.champion_version, entry.challenger_version
+        if "audit_error" in entry.details:  # changed, but no audit row holds that id
+            error = str(entry.details["audit_error"])
+            return cls(previous=previous, champion=champion, audit_id=None, audit_error=error)
+        return cls(previous=previous, champion=champion, audit_id=entry.id)
+
+
 def _csv_number(text: str) -> int | float | None:
     try:
         number = float(text)
@@ -666,6 +786,18 @@ def _csv_number(text: str) -> int | float | None:
     if not math.isfinite(number):
         return None
     return int(number) if number.is_integer() else number
+
+
+def example_csv(example: Mapping[str, Any]) -> str:
+    """``example`` as a one-row CSV upload for ``/predict/batch`` (header and row)."""
+    import csv
+    import io
+
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(example), lineterminator="\n")
+    writer.writeheader()
+    writer.writerow({k: "" if v is None else v for k, v in example.items()})
+    return out.getvalue()
 
 
 def parse_csv_applications(body: bytes, spec: Any, *, max_rows: int) -> dict[str, Any]:
@@ -682,7 +814,13 @@ def parse_csv_applications(body: bytes, spec: Any, *, max_rows: int) -> dict[str
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         raise JSONBodyError(f"CSV is not valid UTF-8 (byte {error.start})") from None
-    reader = csv.DictReader(io.StringIO(text))
+    try:
+        return _csv_applications(csv.DictReader(io.StringIO(text, newline="")), spec, max_rows)
+    except csv.Error as error:  # e.g. a stray carriage return; the message quotes no input
+        raise JSONBodyError(f"CSV is malformed: {error}") from None
+
+
+def _csv_applications(reader: Any, spec: Any, max_rows: int) -> dict[str, Any]:
     if not reader.fieldnames:
         raise JSONBodyError("CSV has no header row")
     duplicated = sorted({n for n in reader.fieldnames if reader.fieldnames.count(n) > 1})

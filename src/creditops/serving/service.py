@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -51,12 +52,22 @@ from creditops.serving.fastpath import FastScorer, compile_or_none
 from creditops.serving.schemas import (
     ApplicationModel,
     Decision,
+    FeedbackBatch,
+    FeedbackBatchResult,
+    FeedbackRequest,
+    FeedbackResult,
+    ModelInfo,
     Reason,
     build_application_model,
     example_application,
     split_application,
 )
-from creditops.store.predlog import PredictionLog, PredictionRecord
+from creditops.store.predlog import (
+    OutcomeConflictError,
+    PredictionLog,
+    PredictionRecord,
+    UnknownPredictionError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +102,18 @@ class ServedModel:
     @property
     def spec(self) -> ResolvedSpec:
         return self.loaded.spec
+
+    def info(self) -> ModelInfo:
+        """What this version is: tags and metrics, decision policy and dataset spec."""
+        return ModelInfo(
+            model_name=self.name,
+            model_version=self.version,
+            loaded_at=self.loaded_at,
+            fast_path=self.scorer is not None,
+            tags=self.loaded.tags,
+            policy=self.policy.model_dump(mode="json"),
+            spec=self.spec.model_dump(mode="json", by_alias=True),
+        )
 
     def probabilities(self, records: list[dict[str, Any]]) -> np.ndarray:
         """Probability of default per record: the compiled fast path, else the pipeline."""
@@ -206,6 +229,7 @@ class DecisionService:
         reason_map: ReasonMap | None = None,
         on_decision: Any = None,
         on_swap: Any = None,
+        on_feedback: Callable[[str, int], None] | None = None,
     ) -> None:
         self.settings = settings
         self.log = log
@@ -215,6 +239,7 @@ class DecisionService:
         self._promoting = threading.Lock()
         self._on_decision = on_decision
         self._on_swap = on_swap
+        self._on_feedback = on_feedback  # (result, count): recorded, unchanged, unknown, conflict
         self._refused: tuple[str, str] | None = None  # (version, why) the alias named but failed
 
     @property
@@ -308,6 +333,54 @@ class DecisionService:
                 threshold=served.policy.decline_at_or_above,
             ).model_dump(mode="json"),
         }
+
+    def explain_logged(self, prediction_id: uuid.UUID | str, served: ServedModel) -> dict[str, Any]:
+        """Explain a logged decision again from its logged features, with ``served`` (the
+        version serving now, which may not be the one that decided it); raises
+        :class:`UnknownPredictionError` for an id never logged."""
+        record = self.log.get(prediction_id)
+        if record is None:
+            raise UnknownPredictionError(
+                f"unknown prediction_id {prediction_id}", [str(prediction_id)]
+            )
+        return self.explain({f: record.features.get(f) for f in served.spec.features}, served)
+
+    def record_outcome(self, feedback: FeedbackRequest) -> FeedbackResult:
+        """Record one observed outcome (idempotent for the same outcome), counted by result;
+        raises :class:`UnknownPredictionError` or :class:`OutcomeConflictError`."""
+        try:
+            result = self.log.record_outcome(
+                feedback.prediction_id, feedback.defaulted, observed_at=feedback.observed_at
+            )
+        except UnknownPredictionError:
+            self._count_feedback("unknown", 1)
+            raise
+        except OutcomeConflictError:
+            self._count_feedback("conflict", 1)
+            raise
+        self._count_feedback(result, 1)
+        return FeedbackResult(prediction_id=feedback.prediction_id, result=result)
+
+    def record_outcomes(self, batch: FeedbackBatch) -> FeedbackBatchResult:
+        """Record many outcomes in one transaction: all, or none when one id is unknown or
+        contradicts a recorded outcome (the same errors as :meth:`record_outcome`)."""
+        items = [(o.prediction_id, o.defaulted, o.observed_at) for o in batch.outcomes]
+        try:
+            statuses = self.log.record_outcomes(items)
+        except UnknownPredictionError:
+            self._count_feedback("unknown", len(items))
+            raise
+        except OutcomeConflictError:
+            self._count_feedback("conflict", len(items))
+            raise
+        counts = {status: statuses.count(status) for status in ("recorded", "unchanged")}
+        for status, n in counts.items():
+            self._count_feedback(status, n)
+        return FeedbackBatchResult(count=len(statuses), **counts)
+
+    def _count_feedback(self, result: str, n: int) -> None:
+        if self._on_feedback is not None and n:
+            self._on_feedback(result, n)
 
     def decide(self, application: ApplicationModel, served: ServedModel) -> Decision:
         """Score, decide, explain a non-approval, and log durably before answering."""

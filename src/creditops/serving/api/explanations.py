@@ -1,0 +1,50 @@
+"""Explanations: SHAP, LIME and a counterfactual hint for an application or a logged decision."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from creditops.serving.api.deps import ServiceDep, SettingsDep, parsed_json
+from creditops.serving.api.errors import error_response, errors
+from creditops.serving.api.openapi import APPLICATION, LOGGED, request_body
+from creditops.serving.schemas import (
+    Explanation,
+    LoggedDecision,
+    split_application,
+    validation_errors,
+)
+from creditops.store.predlog import UnknownPredictionError
+
+router = APIRouter(tags=["explanations"])
+
+
+@router.post(
+    "/explain",
+    response_model=Explanation,
+    responses=errors(404, 413, 422, 503),
+    openapi_extra=request_body({"application/json": {"anyOf": [APPLICATION, LOGGED]}}),
+)
+async def explain(request: Request, service: ServiceDep, settings: SettingsDep) -> Any:
+    """SHAP, LIME and a counterfactual hint for one application, or for a logged decision
+    (`{"prediction_id": "..."}`, explained with the version serving now)."""
+    payload = await parsed_json(request, settings.max_body_bytes)
+    served = service.served
+    if isinstance(payload, dict) and set(payload) == {"prediction_id"}:
+        try:
+            logged = LoggedDecision.model_validate(payload)
+        except ValidationError as error:
+            return error_response(422, "invalid prediction_id", validation_errors(error))
+        try:
+            return await run_in_threadpool(service.explain_logged, logged.prediction_id, served)
+        except UnknownPredictionError:
+            return error_response(404, f"unknown prediction_id {logged.prediction_id}")
+    try:
+        application = served.application_model.model_validate(payload)
+    except ValidationError as error:
+        return error_response(422, "invalid application", validation_errors(error))
+    features, _, _ = split_application(application)
+    return await run_in_threadpool(service.explain, features, served)

@@ -1,0 +1,87 @@
+"""Models: the serving version, the registered versions, and the admin routes that change the
+champion (promote, rollback) under the same rules as the CLI."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path
+
+from creditops.exceptions import AuditLogError, CreditOpsError, ModelNotFoundError
+from creditops.retraining import promote_challenger
+from creditops.retraining import rollback as rollback_champion
+from creditops.serving.api.deps import ADMIN_TAG, AdminKey, ServiceDep, SettingsDep
+from creditops.serving.api.errors import error_response, errors
+from creditops.serving.schemas import ChampionChange, ModelInfo, RegisteredVersion
+from creditops.serving.service import DecisionService, registry_versions
+from creditops.store.audit import AuditEntry
+
+router = APIRouter(tags=["models"])
+
+
+@router.get("/model", response_model=ModelInfo, responses=errors(503))
+def model(service: ServiceDep) -> ModelInfo:
+    """The serving version: its tags and metrics, decision policy and dataset spec."""
+    return service.served.info()
+
+
+@router.get("/models", response_model=list[RegisteredVersion])
+def models(settings: SettingsDep) -> list[dict[str, Any]]:
+    """Registered versions and their aliases."""
+    return registry_versions(settings)
+
+
+@router.post(
+    "/models/{version}/promote",
+    tags=[ADMIN_TAG],
+    dependencies=[AdminKey],
+    response_model=ChampionChange,
+    response_model_exclude_unset=True,
+    responses=errors(401, 403, 404, 409, 422, 503),
+)
+def promote(
+    version: Annotated[str, Path(pattern=r"^[0-9]{1,18}$", description="a registered version")],
+    service: ServiceDep,
+    settings: SettingsDep,
+    force: bool = False,
+) -> Any:
+    """Make `version` the champion, under the same rules as `creditops promote`: it must
+    come from a retrain whose gates passed and must not have been rolled back, unless
+    `force=true`. It is loaded and checked first, then swapped in. Audited, refusals
+    included."""
+    return _change(
+        lambda: promote_challenger(
+            settings, version=version, force=force, move=_move(service), via="api"
+        )
+    )
+
+
+@router.post(
+    "/models/rollback",
+    tags=[ADMIN_TAG],
+    dependencies=[AdminKey],
+    response_model=ChampionChange,
+    response_model_exclude_unset=True,
+    responses=errors(401, 403, 404, 409, 503),
+)
+def rollback(service: ServiceDep, settings: SettingsDep) -> Any:
+    """Return to the previous champion (checked before the swap). Audited."""
+    return _change(lambda: rollback_champion(settings, move=_move(service), via="api"))
+
+
+def _move(service: DecisionService) -> Callable[[str, bool], tuple[str | None, str]]:
+    """Move the champion through this worker's service: built and checked, then swapped."""
+    return lambda ref, rollback: service.promote(ref, rollback=rollback)
+
+
+def _change(change: Callable[[], AuditEntry]) -> Any:
+    """Run an audited promotion or rollback; a refusal answers the status that says why."""
+    try:
+        return ChampionChange.from_audit(change())
+    except ModelNotFoundError as error:
+        return error_response(404, str(error))
+    except AuditLogError as error:
+        return error_response(503, str(error))
+    except CreditOpsError as error:  # not cleared, already champion, failed its check
+        return error_response(409, str(error))

@@ -1,0 +1,37 @@
+"""Operations: liveness, readiness and the Prometheus metrics."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from fastapi import APIRouter, Response
+
+from creditops.serving.api.deps import MetricsDep, ServiceDep
+from creditops.serving.api.errors import error_response, errors
+from creditops.serving.prometheus import exposition
+from creditops.serving.schemas import Health, Readiness
+
+router = APIRouter(tags=["ops"])
+
+
+@router.get("/health", response_model=Health)
+def health() -> Health:
+    """Liveness: the process answers (``pid``: which worker process did)."""
+    return Health(status="ok", pid=os.getpid())
+
+
+@router.get("/ready", response_model=Readiness, responses=errors(503))
+def ready(service: ServiceDep) -> Any:
+    """Readiness: a model is loaded and the decision log is writable."""
+    writable, reason = service.log.is_writable()
+    if not writable:
+        return error_response(503, f"not ready: decision log not writable ({reason})")
+    served = service.served
+    return Readiness(status="ready", model_name=served.name, model_version=served.version)
+
+
+@router.get("/metrics", include_in_schema=False)
+def prometheus(metrics: MetricsDep) -> Response:
+    body, content_type = exposition(metrics)
+    return Response(content=body, media_type=content_type)

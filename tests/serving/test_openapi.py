@@ -1,0 +1,198 @@
+"""The API's OpenAPI document tells the truth, checked three ways: its request bodies are the
+served version's models with an example from a real row; a schema-based fuzzer (Schemathesis,
+every check) finds no failure against a real `creditops serve`; and /docs and /redoc load
+every asset from the server itself."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from html.parser import HTMLParser
+from pathlib import Path
+
+import httpx
+import pytest
+
+from creditops.config import Settings
+from creditops.serving.schemas import ErrorBody
+from helpers import free_port, serving
+
+pytestmark = pytest.mark.slow
+
+API_KEY = "fuzz-test-key-0123456789"
+FUZZ_SECONDS = 45
+# CSV has no types: no JSON Schema can say which texts are valid batches, so a schema-valid
+# string sent as text/csv may well be refused (422). Only that operation allows it.
+FUZZ_CONFIG = """
+[[operations]]
+include-path = "/predict/batch"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422"]
+"""
+
+
+@pytest.fixture(scope="module")
+def served(trained, tmp_path_factory) -> Iterator[str]:
+    """`creditops serve` in its own process, on a copy of the trained store, with an admin key."""
+    source, _ = trained
+    home = tmp_path_factory.mktemp("openapi-home") / "home"
+    shutil.copytree(source.home, home)
+    port = free_port()
+    env = {**os.environ, "CREDITOPS_HOME": str(home), "CREDITOPS_API_KEY": API_KEY}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "creditops.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 240
+        while True:
+            assert process.poll() is None, process.stderr.read().decode()[-2000:]
+            assert time.time() < deadline, "the server did not become ready"
+            try:
+                if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        yield url
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def test_request_bodies_are_the_served_versions_models(served):
+    document = httpx.get(f"{served}/openapi.json", timeout=30).json()
+    schemas = document["components"]["schemas"]
+    application = schemas["Application"]
+    assert application["additionalProperties"] is False
+    assert {"Income", "Home", "Age"} <= set(application["properties"])
+    assert "Status" not in application["properties"]  # the target is never an input
+    paths = document["paths"]
+    predict = paths["/predict"]["post"]["requestBody"]["content"]["application/json"]
+    assert predict["schema"] == {"$ref": "#/components/schemas/Application"}
+    assert set(predict["example"]) == set(application["properties"]) - {"Age", "Marital"}
+    batch = paths["/predict/batch"]["post"]["requestBody"]["content"]
+    assert batch["application/json"]["example"] == {"applications": [predict["example"]]}
+    assert batch["text/csv"]["example"].splitlines()[0].split(",") == list(predict["example"])
+    explain = paths["/explain"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert {"$ref": "#/components/schemas/LoggedDecision"} in explain["anyOf"]
+    # The example is a real application: it is decided.
+    assert httpx.post(f"{served}/predict", json=predict["example"], timeout=30).status_code == 200
+
+
+def test_every_error_status_is_documented_with_the_one_error_body(served):
+    document = httpx.get(f"{served}/openapi.json", timeout=30).json()
+    error = {"$ref": "#/components/schemas/ErrorBody"}
+    assert "HTTPValidationError" not in document["components"]["schemas"]
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            for status, response in operation["responses"].items():
+                if status.startswith(("4", "5")):
+                    assert response["content"]["application/json"]["schema"] == error, (
+                        method,
+                        path,
+                        status,
+                    )
+    for admin in ("/models/{version}/promote", "/models/rollback"):
+        operation = document["paths"][admin]["post"]
+        assert {"401", "403"} <= set(operation["responses"])
+        assert operation["security"] == [{"APIKeyHeader": []}]
+    # FastAPI's own validation answers the same body.
+    invalid = httpx.post(f"{served}/feedback", json={"outcome": "maybe"}, timeout=30)
+    assert invalid.status_code == 422
+    body = ErrorBody.model_validate(invalid.json())
+    assert {e.field for e in body.errors} == {"prediction_id", "outcome"}
+
+
+def test_the_request_bodies_follow_the_served_version(trained, tmp_path):
+    """Without a version the document still lists the bodies; with one, its own fields."""
+    source, _ = trained
+    home = tmp_path / "home"
+    shutil.copytree(source.home, home)
+    for settings, fields in (
+        (Settings(home=tmp_path / "empty", champion_poll_seconds=0), False),
+        (Settings(home=home, champion_poll_seconds=0), True),
+    ):
+        with serving(settings) as url:
+            document = httpx.get(f"{url}/openapi.json", timeout=30).json()
+        application = document["components"]["schemas"]["Application"]
+        assert ("Income" in application.get("properties", {})) is fields
+
+
+def test_a_schema_fuzzer_finds_no_failure(served, tmp_path):
+    """Schemathesis, every check and phase, against the live server for a bounded time."""
+    config = tmp_path / "schemathesis.toml"
+    config.write_text(FUZZ_CONFIG)
+    command = [
+        str(Path(sys.executable).with_name("schemathesis")),
+        "--config-file",
+        str(config),
+        "run",
+        f"{served}/openapi.json",
+        "--checks",
+        "all",
+        "--header",
+        f"X-API-Key: {API_KEY}",
+        "--max-time",
+        str(FUZZ_SECONDS),
+        "--workers",
+        "1",
+        "--seed",
+        "20261124",
+        "--request-timeout",
+        "30",
+    ]
+    run = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=FUZZ_SECONDS + 90,
+        check=False,
+        cwd=tmp_path,  # its cache of crashes stays out of the working tree
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    output = run.stdout + run.stderr
+    summary = output[output.rfind("SUMMARY") :]
+    print(summary)
+    assert run.returncode == 0, output[-6000:]
+    assert re.search(r"\d+ generated", summary), summary
+    assert "Server error" not in output
+
+
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.urls += [value for name, value in attrs if name in ("src", "href") and value]
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_docs_load_every_asset_from_the_server(served, page):
+    with httpx.Client(base_url=served, timeout=30) as client:
+        response = client.get(page)
+        assert response.status_code == 200
+        parser = _Links()
+        parser.feed(response.text)
+        assert parser.urls, "the page references its assets"
+        for url in parser.urls:
+            assert not re.match(r"^(https?:)?//", url), url  # nothing from another host
+            assert client.get(url).status_code == 200, url
+        # the scripts that load the document name it by a local path too
+        assert "cdn" not in response.text.lower()
+        assert client.get("/openapi.json").status_code == 200
