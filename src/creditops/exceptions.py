@@ -3,6 +3,8 @@ message without catching library internals."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class CreditOpsError(Exception):
     """Base class of every error creditops raises on purpose."""
@@ -64,3 +66,59 @@ class RetrainInProgressError(CreditOpsError):
 class SchemaError(CreditOpsError):
     """The database's schema cannot be brought to the revision this creditops needs (a newer
     release wrote it, its tables are not creditops's, or the upgrade failed)."""
+
+
+class PredictionLogError(CreditOpsError):
+    """The log could not do what was asked (database unreachable, locked, read-only, full).
+
+    Nothing was acknowledged: a write that raises this may not be reported to the client as a
+    decision (the API answers 503).
+    """
+
+
+class RecordRejectedError(PredictionLogError):
+    """The database refused these records themselves (not the database's state)."""
+
+
+class DuplicatePredictionError(RecordRejectedError):
+    """A prediction_id is already in the log, or appears twice in one batch."""
+
+    def __init__(self, message: str = "prediction_id already logged", ids: Sequence[str] = ()):
+        super().__init__(message)
+        self.ids = list(ids)
+
+
+class UnknownPredictionError(CreditOpsError, LookupError):
+    """An outcome was sent for a prediction_id that was never logged (the API answers 404)."""
+
+    def __init__(self, message: str = "unknown prediction_id", ids: Sequence[str] = ()):
+        super().__init__(message)
+        self.ids = list(ids)
+
+
+class OutcomeConflictError(CreditOpsError):
+    """A different outcome is already recorded for this prediction (the API answers 409).
+
+    Outcomes are facts: a second, different label for the same loan is a data problem to be
+    resolved by a person, not silently overwritten.
+    """
+
+    def __init__(
+        self,
+        message: str = "a different outcome is already recorded",
+        prediction_id: str = "",
+        recorded: int | None = None,
+        requested: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.prediction_id = prediction_id
+        self.recorded = recorded
+        self.requested = requested
+
+
+class ModelCheckError(CreditOpsError):
+    """A version failed the checks made before it may serve."""
+
+
+class JSONBodyError(CreditOpsError, ValueError):
+    """A request body that is not strict JSON; the message names the problem, not the input."""

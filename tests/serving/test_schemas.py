@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from creditops.data.datasets import load_builtin
 from creditops.data.spec import FeatureSchema, ResolvedSpec
 from creditops.data.validate import ValidatedDataset, validate_dataset
+from creditops.exceptions import JSONBodyError
 from creditops.models.zoo import FeatureSet, get_candidates
 from creditops.serving.schemas import (
     ApplicationModel,
@@ -26,7 +27,6 @@ from creditops.serving.schemas import (
     Decision,
     ErrorBody,
     FeedbackRequest,
-    JSONBodyError,
     Reason,
     build_application_model,
     build_batch_model,

@@ -30,16 +30,15 @@ from pydantic import ValidationError
 from sqlalchemy.engine import URL, make_url
 
 from creditops.config import Settings
-from creditops.exceptions import ConfigurationError
-from creditops.store.predlog import (
+from creditops.exceptions import (
+    ConfigurationError,
     DuplicatePredictionError,
     OutcomeConflictError,
-    PredictionLog,
     PredictionLogError,
-    PredictionRecord,
     RecordRejectedError,
     UnknownPredictionError,
 )
+from creditops.store.predlog import PredictionLog, PredictionRecord
 
 POSTGRES_URL = os.environ.get("CREDITOPS_TEST_POSTGRES_URL")
 # PostgreSQL is collected only when a server is named: without one the case does not exist.

@@ -14,6 +14,7 @@ from creditops.registry.load import (
     load_model,
     load_version_artifact,
     load_version_data,
+    registered_versions,
 )
 from creditops.registry.policy import stored_policy, version_policy
 from creditops.registry.register import register_model, register_trained, train_and_register
@@ -32,6 +33,7 @@ __all__ = [
     "promote",
     "register_model",
     "register_trained",
+    "registered_versions",
     "set_alias",
     "stored_policy",
     "train_and_register",

@@ -7,6 +7,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from creditops.data.spec import ResolvedSpec
 from creditops.data.split import Split, VersionData
 from creditops.exceptions import ModelNotFoundError
 from creditops.registry.client import CHAMPION, get_version
+from creditops.registry.client import client as registry_client
 from creditops.training.tracking import (
     SPEC_FILE,
     SPLIT_FILE,
@@ -109,3 +111,27 @@ def load_version_artifact(settings: Settings, loaded: LoadedModel, path: str) ->
         return download_artifact(loaded.run_id, path).read_text(encoding="utf-8")
     except (MlflowException, OSError):
         return None
+
+
+def registered_versions(settings: Settings) -> list[dict[str, Any]]:
+    """Every registered version with its aliases, candidate and test AUC, newest first."""
+    client = registry_client(settings)
+    name = settings.registered_model_name
+    versions = client.search_model_versions(f"name = '{name}'")
+    model = client.get_registered_model(name) if versions else None
+    aliases: dict[str, list[str]] = {}
+    for alias, version in (model.aliases if model else {}).items():
+        aliases.setdefault(str(version), []).append(alias)
+    return sorted(
+        (
+            {
+                "version": str(v.version),
+                "aliases": sorted(aliases.get(str(v.version), [])),
+                "candidate": (v.tags or {}).get("candidate"),
+                "test_roc_auc": (v.tags or {}).get("test_roc_auc"),
+                "created_at": datetime.fromtimestamp(v.creation_timestamp / 1000, UTC).isoformat(),
+            }
+            for v in versions
+        ),
+        key=lambda v: -int(v["version"]),
+    )

@@ -20,14 +20,9 @@ from pydantic import BaseModel, ValidationError
 
 from creditops.config import Settings
 from creditops.data.io import table_format, write_table
-from creditops.exceptions import DataValidationError
+from creditops.exceptions import DataValidationError, JSONBodyError
 from creditops.registry import CHAMPION
-from creditops.serving.schemas import (
-    JSONBodyError,
-    build_batch_model,
-    parse_csv_applications,
-    validation_errors,
-)
+from creditops.serving.schemas import build_batch_model, parse_csv_applications, validation_errors
 from creditops.serving.service import DecisionService
 from creditops.store.predlog import PredictionLog
 

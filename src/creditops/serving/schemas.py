@@ -35,6 +35,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from creditops.data.spec import ACCEPTED_MARGIN, FeatureSchema, ResolvedSpec
+from creditops.exceptions import JSONBodyError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -474,10 +475,6 @@ def field_errors(errors: Iterable[Mapping[str, Any]], *, skip: int = 0) -> list[
 # ---------------------------------------------------------------------------------------------
 # Strict JSON
 # ---------------------------------------------------------------------------------------------
-
-
-class JSONBodyError(ValueError):
-    """A request body that is not strict JSON; the message names the problem, not the input."""
 
 
 def _refuse_constant(name: str) -> Any:

@@ -38,7 +38,13 @@ from creditops.evaluation.reasons import (
     reason_codes,
     reasons_from_contributions,
 )
-from creditops.exceptions import CreditOpsError, ModelNotFoundError
+from creditops.exceptions import (
+    CreditOpsError,
+    ModelCheckError,
+    ModelNotFoundError,
+    OutcomeConflictError,
+    UnknownPredictionError,
+)
 from creditops.registry import (
     CHAMPION,
     LoadedModel,
@@ -62,21 +68,12 @@ from creditops.serving.schemas import (
     example_application,
     split_application,
 )
-from creditops.store.predlog import (
-    OutcomeConflictError,
-    PredictionLog,
-    PredictionRecord,
-    UnknownPredictionError,
-)
+from creditops.store.predlog import PredictionLog, PredictionRecord
 
 logger = logging.getLogger(__name__)
 
 _REFERENCE_ROWS = 200
 _EXPLAIN_CHUNK = 2_000  # rows explained per SHAP call in a batch: bounds the memory it takes
-
-
-class ModelCheckError(CreditOpsError):
-    """A version failed the checks made before it may serve."""
 
 
 @dataclass(frozen=True)
@@ -503,33 +500,6 @@ def _record(decision: Decision, features: dict[str, Any], protected: dict[str, A
         decision=decision.decision,
         reasons=[r.model_dump() for r in decision.reasons],
         latency_ms=decision.latency_ms,
-    )
-
-
-def registry_versions(settings: Settings) -> list[dict[str, Any]]:
-    """Every registered version with its aliases, newest first."""
-    import mlflow
-
-    get_version(settings)  # configures tracking
-    client = mlflow.MlflowClient()
-    name = settings.registered_model_name
-    versions = client.search_model_versions(f"name = '{name}'")
-    model = client.get_registered_model(name) if versions else None
-    aliases: dict[str, list[str]] = {}
-    for alias, version in (model.aliases if model else {}).items():
-        aliases.setdefault(str(version), []).append(alias)
-    return sorted(
-        (
-            {
-                "version": str(v.version),
-                "aliases": sorted(aliases.get(str(v.version), [])),
-                "candidate": (v.tags or {}).get("candidate"),
-                "test_roc_auc": (v.tags or {}).get("test_roc_auc"),
-                "created_at": datetime.fromtimestamp(v.creation_timestamp / 1000, UTC).isoformat(),
-            }
-            for v in versions
-        ),
-        key=lambda v: -int(v["version"]),
     )
 
 

@@ -3,18 +3,6 @@
 alerts and monitor runs (:mod:`.alerts`), the retraining audit (:mod:`.audit`), and the locks
 that keep retrains and champion changes apart (:mod:`.locks`)."""
 
-from creditops.store.predlog import (
-    OutcomeConflictError,
-    PredictionLog,
-    PredictionLogError,
-    PredictionRecord,
-    UnknownPredictionError,
-)
+from creditops.store.predlog import PredictionLog, PredictionRecord
 
-__all__ = [
-    "OutcomeConflictError",
-    "PredictionLog",
-    "PredictionLogError",
-    "PredictionRecord",
-    "UnknownPredictionError",
-]
+__all__ = ["PredictionLog", "PredictionRecord"]

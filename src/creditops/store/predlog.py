@@ -42,7 +42,14 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
-from creditops.exceptions import CreditOpsError, SchemaError
+from creditops.exceptions import (
+    DuplicatePredictionError,
+    OutcomeConflictError,
+    PredictionLogError,
+    RecordRejectedError,
+    SchemaError,
+    UnknownPredictionError,
+)
 from creditops.store.database import (
     create_store_engine,
     dumps_json,
@@ -57,14 +64,9 @@ if TYPE_CHECKING:
     from creditops.config import Settings
 
 __all__ = [
-    "DuplicatePredictionError",
-    "OutcomeConflictError",
     "OutcomeUpdate",
     "PredictionLog",
-    "PredictionLogError",
     "PredictionRecord",
-    "RecordRejectedError",
-    "UnknownPredictionError",
 ]
 
 logger = logging.getLogger(__name__)
@@ -81,59 +83,6 @@ _T = TypeVar("_T")
 _MAX_GROUP_ROWS = 1000
 # Bound parameters per IN (...) list: far below SQLite's and PostgreSQL's limits.
 _IN_CHUNK = 500
-
-
-# ---------------------------------------------------------------------------------------------
-# Errors
-# ---------------------------------------------------------------------------------------------
-
-
-class PredictionLogError(CreditOpsError):
-    """The log could not do what was asked (database unreachable, locked, read-only, full).
-
-    Nothing was acknowledged: a write that raises this may not be reported to the client as a
-    decision (the API answers 503).
-    """
-
-
-class RecordRejectedError(PredictionLogError):
-    """The database refused these records themselves (not the database's state)."""
-
-
-class DuplicatePredictionError(RecordRejectedError):
-    """A prediction_id is already in the log, or appears twice in one batch."""
-
-    def __init__(self, message: str = "prediction_id already logged", ids: Sequence[str] = ()):
-        super().__init__(message)
-        self.ids = list(ids)
-
-
-class UnknownPredictionError(CreditOpsError, LookupError):
-    """An outcome was sent for a prediction_id that was never logged (the API answers 404)."""
-
-    def __init__(self, message: str = "unknown prediction_id", ids: Sequence[str] = ()):
-        super().__init__(message)
-        self.ids = list(ids)
-
-
-class OutcomeConflictError(CreditOpsError):
-    """A different outcome is already recorded for this prediction (the API answers 409).
-
-    Outcomes are facts: a second, different label for the same loan is a data problem to be
-    resolved by a person, not silently overwritten.
-    """
-
-    def __init__(
-        self,
-        message: str = "a different outcome is already recorded",
-        prediction_id: str = "",
-        recorded: int | None = None,
-        requested: int | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.prediction_id = prediction_id
-        self.recorded = recorded
-        self.requested = requested
 
 
 # ---------------------------------------------------------------------------------------------

@@ -17,19 +17,18 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import ValidationError
 
 from creditops.config import Settings
+from creditops.exceptions import JSONBodyError, PredictionLogError
 from creditops.serving.api.deps import ServiceDep, SettingsDep, parsed_json, read_body, service_of
 from creditops.serving.api.errors import error_response, errors
 from creditops.serving.api.openapi import APPLICATION, BATCH, CSV, request_body
 from creditops.serving.schemas import (
     BatchDecision,
     Decision,
-    JSONBodyError,
     build_batch_model,
     parse_csv_applications,
     validation_errors,
 )
 from creditops.serving.service import ServedModel
-from creditops.store.predlog import PredictionLogError
 
 router = APIRouter(tags=["decisions"])
 

@@ -10,8 +10,9 @@ from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import APIKeyHeader
 
 from creditops.config import Settings
+from creditops.exceptions import JSONBodyError
 from creditops.serving.prometheus import ServiceMetrics
-from creditops.serving.schemas import JSONBodyError, parse_json_strict
+from creditops.serving.schemas import parse_json_strict
 from creditops.serving.service import DecisionService
 
 ADMIN_TAG = "admin"

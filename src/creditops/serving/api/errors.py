@@ -10,8 +10,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from creditops.exceptions import PredictionLogError
 from creditops.serving.schemas import ErrorBody, field_errors
-from creditops.store.predlog import PredictionLogError
 
 _MEANING = {
     400: "the body could not be read (not UTF-8 JSON)",

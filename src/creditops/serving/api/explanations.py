@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from creditops.exceptions import UnknownPredictionError
 from creditops.serving.api.deps import ServiceDep, SettingsDep, parsed_json
 from creditops.serving.api.errors import error_response, errors
 from creditops.serving.api.openapi import APPLICATION, LOGGED, request_body
@@ -17,7 +18,6 @@ from creditops.serving.schemas import (
     split_application,
     validation_errors,
 )
-from creditops.store.predlog import UnknownPredictionError
 
 router = APIRouter(tags=["explanations"])
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from creditops.exceptions import OutcomeConflictError, UnknownPredictionError
 from creditops.serving.api.deps import ServiceDep
 from creditops.serving.api.errors import error_response, errors
 from creditops.serving.schemas import (
@@ -14,7 +15,6 @@ from creditops.serving.schemas import (
     FeedbackRequest,
     FeedbackResult,
 )
-from creditops.store.predlog import OutcomeConflictError, UnknownPredictionError
 
 router = APIRouter(tags=["feedback"])
 

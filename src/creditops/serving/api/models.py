@@ -9,12 +9,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path
 
 from creditops.exceptions import AuditLogError, CreditOpsError, ModelNotFoundError
+from creditops.registry import registered_versions
 from creditops.retraining import promote_challenger
 from creditops.retraining import rollback as rollback_champion
 from creditops.serving.api.deps import ADMIN_TAG, AdminKey, ServiceDep, SettingsDep
 from creditops.serving.api.errors import error_response, errors
 from creditops.serving.schemas import ChampionChange, ModelInfo, RegisteredVersion
-from creditops.serving.service import DecisionService, registry_versions
+from creditops.serving.service import DecisionService
 from creditops.store.audit import AuditEntry
 
 router = APIRouter(tags=["models"])
@@ -29,7 +30,7 @@ def model(service: ServiceDep) -> ModelInfo:
 @router.get("/models", response_model=list[RegisteredVersion])
 def models(settings: SettingsDep) -> list[dict[str, Any]]:
     """Registered versions and their aliases."""
-    return registry_versions(settings)
+    return registered_versions(settings)
 
 
 @router.post(
