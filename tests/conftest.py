@@ -12,6 +12,7 @@ import pytest
 
 from creditops.config import Settings, get_settings, reset_settings
 from creditops.data.datasets import load_builtin
+from helpers import DATABASES, database_url
 
 
 @pytest.fixture
@@ -48,3 +49,10 @@ def credit_data() -> pd.DataFrame:
 def lending_club() -> pd.DataFrame:
     frame, _ = load_builtin("lending_club")
     return frame
+
+
+@pytest.fixture(params=DATABASES)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database of each kind the store tests run on (see helpers.DATABASES)."""
+    with database_url(request.param, tmp_path) as url:
+        yield url

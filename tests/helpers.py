@@ -3,22 +3,58 @@
 from __future__ import annotations
 
 import math
+import os
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pytest
+import sqlalchemy as sa
 import uvicorn
+from sqlalchemy.engine import URL, make_url
 
 from creditops.config import Settings
 from creditops.registry import load_model
 from creditops.serving.app import create_app
-from creditops.store.alerts import MonitorRun
+from creditops.store.alerts import Alert, MonitorRun
 from creditops.store.predlog import PredictionLog, PredictionRecord
+
+#: A PostgreSQL server for the database tests (``make test`` starts one and names it here).
+POSTGRES_URL = os.environ.get("CREDITOPS_TEST_POSTGRES_URL")
+#: The databases every store test runs on. Without a server the PostgreSQL case does not exist,
+#: except in CI, where it must run: there a missing server fails it instead of hiding it.
+DATABASES = ["sqlite", *(["postgres"] if POSTGRES_URL or os.environ.get("CI") == "true" else [])]
+
+
+@contextmanager
+def database_url(backend: str, directory: Path) -> Iterator[str]:
+    """A URL of an empty database: a SQLite file in ``directory``, or a schema of its own on
+    the PostgreSQL server (dropped afterwards, with all it holds)."""
+    if backend == "sqlite":
+        yield URL.create("sqlite", database=str(directory / "predictions.db")).render_as_string()
+        return
+    if not POSTGRES_URL:
+        pytest.fail("CI=true: set CREDITOPS_TEST_POSTGRES_URL to test on PostgreSQL")
+    server = make_url(POSTGRES_URL).set(drivername="postgresql+psycopg")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(server)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    url = server.update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.dispose()
+
 
 #: The fixed "now" of tests that place monitor runs and decisions in time.
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -105,3 +141,26 @@ def log_labelled_decisions(settings: Settings, rows: pd.DataFrame, outcomes: Seq
         log.record_outcomes(
             [(r.prediction_id, int(y)) for r, y in zip(records, outcomes, strict=True)]
         )
+
+
+#: When make_alert's alert was raised.
+ALERT_TIME = datetime(2025, 6, 1, 9, 0, tzinfo=UTC)
+
+
+def make_alert(**overrides: Any) -> Alert:
+    """A critical drift alert at ALERT_TIME; ``overrides`` change any field."""
+    values: dict[str, Any] = {
+        "created_at": ALERT_TIME,
+        "check": "data_drift",
+        "level": "critical",
+        "metric": "drift_share",
+        "value": 0.75,
+        "threshold": 0.7,
+        "message": "75% of features drifted (critical at 70%).",
+        "model_name": "credit-default",
+        "model_version": "3",
+        "run_id": "run-1",
+        "details": {"drifted": ["Income", "Debt"], "method": {"Income": "psi"}},
+    }
+    values.update(overrides)
+    return Alert(**values)

@@ -4,7 +4,6 @@ PostgreSQL when ``CREDITOPS_TEST_POSTGRES_URL`` names a server (each test in its
 from __future__ import annotations
 
 import json
-import os
 import threading
 import uuid
 from collections.abc import Iterator
@@ -16,44 +15,19 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 from pydantic import ValidationError
-from sqlalchemy.engine import URL, make_url
 
 from creditops.config import Settings
 from creditops.exceptions import AlertStoreError, ConfigurationError
 from creditops.store.alerts import Alert, AlertStore
 from creditops.store.predlog import PredictionLog, PredictionRecord
+from helpers import make_alert
 
-POSTGRES_URL = os.environ.get("CREDITOPS_TEST_POSTGRES_URL")
-# PostgreSQL is collected only when a server is named (CI names one): then it must pass.
-BACKENDS = ["sqlite", *(["postgres"] if POSTGRES_URL else [])]
 T0 = datetime(2025, 6, 1, 9, 0, tzinfo=UTC)
 
 
 # ---------------------------------------------------------------------------------------------
 # Fixtures and helpers
 # ---------------------------------------------------------------------------------------------
-
-
-def _pg_url() -> URL:
-    return make_url(POSTGRES_URL or "").set(drivername="postgresql+psycopg")
-
-
-@pytest.fixture(params=BACKENDS)
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield URL.create("sqlite", database=str(tmp_path / "predictions.db")).render_as_string()
-        return
-    schema = f"alerts_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(_pg_url())
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    url = _pg_url().update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-        admin.dispose()
 
 
 @pytest.fixture
@@ -66,24 +40,6 @@ def store(db_url: str) -> Iterator[AlertStore]:
 def sqlite_store(tmp_path: Path) -> Iterator[AlertStore]:
     with AlertStore(f"sqlite:///{tmp_path / 'alerts.db'}") as opened:
         yield opened
-
-
-def make_alert(**overrides: Any) -> Alert:
-    values: dict[str, Any] = {
-        "created_at": T0,
-        "check": "data_drift",
-        "level": "critical",
-        "metric": "drift_share",
-        "value": 0.75,
-        "threshold": 0.7,
-        "message": "75% of features drifted (critical at 70%).",
-        "model_name": "credit-default",
-        "model_version": "3",
-        "run_id": "run-1",
-        "details": {"drifted": ["Income", "Debt"], "method": {"Income": "psi"}},
-    }
-    values.update(overrides)
-    return Alert(**values)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -13,7 +13,6 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
 from creditops.cli import app
@@ -39,10 +38,6 @@ from creditops.store.schema import (
     upgrade_database,
 )
 
-POSTGRES_URL = os.environ.get("CREDITOPS_TEST_POSTGRES_URL")
-CI = os.environ.get("CI", "").lower() == "true"
-# Without a server the PostgreSQL cases do not exist, except in CI, where they must fail.
-BACKENDS = ["sqlite", *(["postgres"] if POSTGRES_URL or CI else [])]
 FIXTURES = Path(__file__).parent / "fixtures"
 LEGACY_TABLES = ("predictions", "outcomes", "alerts", "monitor_runs", "retraining_audit")
 T0 = datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
@@ -53,30 +48,6 @@ runner = CliRunner()
 # ---------------------------------------------------------------------------------------------
 # Fixtures and helpers
 # ---------------------------------------------------------------------------------------------
-
-
-def _pg_admin_url() -> URL:
-    return make_url(POSTGRES_URL or "").set(drivername="postgresql+psycopg")
-
-
-@pytest.fixture(params=BACKENDS)
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield URL.create("sqlite", database=str(tmp_path / "predictions.db")).render_as_string()
-        return
-    if not POSTGRES_URL:
-        pytest.fail("CI=true: set CREDITOPS_TEST_POSTGRES_URL to test migrations on PostgreSQL")
-    schema = f"migrate_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(_pg_admin_url())
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    url = _pg_admin_url().update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-        admin.dispose()
 
 
 def _engine(url: str) -> sa.Engine:

@@ -25,9 +25,8 @@ from typing import Any
 
 import pandas as pd
 import pytest
-import sqlalchemy as sa
 from pydantic import ValidationError
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import make_url
 
 from creditops.config import Settings
 from creditops.exceptions import (
@@ -40,38 +39,12 @@ from creditops.exceptions import (
 )
 from creditops.store.predlog import PredictionLog, PredictionRecord
 
-POSTGRES_URL = os.environ.get("CREDITOPS_TEST_POSTGRES_URL")
-# PostgreSQL is collected only when a server is named: without one the case does not exist.
-BACKENDS = ["sqlite", *(["postgres"] if POSTGRES_URL else [])]
 T0 = datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
 
 # ---------------------------------------------------------------------------------------------
 # Fixtures and helpers
 # ---------------------------------------------------------------------------------------------
-
-
-def _pg_admin_url() -> URL:
-    url = make_url(POSTGRES_URL or "")
-    return url.set(drivername="postgresql+psycopg")
-
-
-@pytest.fixture(params=BACKENDS)
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield URL.create("sqlite", database=str(tmp_path / "predictions.db")).render_as_string()
-        return
-    schema = f"predlog_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(_pg_admin_url())
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    url = _pg_admin_url().update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-        admin.dispose()
 
 
 @pytest.fixture
