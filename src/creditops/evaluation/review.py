@@ -50,15 +50,13 @@ from creditops.evaluation.explain import (
 from creditops.evaluation.fairness import (
     FairnessConfig,
     FairnessReport,
-    GateResult,
-    MitigationResult,
     approval_rate_figure,
     bin_protected,
-    compare_mitigation,
-    fairness_gate,
     fairness_report,
 )
+from creditops.evaluation.gate import GateResult, fairness_gate
 from creditops.evaluation.metrics import classification_metrics, detailed_metrics
+from creditops.evaluation.mitigation import MitigationResult, compare_mitigation
 from creditops.evaluation.plots import business_figures, diagnostic_figures
 from creditops.evaluation.policy import DecisionPolicy
 from creditops.evaluation.reasons import ReasonCode, ReasonMap, reason_codes, reason_map_for
