@@ -10,13 +10,12 @@ from creditops.evaluation.business import (
     business_report,
     derive_policy,
 )
+from creditops.evaluation.counterfactual import Counterfactual, counterfactual
 from creditops.evaluation.errors import ErrorCosts, ErrorReport, error_analysis
 from creditops.evaluation.explain import (
     Explainer,
     build_explainer,
-    counterfactual,
     explain_global,
-    explain_lime,
     explain_local,
 )
 from creditops.evaluation.fairness import (
@@ -26,6 +25,7 @@ from creditops.evaluation.fairness import (
     fairness_report,
 )
 from creditops.evaluation.gate import GateResult, fairness_gate
+from creditops.evaluation.local_surrogate import LimeExplanation, explain_lime
 from creditops.evaluation.metrics import (
     HEADLINE_METRICS,
     classification_metrics,
@@ -39,6 +39,7 @@ from creditops.evaluation.reasons import ReasonCode, ReasonMap, default_reason_m
 __all__ = [
     "HEADLINE_METRICS",
     "BehaviourReport",
+    "Counterfactual",
     "DecisionPolicy",
     "Economics",
     "ErrorCosts",
@@ -47,6 +48,7 @@ __all__ = [
     "FairnessConfig",
     "FairnessReport",
     "GateResult",
+    "LimeExplanation",
     "MitigationResult",
     "PolicyConfig",
     "ReasonCode",
