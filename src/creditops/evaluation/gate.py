@@ -16,6 +16,8 @@ __all__ = ["GateResult", "fairness_gate"]
 
 
 class GateResult(BaseModel):
+    """Whether the report is within the limits: one sentence per breach, and what went ungated."""
+
     schema_version: int = 1
     passed: bool
     failures: list[str]

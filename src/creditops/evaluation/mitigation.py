@@ -54,6 +54,8 @@ class MitigationSide(BaseModel):
 
 
 class MitigationResult(BaseModel):
+    """Both sides on the same test rows, and what the mitigation cost in accuracy."""
+
     schema_version: int = 1
     method: Literal["threshold_optimizer", "exponentiated_gradient"]
     attribute: str
