@@ -1,5 +1,5 @@
-"""SHAP, LIME and counterfactual explanations: additivity on every model type, the linear fast
-path against shap itself, aggregation to original features, and the counterfactual's rules."""
+"""SHAP explanations: additivity on every model type, the linear fast path against shap itself,
+and aggregation to original features."""
 
 import json
 
@@ -9,20 +9,15 @@ import pytest
 import shap
 from matplotlib.figure import Figure
 
-from creditops.data.datasets import CATALOG
 from creditops.data.spec import FeatureSchema, ResolvedSpec
 from creditops.evaluation.explain import (
     build_explainer,
-    counterfactual,
     explain_global,
-    explain_lime,
     explain_local,
     explain_rows,
 )
-from creditops.exceptions import ConfigurationError
 from creditops.models.zoo import CANDIDATES, FeatureSet
 
-CREDIT_DATA_ACTIONABLE = CATALOG["credit_data"].spec.actionable
 MODELS = [
     "logistic_regression",
     "pca_logistic",
@@ -279,101 +274,6 @@ def test_global_importance_is_sorted_mean_abs_per_feature(credit_case, explainer
         assert figure.axes
         assert figure.axes[0].has_data()
     assert "figures" not in result.model_dump(mode="json")
-
-
-def test_lime_is_seeded_and_names_original_features(credit_case):
-    model = credit_case.models["xgboost"]
-    sample = credit_case.X_train.iloc[:400]
-    row = credit_case.X_test.iloc[[5]]
-    first = explain_lime(model, sample, row, credit_case.spec, num_samples=800, seed=3)
-    again = explain_lime(model, sample, row, credit_case.spec, num_samples=800, seed=3)
-    other = explain_lime(model, sample, row, credit_case.spec, num_samples=800, seed=4)
-    assert first == again
-    assert first.weights != other.weights
-    assert 0 < len(first.weights) <= 6
-    assert all(np.isfinite(w.weight) for w in first.weights)
-    assert all(w.feature in credit_case.spec.features for w in first.weights)
-    assert all(w.feature in w.condition for w in first.weights)
-    assert first.model_proba == pytest.approx(model.predict_proba(row)[0, 1])
-    assert np.isfinite([first.intercept, first.local_prediction, first.score]).all()
-    json.dumps(first.model_dump(mode="json"))
-
-
-def test_lime_handles_missing_numeric_and_categorical_values(credit_case):
-    model = credit_case.models["logistic_regression"]
-    row = credit_case.X_test.iloc[[0]].copy()
-    row["Income"] = np.nan
-    row["Home"] = np.nan
-    result = explain_lime(
-        model, credit_case.X_train.iloc[:300], row, credit_case.spec, num_samples=500
-    )
-    assert result.imputed_for_lime == ["Income"]
-    assert result.model_proba == pytest.approx(model.predict_proba(row)[0, 1])
-
-
-def _declined(model, X, threshold, upper):
-    proba = model.predict_proba(X)[:, 1]
-    candidates = np.flatnonzero((proba >= threshold) & (proba < upper))
-    assert candidates.size, "the fixture should hold a narrowly declined applicant"
-    return X.iloc[[candidates[0]]]
-
-
-@pytest.mark.parametrize("name", ["logistic_regression", "xgboost"])
-def test_counterfactual_changes_only_actionable_features_within_range(credit_case, name):
-    model, spec, threshold = credit_case.models[name], credit_case.spec, 0.5
-    row = _declined(model, credit_case.X_test, threshold, 0.6)
-    result = counterfactual(model, row, spec, threshold=threshold)
-    assert result.found, result.reason
-    assert result.actionable == CREDIT_DATA_ACTIONABLE
-    assert 1 <= len(result.changes) <= 2
-    schema = {s.name: s for s in spec.schema_}
-    moved = row.copy()
-    for change in result.changes:
-        assert change.feature in CREDIT_DATA_ACTIONABLE
-        assert schema[change.feature].minimum <= change.proposed <= schema[change.feature].maximum
-        assert change.original == row[change.feature].iloc[0]
-        if change.direction == "decrease":
-            assert change.proposed < change.original
-        moved[change.feature] = change.proposed
-    independent = model.predict_proba(moved)[0, 1]
-    assert result.new_proba == pytest.approx(independent)
-    assert independent < threshold <= result.original_proba
-    unchanged = [f for f in spec.features if f not in {c.feature for c in result.changes}]
-    pd.testing.assert_frame_equal(moved[unchanged], row[unchanged])
-    spans = {
-        c.feature: schema[c.feature].maximum - schema[c.feature].minimum for c in result.changes
-    }
-    assert result.distance == pytest.approx(
-        sum(abs(c.proposed - c.original) / spans[c.feature] for c in result.changes)
-    )
-
-
-def test_counterfactual_reports_why_when_nothing_is_found(credit_case):
-    model, spec = credit_case.models["logistic_regression"], credit_case.spec
-    proba = model.predict_proba(credit_case.X_test)[:, 1]
-    approved = credit_case.X_test.iloc[[int(np.argmin(proba))]]
-    result = counterfactual(model, approved, spec, threshold=0.5)
-    assert not result.found
-    assert "not declined" in result.reason
-    riskiest = credit_case.X_test.iloc[[int(np.argmax(proba))]]
-    hopeless = counterfactual(
-        model, riskiest, spec, threshold=0.01, actionable={"Expenses": "decrease"}
-    )
-    assert not hopeless.found
-    assert hopeless.changes == []
-    assert hopeless.actionable == {"Expenses": "decrease"}
-    assert hopeless.best_proba >= 0.01
-    assert "below" in hopeless.reason
-
-
-def test_counterfactual_refuses_protected_or_unknown_levers(credit_case):
-    model, spec = credit_case.models["logistic_regression"], credit_case.spec
-    row = credit_case.X_test.iloc[[0]]
-    protected_feature = spec.model_copy(update={"numeric": [*spec.numeric, "Age"]})
-    with pytest.raises(ConfigurationError, match=r"protected"):
-        counterfactual(model, row, protected_feature, threshold=0.5, actionable={"Age": "any"})
-    with pytest.raises(ConfigurationError, match=r"numeric feature"):
-        counterfactual(model, row, spec, threshold=0.5, actionable={"Home": "any"})
 
 
 def test_column_names_map_back_to_credit_features(explainers, credit_case):

@@ -1,4 +1,4 @@
-"""Fairness of approvals: hand-computed ratios, fairlearn/sklearn cross-checks, gate, mitigation."""
+"""Fairness of approvals: hand-computed ratios, fairlearn/sklearn cross-checks, the gate."""
 
 import json
 from fractions import Fraction
@@ -16,17 +16,16 @@ from fairlearn.metrics import (
     true_positive_rate,
 )
 from matplotlib.figure import Figure
-from sklearn.metrics import accuracy_score, roc_auc_score
+from sklearn.metrics import roc_auc_score
 
 from creditops.evaluation.fairness import (
     FairnessConfig,
     FairnessReport,
     approval_rate_figure,
     bin_protected,
-    compare_mitigation,
-    fairness_gate,
     fairness_report,
 )
+from creditops.evaluation.gate import fairness_gate
 
 # 20 applicants in two groups; approve when proba < 0.5 (0.50 itself is declined).
 #   A: defaulters 0.9 0.8 0.6 | 0.3 approved;  goods 0.7 declined | 0.1 0.2 0.2 0.4 0.45 approved
@@ -361,64 +360,6 @@ def test_approval_rate_figure_draws_each_attribute_with_the_four_fifths_line(xgb
     line = next(ln for ln in axes[0].get_lines() if ln.get_linestyle() == "--")
     assert line.get_ydata()[0] == pytest.approx(0.8 * judged)
     assert len(approval_rate_figure(report, include_intersection=True).get_axes()) == 3
-
-
-def test_threshold_optimizer_moves_disparate_impact_towards_one(credit_case):
-    model = credit_case.models["xgboost"]
-    sensitive_train = credit_case.frame.loc[credit_case.X_train.index, ["Age"]]
-    result = compare_mitigation(
-        model,
-        credit_case.X_train,
-        credit_case.y_train,
-        sensitive_train,
-        credit_case.X_test,
-        credit_case.y_test,
-        credit_case.protected_test[["Age"]],
-        method="threshold_optimizer",
-        threshold=0.5,
-    )
-    proba = model.predict_proba(credit_case.X_test)[:, 1]
-    before, after = result.unmitigated, result.mitigated
-    assert before.accuracy == pytest.approx(accuracy_score(credit_case.y_test, proba >= 0.5))
-    assert before.roc_auc == pytest.approx(roc_auc_score(credit_case.y_test, proba))
-    assert after.roc_auc is None
-    assert result.attribute == "Age"
-    assert [g.group for g in after.approval_rates] == ["<25", "25–39", "40–59", "60+"]
-    assert abs(1 - after.disparate_impact_ratio) < abs(1 - before.disparate_impact_ratio)
-    assert result.disparate_impact_closer_to_one is True
-    assert result.accuracy_cost == pytest.approx(before.accuracy - after.accuracy)
-    assert -0.1 < result.accuracy_cost < 0.1  # parity costs a little accuracy, not the model
-    json.dumps(result.model_dump(mode="json"), allow_nan=False)
-
-
-def test_exponentiated_gradient_on_marital_pools_groups_it_cannot_fit(credit_case):
-    sensitive_train = credit_case.frame.loc[credit_case.X_train.index, "Marital"]
-    result = compare_mitigation(
-        credit_case.models["xgboost"],
-        credit_case.X_train,
-        credit_case.y_train,
-        sensitive_train,
-        credit_case.X_test,
-        credit_case.y_test,
-        credit_case.protected_test["Marital"],
-        method="exponentiated_gradient",
-        threshold=0.5,
-    )
-    before, after = result.unmitigated, result.mitigated
-    assert result.method == "exponentiated_gradient"
-    assert abs(1 - after.disparate_impact_ratio) < abs(1 - before.disparate_impact_ratio)
-    assert any("pooled" in note for note in result.notes)  # the lone "missing" training row
-    judged = [g.approval_rate for g in after.approval_rates if not g.too_small]
-    assert after.disparate_impact_ratio == pytest.approx(min(judged) / max(judged))
-    assert after.demographic_parity_difference == pytest.approx(max(judged) - min(judged))
-    assert {g.group for g in after.approval_rates if g.too_small} == {
-        "divorced",
-        "separated",
-        "widow",
-    }
-    assert result.balanced_accuracy_cost == pytest.approx(
-        before.balanced_accuracy - after.balanced_accuracy
-    )
 
 
 def test_inputs_must_line_up():

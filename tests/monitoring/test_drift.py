@@ -10,12 +10,8 @@ import pandas as pd
 import pytest
 
 from creditops.exceptions import ConfigurationError, DataValidationError, NotFittedError
-from creditops.monitoring.drift import (
-    DataDriftCalculator,
-    DriftConfig,
-    population_stability_index,
-    prediction_drift,
-)
+from creditops.monitoring.drift import DataDriftCalculator, DriftConfig, prediction_drift
+from creditops.monitoring.drift_methods import population_stability_index
 
 NUMERIC = ["Seniority", "Time", "Age", "Expenses", "Income", "Assets", "Debt", "Amount", "Price"]
 CATEGORICAL = ["Home", "Marital", "Records", "Job"]

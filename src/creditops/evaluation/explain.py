@@ -25,6 +25,10 @@ value column, its missing-indicator and its one-hot columns), so each feature ge
 contribution and ``base_value + Σ contributions == raw_output``. ``output_space`` says whether
 that raw output is log-odds or a probability; ``proba`` is always the full model's (calibrated)
 probability of default.
+
+LIME (:mod:`creditops.evaluation.local_surrogate`) and the counterfactual hint
+(:mod:`creditops.evaluation.counterfactual`) need only ``predict_proba`` and the spec, and live
+apart from this explainer.
 """
 
 from __future__ import annotations
@@ -34,7 +38,6 @@ import math
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from itertools import combinations, product
 from typing import Any, Literal
 
 import numpy as np
@@ -48,15 +51,12 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
-from creditops.data.datasets import actionable_directions
-from creditops.data.spec import Direction, ResolvedSpec
-from creditops.exceptions import ConfigurationError
+from creditops.data.spec import ResolvedSpec
 from creditops.models.anatomy import anatomy, estimator_family
 
 OutputSpace = Literal["log_odds", "probability"]
 Method = Literal["linear", "tree_interventional", "tree_path_dependent", "permutation"]
 TreePerturbation = Literal["auto", "interventional", "tree_path_dependent"]
-_MISSING_LABEL = "(missing)"
 
 
 # --------------------------------------------------------------------------- result models
@@ -103,50 +103,6 @@ class GlobalExplanation(BaseModel):
     n_rows: int
     importance: list[FeatureImportance]
     figures: dict[str, Figure] = Field(default_factory=dict, exclude=True)
-
-
-class LimeWeight(BaseModel):
-    feature: str
-    condition: str
-    weight: float
-
-
-class LimeExplanation(BaseModel):
-    """A LIME local surrogate of the probability of default (weights by |weight|)."""
-
-    schema_version: int = 1
-    weights: list[LimeWeight]
-    intercept: float
-    local_prediction: float
-    model_proba: float
-    score: float  # R² of the weighted local fit
-    num_samples: int
-    seed: int
-    imputed_for_lime: list[str]  # missing numeric values set to the sample median for LIME
-
-
-class FeatureChange(BaseModel):
-    feature: str
-    original: float
-    proposed: float
-    direction: Direction
-
-
-class Counterfactual(BaseModel):
-    """The smallest change of actionable features that brings a declined applicant below the
-    threshold, or ``found=False`` and why."""
-
-    schema_version: int = 1
-    found: bool
-    reason: str | None = None
-    threshold: float
-    original_proba: float
-    new_proba: float | None = None
-    best_proba: float | None = None  # lowest probability reached by any candidate tried
-    distance: float | None = None  # Σ |change| / observed range
-    changes: list[FeatureChange] = Field(default_factory=list)
-    actionable: dict[str, Direction]
-    candidates_evaluated: int = 0
 
 
 # --------------------------------------------------------------------------- the explainer
@@ -500,197 +456,6 @@ def explain_global(
     )
 
 
-# --------------------------------------------------------------------------- LIME
-
-
-def explain_lime(
-    model: Any,
-    X_train_sample: pd.DataFrame,
-    row: pd.DataFrame,
-    spec: ResolvedSpec,
-    *,
-    num_features: int = 6,
-    num_samples: int = 5000,
-    seed: int = 0,
-) -> LimeExplanation:
-    """LIME on the original features: categoricals as integer codes (decoded back to text for
-    the model), numeric features discretised into quartiles; seeded, so reproducible.
-
-    LIME cannot sample around missing values, so missing numeric values (in the sample and in
-    the row) are set to the sample median for LIME only; the result lists the row's.
-    """
-    from lime.lime_tabular import LimeTabularExplainer
-
-    features = list(spec.features)
-    if len(row) != 1:
-        raise ValueError(f"explain_lime takes one row, got {len(row)}")
-    categorical = [f for f in features if f in set(spec.categorical)]
-    schema = {s.name: s for s in spec.schema_}
-    sample = X_train_sample[features]
-    levels: dict[str, list[str]] = {}
-    for feature in categorical:
-        known = list(schema[feature].categories or []) if feature in schema else []
-        seen = pd.concat([sample[feature], row[feature]]).dropna().astype(str)
-        extra = sorted(set(seen) - set(known))
-        levels[feature] = [*known, *extra, _MISSING_LABEL]
-    medians = {
-        f: float(np.nanmedian(v)) if np.isfinite(v := sample[f].to_numpy(float)).any() else 0.0
-        for f in features
-        if f not in levels
-    }
-
-    def encode(frame: pd.DataFrame) -> np.ndarray:
-        columns = []
-        for feature in features:
-            if feature in levels:
-                lookup = {level: code for code, level in enumerate(levels[feature])}
-                text = frame[feature].astype(object)
-                missing = len(levels[feature]) - 1
-                codes = [missing if pd.isna(v) else lookup[str(v)] for v in text]
-                columns.append(np.asarray(codes, dtype=float))
-            else:
-                values = frame[feature].to_numpy(dtype=float)
-                columns.append(np.where(np.isnan(values), medians[feature], values))
-        return np.column_stack(columns)
-
-    def decode(codes: np.ndarray) -> pd.DataFrame:
-        data: dict[str, Any] = {}
-        for j, feature in enumerate(features):
-            if feature in levels:
-                names = np.asarray(levels[feature], dtype=object)
-                texts = names[np.clip(np.rint(codes[:, j]).astype(int), 0, len(names) - 1)]
-                data[feature] = np.where(texts == _MISSING_LABEL, np.nan, texts).astype(object)
-            else:
-                data[feature] = codes[:, j].astype(float)
-        return pd.DataFrame(data, columns=features)
-
-    def predict_fn(codes: np.ndarray) -> np.ndarray:
-        return np.asarray(model.predict_proba(decode(codes)), dtype=float)
-
-    explainer = LimeTabularExplainer(
-        encode(sample),
-        mode="classification",
-        feature_names=features,
-        categorical_features=[features.index(f) for f in categorical],
-        categorical_names={features.index(f): levels[f] for f in categorical},
-        class_names=[str(spec.negative), str(spec.positive)],
-        discretize_continuous=True,
-        random_state=seed,
-    )
-    encoded_row = encode(row[features])[0]
-    result = explainer.explain_instance(
-        encoded_row, predict_fn, labels=(1,), num_features=num_features, num_samples=num_samples
-    )
-    weights = [
-        LimeWeight(feature=features[index], condition=condition, weight=float(weight))
-        for (index, weight), (condition, _) in zip(
-            result.as_map()[1], result.as_list(label=1), strict=True
-        )
-    ]
-    imputed = [f for f in features if f not in levels and pd.isna(row[f].iloc[0])]
-    return LimeExplanation(
-        weights=weights,
-        intercept=float(result.intercept[1]),
-        local_prediction=float(np.ravel(result.local_pred)[0]),
-        model_proba=float(model.predict_proba(row[features])[0, 1]),
-        score=float(result.score),
-        num_samples=num_samples,
-        seed=seed,
-        imputed_for_lime=imputed,
-    )
-
-
-# --------------------------------------------------------------------------- counterfactual
-
-
-def counterfactual(
-    model: Any,
-    row: pd.DataFrame,
-    spec: ResolvedSpec,
-    *,
-    threshold: float,
-    actionable: Mapping[str, Direction] | None = None,
-    steps: int = 20,
-    max_changes: int = 2,
-) -> Counterfactual:
-    """The smallest change of one or two actionable features that brings ``row`` below
-    ``threshold``.
-
-    A grid search: each actionable feature moves from its current value in its allowed
-    direction in steps of ``(max − min) / steps`` of its observed range (``spec.schema_``),
-    clipped to that range; every single change and every pair is scored in one batch, and the
-    approved candidate with the smallest normalised L1 distance wins (ties: fewer changes, then
-    lower probability). ``actionable`` defaults to the spec's actionable features, restricted to the
-    spec's numeric features; protected attributes can never be actionable.
-    """
-    if len(row) != 1:
-        raise ValueError(f"counterfactual takes one row, got {len(row)}")
-    features = list(spec.features)
-    levers = _actionable(spec, actionable)
-    base_row = row[features].reset_index(drop=True)
-    original = float(model.predict_proba(base_row)[0, 1])
-    result = Counterfactual(
-        found=False, threshold=threshold, original_proba=original, actionable=levers
-    )
-    if original < threshold:
-        result.reason = "the applicant is not declined: probability already below the threshold"
-        return result
-    schema = {s.name: s for s in spec.schema_}
-    moves: dict[str, np.ndarray] = {}
-    spans: dict[str, float] = {}
-    for feature, direction in levers.items():
-        value = base_row.at[0, feature]
-        info = schema.get(feature)
-        current = math.nan if pd.isna(value) else float(value)  # missing: imputed, not moved
-        if math.isnan(current) or info is None or info.minimum is None or info.maximum is None:
-            continue
-        low, high = float(info.minimum), float(info.maximum)
-        if high <= low:
-            continue
-        grid = _grid(current, low, high, direction, steps, info.integer)
-        if grid.size:
-            moves[feature], spans[feature] = grid, high - low
-    if not moves:
-        result.reason = "no actionable feature has a known value and an observed range to move in"
-        return result
-
-    candidates: list[dict[str, float]] = []
-    for size in range(1, max(1, max_changes) + 1):
-        for combo in combinations(moves, size):
-            for values in product(*(moves[f] for f in combo)):
-                candidates.append(dict(zip(combo, (float(v) for v in values), strict=True)))
-    batch = base_row.loc[np.zeros(len(candidates), dtype=int)].reset_index(drop=True)
-    for feature in moves:
-        column = batch[feature].to_numpy(dtype=float, copy=True)
-        for i, change in enumerate(candidates):
-            if feature in change:
-                column[i] = change[feature]
-        batch[feature] = column
-    proba = np.asarray(model.predict_proba(batch)[:, 1], dtype=float)
-    result.candidates_evaluated = len(candidates)
-    result.best_proba = float(proba.min())
-    current = {f: float(base_row.at[0, f]) for f in moves}
-    distance = np.array(
-        [sum(abs(v - current[f]) / spans[f] for f, v in c.items()) for c in candidates]
-    )
-    approved = np.flatnonzero(proba < threshold)
-    if approved.size == 0:
-        result.reason = (
-            f"no change of at most {max_changes} actionable feature(s) within the observed range "
-            f"brings the probability below {threshold:g} (lowest reached {proba.min():.3f})"
-        )
-        return result
-    best = min(approved, key=lambda i: (round(distance[i], 12), len(candidates[i]), proba[i]))
-    result.found = True
-    result.new_proba = float(proba[best])
-    result.distance = float(distance[best])
-    result.changes = [
-        FeatureChange(feature=f, original=current[f], proposed=v, direction=levers[f])
-        for f, v in candidates[best].items()
-    ]
-    return result
-
-
 # --------------------------------------------------------------------------- helpers
 
 
@@ -827,51 +592,6 @@ def _plain_value(value: Any, categorical: bool) -> float | str | None:
     if categorical or isinstance(value, str):
         return str(value)
     return float(value)
-
-
-def _actionable(
-    spec: ResolvedSpec, actionable: Mapping[str, Direction] | None
-) -> dict[str, Direction]:
-    protected = set(spec.protected)
-    if actionable is None:
-        directions = actionable_directions(spec).items()
-        return {f: d for f, d in directions if f in spec.numeric and f not in protected}
-    levers: dict[str, Direction] = {}
-    for feature, direction in actionable.items():
-        if feature in protected:
-            raise ConfigurationError(f"{feature!r} is a protected attribute: never actionable")
-        if feature not in spec.numeric:
-            raise ConfigurationError(f"actionable feature {feature!r} is not a numeric feature")
-        if direction not in ("decrease", "increase", "any"):
-            raise ConfigurationError(
-                f"direction for {feature!r} must be decrease, increase or any, got {direction!r}"
-            )
-        levers[feature] = direction
-    return levers
-
-
-def _grid(
-    current: float, low: float, high: float, direction: Direction, steps: int, integer: bool
-) -> np.ndarray:
-    """Values reachable from ``current`` in ``steps``-ths of the range, inside [low, high]."""
-    step = (high - low) / max(1, steps)
-    offsets = step * np.arange(1, steps + 1)
-    values = []
-    if direction in ("decrease", "any"):
-        values.append(np.clip(current - offsets, low, high))
-    if direction in ("increase", "any"):
-        values.append(np.clip(current + offsets, low, high))
-    grid = np.concatenate(values)
-    if integer:
-        grid = np.clip(np.round(grid), math.ceil(low), math.floor(high))
-    grid = np.unique(grid)
-    if direction == "decrease":
-        grid = grid[grid < current]
-    elif direction == "increase":
-        grid = grid[grid > current]
-    else:
-        grid = grid[grid != current]
-    return grid
 
 
 # --------------------------------------------------------------------------- figures

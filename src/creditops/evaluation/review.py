@@ -35,30 +35,26 @@ from creditops.evaluation.business import (
     default_economics,
     policy_outcome,
 )
+from creditops.evaluation.counterfactual import Counterfactual, counterfactual
 from creditops.evaluation.errors import ErrorCosts, ErrorReport, error_analysis, error_rate_figure
 from creditops.evaluation.explain import (
-    Counterfactual,
     GlobalExplanation,
-    LimeExplanation,
     LocalExplanation,
     build_explainer,
-    counterfactual,
     explain_global,
-    explain_lime,
     explain_rows,
 )
 from creditops.evaluation.fairness import (
     FairnessConfig,
     FairnessReport,
-    GateResult,
-    MitigationResult,
     approval_rate_figure,
     bin_protected,
-    compare_mitigation,
-    fairness_gate,
     fairness_report,
 )
+from creditops.evaluation.gate import GateResult, fairness_gate
+from creditops.evaluation.local_surrogate import LimeExplanation, explain_lime
 from creditops.evaluation.metrics import classification_metrics, detailed_metrics
+from creditops.evaluation.mitigation import MitigationResult, compare_mitigation
 from creditops.evaluation.plots import business_figures, diagnostic_figures
 from creditops.evaluation.policy import DecisionPolicy
 from creditops.evaluation.reasons import ReasonCode, ReasonMap, reason_codes, reason_map_for

@@ -20,10 +20,9 @@ from creditops.monitoring.drift import (
     DriftConfig,
     FeatureDrift,
     PredictionDriftResult,
-    available_methods,
     prediction_drift,
-    register_method,
 )
+from creditops.monitoring.drift_methods import available_methods, register_method
 from creditops.monitoring.performance import PerformanceCalculator
 
 __all__ = [

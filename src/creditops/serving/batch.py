@@ -22,7 +22,8 @@ from creditops.config import Settings
 from creditops.data.io import table_format, write_table
 from creditops.exceptions import DataValidationError, JSONBodyError
 from creditops.registry import CHAMPION
-from creditops.serving.schemas import build_batch_model, parse_csv_applications, validation_errors
+from creditops.serving.parsing import parse_csv_applications, validation_errors
+from creditops.serving.schemas import build_batch_model
 from creditops.serving.service import DecisionService
 from creditops.store.predlog import PredictionLog
 

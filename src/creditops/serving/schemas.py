@@ -6,17 +6,15 @@ one place. Requests are refused rather than repaired: a loan-origination system 
 string ``"12"`` for a number, ``true`` for an amount, a misspelt category or a field the model
 does not know has a bug, and scoring its request anyway would hide that bug behind a decision.
 
-Errors name the field and the problem but never echo the submitted value: request bodies hold
-personal data, and error bodies end up in client logs.
+Reading bodies strictly (JSON and CSV) and the field-error texts, which never echo the submitted
+value, live in :mod:`creditops.serving.parsing`.
 """
 
 from __future__ import annotations
 
-import json
 import keyword
 import math
-import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 from uuid import UUID
 
@@ -35,7 +33,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from creditops.data.spec import ACCEPTED_MARGIN, FeatureSchema, ResolvedSpec
-from creditops.exceptions import JSONBodyError
+from creditops.serving.parsing import validation_errors
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -58,7 +56,6 @@ __all__ = [
     "FeedbackResult",
     "FieldError",
     "Health",
-    "JSONBodyError",
     "LoggedDecision",
     "ModelInfo",
     "Readiness",
@@ -67,12 +64,7 @@ __all__ = [
     "build_application_model",
     "build_batch_model",
     "example_application",
-    "example_csv",
-    "field_errors",
-    "format_location",
-    "parse_json_strict",
     "split_application",
-    "validation_errors",
 ]
 
 # How far past the training range a number may go, as a share of that range: wide enough for
@@ -81,7 +73,6 @@ __all__ = [
 # Protected attributes are kept for fairness monitoring only; these limits keep them small.
 MAX_PROTECTED_TEXT = 64
 MAX_PROTECTED_MAGNITUDE = 1e12
-_MAX_FIELD_NAME = 100
 
 
 # ---------------------------------------------------------------------------------------------
@@ -421,171 +412,6 @@ def split_application(
 
 
 # ---------------------------------------------------------------------------------------------
-# Validation errors for the API
-# ---------------------------------------------------------------------------------------------
-
-
-def format_location(location: tuple[str | int, ...]) -> str:
-    """``("applications", 3, "Income")`` → ``"applications[3].Income"``; ``()`` → ``"body"``."""
-    text = ""
-    for part in location:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        else:
-            part = part if len(part) <= _MAX_FIELD_NAME else part[:_MAX_FIELD_NAME] + "…"
-            text += f".{part}" if text else part
-    return text or "body"
-
-
-_PROBLEMS = {
-    "float_type": "must be a JSON number (not a string or boolean)",
-    "int_type": "must be a whole JSON number (not a string or boolean)",
-    "dict_type": "must be a JSON object",
-    "model_type": "must be a JSON object",
-    "list_type": "must be a JSON array",
-}
-
-
-def _problem(error: Mapping[str, Any]) -> str:
-    kind = error["type"]
-    if kind in _PROBLEMS:
-        return _PROBLEMS[kind]
-    message = str(error["msg"])
-    value = error.get("input")
-    # A safety net: pydantic's messages do not quote the input, custom ones might.
-    if isinstance(value, str) and value and f"'{value}'" in message:
-        return "invalid value"
-    return message
-
-
-def validation_errors(exc: ValidationError) -> list[dict[str, str]]:
-    """``[{"field", "problem"}]`` for a 422 body: no submitted value, no documentation URL."""
-    return field_errors(exc.errors(include_url=False, include_input=True, include_context=True))
-
-
-def field_errors(errors: Iterable[Mapping[str, Any]], *, skip: int = 0) -> list[dict[str, str]]:
-    """``[{"field", "problem"}]`` from pydantic-style error dicts; ``skip`` drops the leading
-    parts of each location (FastAPI's ``body`` / ``query``), so every 422 reads alike."""
-    return [
-        {"field": format_location(tuple(error["loc"])[skip:]), "problem": _problem(error)}
-        for error in errors
-    ]
-
-
-# ---------------------------------------------------------------------------------------------
-# Strict JSON
-# ---------------------------------------------------------------------------------------------
-
-
-def _refuse_constant(name: str) -> Any:
-    raise JSONBodyError(f"{name} is not a JSON number; send a finite number or null")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if math.isinf(value):
-        raise JSONBodyError("a number is too large (it overflows a 64-bit float)")
-    return value
-
-
-def _bounded_int(text: str) -> int:
-    value = int(text)
-    if len(text) > 300:  # only then can float(value) overflow
-        try:
-            float(value)
-        except OverflowError:
-            raise JSONBodyError("a number is too large (it overflows a 64-bit float)") from None
-    return value
-
-
-_SAFE_KEY = re.compile(r"[\w .\-]{1,64}")
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                shown = f" {key!r}" if _SAFE_KEY.fullmatch(key) else ""
-                raise JSONBodyError(f"an object repeats the key{shown}; each key must be unique")
-            seen.add(key)
-    return result
-
-
-_DECODER = json.JSONDecoder(
-    parse_float=_finite_float,
-    parse_int=_bounded_int,
-    parse_constant=_refuse_constant,
-    object_pairs_hook=_unique_keys,
-)
-# A \uD800–\uDFFF escape: either half of a surrogate pair, or a lone one (invalid Unicode).
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
-
-
-def _check_unicode(value: Any) -> None:
-    stack: list[tuple[Any, tuple[str | int, ...]]] = [(value, ())]
-    while stack:
-        item, location = stack.pop()
-        if isinstance(item, str):
-            strings = [item]
-        elif isinstance(item, dict):
-            strings = list(item)
-            stack.extend((v, (*location, k)) for k, v in item.items())
-        elif isinstance(item, list):
-            strings = []
-            stack.extend((v, (*location, i)) for i, v in enumerate(item))
-        else:
-            continue
-        for text in strings:
-            try:
-                text.encode("utf-8")
-            except UnicodeEncodeError:
-                where = format_location(location) if _printable(location) else "body"
-                raise JSONBodyError(
-                    f"{where}: a string holds an unpaired UTF-16 surrogate escape, which is not "
-                    "valid Unicode"
-                ) from None
-
-
-def _printable(location: tuple[str | int, ...]) -> bool:
-    return all(isinstance(p, int) or _SAFE_KEY.fullmatch(p) for p in location)
-
-
-def parse_json_strict(body: bytes | bytearray | memoryview) -> Any:
-    """Parse a request body as RFC 8259 JSON, refusing what Python's json module lets through.
-
-    ``json.loads`` accepts ``NaN``, ``Infinity`` and ``-Infinity``, turns ``1e400`` into
-    infinity, keeps lone surrogate escapes (``"\\ud800"``) and lets a repeated key silently
-    override the first; each of those, invalid UTF-8, a byte order mark and absurd nesting
-    raise :class:`JSONBodyError` (a ValueError) naming the problem, never quoting the input.
-    """
-    try:
-        text = bytes(body).decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise JSONBodyError(
-            f"the body is not valid UTF-8 (invalid byte at position {exc.start})"
-        ) from None
-    if text.startswith("\ufeff"):
-        raise JSONBodyError("the body starts with a byte order mark; send UTF-8 without one")
-    try:
-        value = _DECODER.decode(text)
-    except json.JSONDecodeError as exc:
-        raise JSONBodyError(
-            f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from None
-    except RecursionError:
-        raise JSONBodyError("the body is nested too deeply") from None
-    except JSONBodyError:
-        raise
-    except ValueError:  # e.g. an integer literal beyond Python's digit limit
-        raise JSONBodyError("a number is too large (it overflows a 64-bit float)") from None
-    if _SURROGATE_ESCAPE.search(text):
-        _check_unicode(value)
-    return value
-
-
-# ---------------------------------------------------------------------------------------------
 # Static response and feedback models
 # ---------------------------------------------------------------------------------------------
 
@@ -773,84 +599,3 @@ class ChampionChange(BaseModel):
             error = str(entry.details["audit_error"])
             return cls(previous=previous, champion=champion, audit_id=None, audit_error=error)
         return cls(previous=previous, champion=champion, audit_id=entry.id)
-
-
-def _csv_number(text: str) -> int | float | None:
-    try:
-        number = float(text)
-    except ValueError:
-        return None
-    if not math.isfinite(number):
-        return None
-    return int(number) if number.is_integer() else number
-
-
-def example_csv(example: Mapping[str, Any]) -> str:
-    """``example`` as a one-row CSV upload for ``/predict/batch`` (header and row)."""
-    import csv
-    import io
-
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(example), lineterminator="\n")
-    writer.writeheader()
-    writer.writerow({k: "" if v is None else v for k, v in example.items()})
-    return out.getvalue()
-
-
-def parse_csv_applications(body: bytes, spec: Any, *, max_rows: int) -> dict[str, Any]:
-    """A CSV upload as the JSON batch body ``{"applications": [...]}``.
-
-    CSV has no types, so numbers are read here for the spec's numeric features and protected
-    attributes (an empty cell is missing); anything that is not a finite number is refused
-    with its row and column. Validation then runs exactly as for JSON.
-    """
-    import csv
-    import io
-
-    try:
-        text = body.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise JSONBodyError(f"CSV is not valid UTF-8 (byte {error.start})") from None
-    try:
-        return _csv_applications(csv.DictReader(io.StringIO(text, newline="")), spec, max_rows)
-    except csv.Error as error:  # e.g. a stray carriage return; the message quotes no input
-        raise JSONBodyError(f"CSV is malformed: {error}") from None
-
-
-def _csv_applications(reader: Any, spec: Any, max_rows: int) -> dict[str, Any]:
-    if not reader.fieldnames:
-        raise JSONBodyError("CSV has no header row")
-    duplicated = sorted({n for n in reader.fieldnames if reader.fieldnames.count(n) > 1})
-    if duplicated:
-        raise JSONBodyError(f"CSV header repeats column(s): {', '.join(duplicated)}")
-    numeric = set(spec.numeric)
-    protected = set(spec.protected) - numeric
-    applications = []
-    for index, row in enumerate(reader):
-        if index >= max_rows:
-            raise JSONBodyError(f"CSV has more than {max_rows} rows")
-        if None in row:
-            raise JSONBodyError(f"applications[{index}]: more cells than header columns")
-        application: dict[str, Any] = {}
-        for column, cell in row.items():
-            value = (cell or "").strip()
-            if value == "":
-                application[column] = None
-            elif column in numeric:
-                try:
-                    number = float(value)
-                except ValueError:
-                    number = math.nan
-                if not math.isfinite(number):
-                    raise JSONBodyError(
-                        f"applications[{index}].{format_location((column,))}: must be a finite "
-                        "number"
-                    ) from None
-                application[column] = int(number) if number.is_integer() else number
-            elif column in protected:  # a number or a label: a number when it reads as one
-                number = _csv_number(value)
-                application[column] = value if number is None else number
-            else:
-                application[column] = value
-        applications.append(application)
-    return {"applications": applications}

@@ -23,14 +23,9 @@ import pandas as pd
 
 from creditops.config import Settings
 from creditops.data.spec import ResolvedSpec
-from creditops.evaluation.explain import (
-    Explainer,
-    LocalExplanation,
-    build_explainer,
-    counterfactual,
-    explain_lime,
-    explain_rows,
-)
+from creditops.evaluation.counterfactual import counterfactual
+from creditops.evaluation.explain import Explainer, LocalExplanation, build_explainer, explain_rows
+from creditops.evaluation.local_surrogate import explain_lime
 from creditops.evaluation.policy import DecisionPolicy
 from creditops.evaluation.reasons import (
     ReasonCode,

@@ -21,13 +21,8 @@ from creditops.exceptions import JSONBodyError, PredictionLogError
 from creditops.serving.api.deps import ServiceDep, SettingsDep, parsed_json, read_body, service_of
 from creditops.serving.api.errors import error_response, errors
 from creditops.serving.api.openapi import APPLICATION, BATCH, CSV, request_body
-from creditops.serving.schemas import (
-    BatchDecision,
-    Decision,
-    build_batch_model,
-    parse_csv_applications,
-    validation_errors,
-)
+from creditops.serving.parsing import parse_csv_applications, validation_errors
+from creditops.serving.schemas import BatchDecision, Decision, build_batch_model
 from creditops.serving.service import ServedModel
 
 router = APIRouter(tags=["decisions"])

@@ -11,8 +11,8 @@ from fastapi.security import APIKeyHeader
 
 from creditops.config import Settings
 from creditops.exceptions import JSONBodyError
+from creditops.serving.parsing import parse_json_strict
 from creditops.serving.prometheus import ServiceMetrics
-from creditops.serving.schemas import parse_json_strict
 from creditops.serving.service import DecisionService
 
 ADMIN_TAG = "admin"

@@ -11,7 +11,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from creditops.exceptions import PredictionLogError
-from creditops.serving.schemas import ErrorBody, field_errors
+from creditops.serving.parsing import field_errors
+from creditops.serving.schemas import ErrorBody
 
 _MEANING = {
     400: "the body could not be read (not UTF-8 JSON)",

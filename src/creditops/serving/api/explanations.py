@@ -12,12 +12,8 @@ from creditops.exceptions import UnknownPredictionError
 from creditops.serving.api.deps import ServiceDep, SettingsDep, parsed_json
 from creditops.serving.api.errors import error_response, errors
 from creditops.serving.api.openapi import APPLICATION, LOGGED, request_body
-from creditops.serving.schemas import (
-    Explanation,
-    LoggedDecision,
-    split_application,
-    validation_errors,
-)
+from creditops.serving.parsing import validation_errors
+from creditops.serving.schemas import Explanation, LoggedDecision, split_application
 
 router = APIRouter(tags=["explanations"])
 

@@ -16,7 +16,8 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from creditops.serving.schemas import LoggedDecision, build_batch_model, example_csv
+from creditops.serving.parsing import example_csv
+from creditops.serving.schemas import LoggedDecision, build_batch_model
 
 _REFS = "#/components/schemas/"
 APPLICATION = {"$ref": f"{_REFS}Application"}
