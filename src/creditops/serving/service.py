@@ -31,6 +31,7 @@ from creditops.evaluation.reasons import (
     ReasonCode,
     ReasonMap,
     reason_codes,
+    reason_map_for,
     reasons_from_contributions,
 )
 from creditops.exceptions import (
@@ -82,6 +83,7 @@ class ServedModel:
     application_model: type[ApplicationModel]
     reference: pd.DataFrame  # training rows (features + protected), for checks and monitoring
     loaded_at: str
+    reason_map: ReasonMap  # the version's own reason texts and codes, built once
 
     @property
     def name(self) -> str:
@@ -154,7 +156,9 @@ class ServedModel:
         values = self.explainer.contributions(transformed)
         names = self.explainer.features
         return [
-            reasons_from_contributions(names, row, self.spec, reason_map, values=record)
+            reasons_from_contributions(
+                names, row, self.spec, reason_map or self.reason_map, values=record
+            )
             for row, record in zip(values, features, strict=True)
         ]
 
@@ -180,6 +184,7 @@ def build_served_model(settings: Settings, ref: str = CHAMPION) -> ServedModel:
         application_model=build_application_model(spec, example=example_application(spec, train)),
         reference=reference.reset_index(drop=True),
         loaded_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        reason_map=reason_map_for(spec),
     )
     check_served_model(served)
     return served
@@ -313,7 +318,8 @@ class DecisionService:
             "decision": served.policy.decide(probability),
             "shap": local.model_dump(mode="json"),
             "reasons": [
-                r.model_dump(mode="json") for r in reason_codes(local, served.spec, self.reasons)
+                r.model_dump(mode="json")
+                for r in reason_codes(local, served.spec, self.reasons or served.reason_map)
             ],
             "lime": explain_lime(
                 served.loaded.model, served.reference[served.spec.features], frame, served.spec
