@@ -211,3 +211,20 @@ def test_scheduled_runs_reuse_the_champions_reference_until_it_changes(store, tr
     again, other_reference = _champion_reference(store)
     assert again.version == str(version)
     assert other_reference is not reference
+
+
+def test_a_run_with_outcomes_records_its_realised_auc(store):
+    from helpers import log_labelled_decisions
+
+    frame, spec = load_builtin("credit_data")
+    rows = frame.sample(800, random_state=4).reset_index(drop=True)
+    outcomes = (rows[spec.target].astype(str) == str(spec.positive)).astype(int).tolist()
+    log_labelled_decisions(store, rows, outcomes)
+    # Logged at a fixed time, an hour apart: the last 800 as one window.
+    config = MonitorConfig.model_validate({"last_n": 800, "performance": {"window": None}})
+    report = run_monitor(store, config=config)
+    with AlertStore.from_settings(store) as alerts:
+        run = alerts.runs()[0]
+    assert run.id == report.run_id
+    # Every decision was logged with probability 0.2: no ranking, an AUC of exactly 0.5.
+    assert run.realised_roc_auc == pytest.approx(0.5)

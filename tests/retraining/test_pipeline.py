@@ -569,3 +569,8 @@ def test_promotions_queue_for_the_champion_lock_and_give_up_after_its_wait(store
         order.append("acquired")
     thread.join()
     assert order == ["released", "acquired"]
+
+
+def test_a_rollback_with_nothing_registered_is_refused_in_a_sentence(settings):
+    with pytest.raises(CreditOpsError, match="no previous champion"):
+        rollback(settings)

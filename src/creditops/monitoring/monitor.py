@@ -358,10 +358,11 @@ def run_monitor(
         measured = next(
             (w for w in reversed(windows) if _latest([w.realised.roc_auc]) is not None), None
         )
+        realised = None if measured is None else measured.realised.roc_auc
         estimated = _latest([w.estimated.roc_auc for w in windows])
         labelled = sum(w.realised.labelled_rows for w in windows)
         gauges.set_performance(
-            realised_auc=None if measured is None else measured.realised.roc_auc,
+            realised_auc=realised,
             estimated_auc=estimated,
             reference_auc=performance.reference.roc_auc,
             labelled_rows=0 if measured is None else measured.realised.labelled_rows,

@@ -18,7 +18,13 @@ _ROLLBACK_DEPTH = 20
 
 
 def _rollback_history(client: Any, name: str) -> list[str]:
-    tag = (client.get_registered_model(name).tags or {}).get(PREVIOUS_CHAMPION_TAG, "")
+    from mlflow.exceptions import MlflowException
+
+    try:
+        model = client.get_registered_model(name)
+    except MlflowException:  # nothing registered yet: nothing to roll back to
+        return []
+    tag = (model.tags or {}).get(PREVIOUS_CHAMPION_TAG, "")
     return [v for v in tag.split(",") if v]
 
 
