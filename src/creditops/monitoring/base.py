@@ -2,9 +2,8 @@
 on current data, returning a Result (plain JSON through ``to_dict()``) that carries Flags.
 
 Flags are the only thing alerting reads (:func:`creditops.monitoring.alerts.alerts_from_flags`),
-so a new check is one :class:`Calculator` subclass and one :func:`register_calculator` call:
-no conversion code per check, and the monitor, the alert store and the gauges see it the same
-way as drift or performance.
+so a check needs no conversion code of its own: the alert store and the gauges see every
+check's findings the same way. Calculators are registered by name (:func:`register_calculator`).
 """
 
 from __future__ import annotations

@@ -171,7 +171,9 @@ class ServedModel:
 def build_served_model(settings: Settings, ref: str = CHAMPION) -> ServedModel:
     """Load a version with its policy and reference data, compile it, and check it."""
     loaded = load_model(settings, ref)
-    policy = version_policy(settings, loaded)  # stored at registration: read, never derived
+    # Stored at registration and read here; only a version registered by an older creditops
+    # gets it written, once, by the first process that meets it (see registry.policy).
+    policy = version_policy(settings, loaded)
     data = load_version_data(settings, loaded)
     spec = loaded.spec
     train = data.frame.iloc[data.split.train]
