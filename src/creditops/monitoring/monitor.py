@@ -36,9 +36,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from creditops.config import Settings
+from creditops.data.io import read_table
 from creditops.data.spec import ResolvedSpec
 from creditops.evaluation.policy import DecisionPolicy
-from creditops.exceptions import ConfigurationError
+from creditops.exceptions import ConfigurationError, DataValidationError
 from creditops.monitoring.alerts import (
     AlertDispatcher,
     AlertsConfig,
@@ -212,14 +213,11 @@ def _champion_reference(settings: Settings) -> tuple[LoadedModel, _Reference]:
 
 
 def _current_from_file(path: Path, loaded: LoadedModel, policy: DecisionPolicy) -> pd.DataFrame:
-    from creditops.data.io import read_table
 
     frame = read_table(path)
     spec = loaded.spec
     missing = [c for c in spec.features if c not in frame.columns]
     if missing:
-        from creditops.exceptions import DataValidationError
-
         raise DataValidationError(
             f"{path.name}: missing feature column(s) {', '.join(missing)}", column=missing[0]
         )

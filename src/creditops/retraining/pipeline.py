@@ -36,7 +36,13 @@ from creditops.config import Settings
 from creditops.data.spec import DatasetSpec, FeatureTypes, ResolvedSpec
 from creditops.evaluation.fairness import FOUR_FIFTHS, fairness_report
 from creditops.evaluation.metrics import classification_metrics
-from creditops.exceptions import AuditLogError, CreditOpsError, ModelNotFoundError
+from creditops.exceptions import (
+    AuditLogError,
+    ConfigurationError,
+    CreditOpsError,
+    ModelNotFoundError,
+)
+from creditops.monitoring.monitor import read_sections
 from creditops.registry import (
     CHALLENGER,
     CHAMPION,
@@ -50,7 +56,8 @@ from creditops.registry import (
     set_alias,
     version_policy,
 )
-from creditops.retraining.policy import RetrainConfig, RetrainDecision
+from creditops.retraining.policy import RetrainConfig, RetrainDecision, should_retrain
+from creditops.store.alerts import AlertStore
 from creditops.store.audit import Action, AuditEntry, AuditLog, Gate, record_everywhere
 from creditops.store.locks import CHAMPION_LOCK, RETRAIN_LOCK, exclusive
 from creditops.store.predlog import PredictionLog
@@ -241,9 +248,6 @@ def retrain_config(settings: Settings) -> RetrainConfig:
     """The ``retrain`` section of the monitoring YAML over the defaults."""
     from pydantic import ValidationError
 
-    from creditops.exceptions import ConfigurationError
-    from creditops.monitoring.monitor import read_sections
-
     section = read_sections(settings.monitoring_config).get("retrain") or {}
     try:
         return RetrainConfig.model_validate(section)
@@ -260,8 +264,6 @@ def decide_retrain(
     """The triggers, read from the recorded monitor runs of the current champion (runs about a
     replaced champion say nothing about this one), its registration time, and the audit
     trail's last retrain that trained a challenger."""
-    from creditops.retraining.policy import should_retrain
-    from creditops.store.alerts import AlertStore
 
     now = now or datetime.now(UTC)
     lookback = timedelta(hours=max(config.drift_critical_hours * 4, 24 * 7))

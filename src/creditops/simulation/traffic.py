@@ -44,6 +44,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from creditops.data.datasets import load_builtin
 from creditops.data.spec import FeatureSchema
 from creditops.exceptions import ConfigurationError, ServiceUnavailableError
 
@@ -483,8 +484,6 @@ def simulate(
     anything is sent; later failures are counted in the report.
     """
     import httpx
-
-    from creditops.data.datasets import load_builtin
 
     chosen = get_scenario(scenario)
     if isinstance(rows, bool) or not isinstance(rows, int) or rows < 1:

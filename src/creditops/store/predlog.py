@@ -42,6 +42,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
+from creditops.data.io import table_format, write_table
 from creditops.exceptions import (
     DuplicatePredictionError,
     OutcomeConflictError,
@@ -785,7 +786,6 @@ class PredictionLog:
         thing; floats are written in their shortest exact form, so they read back bit for bit.
         The file appears complete or not at all (written beside it, then renamed).
         """
-        from creditops.data.io import table_format, write_table
 
         path = Path(path)
         fmt = fmt or table_format(path)

@@ -25,6 +25,7 @@ from creditops.evaluation.business import PolicyConfig, derive_policy
 from creditops.evaluation.metrics import classification_metrics
 from creditops.evaluation.plots import diagnostic_figures
 from creditops.evaluation.policy import DecisionPolicy
+from creditops.exceptions import ConfigurationError
 from creditops.models.zoo import Candidate, FeatureSet, get_candidates
 from creditops.training import tracking
 from creditops.training.calibration import fit_with_calibration
@@ -112,7 +113,6 @@ def load_training_data(
     encoding: str = "utf-8",
 ) -> tuple[pd.DataFrame, DatasetSpec, str]:
     """A built-in dataset by name, or a user file with its spec; returns (data, spec, name)."""
-    from creditops.exceptions import ConfigurationError
 
     if data_path is not None:
         if spec_path is None:
