@@ -51,9 +51,15 @@ class Settings(BaseSettings):
     leakage_auc: float = Field(default=0.95, gt=0.5, le=1.0)
     max_batch: int = Field(default=10_000, ge=1, le=1_000_000)
     max_body_bytes: int = Field(
-        default=64 * 1024, ge=1024, description="Largest request body for one application."
+        default=64 * 1024,
+        ge=1024,
+        description="Largest request body for one application, explanation or outcome.",
     )
-    max_batch_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    max_batch_body_bytes: int = Field(
+        default=32 * 1024 * 1024,
+        ge=1024,
+        description="Largest request body for a batch of applications or of outcomes.",
+    )
     monitoring_config: Path | None = Field(
         default=None,
         description="YAML with the monitor, drift, performance, alerts and retrain sections.",

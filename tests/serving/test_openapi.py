@@ -92,6 +92,18 @@ def test_request_bodies_are_the_served_versions_models(served):
     assert {"$ref": "#/components/schemas/LoggedDecision"} in explain["anyOf"]
     # The example is a real application: it is decided.
     assert httpx.post(f"{served}/predict", json=predict["example"], timeout=30).status_code == 200
+    # The feedback routes read their bodies themselves too; their models are still documented.
+    for path, model in (("/feedback", "FeedbackRequest"), ("/feedback/batch", "FeedbackBatch")):
+        operation = paths[path]["post"]
+        body = operation["requestBody"]["content"]["application/json"]
+        assert body["schema"] == {"$ref": f"#/components/schemas/{model}"}
+        assert body["example"]
+        assert {"404", "409", "413", "422", "503"} <= set(operation["responses"])
+    assert schemas["FeedbackRequest"]["required"] == ["prediction_id", "outcome"]
+    feedback_example = paths["/feedback"]["post"]["requestBody"]["content"]["application/json"]
+    # A valid body, about a decision this server never made.
+    unknown = httpx.post(f"{served}/feedback", json=feedback_example["example"], timeout=30)
+    assert unknown.status_code == 404
 
 
 def test_every_error_status_is_documented_with_the_one_error_body(served):

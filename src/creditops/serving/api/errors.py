@@ -15,7 +15,6 @@ from creditops.serving.parsing import field_errors
 from creditops.serving.schemas import ErrorBody
 
 _MEANING = {
-    400: "the body could not be read (not UTF-8 JSON)",
     401: "missing or wrong X-API-Key",
     403: "admin endpoints are disabled (CREDITOPS_API_KEY is not set)",
     404: "not found",

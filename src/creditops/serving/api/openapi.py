@@ -4,7 +4,8 @@ The decision routes read their bodies as bytes and validate them against request
 generated from the served version's spec, so FastAPI cannot see those models. Routes declare
 their bodies by reference (:func:`request_body`, :data:`APPLICATION`, :data:`BATCH`); the
 document fills the references with the served version's models and an example built from a
-real training row, and is rebuilt when another version is served.
+real training row, and is rebuilt when another version is served. The feedback routes read
+their bodies the same way; their models (:data:`FEEDBACK`, :data:`FEEDBACK_BATCH`) are fixed.
 """
 
 from __future__ import annotations
@@ -17,23 +18,32 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from creditops.serving.parsing import example_csv
-from creditops.serving.schemas import LoggedDecision, build_batch_model
+from creditops.serving.schemas import (
+    FeedbackBatch,
+    FeedbackRequest,
+    LoggedDecision,
+    build_batch_model,
+)
 
 _REFS = "#/components/schemas/"
 APPLICATION = {"$ref": f"{_REFS}Application"}
 BATCH = {"$ref": f"{_REFS}ApplicationBatch"}
 LOGGED = {"$ref": f"{_REFS}LoggedDecision"}
+FEEDBACK = {"$ref": f"{_REFS}FeedbackRequest"}
+FEEDBACK_BATCH = {"$ref": f"{_REFS}FeedbackBatch"}
 CSV = "text/csv"
 
 
-def request_body(content: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """``openapi_extra`` for a route whose body FastAPI does not parse: media type → schema."""
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {media: {"schema": schema} for media, schema in content.items()},
-        }
+def request_body(content: dict[str, dict[str, Any]], *, example: Any = None) -> dict[str, Any]:
+    """``openapi_extra`` for a route whose body FastAPI does not parse: media type → schema.
+
+    ``example`` is the JSON body's example when it does not depend on the served version."""
+    media_types: dict[str, dict[str, Any]] = {
+        media: {"schema": schema} for media, schema in content.items()
     }
+    if example is not None:
+        media_types["application/json"]["example"] = example
+    return {"requestBody": {"required": True, "content": media_types}}
 
 
 def served_openapi(app: FastAPI) -> dict[str, Any]:
@@ -62,7 +72,7 @@ def _add_bodies(
     document: dict[str, Any], application: type[BaseModel] | None, max_batch: int
 ) -> None:
     components = document.setdefault("components", {}).setdefault("schemas", {})
-    models: list[type[BaseModel]] = [LoggedDecision]
+    models: list[type[BaseModel]] = [LoggedDecision, FeedbackRequest, FeedbackBatch]
     example = None
     if application is not None:
         batch = build_batch_model(application, max_batch)  # type: ignore[arg-type]
