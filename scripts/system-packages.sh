@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the Debian packages a make target needs when they are missing, with one
 # `apt-get update` for all of them (needs root or password-less sudo, as on CI).
-#   bash scripts/system-packages.sh test    postgresql (log tests), prometheus (promtool)
+#   bash scripts/system-packages.sh test    postgresql (log tests), prometheus (promtool),
+#                                           chromium (dashboard tests, driven by Playwright)
 #   bash scripts/system-packages.sh bench   wrk (HTTP load generator)
 set -euo pipefail
 need=()
@@ -9,6 +10,7 @@ case "${1:-}" in
   test)
     ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
     command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+    command -v chromium >/dev/null 2>&1 || need+=(chromium)
     ;;
   bench)
     command -v wrk >/dev/null 2>&1 || need+=(wrk)

@@ -336,11 +336,24 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
 ) -> None:
     """Serve the champion over HTTP (API docs at /docs, Prometheus metrics at /metrics)."""
+    from creditops.serving.access import issue_startup_admin_key
     from creditops.serving.server import serve as run_server
 
     settings = _settings()
     settings.ensure_home()
     console.print(f"serving on http://{host}:{port} (docs: http://{host}:{port}/docs)")
+    shown = "localhost" if host in ("0.0.0.0", "::") else host
+    console.print(f"dashboard: http://{shown}:{port}/ui", highlight=False)
+    if settings.api_key is None:
+        key = issue_startup_admin_key(settings)
+        console.print(
+            f"no CREDITOPS_API_KEY set: log in with this one-time admin key (valid until the"
+            f" server stops; only its hash is stored):\n    {key}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    else:
+        console.print("log in with your CREDITOPS_API_KEY (admin) or a CREDITOPS_READER_KEYS key")
     try:
         status = run_server(host, port, workers)
     except (OSError, ValueError) as error:

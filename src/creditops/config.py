@@ -36,7 +36,21 @@ class Settings(BaseSettings):
     experiment_name: str = "creditops"
     registered_model_name: str = "credit-default"
     database_url: str | None = None
-    api_key: str | None = None
+    api_key: str | None = Field(
+        default=None,
+        description="The admin key (X-API-Key; dashboard admin). Unset: `creditops serve` "
+        "generates a one-time admin key at start and prints it.",
+    )
+    reader_keys: str | None = Field(
+        default=None,
+        description="Comma-separated keys that may read the dashboard but change nothing.",
+    )
+    session_secret: str | None = Field(
+        default=None,
+        description="Signs dashboard session cookies; default: a random secret kept in "
+        "home (set it when several hosts serve one dashboard).",
+    )
+    session_hours: float = Field(default=8.0, gt=0.0, le=24.0 * 30)
     seed: int = 42
     profile: Profile = "full"
     cv_folds: int = Field(default=5, ge=2, le=20)
@@ -84,6 +98,24 @@ class Settings(BaseSettings):
         if value is not None and len(value) < 16:
             raise ValueError("CREDITOPS_API_KEY must be at least 16 characters")
         return value
+
+    @field_validator("reader_keys")
+    @classmethod
+    def _strong_reader_keys(cls, value: str | None) -> str | None:
+        if value is not None and any(len(key.strip()) < 16 for key in value.split(",")):
+            raise ValueError("every key in CREDITOPS_READER_KEYS must be at least 16 characters")
+        return value
+
+    @field_validator("session_secret")
+    @classmethod
+    def _strong_session_secret(cls, value: str | None) -> str | None:
+        if value is not None and len(value) < 32:
+            raise ValueError("CREDITOPS_SESSION_SECRET must be at least 32 characters")
+        return value
+
+    @property
+    def reader_key_list(self) -> tuple[str, ...]:
+        return tuple(k.strip() for k in (self.reader_keys or "").split(",") if k.strip())
 
     @property
     def predictions_db(self) -> Path:

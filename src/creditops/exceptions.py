@@ -122,3 +122,17 @@ class ModelCheckError(CreditOpsError):
 
 class JSONBodyError(CreditOpsError, ValueError):
     """A request body that is not strict JSON; the message names the problem, not the input."""
+
+
+class LoginRequiredError(CreditOpsError):
+    """A dashboard page was asked for by someone not logged in; ``next_path`` is where to
+    return after logging in."""
+
+    def __init__(self, next_path: str) -> None:
+        super().__init__(next_path)
+        self.next_path = next_path
+
+
+class AccessDeniedError(CreditOpsError):
+    """The session may not do this: a reader asked for an admin action, or a form's CSRF token
+    was missing or wrong."""

@@ -30,6 +30,7 @@ from creditops.serving.api.openapi import served_openapi
 from creditops.serving.prometheus import ServiceMetrics
 from creditops.serving.schemas import Decision
 from creditops.serving.service import DecisionService
+from creditops.serving.ui import add_ui
 from creditops.store.predlog import PredictionLog
 
 logger = logging.getLogger(__name__)
@@ -138,5 +139,6 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
     install_error_handlers(app)
     add_routes(app)
     app.mount(ASSETS, assets(), name="docs-assets")
+    add_ui(app)
     app.openapi = lambda: served_openapi(app)  # type: ignore[method-assign]
     return app

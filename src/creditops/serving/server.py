@@ -209,6 +209,7 @@ def _forget_metrics_of(process: BaseProcess) -> None:
 
 def serve(host: str, port: int, workers: int = 1, log_level: str = "warning") -> int:
     """Serve the champion: in this process for one worker, else under a :class:`Supervisor`."""
+    os.environ["CREDITOPS_SERVE_WORKERS"] = str(workers)  # the dashboard shows it
     if workers == 1:
         run_worker(host, port, reuse_port=False, log_level=log_level)
         return 0

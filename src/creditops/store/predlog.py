@@ -493,6 +493,16 @@ class PredictionLog:
             lock=self._write_lock if write else None,
         )
 
+    def read(self, work: Callable[[Connection], _T]) -> _T:
+        """Run a read-only query function in one transaction (the dashboard's aggregates and
+        searches live in their own modules and run through here)."""
+        self._check_process()
+        return self._run(work, write=False)
+
+    @property
+    def dialect(self) -> str:
+        return self._engine.dialect.name
+
     # -- writing decisions --------------------------------------------------------------------
 
     def _insert_rows(self, rows: list[dict[str, Any]]) -> None:

@@ -3,7 +3,6 @@ and the strict reading of request bodies."""
 
 from __future__ import annotations
 
-import secrets
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, Security
@@ -11,6 +10,7 @@ from fastapi.security import APIKeyHeader
 
 from creditops.config import Settings
 from creditops.exceptions import JSONBodyError
+from creditops.serving.access import Role, admin_key_configured, role_of
 from creditops.serving.parsing import parse_json_strict
 from creditops.serving.prometheus import ServiceMetrics
 from creditops.serving.service import DecisionService
@@ -20,7 +20,7 @@ ADMIN_TAG = "admin"
 _api_key = APIKeyHeader(
     name="X-API-Key",
     auto_error=False,
-    description="the admin key, CREDITOPS_API_KEY",
+    description="the admin key: CREDITOPS_API_KEY, or the one `creditops serve` printed",
 )
 
 
@@ -49,11 +49,10 @@ MetricsDep = Annotated[ServiceMetrics, Depends(metrics_of)]
 def require_api_key(
     settings: SettingsDep, given: Annotated[str | None, Security(_api_key)]
 ) -> None:
-    """Admin endpoints: the X-API-Key header must match CREDITOPS_API_KEY."""
-    expected = settings.api_key
-    if expected is None:
+    """Admin endpoints: the X-API-Key header must be an admin key (see serving.access)."""
+    if not admin_key_configured(settings):
         raise HTTPException(403, "admin endpoints are disabled: set CREDITOPS_API_KEY")
-    if not secrets.compare_digest((given or "").encode(), expected.encode()):
+    if role_of(settings, given) is not Role.admin:
         raise HTTPException(401, "missing or wrong X-API-Key")
 
 

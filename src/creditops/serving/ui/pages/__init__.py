@@ -1,0 +1,7 @@
+"""The dashboard's pages, one module each; :data:`ROUTERS` is every router, in menu order."""
+
+from fastapi import APIRouter
+
+from creditops.serving.ui.pages import login, overview
+
+ROUTERS: tuple[APIRouter, ...] = (login.router, overview.router)

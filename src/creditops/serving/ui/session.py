@@ -1,0 +1,137 @@
+"""The dashboard's session: a signed cookie that says who logged in, and the CSRF token every
+form and htmx request must echo.
+
+The cookie holds the role and a digest of the key that logged in (never the key), signed with
+``CREDITOPS_SESSION_SECRET`` or a random secret kept in ``CREDITOPS_HOME`` (so every worker of
+one server accepts it). The role is re-checked against the current keys on every request, so
+a key removed from the configuration, or a one-time key replaced by a restart, ends its
+sessions at once. A visitor who has not logged in gets an anonymous session too: the login
+form needs its CSRF token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fastapi import Request, Response
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+from creditops.config import Settings
+from creditops.serving.access import Role, role_of_digest
+
+__all__ = ["COOKIE", "CSRF_FIELD", "CSRF_HEADER", "Session", "read_session", "save_session"]
+
+COOKIE = "creditops_session"
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "X-CSRF-Token"
+_SALT = "creditops.ui.session"
+
+
+@dataclass
+class Session:
+    """Who is looking (role None: nobody logged in) and this session's CSRF token."""
+
+    role: Role | None = None
+    key_digest: str | None = None
+    csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    changed: bool = True  # a cookie must be (re)written with the response
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role is Role.admin
+
+    def log_in(self, key: str, role: Role) -> None:
+        self.role = role
+        self.key_digest = hashlib.sha256(key.encode()).hexdigest()
+        self.csrf = secrets.token_urlsafe(32)  # a new token after login: no fixation
+        self.changed = True
+
+    def log_out(self) -> None:
+        self.role = None
+        self.key_digest = None
+        self.csrf = secrets.token_urlsafe(32)
+        self.changed = True
+
+    def csrf_matches(self, given: str | None) -> bool:
+        return bool(given) and secrets.compare_digest(given.encode(), self.csrf.encode())
+
+
+def _secret(settings: Settings) -> str:
+    if settings.session_secret is not None:
+        return settings.session_secret
+    path = settings.home / "secrets" / "session-secret"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:  # O_EXCL: workers starting together agree on the first one written
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return _wait_for(path)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+def _wait_for(path: Path) -> str:
+    for _ in range(100):
+        text = path.read_text().strip()
+        if text:
+            return text
+        os.sched_yield()
+    raise RuntimeError(f"{path} is empty")
+
+
+def _serializer(request: Request) -> URLSafeTimedSerializer:
+    state = request.app.state
+    serializer = getattr(state, "session_serializer", None)
+    if serializer is None:
+        serializer = URLSafeTimedSerializer(_secret(state.settings), salt=_SALT)
+        state.session_serializer = serializer
+    return serializer
+
+
+def read_session(request: Request) -> Session:
+    """The request's session (read once per request), anonymous when the cookie is missing,
+    forged, expired or names a key that no longer grants a role."""
+    cached = getattr(request.state, "ui_session", None)
+    if cached is not None:
+        return cached
+    settings: Settings = request.app.state.settings
+    session = Session()
+    raw = request.cookies.get(COOKIE)
+    if raw:
+        try:
+            data = _serializer(request).loads(raw, max_age=int(settings.session_hours * 3600))
+        except BadSignature:
+            data = None
+        if isinstance(data, dict) and isinstance(data.get("c"), str):
+            digest = data.get("k")
+            role = role_of_digest(settings, digest) if isinstance(digest, str) else None
+            session = Session(role=role, key_digest=digest if role else None, csrf=data["c"])
+            session.changed = role is None and digest is not None
+    request.state.ui_session = session
+    return session
+
+
+def save_session(request: Request, response: Response) -> None:
+    """Write the session cookie when it changed: HttpOnly, SameSite=Strict, Secure over https."""
+    session = read_session(request)
+    if not session.changed:
+        return
+    settings: Settings = request.app.state.settings
+    value = _serializer(request).dumps({"k": session.key_digest, "c": session.csrf})
+    response.set_cookie(
+        COOKIE,
+        value,
+        max_age=int(settings.session_hours * 3600),
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
