@@ -32,7 +32,6 @@ from creditops.evaluation.business import (
     ScoreScale,
     amounts_from,
     business_report,
-    default_economics,
     policy_outcome,
 )
 from creditops.evaluation.counterfactual import Counterfactual, counterfactual
@@ -79,10 +78,11 @@ class EvaluationConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    economics: Economics | None = None  # default: the data's amount column, see _economics
-    scale: ScoreScale = Field(default_factory=ScoreScale)
+    # Default: the economics and score scale stored in the version's policy, so the review
+    # reports the figures the policy was chosen on; set them to ask "what if".
+    economics: Economics | None = None
+    scale: ScoreScale | None = None
     fairness: FairnessConfig = Field(default_factory=FairnessConfig)
-    refer_width: float = Field(default=0.10, ge=0.0, le=1.0)
     n_boot: int = Field(default=1000, ge=50, le=20000)
     mitigation: bool = True
     seed: int = 0
@@ -170,7 +170,7 @@ def evaluate_loaded(
     loaded: ReviewedModel,
     data: VersionData,
     *,
-    policy: DecisionPolicy | None = None,
+    policy: DecisionPolicy,
     config: EvaluationConfig | None = None,
     candidates: list[dict[str, Any]] | None = None,
     selection: str | None = None,
@@ -178,9 +178,8 @@ def evaluate_loaded(
 ) -> Evaluation:
     """Run every review on a loaded version and its stored data.
 
-    ``policy``: the version's stored decision policy, which the review reports on; without one
-    (a model not registered yet) the policy is derived from the validation split as registration
-    would derive it."""
+    ``policy``: the version's stored decision policy, which the review reports on (it is made
+    once, at registration: see :mod:`creditops.registry.policy`)."""
     config = config or EvaluationConfig()
     spec, model = loaded.spec, loaded.model
     train_frame, y_train = data.part("train", spec)
@@ -189,7 +188,7 @@ def evaluate_loaded(
     X_train, X_val, X_test = (f[spec.features] for f in (train_frame, val_frame, test_frame))
     p_val = model.predict_proba(X_val)[:, 1]
     p_test = model.predict_proba(X_test)[:, 1]
-    economics = config.economics or default_economics(spec, data.frame)
+    economics = config.economics or policy.economics
     amounts_val = amounts_from(val_frame, economics)
     amounts_test = amounts_from(test_frame, economics)
 
@@ -198,8 +197,7 @@ def evaluate_loaded(
         p_val,
         amounts_val,
         economics,
-        config.scale,
-        refer_width=config.refer_width,
+        config.scale or policy.scale,
         policy=policy,
     )
     policy = business.policy
