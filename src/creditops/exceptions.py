@@ -30,10 +30,6 @@ class ModelNotFoundError(CreditOpsError):
     """No registered model matches the requested name, version or alias."""
 
 
-class TrainingError(CreditOpsError):
-    """Training could not produce a usable model."""
-
-
 class NotFittedError(CreditOpsError):
     """A monitoring calculator was asked to ``calculate`` before ``fit``: there is no
     reference to compare the current data with."""

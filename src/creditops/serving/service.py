@@ -168,8 +168,11 @@ class ServedModel:
         return float(self.probabilities([record])[0])
 
 
-def build_served_model(settings: Settings, ref: str = CHAMPION) -> ServedModel:
-    """Load a version with its policy and reference data, compile it, and check it."""
+def build_served_model(
+    settings: Settings, ref: str = CHAMPION, *, current: ServedModel | None = None
+) -> ServedModel:
+    """Load a version with its policy and reference data, compile it, and check it (against
+    ``current``, the version it would replace, when there is one)."""
     loaded = load_model(settings, ref)
     # Stored at registration and read here; only a version registered by an older creditops
     # gets it written, once, by the first process that meets it (see registry.policy).
@@ -188,7 +191,7 @@ def build_served_model(settings: Settings, ref: str = CHAMPION) -> ServedModel:
         loaded_at=datetime.now(UTC).isoformat(timespec="seconds"),
         reason_map=reason_map_for(spec),
     )
-    check_served_model(served)
+    check_served_model(served, current)
     return served
 
 
@@ -225,14 +228,12 @@ class DecisionService:
         settings: Settings,
         log: PredictionLog,
         *,
-        reason_map: ReasonMap | None = None,
         on_decision: Any = None,
         on_swap: Any = None,
         on_feedback: Callable[[str, int], None] | None = None,
     ) -> None:
         self.settings = settings
         self.log = log
-        self.reasons = reason_map  # None: each version's own spec words its reasons
         self._served: ServedModel | None = None
         self._swap = threading.Lock()
         self._promoting = threading.Lock()
@@ -259,8 +260,7 @@ class DecisionService:
         """Build and check ``ref`` fully, then serve it; on any failure the old one keeps
         serving and the error says why."""
         with self._swap:
-            candidate = build_served_model(self.settings, ref)
-            check_served_model(candidate, self._served)
+            candidate = build_served_model(self.settings, ref, current=self._served)
             self._served = candidate
             _settle_heap()
         if self._on_swap is not None:
@@ -321,7 +321,7 @@ class DecisionService:
             "shap": local.model_dump(mode="json"),
             "reasons": [
                 r.model_dump(mode="json")
-                for r in reason_codes(local, served.spec, self.reasons or served.reason_map)
+                for r in reason_codes(local, served.spec, served.reason_map)
             ],
             "lime": explain_lime(
                 served.loaded.model, served.reference[served.spec.features], frame, served.spec
@@ -447,7 +447,7 @@ class DecisionService:
                 )
                 for r in codes
             ]
-            for codes in served.reason_codes_many(features, self.reasons)
+            for codes in served.reason_codes_many(features)
         ]
 
     def _decision(
