@@ -35,6 +35,12 @@ class NotFittedError(CreditOpsError):
     reference to compare the current data with."""
 
 
+class InsufficientDataError(CreditOpsError):
+    """A monitoring check cannot judge the data it was given (too few decisions, no outcomes
+    yet, nothing to compare). The monitor job reports that check as skipped, with this message
+    as the reason, and runs the others: no data is not a finding, and not a crash either."""
+
+
 class ModelStructureError(CreditOpsError, TypeError):
     """A fitted model is not the calibrated-or-plain preprocessing pipeline creditops expects."""
 

@@ -23,12 +23,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import ValidationError
 
 from creditops.exceptions import AlertStoreError
-from creditops.monitoring.alerts import (
-    AlertDispatcher,
-    AlertsConfig,
-    MonitorGauges,
-    threshold_alert,
-)
+from creditops.monitoring.alerts import AlertDispatcher, AlertsConfig
+from creditops.monitoring.gauges import MonitorGauges
 from creditops.store.alerts import AlertStore
 from helpers import make_alert
 
@@ -109,38 +105,6 @@ def closed_port_url() -> str:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return f"http://127.0.0.1:{port}/hooks/secret-token"
-
-
-def test_threshold_alert_levels_and_directions() -> None:
-    drift = dict(warning=0.5, critical=0.7)
-    assert threshold_alert("data_drift", "drift_share", 0.3, **drift) is None
-    warning = threshold_alert("data_drift", "drift_share", 0.5, **drift)
-    assert warning is not None
-    assert (warning.level, warning.threshold) == ("warning", 0.5)
-    critical = threshold_alert("data_drift", "drift_share", 0.7, **drift, model_version="3")
-    assert critical is not None
-    assert critical.level == "critical"
-    assert critical.value == 0.7
-    assert critical.message == "drift_share is 0.7, at or above the critical threshold 0.7"
-    assert critical.model_version == "3"
-
-    # Lower is worse: the four-fifths rule presumes adverse impact *below* 0.8.
-    fair = dict(critical=0.8, higher_is_worse=False)
-    assert threshold_alert("fairness", "disparate_impact_ratio", 0.8, **fair) is None
-    adverse = threshold_alert(
-        "fairness",
-        "disparate_impact_ratio",
-        0.62,
-        **fair,
-        message="approval rate ratio {value:.2f} for Age is below {threshold}",
-    )
-    assert adverse is not None
-    assert adverse.level == "critical"
-    assert adverse.message == "approval rate ratio 0.62 for Age is below 0.8"
-
-    # No figure is no finding.
-    assert threshold_alert("performance", "roc_auc", None, warning=0.7) is None
-    assert threshold_alert("performance", "roc_auc", float("nan"), warning=0.7) is None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -310,9 +274,8 @@ def test_gauges_hold_the_monitored_figures() -> None:
         methods={"Income": "psi", "Home": "chi2"},
     )
     gauges.set_prediction_drift(0.27)
-    gauges.set_performance(
-        realised_auc=0.71, estimated_auc=0.74, reference_auc=0.80, labelled_rows=812
-    )
+    gauges.set_realised_performance(realised_auc=0.71, reference_auc=0.80, labelled_rows=812)
+    gauges.set_estimated_performance(0.74)
     gauges.set_fairness({"Age": 0.72, "Marital": 0.93})
     gauges.set_model("credit-default", "3")
     gauges.mark_run(datetime(2025, 6, 1, 9, 0, tzinfo=UTC), duration_s=4.5)
@@ -334,7 +297,8 @@ def test_gauges_hold_the_monitored_figures() -> None:
 
     # The next run: a feature and an attribute gone, no outcomes yet, a new version.
     gauges.set_drift(0.0, {"Income": False})
-    gauges.set_performance(estimated_auc=0.78, reference_auc=0.80)
+    gauges.set_realised_performance(realised_auc=None, reference_auc=0.80, labelled_rows=0)
+    gauges.set_estimated_performance(0.78)
     gauges.set_fairness({"Marital": 0.95})
     gauges.set_model("credit-default", "4")
     assert value("creditops_feature_drift", {"feature": "Debt"}) is None

@@ -14,6 +14,7 @@ from creditops.monitoring.base import (
     Flag,
     Level,
     Result,
+    alert_checks,
     available_calculators,
     get_calculator,
     register_calculator,
@@ -26,7 +27,6 @@ class MeanShift(Result):
     flags: list[Flag]
 
 
-@register_calculator("toy_mean_shift")
 class MeanShiftCalculator(Calculator[MeanShift]):
     """A check in one class: how far the mean of ``x`` moved from the reference's."""
 
@@ -52,6 +52,12 @@ class MeanShiftCalculator(Calculator[MeanShift]):
         return MeanShift(shift=shift, flags=flags)
 
 
+@pytest.fixture(autouse=True)
+def toy_registered(scoped_registry: None) -> None:
+    """The toy check, registered for one test only (see ``scoped_registry``)."""
+    register_calculator("toy_mean_shift")(MeanShiftCalculator)
+
+
 def test_calculate_before_fit_raises_one_error_for_every_check() -> None:
     for name in ("toy_mean_shift", "data_drift", "performance"):
         with pytest.raises(NotFittedError, match="before fit"):
@@ -60,6 +66,8 @@ def test_calculate_before_fit_raises_one_error_for_every_check() -> None:
 
 def test_a_registered_toy_calculator_raises_alerts_through_the_generic_path() -> None:
     assert {"toy_mean_shift", "data_drift", "performance"} <= set(available_calculators())
+    # The registry is the one list of checks: the toy's alert check joins it by registering.
+    assert {"toy_mean_shift", "data_drift", "prediction_drift", "fairness"} <= set(alert_checks())
     calculator = get_calculator("toy_mean_shift")().fit(pd.DataFrame({"x": [0.0, 1.0, 2.0]}))
     result = calculator.calculate(pd.DataFrame({"x": [3.0, 4.0, 5.0]}))
     assert result.to_dict()["flags"][0]["level"] == "critical"

@@ -10,12 +10,16 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from creditops.monitoring.estimated import (
-    auc_sampling_components,
-    auc_sampling_error,
+    EstimatedPerformanceCalculator,
     expected_confusion_matrix,
     expected_roc_auc,
 )
-from creditops.monitoring.performance import PerformanceCalculator, PerformanceConfig
+from creditops.monitoring.performance import (
+    PerformanceCalculator,
+    auc_sampling_components,
+    auc_sampling_error,
+)
+from creditops.monitoring.windows import PerformanceConfig
 from decision_frames import MONDAY, calibrated, decision_frame
 
 # --------------------------------------------------------------------------- estimators
@@ -58,14 +62,16 @@ def test_auc_sampling_error_matches_the_spread_over_chunks() -> None:
 
 
 def test_cbpe_estimate_is_right_on_calibrated_data_and_off_on_miscalibrated(
-    calculator: PerformanceCalculator,
+    calculator: PerformanceCalculator, estimator: EstimatedPerformanceCalculator
 ) -> None:
     proba, y = calibrated(20_000, seed=4)
-    result = calculator.calculate(decision_frame(proba, y))
-    (window,) = result.windows
+    frame = decision_frame(proba, y)
+    (window,) = estimator.calculate(frame).windows
+    (realised,) = calculator.calculate(frame).windows
     est = window.estimated
-    assert window.realised.status == "ok"
-    assert est.band_low < window.realised.roc_auc < est.band_high
+    assert window.realised_status == realised.realised.status == "ok"
+    assert est.realised_roc_auc == pytest.approx(realised.realised.roc_auc)
+    assert est.band_low < realised.realised.roc_auc < est.band_high
     assert est.realised_within_band is True
     assert abs(est.estimate_error) < 3 * est.sampling_error
     assert est.expected_default_rate == pytest.approx(y.mean(), abs=0.01)
@@ -73,7 +79,7 @@ def test_cbpe_estimate_is_right_on_calibrated_data_and_off_on_miscalibrated(
     # Outcomes much less predictable than the probabilities claim (true PD flattened).
     rng = np.random.default_rng(5)
     flat = rng.binomial(1, 0.5 * proba + 0.15)
-    (window,) = calculator.calculate(decision_frame(proba, flat)).windows
+    (window,) = estimator.calculate(decision_frame(proba, flat)).windows
     assert window.estimated.realised_within_band is False
     assert window.estimated.estimate_error < -3 * window.estimated.sampling_error
 
@@ -83,8 +89,10 @@ def test_miscalibrated_reference_is_recalibrated_when_auto() -> None:
     proba = rng.beta(2.0, 5.0, 30_000)
     truth = rng.binomial(1, np.clip(1.6 * proba, 0, 1))  # the model underestimates risk
     ref, cur = slice(0, 10_000), slice(10_000, None)
-    auto = PerformanceCalculator(PerformanceConfig(window=None)).fit(truth[ref], proba[ref])
-    never = PerformanceCalculator(PerformanceConfig(window=None, recalibrate="never")).fit(
+    auto = EstimatedPerformanceCalculator(PerformanceConfig(window=None)).fit(
+        truth[ref], proba[ref]
+    )
+    never = EstimatedPerformanceCalculator(PerformanceConfig(window=None, recalibrate="never")).fit(
         truth[ref], proba[ref]
     )
     assert auto.reference_.well_calibrated is False
@@ -98,21 +106,23 @@ def test_miscalibrated_reference_is_recalibrated_when_auto() -> None:
     )
     assert any("recalibrated" in note for note in fixed.notes)
     # Miscalibration shows in the realised figures as an under-estimated risk.
-    calibration = [f for f in raw.flags if f.metric == "calibration_gap"]
+    realised = PerformanceCalculator(PerformanceConfig(window=None)).fit(truth[ref], proba[ref])
+    assert realised.reference_.recalibrated is True  # one reference, fitted the same way
+    calibration = [f for f in realised.calculate(frame).flags if f.metric == "calibration_gap"]
     assert [f.check for f in calibration] == ["performance"]
     assert "underestimates risk" in calibration[0].message
 
 
 def test_estimated_drop_is_flagged_before_outcomes_arrive(
-    calculator: PerformanceCalculator,
+    estimator: EstimatedPerformanceCalculator,
 ) -> None:
     rng = np.random.default_rng(7)
     good = decision_frame(rng.beta(2.0, 5.0, 1000), None)
     # Probabilities bunched around 0.3: the model can no longer tell applicants apart.
     bunched = decision_frame(rng.uniform(0.25, 0.35, 1000), None, start=MONDAY + timedelta(days=7))
-    result = calculator.calculate(pd.concat([good, bunched], ignore_index=True))
+    result = estimator.calculate(pd.concat([good, bunched], ignore_index=True))
     first, second = result.windows
-    assert first.realised.status == second.realised.status == "insufficient data"
+    assert first.realised_status == second.realised_status == "insufficient data"
     assert first.estimated.auc_drop_relative < 0.05
     assert second.estimated.roc_auc < 0.6
     (flag,) = result.flags

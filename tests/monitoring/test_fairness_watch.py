@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from creditops.monitoring.fairness_watch import approval_fairness
-from creditops.monitoring.performance import PerformanceCalculator, PerformanceConfig
+from creditops.monitoring.fairness_watch import FairnessCalculator, approval_fairness
+from creditops.monitoring.windows import PerformanceConfig
 from decision_frames import decision_frame
 
 # --------------------------------------------------------------------------- fairness
@@ -27,9 +27,9 @@ def _fairness_frame(rate_a: float, rate_b: float, n: int = 400, small: int = 0) 
     return frame
 
 
-def test_half_the_approval_rate_flags_disparate_impact(calculator: PerformanceCalculator) -> None:
-    result = calculator.calculate(_fairness_frame(0.8, 0.4))
-    group = next(a for a in result.windows[0].fairness if a.attribute == "Group")
+def test_half_the_approval_rate_flags_disparate_impact(fairness: FairnessCalculator) -> None:
+    result = fairness.calculate(_fairness_frame(0.8, 0.4))
+    group = next(a for a in result.windows[0].attributes if a.attribute == "Group")
     rates = {g.group: g.approval_rate for g in group.groups}
     assert rates == {"A": 0.8, "B": 0.4}
     assert group.disparate_impact_ratio == pytest.approx(0.5)
@@ -44,10 +44,10 @@ def test_half_the_approval_rate_flags_disparate_impact(calculator: PerformanceCa
 
 
 def test_equal_rates_do_not_flag_and_small_groups_are_too_small(
-    calculator: PerformanceCalculator,
+    fairness: FairnessCalculator,
 ) -> None:
-    result = calculator.calculate(_fairness_frame(0.6, 0.6, small=20))
-    group = next(a for a in result.windows[0].fairness if a.attribute == "Group")
+    result = fairness.calculate(_fairness_frame(0.6, 0.6, small=20))
+    group = next(a for a in result.windows[0].attributes if a.attribute == "Group")
     status = {g.group: g.status for g in group.groups}
     assert status == {"A": "judged", "B": "judged", "C": "too small to judge"}
     assert group.judged_groups == ["A", "B"]
@@ -59,8 +59,8 @@ def test_disparate_impact_between_warning_and_critical_is_a_warning() -> None:
     frame = _fairness_frame(0.8, 0.56)
     (group,) = approval_fairness(frame, {"Group": "Group"}, min_group=30)
     assert 0.6 < group.disparate_impact_ratio < 0.8
-    calc = PerformanceCalculator(PerformanceConfig(protected=["Group"], window=None))
-    result = calc.fit(reference_metrics={"roc_auc": 0.8}).calculate(frame)
+    calc = FairnessCalculator(PerformanceConfig(protected=["Group"], window=None))
+    result = calc.fit().calculate(frame)
     (flag,) = [f for f in result.flags if f.check == "fairness"]
     assert flag.level == "warning"
     assert flag.threshold == 0.8
@@ -74,6 +74,6 @@ def test_a_low_ratio_on_small_groups_needs_significance_to_flag() -> None:
     strict = PerformanceConfig(protected=["Group"], window=None, min_estimation_rows=10)
     loose = strict.model_copy(update={"di_alpha": None})
     for config, expected in ((strict, 0), (loose, 1)):
-        calc = PerformanceCalculator(config).fit(reference_metrics={"roc_auc": 0.7})
+        calc = FairnessCalculator(config).fit()
         flags = [f for f in calc.calculate(frame).flags if f.check == "fairness"]
         assert len(flags) == expected

@@ -1,6 +1,7 @@
 """The monitor job on a real store and a real decision log: a window like the training data
 raises no drift alert; a shifted one raises the data-drift alert, stores it, records the run,
-writes the gauges for Prometheus and posts the webhook."""
+writes the gauges for Prometheus and posts the webhook. A check registered anywhere is run
+like the built-in ones, and one that cannot judge the window is skipped, with its reason."""
 
 from __future__ import annotations
 
@@ -13,13 +14,26 @@ from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
+import pandas as pd
 import pytest
+from pydantic import BaseModel, ConfigDict
 from typer.testing import CliRunner
 
 from creditops.cli import app
 from creditops.config import Settings, reset_settings
 from creditops.data.datasets import load_builtin
-from creditops.monitoring.monitor import MonitorConfig, run_monitor
+from creditops.exceptions import InsufficientDataError
+from creditops.monitoring.base import (
+    Calculator,
+    Flag,
+    Level,
+    Reference,
+    Result,
+    get_calculator,
+    register_calculator,
+)
+from creditops.monitoring.gauges import MonitorGauges
+from creditops.monitoring.monitor import MonitorConfig, monitor_config, run_monitor
 from creditops.registry import load_model
 from creditops.store.alerts import AlertStore
 from creditops.store.predlog import PredictionLog, PredictionRecord
@@ -198,11 +212,11 @@ def test_scheduled_runs_reuse_the_champions_reference_until_it_changes(store, tr
     from creditops.monitoring.monitor import _champion_reference
     from creditops.registry import promote, register_model
 
-    loaded, reference = _champion_reference(store)
+    _, reference = _champion_reference(store)
     assert _champion_reference(store)[1] is reference  # same version: nothing reloaded
-    config = MonitorConfig()
-    fitted = reference.drift_calculator(config.drift, loaded.spec)
-    assert reference.drift_calculator(config.drift, loaded.spec) is fitted
+    drift, config = get_calculator("data_drift"), MonitorConfig().section("drift")
+    fitted = reference.calculator(drift, config)
+    assert reference.calculator(drift, config) is fitted
     _, result = trained
     other = next(c for c in result.candidates if not c.champion)
     tags = {"parent_run_id": result.parent_run_id, "candidate": other.name, "seed": 42}
@@ -228,3 +242,120 @@ def test_a_run_with_outcomes_records_its_realised_auc(store):
     assert run.id == report.run_id
     # Every decision was logged with probability 0.2: no ranking, an AUC of exactly 0.5.
     assert run.realised_roc_auc == pytest.approx(0.5)
+
+
+# --------------------------------------------------------------------------- checks from anywhere
+
+
+class VolumeConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    min_decisions: int = 50
+
+
+class Volume(Result):
+    decisions: int
+    reference_rows: int
+    flags: list[Flag]
+
+
+class VolumeCalculator(Calculator[Volume]):
+    """A check defined only here: too few decisions in the window is a warning."""
+
+    config_section = "volume"
+    config_model = VolumeConfig
+
+    def __init__(self, config: VolumeConfig | None = None) -> None:
+        self.config = config or VolumeConfig()
+
+    @classmethod
+    def for_monitor(cls, reference: Reference, config: BaseModel | None = None) -> VolumeCalculator:
+        return cls(config if isinstance(config, VolumeConfig) else None).fit(reference)
+
+    def _fit(self, reference: Reference) -> None:
+        self.reference_rows_ = len(reference.labels)
+
+    def _calculate(self, frame: pd.DataFrame) -> Volume:
+        flags = []
+        if len(frame) < self.config.min_decisions:
+            flags.append(
+                Flag(
+                    check="volume",
+                    kind="few_decisions",
+                    level=Level.WARNING,
+                    metric="decisions",
+                    value=len(frame),
+                    threshold=self.config.min_decisions,
+                    message=f"only {len(frame)} decisions in the window",
+                )
+            )
+        return Volume(decisions=len(frame), reference_rows=self.reference_rows_, flags=flags)
+
+    def run_figures(self, result: Volume) -> dict[str, int]:
+        return {"volume_decisions": result.decisions}
+
+
+class OutcomesCalculator(Calculator[Volume]):
+    """A check defined only here that needs outcomes, and has none to judge."""
+
+    def _fit(self, reference: Reference) -> None:
+        pass
+
+    def _calculate(self, frame: pd.DataFrame) -> Volume:
+        if frame["outcome"].notna().sum() == 0:
+            raise InsufficientDataError("no outcome is known yet")
+        raise AssertionError("every outcome in these tests is unknown")
+
+
+def test_a_check_registered_anywhere_runs_and_its_flags_become_alerts(
+    store, scoped_registry, tmp_path
+):
+    register_calculator("volume")(VolumeCalculator)
+    frame, _ = load_builtin("credit_data")
+    _log_decisions(store, frame.sample(300, random_state=6).reset_index(drop=True))
+    # Its config section is part of the monitoring YAML from the moment it is registered.
+    path = tmp_path / "monitoring.yaml"
+    path.write_text("volume: {min_decisions: 1000}\nmonitor: {window_hours: 24}\n")
+    config = monitor_config(Settings(home=store.home, monitoring_config=path))
+    gauges = MonitorGauges()
+
+    report = run_monitor(store, config=config, gauges=gauges)
+
+    check = report.checks["volume"]
+    assert (check.status, check.level) == ("ran", "warning")
+    assert check.result["reference_rows"] > 0  # fitted on the champion's reference
+    (alert,) = [a for a in report.alerts if a["check"] == "volume"]
+    assert (alert["level"], alert["value"], alert["threshold"]) == ("warning", 300, 1000)
+    assert alert["message"] == "only 300 decisions in the window"
+    with AlertStore.from_settings(store) as alerts:
+        (stored,) = alerts.recent(run_id=report.run_id, check="volume")
+        (run,) = alerts.runs()
+    assert str(stored.id) == alert["id"]
+    assert run.summary["volume_decisions"] == 300
+    assert run.drift_level is not None  # the built-in checks ran beside it
+    assert gauges.registry.get_sample_value("creditops_alert_level", {"check": "volume"}) == 1
+    assert {"data_drift", "performance", "estimated_performance", "fairness"} <= set(report.checks)
+
+
+def test_a_check_that_cannot_judge_the_window_is_skipped_with_its_reason(store, scoped_registry):
+    register_calculator("needs_outcomes")(OutcomesCalculator)
+    frame, _ = load_builtin("credit_data")
+    _log_decisions(store, frame.sample(300, random_state=7).reset_index(drop=True))
+    # 300 decisions: too few for drift at min_rows 1000, enough for the others.
+    report = run_monitor(store, config=MonitorConfig(min_rows=1000))
+
+    skipped = {name: c.reason for name, c in report.checks.items() if c.status == "skipped"}
+    assert skipped == {
+        "needs_outcomes": "no outcome is known yet",
+        "data_drift": "300 decision(s) (decisions of the last 168 hours); drift is judged on at "
+        "least 1000",
+    }
+    assert "needs_outcomes skipped: no outcome is known yet" in report.notes
+    assert report.drift is None
+    assert report.checks["performance"].status == "ran"
+    assert report.performance == report.checks["performance"].result
+    assert not [a for a in report.alerts if a["check"] in ("needs_outcomes", "data_drift")]
+    with AlertStore.from_settings(store) as alerts:
+        (run,) = alerts.runs()
+    assert run.id == report.run_id
+    assert (run.drift_level, run.drift_share, run.prediction_psi) == (None, None, None)

@@ -14,12 +14,14 @@ from pydantic import ValidationError
 from sklearn.metrics import roc_auc_score
 
 from creditops.exceptions import ConfigurationError, NotFittedError
+from creditops.monitoring.estimated import EstimatedPerformanceCalculator
+from creditops.monitoring.fairness_watch import FairnessCalculator
 from creditops.monitoring.performance import (
     PerformanceCalculator,
-    PerformanceConfig,
     PerformanceResult,
     reference_metrics_from_tags,
 )
+from creditops.monitoring.windows import PerformanceConfig
 from creditops.store.predlog import PredictionLog, PredictionRecord
 from decision_frames import MONDAY, calibrated, decision_frame
 
@@ -49,9 +51,9 @@ def test_realised_performance_from_a_real_prediction_log(tmp_path: Path) -> None
     rng = np.random.default_rng(8)
     ref_proba, ref_y = calibrated(4000, seed=9)
     test_auc = roc_auc_score(ref_y, ref_proba)
-    calc = PerformanceCalculator(PerformanceConfig(window="7D", min_labelled_rows=200)).fit(
-        ref_y, ref_proba, reference_metrics={"test_roc_auc": str(test_auc)}
-    )
+    config = PerformanceConfig(window="7D", min_labelled_rows=200)
+    tags = {"test_roc_auc": str(test_auc)}
+    calc = PerformanceCalculator(config).fit(ref_y, ref_proba, reference_metrics=tags)
     weeks = [rng.beta(2.0, 5.0, 400) for _ in range(3)]
     with PredictionLog(f"sqlite:///{tmp_path}/predictions.db") as log:
         ids = [_log_week(log, p, MONDAY + timedelta(days=7 * k)) for k, p in enumerate(weeks)]
@@ -87,12 +89,19 @@ def test_realised_performance_from_a_real_prediction_log(tmp_path: Path) -> None
     assert flag.threshold == pytest.approx(test_auc * 0.9)
     assert flag.message.startswith(f"Realised ROC AUC {second.realised.roc_auc:.2f} in the week")
     assert "below the model's test AUC" in flag.message
-    # The unlabelled third week is still estimated, and is fine.
-    assert third.estimated.status == "ok"
-    assert not [f for f in result.flags if f.window_start == third.start]
+    # The unlabelled third week is still estimated, and is fine; the same windows throughout.
+    estimator = EstimatedPerformanceCalculator(config).fit(ref_y, ref_proba, reference_metrics=tags)
+    estimated = estimator.calculate(frame)
+    fairness = FairnessCalculator(config).fit().calculate(frame)
+    assert [w.start for w in estimated.windows] == [w.start for w in result.windows]
+    assert [w.start for w in fairness.windows] == [w.start for w in result.windows]
+    assert estimated.windows[2].estimated.status == "ok"
+    flags = [*result.flags, *estimated.flags, *fairness.flags]
+    assert not [f for f in flags if f.window_start == third.start]
     # Protected attributes come from the log's own column map.
-    assert {a.attribute for a in first.fairness} == {"Age", "Marital"}
-    assert [g.group for g in first.fairness[0].groups] == ["<25", "25–39", "40–59", "60+"]
+    attributes = fairness.windows[0].attributes
+    assert {a.attribute for a in attributes} == {"Age", "Marital"}
+    assert [g.group for g in attributes[0].groups] == ["<25", "25–39", "40–59", "60+"]
 
     text = json.dumps(result.to_dict(), allow_nan=False)
     assert PerformanceResult.model_validate(json.loads(text)).flags == result.flags
@@ -151,16 +160,19 @@ def test_too_few_labels_or_one_class_is_insufficient_and_never_flagged(
 def test_windows_follow_calendar_periods(calculator: PerformanceCalculator) -> None:
     proba, y = calibrated(700, seed=12)
     frame = decision_frame(proba, y, start=datetime(2026, 11, 18, tzinfo=UTC))  # a Wednesday
-    weekly = PerformanceCalculator(PerformanceConfig(window="W", min_labelled_rows=50))
-    result = weekly.fit(reference_metrics={"roc_auc": 0.7}).calculate(frame)
+    weekly = PerformanceConfig(window="W", min_labelled_rows=50)
+    result = PerformanceCalculator(weekly).fit(reference_metrics={"roc_auc": 0.7}).calculate(frame)
     assert [w.label for w in result.windows] == [
         "in the week of 2026-11-16",
         "in the week of 2026-11-23",
     ]
     assert sum(w.rows for w in result.windows) == 700
     assert result.windows[0].end == pd.Timestamp("2026-11-23", tz="UTC")
-    assert result.windows[0].estimated.sampling_error is None  # no reference predictions
-    assert any("no sampling band" in note for note in result.notes)
+    assert result.windows[0].realised.sampling_error is None  # no reference predictions
+    estimator = EstimatedPerformanceCalculator(weekly).fit(reference_metrics={"roc_auc": 0.7})
+    estimated = estimator.calculate(frame)
+    assert estimated.windows[0].estimated.sampling_error is None
+    assert any("no sampling band" in note for note in estimated.notes)
 
 
 def test_config_and_fit_refuse_what_cannot_work() -> None:

@@ -20,7 +20,7 @@ import yaml
 from prometheus_client import CollectorRegistry
 from prometheus_client.metrics import MetricWrapperBase
 
-from creditops.monitoring.alerts import MonitorGauges
+from creditops.monitoring.gauges import MonitorGauges
 from creditops.serving.prometheus import ServiceMetrics
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"

@@ -11,6 +11,7 @@ import pytest
 
 from creditops.config import Settings
 from creditops.data.datasets import load_builtin
+from creditops.evaluation.fairness import four_fifths_verdict
 from creditops.exceptions import RetrainInProgressError
 from creditops.registry import get_version
 from creditops.retraining import (
@@ -82,6 +83,17 @@ def test_gates_pass_and_fail_on_their_own_figures():
         champion, _scores(0.82, 0.14, {"Age": 0.75}), 400, RetrainConfig(fairness="pass")
     )
     assert [g.name for g in strict if not g.passed] == ["fairness"]
+
+
+@pytest.mark.parametrize("ratio", [0.5, 0.79, 0.7999, 0.8, 0.81, 1.0])
+def test_the_pass_gate_reads_the_one_four_fifths_verdict(ratio: float):
+    champion = _scores(0.80, 0.150, {"Age": 0.9})
+    gates = evaluate_gates(
+        champion, _scores(0.80, 0.150, {"Age": ratio}), 400, RetrainConfig(fairness="pass")
+    )
+    (fairness,) = [g for g in gates if g.name == "fairness"]
+    assert fairness.passed == (four_fifths_verdict(ratio) == "no adverse impact presumed")
+    assert four_fifths_verdict(None) == "not assessable"
 
 
 @pytest.fixture

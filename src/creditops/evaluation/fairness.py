@@ -20,9 +20,10 @@ Groups too small to judge (fewer than ``min_group_size`` rows, or fewer than
 ``min_group_defaults`` defaulters or ``min_group_goods`` goods) are listed and flagged but left
 out of every between-group measure and verdict: a ratio on a dozen rows is noise, not evidence.
 
-Approval rate by group, the ratio to the most approved group and the four-fifths verdict have
-one home, :func:`approval_rates`: this report, the monitoring of decisions over time and the
-retraining fairness gate all read them from there, so the three cannot disagree.
+Approval rate by group and the ratio to the most approved group have one home,
+:func:`approval_rates`, and the four-fifths verdict one function, :func:`four_fifths_verdict`:
+this report, the monitoring of decisions over time and the retraining fairness gate all read
+them from there, so the three cannot disagree.
 
 The gate that judges a report against a lender's limits lives in
 :mod:`creditops.evaluation.gate`; what parity would cost, in :mod:`creditops.evaluation.mitigation`.
@@ -195,6 +196,17 @@ class ApprovalRates(BaseModel):
     verdict: Verdict
 
 
+def four_fifths_verdict(disparate_impact_ratio: float | None) -> Verdict:
+    """The four-fifths rule on a disparate impact ratio: below :data:`FOUR_FIFTHS` adverse
+    impact is presumed; without a ratio (fewer than two judged groups, none approved) the
+    verdict is "not assessable". The one place the rule is applied."""
+    if disparate_impact_ratio is None:
+        return "not assessable"
+    if disparate_impact_ratio < FOUR_FIFTHS:
+        return "adverse impact presumed"
+    return "no adverse impact presumed"
+
+
 def approval_rates(
     approved: Any,
     groups: pd.Series,
@@ -205,7 +217,7 @@ def approval_rates(
 ) -> ApprovalRates:
     """Approval rate per group (fairlearn's ``selection_rate``), each group's ratio to the most
     approved one and the disparate impact ratio (``demographic_parity_ratio``) over the judged
-    groups, with the four-fifths verdict: below :data:`FOUR_FIFTHS` adverse impact is presumed.
+    groups, with the four-fifths verdict (:func:`four_fifths_verdict`).
 
     ``approved`` is 1/True for an approved row, aligned with ``groups`` by position. Groups
     under ``min_group_size`` rows are "too small to judge"; ``not_judged`` gives other groups
@@ -262,13 +274,7 @@ def approval_rates(
             di = float(
                 demographic_parity_ratio(flags[mask], flags[mask], sensitive_features=labels[mask])
             )
-    verdict: Verdict = (
-        "not assessable"
-        if di is None
-        else "adverse impact presumed"
-        if di < FOUR_FIFTHS
-        else "no adverse impact presumed"
-    )
+    verdict = four_fifths_verdict(di)
     rows = [
         GroupApprovalRate(
             group=group,

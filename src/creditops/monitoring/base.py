@@ -4,27 +4,43 @@ on current data, returning a Result (plain JSON through ``to_dict()``) that carr
 Flags are the only thing alerting reads (:func:`creditops.monitoring.alerts.alerts_from_flags`),
 so a check needs no conversion code of its own: the alert store and the gauges see every
 check's findings the same way. Calculators are registered by name (:func:`register_calculator`).
+
+The registry is also the monitor job's list of checks: ``creditops monitor`` runs every
+registered calculator the same way, through the few hooks :class:`Calculator` defines for it
+(``for_monitor`` to fit on the monitored model's :class:`Reference`, ``calculate_current`` on a
+run's :class:`CurrentData`, ``run_figures`` and ``export`` for the run record and the gauges,
+``config_section`` for its part of the monitoring YAML). So a new check is one class and one
+registration; the job, the config file and the alert levels pick it up from here.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Generic, Self, TypeVar
+from typing import Any, ClassVar, Generic, Self, TypeVar
 
+import numpy as np
+import pandas as pd
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from creditops.exceptions import ConfigurationError, NotFittedError
+from creditops.monitoring.gauges import MonitorGauges
 from creditops.store.alerts import Level
 
 __all__ = [
     "Calculator",
+    "CurrentData",
     "Flag",
     "Level",
+    "Reference",
     "Result",
     "StrictResult",
+    "alert_checks",
     "available_calculators",
+    "calculators",
+    "config_sections",
     "get_calculator",
     "register_calculator",
     "worst_level",
@@ -94,6 +110,38 @@ class Flag(Result):
         return value
 
 
+@dataclass(frozen=True, eq=False)
+class Reference:
+    """What a monitored model is compared with, as the monitor job hands it to every check.
+
+    ``features``: its training rows (the model's features, ``numeric`` and ``categorical``);
+    ``scores`` and ``labels``: its probabilities of default on its test split and the outcomes
+    there (1 = default); ``metrics``: its recorded test figures (tags, e.g. ``test_roc_auc``);
+    ``decline_threshold``: the probability at or above which its decision policy declines.
+    Plain data, so a check needs nothing from the registry or the store to fit.
+    """
+
+    features: pd.DataFrame
+    numeric: tuple[str, ...]
+    categorical: tuple[str, ...]
+    scores: np.ndarray
+    labels: np.ndarray
+    metrics: Mapping[str, float]
+    decline_threshold: float
+
+
+@dataclass(frozen=True, eq=False)
+class CurrentData:
+    """What one monitor run judges: ``frame``, the monitored model's decisions in the columns of
+    ``PredictionLog.window`` (``created_at``, ``probability``, ``decision``, ``outcome``, the
+    features and protected attributes mapped in ``frame.attrs``); ``source``, where they came
+    from, in words; ``min_rows``, the fewest decisions on which a distribution is judged."""
+
+    frame: pd.DataFrame
+    source: str
+    min_rows: int
+
+
 R = TypeVar("R", bound=Result)
 
 
@@ -104,7 +152,22 @@ class Calculator(Generic[R]):
     needs: ``fit`` returns the calculator (so ``Calc(config).fit(ref).calculate(cur)`` reads
     as one line) and ``calculate`` refuses to run before ``fit`` with one
     :class:`~creditops.exceptions.NotFittedError`, whatever the check.
+
+    The monitor job runs every registered calculator through the hooks below; their defaults
+    suit a check whose ``_fit`` takes the :class:`Reference` and whose ``_calculate`` takes the
+    decision frame. A check that cannot judge what it is given (no outcomes yet, too few rows)
+    raises :class:`~creditops.exceptions.InsufficientDataError` from either: the job reports it
+    skipped, with the message as the reason, and runs the others.
     """
+
+    #: The section of the monitoring YAML that configures this check, and the pydantic model
+    #: it is validated with (the monitor passes the validated section to :meth:`for_monitor`).
+    #: Checks may share a section (the decision-log checks all read ``performance``).
+    config_section: ClassVar[str | None] = None
+    config_model: ClassVar[type[BaseModel] | None] = None
+    #: The alert checks this calculator's flags name (``Flag.check``); empty: the name it is
+    #: registered under. A run sets each one's alert level, 0 when it raised nothing.
+    alert_checks: ClassVar[tuple[str, ...]] = ()
 
     _fitted: bool = False
 
@@ -127,13 +190,48 @@ class Calculator(Generic[R]):
     def _calculate(self, current: Any, *args: Any, **kwargs: Any) -> R:
         raise NotImplementedError
 
+    # -- what the monitor job calls -----------------------------------------------------------
+
+    @classmethod
+    def for_monitor(cls, reference: Reference, config: BaseModel | None = None) -> Self:
+        """This check, built from its config section (``config``; None without one) and fitted
+        on the monitored model's ``reference``. The default builds it without arguments and
+        fits it on ``reference`` itself."""
+        return cls().fit(reference)
+
+    def calculate_current(self, current: CurrentData) -> R:
+        """This check on one run's decisions; the default calculates on ``current.frame``."""
+        return self.calculate(current.frame)
+
+    def flags(self, result: R) -> list[Flag]:
+        """The findings in ``result``, which the run turns into alerts: by default its ``flags``
+        field, the one every check's result carries."""
+        flags: list[Flag] = result.flags  # type: ignore[attr-defined]
+        return list(flags)
+
+    def notes(self, result: R) -> list[str]:
+        """What the run's report should say about ``result`` besides its flags (default: its
+        ``notes`` field, when it has one)."""
+        return list(getattr(result, "notes", None) or [])
+
+    def run_figures(self, result: R) -> dict[str, Any]:
+        """The headline figures the run's record keeps: a field of
+        :class:`~creditops.store.alerts.MonitorRun` by its name (``drift_share``, ...), which
+        the retraining triggers read; any other name goes to the record's ``summary``."""
+        return {}
+
+    def export(self, result: R, gauges: MonitorGauges) -> None:
+        """Set this check's own Prometheus gauges from ``result`` (its alert level is set
+        for it, from its flags)."""
+
 
 _CALCULATORS: dict[str, type[Calculator[Any]]] = {}
 C = TypeVar("C", bound=type[Calculator[Any]])
 
 
 def register_calculator(name: str) -> Callable[[C], C]:
-    """Class decorator: make a :class:`Calculator` available by ``name``."""
+    """Class decorator: make a :class:`Calculator` available by ``name``, and so one of the
+    checks every monitor run makes."""
 
     def decorator(cls: C) -> C:
         if name in _CALCULATORS and _CALCULATORS[name] is not cls:
@@ -158,3 +256,33 @@ def get_calculator(name: str) -> type[Calculator[Any]]:
 def available_calculators() -> list[str]:
     """Names of the registered calculators, sorted."""
     return sorted(_CALCULATORS)
+
+
+def calculators() -> dict[str, type[Calculator[Any]]]:
+    """Every registered calculator by name, in the order they were registered (the order a
+    monitor run makes its checks in)."""
+    return dict(_CALCULATORS)
+
+
+def alert_checks() -> tuple[str, ...]:
+    """The alert checks of every registered calculator (``Flag.check`` / ``Alert.check``):
+    the one list of what the monitor checks."""
+    names: dict[str, None] = {}
+    for name, cls in _CALCULATORS.items():
+        names.update(dict.fromkeys(cls.alert_checks or (name,)))
+    return tuple(names)
+
+
+def config_sections() -> dict[str, type[BaseModel]]:
+    """The monitoring YAML sections the registered calculators read, with their models."""
+    sections: dict[str, type[BaseModel]] = {}
+    for name, cls in _CALCULATORS.items():
+        section, model = cls.config_section, cls.config_model
+        if section is None or model is None:
+            continue
+        if sections.setdefault(section, model) is not model:
+            raise ConfigurationError(
+                f"monitoring calculator {name!r} reads section {section!r} with "
+                f"{model.__name__}, but another reads it with {sections[section].__name__}"
+            )
+    return sections

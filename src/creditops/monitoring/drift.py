@@ -25,14 +25,22 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from creditops.exceptions import ConfigurationError, DataValidationError
-from creditops.monitoring.base import Calculator, Flag, Level, Result, register_calculator
+from creditops.exceptions import ConfigurationError, DataValidationError, InsufficientDataError
+from creditops.monitoring.base import (
+    Calculator,
+    CurrentData,
+    Flag,
+    Level,
+    Reference,
+    Result,
+    register_calculator,
+)
 from creditops.monitoring.drift_methods import (
     AUTO,
     DriftMethod,
@@ -40,6 +48,7 @@ from creditops.monitoring.drift_methods import (
     get_method,
     population_stability_index,
 )
+from creditops.monitoring.gauges import MonitorGauges
 
 __all__ = [
     "DataDriftCalculator",
@@ -316,10 +325,58 @@ class DataDriftCalculator(Calculator[DataDriftResult]):
 
     >>> calc = DataDriftCalculator(DriftConfig()).fit(train, numeric=[...], categorical=[...])
     >>> result = calc.calculate(window)  # DataDriftResult
+
+    Its flags alert under two checks: ``data_drift`` (the inputs) and ``prediction_drift`` (the
+    scores); the ``drift`` section of the monitoring YAML configures it.
     """
+
+    config_section = "drift"
+    config_model = DriftConfig
+    alert_checks = ("data_drift", "prediction_drift")
 
     def __init__(self, config: DriftConfig | None = None) -> None:
         self.config = config if config is not None else DriftConfig()
+
+    # -- in a monitor run -------------------------------------------------------------------
+
+    @classmethod
+    def for_monitor(cls, reference: Reference, config: BaseModel | None = None) -> Self:
+        """Fitted on the model's training rows, and its test scores for prediction drift."""
+        calculator = cls(config if isinstance(config, DriftConfig) else None)
+        return calculator.fit(
+            reference.features,
+            list(reference.numeric),
+            list(reference.categorical),
+            reference_scores=reference.scores,
+        )
+
+    def calculate_current(self, current: CurrentData) -> DataDriftResult:
+        """The run's decisions and their scores; fewer than ``current.min_rows`` are not
+        judged (a distribution of a few dozen rows drifts by chance)."""
+        rows = len(current.frame)
+        if rows < current.min_rows:
+            raise InsufficientDataError(
+                f"{rows} decision(s) ({current.source}); drift is judged on at least "
+                f"{current.min_rows}"
+            )
+        scores = current.frame["probability"].to_numpy(dtype=float)
+        return self.calculate(current.frame, current_scores=scores)
+
+    def run_figures(self, result: DataDriftResult) -> dict[str, Any]:
+        return {
+            "drift_level": result.level,
+            "drift_share": result.drift_share,
+            "prediction_psi": None if result.prediction is None else result.prediction.psi,
+        }
+
+    def export(self, result: DataDriftResult, gauges: MonitorGauges) -> None:
+        gauges.set_drift(
+            result.drift_share,
+            {f.feature: f.drifted for f in result.features},
+            statistics={f.feature: f.statistic for f in result.features},
+            methods={f.feature: f.method for f in result.features},
+        )
+        gauges.set_prediction_drift(None if result.prediction is None else result.prediction.psi)
 
     # -- fitting ----------------------------------------------------------------------------
 

@@ -10,43 +10,50 @@ around it is the sampling error of a realised AUC at the window's size, from DeL
 variances on the reference. When outcomes arrive, the estimate on the labelled rows sits beside
 the realised figure, so a reader sees whether the estimate was right.
 
-:class:`~creditops.monitoring.performance.PerformanceCalculator` calls
-:func:`estimate_performance` once per window.
+:class:`EstimatedPerformanceCalculator` (check ``estimated_performance``) calls
+:func:`estimate_performance` once per window. It is fitted as the realised check is, on the
+model's labelled reference (placement variances, the calibration test, an isotonic
+recalibration when the reference fails it; see :mod:`.performance`), and flags a drop of the
+estimate only in windows whose outcomes are not yet known well enough to judge: once they are,
+the realised check speaks.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Literal
+from datetime import datetime
+from typing import Any
 
 import numpy as np
+import pandas as pd
+from pydantic import Field
 
-from creditops.evaluation.metrics import calibration_table
-from creditops.exceptions import DataValidationError
-from creditops.monitoring.base import StrictResult
+from creditops.monitoring.base import Flag, Level, StrictResult, register_calculator, worst_level
+from creditops.monitoring.gauges import MonitorGauges
+from creditops.monitoring.performance import (
+    INSUFFICIENT,
+    ConfusionCounts,
+    LabelledReferenceCalculator,
+    RealisedPerformance,
+    ReferenceSummary,
+    Status,
+    auc_level,
+    auc_sampling_error,
+    pct,
+    realised_performance,
+)
+from creditops.monitoring.windows import PerformanceConfig, latest_finite
 
 __all__ = [
-    "ConfusionCounts",
     "EstimatedPerformance",
-    "auc_sampling_components",
-    "auc_sampling_error",
+    "EstimatedPerformanceCalculator",
+    "EstimatedPerformanceResult",
+    "EstimatedWindow",
     "estimate_performance",
     "expected_confusion_matrix",
     "expected_roc_auc",
-    "hosmer_lemeshow",
     "sampling_band",
 ]
-
-INSUFFICIENT = "insufficient data"
-
-
-class ConfusionCounts(StrictResult):
-    """Counts at the threshold, positive = default. Expected counts are fractional."""
-
-    tp: float
-    fp: float
-    fn: float
-    tn: float
 
 
 class EstimatedPerformance(StrictResult):
@@ -57,7 +64,7 @@ class EstimatedPerformance(StrictResult):
     made on the labelled rows alone with what those rows realised.
     """
 
-    status: Literal["ok", "insufficient data"]
+    status: Status
     rows: int
     expected_default_rate: float | None
     expected_confusion_matrix: ConfusionCounts | None
@@ -119,52 +126,6 @@ def expected_confusion_matrix(
         fn=float(p[~predicted].sum()),
         tn=float((1.0 - p[~predicted]).sum()),
     )
-
-
-def auc_sampling_components(y_true: np.ndarray, score: np.ndarray) -> tuple[float, float]:
-    """DeLong's placement variances (defaults, goods) of the ROC AUC on labelled rows.
-
-    A default's placement is the share of goods it outranks (ties half), a good's the share of
-    defaults that outrank it; the AUC's variance on m defaults and k goods is about
-    var(default placements) / m + var(good placements) / k, so these two numbers from the
-    reference give the sampling error at any window size.
-    """
-    y = np.asarray(y_true).astype(int)
-    score = np.asarray(score, dtype=np.float64)
-    pos, neg = np.sort(score[y == 1]), np.sort(score[y == 0])
-    if len(pos) < 2 or len(neg) < 2:
-        raise DataValidationError("the reference needs at least two defaults and two goods")
-    below = np.searchsorted(neg, pos, "left") + np.searchsorted(neg, pos, "right")
-    v_defaults = below / (2.0 * len(neg))
-    under = np.searchsorted(pos, neg, "left") + np.searchsorted(pos, neg, "right")
-    v_goods = 1.0 - under / (2.0 * len(pos))
-    return float(np.var(v_defaults, ddof=1)), float(np.var(v_goods, ddof=1))
-
-
-def auc_sampling_error(components: tuple[float, float], defaults: float, goods: float) -> float:
-    """Standard error of a ROC AUC measured on ``defaults`` and ``goods`` rows (may be expected,
-    fractional counts)."""
-    var_defaults, var_goods = components
-    if defaults <= 0 or goods <= 0:
-        return math.inf
-    return float(math.sqrt(var_defaults / defaults + var_goods / goods))
-
-
-def hosmer_lemeshow(y_true: np.ndarray, proba: np.ndarray, *, n_bins: int = 10) -> float:
-    """p-value of the Hosmer–Lemeshow test on equal-count bins (small: not calibrated).
-
-    The calibration test of PD validation: Σ n_b (o_b − e_b)² / (e_b (1 − e_b)) over bins,
-    chi-square with n_bins − 2 degrees of freedom.
-    """
-    from scipy.stats import chi2
-
-    rows, _ = calibration_table(y_true, proba, n_bins=n_bins)
-    statistic = 0.0
-    for row in rows:
-        expected = min(max(row["mean_predicted"], 1e-6), 1.0 - 1e-6)
-        gap = row["observed_rate"] - expected
-        statistic += row["count"] * gap * gap / (expected * (1.0 - expected))
-    return float(chi2.sf(statistic, max(len(rows) - 2, 1)))
 
 
 def sampling_band(
@@ -260,3 +221,139 @@ def estimate_performance(
         auc_drop_relative=drop / reference_auc if drop is not None else None,
         **comparison,
     )
+
+
+# --------------------------------------------------------------------------- the check
+
+
+class EstimatedWindow(StrictResult):
+    """One window's estimate (``start`` inclusive, ``end`` exclusive), and whether its outcomes
+    are known well enough to judge (``realised_status``, as the realised check sees them)."""
+
+    start: datetime
+    end: datetime
+    label: str
+    rows: int
+    realised_status: Status
+    estimated: EstimatedPerformance
+
+
+class EstimatedPerformanceResult(StrictResult):
+    schema_version: int = 1
+    config: PerformanceConfig
+    reference: ReferenceSummary
+    windows: list[EstimatedWindow]
+    flags: list[Flag]
+    notes: list[str] = Field(default_factory=list)
+
+    @property
+    def level(self) -> Level:
+        """The most severe flag's level, or "ok"."""
+        return worst_level(flag.level for flag in self.flags)
+
+
+@register_calculator("estimated_performance")
+class EstimatedPerformanceCalculator(LabelledReferenceCalculator[EstimatedPerformanceResult]):
+    """Estimated (CBPE) performance of one model, by window, from its probabilities alone.
+
+    Fit on the model's labelled reference predictions and, preferably, its recorded test
+    figures (as :class:`~creditops.monitoring.performance.PerformanceCalculator`); then
+    ``calculate`` on decision-log frames.
+    """
+
+    def _calculate(self, frame: pd.DataFrame) -> EstimatedPerformanceResult:
+        """Every window of ``frame`` (``PredictionLog.window`` columns), with its flags."""
+        reference = self._checked(frame)
+        notes: list[str] = []
+        if reference.recalibrated:
+            notes.append(
+                "The reference probabilities failed the Hosmer–Lemeshow calibration test "
+                f"(p = {reference.hosmer_lemeshow_p:.3g}); estimates use probabilities "
+                "recalibrated on the reference (isotonic)."
+                if not reference.well_calibrated
+                else "Estimates use probabilities recalibrated on the reference (isotonic)."
+            )
+        if self._components is None:
+            notes.append("Fitted without reference predictions: no sampling band for estimates.")
+        windows: list[EstimatedWindow] = []
+        flags: list[Flag] = []
+        for start, end, label, rows in self._windows(frame):
+            realised = realised_performance(rows, self.config, reference, self._components)
+            window = EstimatedWindow(
+                start=start,
+                end=end,
+                label=label,
+                rows=len(rows),
+                realised_status=realised.status,
+                estimated=self._estimated(rows, realised, reference),
+            )
+            windows.append(window)
+            flags.extend(self._flags(window, reference))
+        if not windows:
+            notes.append("The frame holds no decisions.")
+        return EstimatedPerformanceResult(
+            config=self.config, reference=reference, windows=windows, flags=flags, notes=notes
+        )
+
+    def _estimated(
+        self, rows: pd.DataFrame, realised: RealisedPerformance, reference: ReferenceSummary
+    ) -> EstimatedPerformance:
+        score = rows["probability"].to_numpy(dtype=np.float64)
+        labelled = None
+        if realised.status == "ok" and realised.roc_auc is not None:
+            labelled = pd.to_numeric(rows["outcome"], errors="coerce").notna().to_numpy()
+        return estimate_performance(
+            score,
+            self._recalibrated(score),
+            threshold=self.config.threshold,
+            reference_auc=reference.roc_auc,
+            components=self._components,
+            noise_sigmas=self.config.noise_sigmas,
+            min_rows=self.config.min_estimation_rows,
+            labelled=labelled,
+            realised_auc=realised.roc_auc if labelled is not None else None,
+        )
+
+    def _flags(self, window: EstimatedWindow, reference: ReferenceSummary) -> list[Flag]:
+        # Once outcomes are known they speak; the estimate is flagged only until then.
+        estimated = window.estimated
+        if window.realised_status == "ok" or estimated.roc_auc is None:
+            return []
+        level = auc_level(estimated.auc_drop_relative, self.config)
+        if level is None:
+            return []
+        severity, limit = level
+        band = (
+            f"; a realised AUC would fall in {estimated.band_low:.2f}–{estimated.band_high:.2f}"
+            if estimated.band_low is not None and estimated.band_high is not None
+            else ""
+        )
+        return [
+            Flag(
+                check="estimated_performance",
+                kind="estimated_auc_drop",
+                metric="estimated_roc_auc",
+                value=estimated.roc_auc,
+                threshold=reference.roc_auc * (1.0 - limit),
+                level=severity,
+                message=(
+                    f"Estimated ROC AUC {estimated.roc_auc:.2f} {window.label} is "
+                    f"{pct(estimated.auc_drop_relative or 0.0)} below the model's test AUC "
+                    f"{reference.roc_auc:.2f} (from the probabilities of {estimated.rows} "
+                    f"decisions, outcomes not yet known{band})."
+                ),
+                window_start=window.start,
+                window_end=window.end,
+            )
+        ]
+
+    # -- in a monitor run -----------------------------------------------------------------------
+
+    def run_figures(self, result: EstimatedPerformanceResult) -> dict[str, Any]:
+        return {"estimated_roc_auc": latest_finite(w.estimated.roc_auc for w in result.windows)}
+
+    def export(self, result: EstimatedPerformanceResult, gauges: MonitorGauges) -> None:
+        if result.windows:
+            gauges.set_estimated_performance(
+                latest_finite(w.estimated.roc_auc for w in result.windows)
+            )

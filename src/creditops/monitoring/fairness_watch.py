@@ -11,6 +11,10 @@ four-fifths verdict, so monitoring and evaluation cannot disagree.
 A low ratio is flagged only when the gap between the least and the most approved group is also
 statistically significant (two-proportion z-test, Bonferroni-adjusted over the pairs of judged
 groups, since the extremes were picked): a few refusals in a group of 40 raise no alarm.
+
+:class:`FairnessCalculator` (check ``fairness``) reads the decision log window by window with
+the other decision checks (:mod:`.windows`, the ``performance`` section of the config). It
+needs no reference: the groups are compared with each other, not with the test split.
 """
 
 from __future__ import annotations
@@ -18,8 +22,11 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 import pandas as pd
+from pydantic import Field
+from scipy.stats import norm
 
 from creditops.evaluation.fairness import (
     FOUR_FIFTHS,
@@ -29,10 +36,26 @@ from creditops.evaluation.fairness import (
     approval_rates,
     bin_protected,
 )
+from creditops.exceptions import DataValidationError
 from creditops.features.preprocessing import MISSING_CATEGORY
-from creditops.monitoring.base import Flag, Level
+from creditops.monitoring.base import (
+    Flag,
+    Level,
+    StrictResult,
+    register_calculator,
+    worst_level,
+)
+from creditops.monitoring.gauges import MonitorGauges
+from creditops.monitoring.windows import PerformanceConfig, WindowedCalculator
 
-__all__ = ["AttributeApproval", "approval_fairness", "fairness_flags"]
+__all__ = [
+    "AttributeApproval",
+    "FairnessCalculator",
+    "FairnessResult",
+    "FairnessWindow",
+    "approval_fairness",
+    "fairness_flags",
+]
 
 
 class AttributeApproval(ApprovalRates):
@@ -47,8 +70,6 @@ class AttributeApproval(ApprovalRates):
 
 def _two_proportion_p(a: GroupApprovalRate, b: GroupApprovalRate) -> float:
     """Two-sided p-value of the z-test that two groups share one approval rate."""
-    from scipy.stats import norm
-
     pooled = (a.approved + b.approved) / (a.size + b.size)
     variance = pooled * (1.0 - pooled) * (1.0 / a.size + 1.0 / b.size)
     if variance <= 0.0:
@@ -150,3 +171,99 @@ def fairness_flags(
             )
         )
     return flags
+
+
+# --------------------------------------------------------------------------- the check
+
+
+class FairnessWindow(StrictResult):
+    """Approval by group in one window (``start`` inclusive, ``end`` exclusive), per
+    protected attribute."""
+
+    start: datetime
+    end: datetime
+    label: str
+    rows: int
+    attributes: list[AttributeApproval]
+
+
+class FairnessResult(StrictResult):
+    schema_version: int = 1
+    config: PerformanceConfig
+    windows: list[FairnessWindow]
+    flags: list[Flag]
+    notes: list[str] = Field(default_factory=list)
+
+    @property
+    def level(self) -> Level:
+        """The most severe flag's level, or "ok"."""
+        return worst_level(flag.level for flag in self.flags)
+
+
+@register_calculator("fairness")
+class FairnessCalculator(WindowedCalculator[FairnessResult]):
+    """Approval rate by protected group and the disparate impact ratio, by window.
+
+    The protected attributes are ``config.protected`` or, by default, the frame's
+    ``attrs["protected_columns"]`` (as ``PredictionLog.window`` sets them). ``fit`` takes
+    nothing: the check compares the groups of each window with each other.
+    """
+
+    def _fit(self, reference: Any = None) -> None:
+        """Nothing to learn: approval rates are judged between the groups of one window."""
+
+    def _calculate(self, frame: pd.DataFrame) -> FairnessResult:
+        """Every window of ``frame`` (``PredictionLog.window`` columns), with its flags."""
+        config = self.config
+        notes: list[str] = []
+        protected = self._protected_columns(frame, notes)
+        windows: list[FairnessWindow] = []
+        flags: list[Flag] = []
+        for start, end, label, rows in self._windows(frame):
+            attributes = (
+                approval_fairness(rows, protected, min_group=config.fairness_min_group)
+                if protected
+                else []
+            )
+            windows.append(
+                FairnessWindow(
+                    start=start, end=end, label=label, rows=len(rows), attributes=attributes
+                )
+            )
+            flags.extend(
+                fairness_flags(
+                    attributes,
+                    label=label,
+                    window_start=start,
+                    window_end=end,
+                    threshold=config.di_threshold,
+                    critical=config.di_critical,
+                    alpha=config.di_alpha,
+                )
+            )
+        if not windows:
+            notes.append("The frame holds no decisions.")
+        return FairnessResult(config=config, windows=windows, flags=flags, notes=notes)
+
+    def _protected_columns(self, frame: pd.DataFrame, notes: list[str]) -> dict[str, str]:
+        if self.config.protected is not None:
+            columns = {name: name for name in self.config.protected}
+        else:
+            columns = dict(frame.attrs.get("protected_columns") or {})
+        missing = [column for column in columns.values() if column not in frame.columns]
+        if missing:
+            raise DataValidationError(
+                f"protected column(s) {', '.join(missing)} not in the frame", column=missing[0]
+            )
+        if columns and "decision" not in frame.columns:
+            notes.append("No decision column: fairness of approvals is not available.")
+            return {}
+        return columns
+
+    # -- in a monitor run -----------------------------------------------------------------------
+
+    def export(self, result: FairnessResult, gauges: MonitorGauges) -> None:
+        if result.windows:
+            gauges.set_fairness(
+                {a.attribute: a.disparate_impact_ratio for a in result.windows[-1].attributes}
+            )

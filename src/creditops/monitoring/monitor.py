@@ -1,23 +1,29 @@
-"""The monitor job (``creditops monitor``): every check once, on the champion and a window of
-its decision log, with the alerts stored, logged, exported to Prometheus and posted.
+"""The monitor job (``creditops monitor``): every registered check once, on the champion and a
+window of its decision log, with the alerts stored, logged, exported to Prometheus and posted.
 
 One run:
 
-1. The champion, with the data it was trained on (stored with its run): training rows are the
-   drift reference; its scores on the test split are the prediction-drift reference and, with
-   the test labels, the performance reference (sampling bands, calibration).
+1. The champion, with the data it was trained on (stored with its run), as a
+   :class:`~creditops.monitoring.base.Reference`: training rows, its scores and labels on the
+   test split, its recorded test figures and its decision policy's decline threshold.
 2. The current window: the champion's decisions of the last ``window_hours`` (or the last
    ``last_n``) from the decision log, or any file of applications (scored with the champion).
-3. Data drift and prediction drift (:mod:`.drift`), realised and estimated performance and
-   approval-rate fairness by time window (:mod:`.performance`, :mod:`.estimated`,
-   :mod:`.fairness_watch`).
+3. Every calculator registered in :mod:`creditops.monitoring.base` (importing
+   :mod:`creditops.monitoring` registers the built-in ones: data and prediction drift, realised
+   and estimated performance, fairness of approvals), each built from its section of the config,
+   fitted on the reference (once per champion and config, kept between scheduled runs) and
+   calculated on the window, all in the same way. A check that cannot judge the window (too few
+   decisions, no outcomes) is reported skipped, with its reason; the others run.
 4. Their flags become :class:`~creditops.store.alerts.Alert`\\ s through one function
    (:func:`~.alerts.alerts_from_flags`), dispatched (store, JSON log, gauges, webhook); the run
-   itself is recorded (:class:`~creditops.store.alerts.MonitorRun`) so retraining triggers can
-   read how long drift has lasted.
+   itself is recorded (:class:`~creditops.store.alerts.MonitorRun`, from each check's
+   ``run_figures``) so retraining triggers can read how long drift has lasted.
 
-Thresholds and drift methods come from a YAML file named by ``CREDITOPS_MONITORING_CONFIG``
-(sections ``drift``, ``performance``, ``alerts``, ``retrain``), each optional.
+So a new check is one calculator class and one registration. Nothing here names a check, but
+for the report's ``drift`` and ``performance`` keys, kept for readers of its first schema.
+Thresholds and drift methods come from a YAML file named by ``CREDITOPS_MONITORING_CONFIG``:
+sections ``monitor``, ``alerts`` and ``retrain``, and one per check's ``config_section``
+(``drift``, ``performance``), each optional.
 """
 
 from __future__ import annotations
@@ -25,34 +31,39 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-import numpy as np
 import pandas as pd
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializeAsAny,
+    ValidationError,
+    model_validator,
+)
 
 from creditops.config import Settings
 from creditops.data.io import read_table
-from creditops.data.spec import ResolvedSpec
 from creditops.evaluation.policy import DecisionPolicy
-from creditops.exceptions import ConfigurationError, DataValidationError
-from creditops.monitoring.alerts import (
-    AlertDispatcher,
-    AlertsConfig,
-    MonitorGauges,
-    alerts_from_flags,
+from creditops.exceptions import ConfigurationError, DataValidationError, InsufficientDataError
+from creditops.monitoring.alerts import AlertDispatcher, AlertsConfig, alerts_from_flags
+from creditops.monitoring.base import (
+    Calculator,
+    CurrentData,
+    Flag,
+    Reference,
+    alert_checks,
+    calculators,
+    config_sections,
+    worst_level,
 )
-from creditops.monitoring.drift import DataDriftCalculator, DataDriftResult, DriftConfig
-from creditops.monitoring.performance import (
-    PerformanceCalculator,
-    PerformanceConfig,
-    PerformanceResult,
-    reference_metrics_from_tags,
-)
+from creditops.monitoring.gauges import MonitorGauges
+from creditops.monitoring.performance import reference_metrics_from_tags
 from creditops.registry import (
     CHAMPION,
     LoadedModel,
@@ -61,31 +72,69 @@ from creditops.registry import (
     load_version_data,
     version_policy,
 )
-from creditops.store.alerts import LEVELS, Alert, AlertStore, MonitorRun
+from creditops.store.alerts import LEVELS, AlertStore, MonitorRun
 from creditops.store.predlog import PredictionLog
 
 logger = logging.getLogger(__name__)
 
-_MONITOR_CHECKS = (
-    "data_drift",
-    "prediction_drift",
-    "performance",
-    "estimated_performance",
-    "fairness",
-)
+#: Sections of the monitoring YAML that belong to the job, not to a check.
+_JOB_SECTIONS = ("monitor", "alerts", "retrain")
 
 
 class MonitorConfig(BaseModel):
-    """What one run looks at, and the thresholds of every check."""
+    """What one run looks at, and the settings of every check.
+
+    ``checks`` holds each registered check's section (``drift``, ``performance``, ...), validated
+    by the model its calculator names; pass them by section name, as in the YAML
+    (``MonitorConfig.model_validate({"performance": {"window": None}})``).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     window_hours: float = Field(default=168.0, gt=0, description="the current window: 7 days")
     last_n: int | None = Field(default=None, ge=1, description="instead: the last n decisions")
     min_rows: int = Field(default=100, ge=1, description="fewer decisions: drift not judged")
-    drift: DriftConfig = Field(default_factory=DriftConfig)
-    performance: PerformanceConfig = Field(default_factory=PerformanceConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    checks: dict[str, SerializeAsAny[BaseModel]] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _check_sections(cls, data: Any) -> Any:
+        """Validate each check's section with its calculator's model; errors keep their place
+        (``drift.numeric_method``)."""
+        if not isinstance(data, Mapping):
+            return data
+        models = config_sections()
+        data = dict(data)
+        given = dict(data.pop("checks", None) or {})
+        given.update({name: data.pop(name) for name in list(data) if name in models})
+        checks: dict[str, BaseModel] = {}
+        errors: list[Any] = []
+        for name, section in given.items():
+            model = models.get(name)
+            if model is None:
+                errors.append({"type": "extra_forbidden", "loc": (name,), "input": section})
+            elif isinstance(section, model):
+                checks[name] = section
+            else:
+                try:
+                    checks[name] = model.model_validate(section or {})
+                except ValidationError as error:
+                    errors.extend(
+                        {**e, "loc": (name, *e["loc"])} for e in error.errors(include_url=False)
+                    )
+        if errors:
+            raise ValidationError.from_exception_data(cls.__name__, errors)
+        data["checks"] = checks
+        return data
+
+    def section(self, name: str) -> BaseModel | None:
+        """The validated section ``name`` (its model's defaults when the config leaves it out;
+        None when no registered check reads it)."""
+        if name in self.checks:
+            return self.checks[name]
+        model = config_sections().get(name)
+        return None if model is None else model()
 
 
 def read_sections(path: Path | None) -> dict[str, Any]:
@@ -100,11 +149,12 @@ def read_sections(path: Path | None) -> dict[str, Any]:
         raise ConfigurationError(f"monitoring config {path} is not valid YAML: {error}") from None
     if not isinstance(raw, dict):
         raise ConfigurationError(f"monitoring config {path} must be a mapping of sections")
-    unknown = set(raw) - {"monitor", "drift", "performance", "alerts", "retrain"}
+    known = [*_JOB_SECTIONS, *config_sections()]
+    unknown = set(raw) - set(known)
     if unknown:
         raise ConfigurationError(
             f"monitoring config {path}: unknown section(s) {sorted(unknown)}; "
-            "use monitor, drift, performance, alerts, retrain"
+            f"use {', '.join(known)}"
         )
     return raw
 
@@ -118,12 +168,12 @@ def monitor_config(settings: Settings) -> MonitorConfig:
         "pushgateway_url": settings.alert_pushgateway_url,
         **(sections.get("alerts") or {}),
     }
+    checks = {name: sections.get(name) or {} for name in config_sections() if name in sections}
     try:
         return MonitorConfig.model_validate(
             {
                 **(sections.get("monitor") or {}),
-                "drift": sections.get("drift") or {},
-                "performance": sections.get("performance") or {},
+                "checks": checks,
                 "alerts": {k: v for k, v in alerts.items() if v is not None},
             }
         )
@@ -134,12 +184,27 @@ def monitor_config(settings: Settings) -> MonitorConfig:
         raise ConfigurationError(f"monitoring config is invalid: {problems}") from None
 
 
+class CheckReport(BaseModel):
+    """One check in one run: its result (plain JSON) and level, or why it was skipped."""
+
+    status: Literal["ran", "skipped"]
+    level: str | None = None
+    reason: str | None = None
+    result: dict[str, Any] | None = None
+
+
 class MonitorReport(BaseModel):
-    """Everything one run found."""
+    """Everything one run found.
+
+    ``checks``: every registered check by name, with its result or the reason it was skipped.
+    ``drift`` and ``performance`` repeat the ``data_drift`` and ``performance`` results (None
+    when skipped) for readers of schema 1; since schema 2 the performance result holds the
+    realised figures only, the estimate and fairness being checks of their own.
+    """
 
     model_config = ConfigDict(protected_namespaces=())
 
-    schema_version: int = 1
+    schema_version: int = 2
     run_id: str
     started_at: datetime
     finished_at: datetime
@@ -148,6 +213,7 @@ class MonitorReport(BaseModel):
     source: str
     rows: int
     level: str
+    checks: dict[str, CheckReport]
     drift: dict[str, Any] | None
     performance: dict[str, Any] | None
     alerts: list[dict[str, Any]]
@@ -158,7 +224,7 @@ class MonitorReport(BaseModel):
         return self.model_dump(mode="json")
 
 
-class _Reference:
+class _Champion:
     """What a champion is compared with, and the calculators fitted on it: built once per
     version and process, so ``monitor --every`` does not reload and refit every period."""
 
@@ -166,37 +232,33 @@ class _Reference:
         spec = loaded.spec
         data = load_version_data(settings, loaded)
         train, _ = data.part("train", spec)
-        self.features = train[spec.features].reset_index(drop=True)
-        test, self.test_labels = data.part("test", spec)
-        self.test_scores = loaded.model.predict_proba(test[spec.features])[:, 1]
-        self.metrics = reference_metrics_from_tags(loaded.tags)
+        test, test_labels = data.part("test", spec)
         # The version's decision policy, read once per version.
         self.policy = version_policy(settings, loaded)
-        self.decline_threshold = self.policy.decline_at_or_above
-        self._fitted: dict[str, Any] = {}
+        self.reference = Reference(
+            features=train[spec.features].reset_index(drop=True),
+            numeric=tuple(spec.numeric),
+            categorical=tuple(spec.categorical),
+            scores=loaded.model.predict_proba(test[spec.features])[:, 1],
+            labels=test_labels,
+            metrics=reference_metrics_from_tags(loaded.tags),
+            decline_threshold=self.policy.decline_at_or_above,
+        )
+        self._fitted: dict[tuple[type[Calculator[Any]], str], Calculator[Any]] = {}
 
-    def drift_calculator(self, config: DriftConfig, spec: ResolvedSpec) -> DataDriftCalculator:
-        key = f"drift:{config.model_dump_json()}"
+    def calculator(self, cls: type[Calculator[Any]], config: BaseModel | None) -> Calculator[Any]:
+        """``cls`` fitted on this champion with ``config``, fitted once per config."""
+        key = (cls, "" if config is None else config.model_dump_json())
         if key not in self._fitted:
-            self._fitted[key] = DataDriftCalculator(config).fit(
-                self.features, spec.numeric, spec.categorical, reference_scores=self.test_scores
-            )
-        return self._fitted[key]
-
-    def performance_calculator(self, config: PerformanceConfig) -> PerformanceCalculator:
-        key = f"performance:{config.model_dump_json()}"
-        if key not in self._fitted:
-            self._fitted[key] = PerformanceCalculator(config).fit(
-                self.test_labels, self.test_scores, reference_metrics=self.metrics
-            )
+            self._fitted[key] = cls.for_monitor(self.reference, config)
         return self._fitted[key]
 
 
 # The champion last prepared in this process, by (tracking store, model name, version).
-_prepared: dict[tuple[str, str, str], tuple[LoadedModel, _Reference]] = {}
+_prepared: dict[tuple[str, str, str], tuple[LoadedModel, _Champion]] = {}
 
 
-def _champion_reference(settings: Settings) -> tuple[LoadedModel, _Reference]:
+def _champion_reference(settings: Settings) -> tuple[LoadedModel, _Champion]:
     """The champion and its reference, reused while the champion alias names the same
     version (a registry lookup per run instead of a model download and refit)."""
     version = get_version(settings, CHAMPION)
@@ -208,12 +270,11 @@ def _champion_reference(settings: Settings) -> tuple[LoadedModel, _Reference]:
     if key not in _prepared:
         loaded = load_model(settings, CHAMPION if version is None else key[2])
         _prepared.clear()
-        _prepared[key] = (loaded, _Reference(settings, loaded))
+        _prepared[key] = (loaded, _Champion(settings, loaded))
     return _prepared[key]
 
 
 def _current_from_file(path: Path, loaded: LoadedModel, policy: DecisionPolicy) -> pd.DataFrame:
-
     frame = read_table(path)
     spec = loaded.spec
     missing = [c for c in spec.features if c not in frame.columns]
@@ -237,21 +298,41 @@ def _current_from_file(path: Path, loaded: LoadedModel, policy: DecisionPolicy) 
     return current
 
 
-def _alerts_from(
-    drift: DataDriftResult | None,
-    performance: PerformanceResult | None,
+def _current(
+    settings: Settings,
+    config: MonitorConfig,
     loaded: LoadedModel,
-    run_id: str,
-) -> list[Alert]:
-    flags = [*(drift.flags if drift else []), *(performance.flags if performance else [])]
-    return alerts_from_flags(
-        flags, model_name=loaded.name, model_version=loaded.version, run_id=run_id
+    policy: DecisionPolicy,
+    data: Path | None,
+    started: datetime,
+) -> CurrentData:
+    """The decisions this run judges: ``data`` scored with the champion, or its log window."""
+    if data is not None:
+        frame = _current_from_file(Path(data), loaded, policy)
+        return CurrentData(frame=frame, source=str(data), min_rows=config.min_rows)
+    log = PredictionLog(settings.resolved_database_url)
+    try:
+        frame = log.window(
+            since=None if config.last_n else started - timedelta(hours=config.window_hours),
+            until=started + timedelta(microseconds=1),
+            last_n=config.last_n,
+            model_name=loaded.name,
+            model_version=loaded.version,
+        )
+    finally:
+        log.close()
+    source = (
+        f"the last {config.last_n} decisions"
+        if config.last_n
+        else f"decisions of the last {config.window_hours:g} hours"
     )
+    return CurrentData(frame=frame, source=source, min_rows=config.min_rows)
 
 
-def _latest(values: list[Any]) -> Any:
-    """The last finite value, or None."""
-    return next((v for v in reversed(values) if v is not None and np.isfinite(v)), None)
+#: MonitorRun fields the run fills itself; a check's figures fill the others.
+_RUN_OWN = frozenset(
+    {"id", "started_at", "finished_at", "model_name", "model_version", "rows", "level", "summary"}
+)
 
 
 def run_every(
@@ -287,113 +368,62 @@ def run_monitor(
     now: datetime | None = None,
     gauges: MonitorGauges | None = None,
 ) -> MonitorReport:
-    """Run every check once and dispatch the alerts; see the module docstring."""
+    """Run every registered check once and dispatch the alerts; see the module docstring."""
     config = config or monitor_config(settings)
     started = now or datetime.now(UTC)
     clock = time.perf_counter()
     run_id = f"{started:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
-    loaded, reference = _champion_reference(settings)
-    spec = loaded.spec
-    notes: list[str] = []
-
-    if data is not None:
-        current = _current_from_file(Path(data), loaded, reference.policy)
-        source = str(data)
-    else:
-        log = PredictionLog(settings.resolved_database_url)
-        try:
-            current = log.window(
-                since=None if config.last_n else started - timedelta(hours=config.window_hours),
-                until=started + timedelta(microseconds=1),
-                last_n=config.last_n,
-                model_name=loaded.name,
-                model_version=loaded.version,
-            )
-        finally:
-            log.close()
-        source = (
-            f"the last {config.last_n} decisions"
-            if config.last_n
-            else f"decisions of the last {config.window_hours:g} hours"
-        )
-
-    drift: DataDriftResult | None = None
-    if len(current) >= config.min_rows:
-        drift = reference.drift_calculator(config.drift, spec).calculate(
-            current, current_scores=current["probability"].to_numpy(dtype=float)
-        )
-    else:
-        notes.append(
-            f"only {len(current)} decision(s) in {source}: drift needs {config.min_rows}; "
-            "not judged"
-        )
-
-    performance: PerformanceResult | None = None
-    if len(current):
-        perf_config = config.performance.model_copy(
-            update={"threshold": reference.decline_threshold}
-        )
-        performance = reference.performance_calculator(perf_config).calculate(current)
-        notes.extend(performance.notes)
-
-    alerts = _alerts_from(drift, performance, loaded, run_id)
+    loaded, champion = _champion_reference(settings)
+    current = _current(settings, config, loaded, champion.policy, data, started)
     gauges = gauges or MonitorGauges()
     gauges.set_model(loaded.name, loaded.version)
-    realised = estimated = None
-    labelled = 0
-    if drift is not None:
-        gauges.set_drift(
-            drift.drift_share,
-            {f.feature: f.drifted for f in drift.features},
-            statistics={f.feature: f.statistic for f in drift.features},
-            methods={f.feature: f.method for f in drift.features},
-        )
-        gauges.set_prediction_drift(drift.prediction.psi if drift.prediction else None)
-    if performance is not None and performance.windows:
-        windows = performance.windows
-        # The realised AUC is the last window's that has one; its labelled decisions are the
-        # evidence behind it.
-        measured = next(
-            (w for w in reversed(windows) if _latest([w.realised.roc_auc]) is not None), None
-        )
-        realised = None if measured is None else measured.realised.roc_auc
-        estimated = _latest([w.estimated.roc_auc for w in windows])
-        labelled = sum(w.realised.labelled_rows for w in windows)
-        gauges.set_performance(
-            realised_auc=realised,
-            estimated_auc=estimated,
-            reference_auc=performance.reference.roc_auc,
-            labelled_rows=0 if measured is None else measured.realised.labelled_rows,
-        )
-        gauges.set_fairness({a.attribute: a.disparate_impact_ratio for a in windows[-1].fairness})
 
+    checks: dict[str, CheckReport] = {}
+    flags: list[Flag] = []
+    figures: dict[str, Any] = {}
+    notes: list[str] = []
+    for name, cls in calculators().items():
+        section = None if cls.config_section is None else config.section(cls.config_section)
+        try:
+            calculator = champion.calculator(cls, section)
+            result = calculator.calculate_current(current)
+        except InsufficientDataError as error:
+            checks[name] = CheckReport(status="skipped", reason=str(error))
+            notes.append(f"{name} skipped: {error}")
+            continue
+        found = calculator.flags(result)
+        flags.extend(found)
+        notes.extend(calculator.notes(result))
+        figures.update(calculator.run_figures(result))
+        calculator.export(result, gauges)
+        checks[name] = CheckReport(
+            status="ran", level=worst_level(f.level for f in found), result=result.to_dict()
+        )
+    alerts = alerts_from_flags(
+        flags, model_name=loaded.name, model_version=loaded.version, run_id=run_id
+    )
+
+    # The checks' figures fill the run record's fields by name; the others go to its summary.
+    fields = set(MonitorRun.model_fields) - _RUN_OWN
+    columns = {k: v for k, v in figures.items() if k in fields}
+    summary = {k: v for k, v in figures.items() if k not in fields}
     store = AlertStore.from_settings(settings)
     try:
         dispatcher = AlertDispatcher.from_config(store, config.alerts, gauges=gauges)
-        result = dispatcher.dispatch(alerts, checks=_MONITOR_CHECKS)
+        dispatched = dispatcher.dispatch(alerts, checks=alert_checks())
         finished = datetime.now(UTC)
         level = max((a.level for a in alerts), key=LEVELS.__getitem__, default="info")
-        realised_drop = None
-        if performance is not None and performance.windows:
-            realised_drop = _latest([w.realised.auc_drop_relative for w in performance.windows])
         store.save_run(
             MonitorRun(
+                **columns,
                 id=run_id,
                 started_at=started,
                 finished_at=finished,
                 model_name=loaded.name,
                 model_version=loaded.version,
-                rows=len(current),
-                drift_level=None if drift is None else drift.level,
-                drift_share=None if drift is None else drift.drift_share,
-                prediction_psi=(
-                    drift.prediction.psi if drift is not None and drift.prediction else None
-                ),
-                realised_roc_auc=realised,
-                realised_auc_drop_relative=realised_drop,
-                estimated_roc_auc=estimated,
+                rows=len(current.frame),
                 level=level,
-                summary={"alerts": len(alerts), "labelled_rows": labelled, "source": source},
+                summary={**summary, "alerts": len(alerts), "source": current.source},
             )
         )
     finally:
@@ -403,18 +433,20 @@ def run_monitor(
         textfile=config.alerts.textfile_path, pushgateway=config.alerts.pushgateway_url
     ):
         notes.append(f"metrics not published: {error}")
+    drift, performance = checks.get("data_drift"), checks.get("performance")
     return MonitorReport(
         run_id=run_id,
         started_at=started,
         finished_at=finished,
         model_name=loaded.name,
         model_version=loaded.version,
-        source=source,
-        rows=len(current),
+        source=current.source,
+        rows=len(current.frame),
         level=level,
-        drift=None if drift is None else drift.to_dict(),
-        performance=None if performance is None else performance.to_dict(),
+        checks=checks,
+        drift=None if drift is None else drift.result,
+        performance=None if performance is None else performance.result,
         alerts=[a.to_dict() for a in alerts],
-        dispatch=result.to_dict(),
+        dispatch=dispatched.to_dict(),
         notes=notes,
     )

@@ -34,7 +34,7 @@ from pydantic import BaseModel
 
 from creditops.config import Settings
 from creditops.data.spec import DatasetSpec, FeatureTypes, ResolvedSpec
-from creditops.evaluation.fairness import FOUR_FIFTHS, fairness_report
+from creditops.evaluation.fairness import FOUR_FIFTHS, fairness_report, four_fifths_verdict
 from creditops.evaluation.metrics import classification_metrics
 from creditops.exceptions import (
     AuditLogError,
@@ -211,7 +211,8 @@ def evaluate_gates(
             before = champion["disparate_impact"].get(attribute)
             if ratio < worst:
                 worst, worst_attribute = ratio, attribute
-            if config.fairness == "pass" and ratio < FOUR_FIFTHS:
+            adverse = four_fifths_verdict(ratio) == "adverse impact presumed"
+            if config.fairness == "pass" and adverse:
                 failures.append(f"{attribute} disparate impact {ratio:.2f} < {FOUR_FIFTHS:.2f}")
             if (
                 config.fairness == "not_worse"
