@@ -126,6 +126,28 @@ class JSONBodyError(CreditOpsError, ValueError):
     """A request body that is not strict JSON; the message names the problem, not the input."""
 
 
+class CellError(JSONBodyError):
+    """One cell of a CSV upload cannot be read as its column's type. ``row`` counts the data
+    rows from 0 (the header is not a row), so the message reads like a batch's field errors
+    (``applications[7].Income``)."""
+
+    def __init__(self, message: str, *, row: int, column: str, problem: str) -> None:
+        super().__init__(message)
+        self.row = row
+        self.column = column
+        self.problem = problem
+
+
+class BatchValidationError(DataValidationError):
+    """A file of applications was refused before anything was decided; ``problems`` lists
+    each bad value as ``{"row", "column", "problem"}`` (``row`` from 1, the first data row;
+    ``row`` or ``column`` is None when the problem is the file's, not one cell's)."""
+
+    def __init__(self, message: str, problems: Sequence[dict[str, object]] = ()) -> None:
+        super().__init__(message)
+        self.problems = list(problems)
+
+
 class LoginRequiredError(CreditOpsError):
     """A dashboard page was asked for by someone not logged in; ``next_path`` is where to
     return after logging in."""

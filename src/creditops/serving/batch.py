@@ -1,5 +1,6 @@
-"""Batch decisions on a file (``creditops predict``): the same validation, scoring, policy,
-reasons and decision log as ``POST /predict/batch``, for files of any length.
+"""Batch decisions on a file (``creditops predict`` and the dashboard's batch upload): the same
+validation, scoring, policy, reasons and decision log as ``POST /predict/batch``, for files of
+any length.
 
 The whole file is validated before anything is decided, so one bad row rejects the file with
 its row number and column. Decisions are then made and logged in chunks of ``max_batch`` rows,
@@ -9,9 +10,11 @@ appears complete or not at all.
 
 from __future__ import annotations
 
+import io
 import math
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +23,16 @@ from pydantic import BaseModel, ValidationError
 
 from creditops.config import Settings
 from creditops.data.io import table_format, write_table
-from creditops.exceptions import DataValidationError, JSONBodyError
+from creditops.exceptions import BatchValidationError, CellError, DataValidationError, JSONBodyError
 from creditops.registry import CHAMPION
-from creditops.serving.parsing import parse_csv_applications, validation_errors
-from creditops.serving.schemas import build_batch_model
-from creditops.serving.service import DecisionService
+from creditops.serving.parsing import (
+    format_location,
+    located_errors,
+    parse_csv_applications,
+    validation_errors,
+)
+from creditops.serving.schemas import ApplicationModel, build_batch_model
+from creditops.serving.service import DecisionService, ServedModel
 from creditops.store.predlog import PredictionLog
 
 _MAX_FILE_ROWS = 5_000_000
@@ -44,32 +52,37 @@ class BatchSummary(BaseModel):
     total_seconds: float
 
 
-def _records(source: Path, spec: Any) -> tuple[list[dict[str, Any]], list[Any] | None]:
-    """The file's rows as request dicts (missing cells as None), and the id column if any."""
-    suffix = source.suffix.lower()
-    if not source.is_file():
-        raise DataValidationError(f"{source}: no such file")
-    if suffix == ".csv":
+def read_applications(
+    data: bytes, name: str, spec: Any, *, max_rows: int = _MAX_FILE_ROWS
+) -> tuple[list[dict[str, Any]], list[Any] | None]:
+    """The rows of a file's bytes (``name`` says CSV or Parquet) as request dicts, missing
+    cells as None, and its id column if any; the outcome column of a labelled file is dropped.
+
+    Raises :class:`BatchValidationError`: a cell that is not its column's type names its row
+    and column; an empty, binary, wrongly encoded or malformed file says so.
+    """
+    fmt = table_format(Path(name))
+    if fmt is None:
+        raise BatchValidationError(f"{name}: use a .csv or .parquet file")
+    if not data:
+        raise BatchValidationError(f"{name}: the file is empty")
+    if fmt == "csv":
+        rows = _csv_rows(data, name, spec, max_rows)
+    else:
         try:
-            body = parse_csv_applications(source.read_bytes(), spec, max_rows=_MAX_FILE_ROWS)
-        except JSONBodyError as error:
-            raise DataValidationError(f"{source.name}: {error}") from None
-        rows: list[dict[str, Any]] = body["applications"]
-    elif suffix in (".parquet", ".pq"):
-        try:
-            frame = pd.read_parquet(source)
+            frame = pd.read_parquet(io.BytesIO(data))
         except Exception as error:  # pyarrow raises many types for a broken file
-            raise DataValidationError(
-                f"{source.name}: not a readable Parquet file ({error})"
+            raise BatchValidationError(
+                f"{name}: not a readable Parquet file ({_first_line(error)})"
             ) from None
+        if len(frame) > max_rows:
+            raise BatchValidationError(f"{name}: more than {max_rows} rows")
         rows = [
-            {k: (None if _missing(v) else _plain(v)) for k, v in row.items()}
+            {str(k): (None if _missing(v) else _plain(v)) for k, v in row.items()}
             for row in frame.to_dict(orient="records")
         ]
-    else:
-        raise DataValidationError(f"{source.name}: use a .csv or .parquet file")
     if not rows:
-        raise DataValidationError(f"{source.name}: no rows to score")
+        raise BatchValidationError(f"{name}: no rows to score")
     ids = None
     if spec.id is not None and spec.id in rows[0]:
         ids = [row.pop(spec.id) for row in rows]
@@ -79,12 +92,122 @@ def _records(source: Path, spec: Any) -> tuple[list[dict[str, Any]], list[Any] |
     return rows, ids
 
 
+def _csv_rows(data: bytes, name: str, spec: Any, max_rows: int) -> list[dict[str, Any]]:
+    if b"\x00" in data[:8192]:
+        raise BatchValidationError(
+            f"{name}: this is not a text file (it holds binary data); upload a CSV or a "
+            "Parquet file"
+        )
+    try:
+        body = parse_csv_applications(data, spec, max_rows=max_rows)
+    except CellError as error:
+        problem = {"row": error.row + 1, "column": error.column, "problem": error.problem}
+        raise BatchValidationError(
+            f"{name}: 1 invalid value(s), nothing decided: {error}", [problem]
+        ) from None
+    except JSONBodyError as error:
+        hint = ""
+        if "UTF-8" in str(error):
+            hint = '; save it as CSV in UTF-8 ("CSV UTF-8" in spreadsheet programs)'
+        raise BatchValidationError(f"{name}: {error}{hint}") from None
+    return body["applications"]
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip().splitlines()
+    return text[0][:200] if text else type(error).__name__
+
+
 def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA
 
 
 def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
+
+
+def validate_applications(
+    rows: list[dict[str, Any]], application_model: type[ApplicationModel], name: str
+) -> list[ApplicationModel]:
+    """Every row validated as the API validates one application, all before any is decided;
+    raises :class:`BatchValidationError` listing each bad value by row (from 1) and column."""
+    batch_model = build_batch_model(application_model, len(rows))
+    try:
+        return list(batch_model.model_validate({"applications": rows}).applications)
+    except ValidationError as error:
+        located = located_errors(error)
+        problems = validation_errors(error)
+    shown = "; ".join(f"{p['field']}: {p['problem']}" for p in problems[:_SHOWN_ERRORS])
+    more = len(problems) - _SHOWN_ERRORS
+    raise BatchValidationError(
+        f"{name}: {len(problems)} invalid value(s), nothing decided: {shown}"
+        + (f" (and {more} more)" if more > 0 else ""),
+        [_row_problem(location, problem) for location, problem in located],
+    )
+
+
+def _row_problem(location: tuple[str | int, ...], problem: str) -> dict[str, Any]:
+    # ("applications", 3, "Income") → row 4 (counted from 1), column Income
+    row = location[1] + 1 if len(location) > 1 and isinstance(location[1], int) else None
+    column = format_location(location[2:]) if len(location) > 2 else None
+    return {"row": row, "column": column, "problem": problem}
+
+
+@dataclass(frozen=True)
+class DecidedBatch:
+    """The decisions of a file, one row per application in its order, and the words of the
+    reason codes they cite (the table carries only the codes)."""
+
+    frame: pd.DataFrame
+    reason_texts: dict[str, str]
+
+
+def decide_applications(
+    service: DecisionService,
+    served: ServedModel,
+    applications: list[ApplicationModel],
+    *,
+    ids: list[Any] | None = None,
+    log: bool = True,
+    chunk: int,
+) -> DecidedBatch:
+    """Decide validated applications ``chunk`` at a time (each chunk one transaction of the
+    decision log, ``log=False``: recorded nowhere)."""
+    decisions = []
+    for start in range(0, len(applications), chunk):
+        part = applications[start : start + chunk]
+        decisions.extend(service.decide_batch(part, served, log=log))
+    texts = {r.code: r.text for d in decisions for r in d.reasons}
+    frame = pd.DataFrame(
+        {
+            "prediction_id": [str(d.prediction_id) for d in decisions],
+            "probability_of_default": [d.probability_of_default for d in decisions],
+            "score_points": [d.score_points for d in decisions],
+            "risk_grade": [d.risk_grade for d in decisions],
+            "decision": [d.decision for d in decisions],
+            "reasons": [";".join(r.code for r in d.reasons) for d in decisions],
+            "imputed_fields": [";".join(d.imputed_fields) for d in decisions],
+        }
+    )
+    if ids is not None and served.spec.id is not None:
+        frame.insert(0, served.spec.id, ids)
+    return DecidedBatch(frame=frame, reason_texts=dict(sorted(texts.items())))
+
+
+def decide_file(
+    service: DecisionService,
+    served: ServedModel,
+    data: bytes,
+    name: str,
+    *,
+    log: bool = True,
+    chunk: int,
+) -> DecidedBatch:
+    """A file of applications (CSV or Parquet bytes) read, validated whole, then decided:
+    what ``creditops predict`` and the dashboard's batch upload both do."""
+    rows, ids = read_applications(data, name, served.spec)
+    applications = validate_applications(rows, served.application_model, name)
+    return decide_applications(service, served, applications, ids=ids, log=log, chunk=chunk)
 
 
 def predict_file(
@@ -100,50 +223,27 @@ def predict_file(
     started = time.perf_counter()
     if table_format(output) is None:
         raise DataValidationError(f"{output.name}: the output must be a .csv or .parquet file")
+    if not source.is_file():
+        raise DataValidationError(f"{source}: no such file")
     decision_log = PredictionLog(settings.resolved_database_url)
     try:
         service = DecisionService(settings, decision_log)
         served = service.load(ref)
-        rows, ids = _records(source, served.spec)
-        batch_model = build_batch_model(served.application_model, len(rows))
-        try:
-            applications = list(batch_model.model_validate({"applications": rows}).applications)
-        except ValidationError as error:
-            problems = validation_errors(error)
-            shown = "; ".join(f"{p['field']}: {p['problem']}" for p in problems[:_SHOWN_ERRORS])
-            more = len(problems) - _SHOWN_ERRORS
-            raise DataValidationError(
-                f"{source.name}: {len(problems)} invalid value(s), nothing decided: {shown}"
-                + (f" (and {more} more)" if more > 0 else "")
-            ) from None
+        rows, ids = read_applications(source.read_bytes(), source.name, served.spec)
+        applications = validate_applications(rows, served.application_model, source.name)
         scoring_started = time.perf_counter()
-        decisions = []
-        for start in range(0, len(applications), settings.max_batch):
-            chunk = applications[start : start + settings.max_batch]
-            decisions.extend(service.decide_batch(chunk, served, log=log))
+        frame = decide_applications(
+            service, served, applications, ids=ids, log=log, chunk=settings.max_batch
+        ).frame
         scoring_seconds = time.perf_counter() - scoring_started
     finally:
         decision_log.close()
-
-    frame = pd.DataFrame(
-        {
-            "prediction_id": [str(d.prediction_id) for d in decisions],
-            "probability_of_default": [d.probability_of_default for d in decisions],
-            "score_points": [d.score_points for d in decisions],
-            "risk_grade": [d.risk_grade for d in decisions],
-            "decision": [d.decision for d in decisions],
-            "reasons": [";".join(r.code for r in d.reasons) for d in decisions],
-            "imputed_fields": [";".join(d.imputed_fields) for d in decisions],
-        }
-    )
-    if ids is not None:
-        frame.insert(0, served.spec.id, ids)
     write_table(frame, output)
     return BatchSummary(
-        rows=len(decisions),
+        rows=len(frame),
         model_name=served.name,
         model_version=served.version,
-        decisions=dict(Counter(d.decision for d in decisions)),
+        decisions=dict(Counter(frame["decision"])),
         logged=log,
         output=str(output),
         scoring_seconds=scoring_seconds,

@@ -18,13 +18,15 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from creditops.exceptions import JSONBodyError
+from creditops.exceptions import CellError, JSONBodyError
 
 __all__ = [
     "example_csv",
     "field_errors",
     "format_location",
+    "located_errors",
     "parse_csv_applications",
+    "parse_form_application",
     "parse_json_strict",
     "validation_errors",
 ]
@@ -250,8 +252,7 @@ def _csv_applications(reader: Any, spec: Any, max_rows: int) -> dict[str, Any]:
     duplicated = sorted({n for n in reader.fieldnames if reader.fieldnames.count(n) > 1})
     if duplicated:
         raise JSONBodyError(f"CSV header repeats column(s): {', '.join(duplicated)}")
-    numeric = set(spec.numeric)
-    protected = set(spec.protected) - numeric
+    cells = _CellReader(spec)
     applications = []
     for index, row in enumerate(reader):
         if index >= max_rows:
@@ -260,24 +261,86 @@ def _csv_applications(reader: Any, spec: Any, max_rows: int) -> dict[str, Any]:
             raise JSONBodyError(f"applications[{index}]: more cells than header columns")
         application: dict[str, Any] = {}
         for column, cell in row.items():
-            value = (cell or "").strip()
-            if value == "":
-                application[column] = None
-            elif column in numeric:
-                try:
-                    number = float(value)
-                except ValueError:
-                    number = math.nan
-                if not math.isfinite(number):
-                    raise JSONBodyError(
-                        f"applications[{index}].{format_location((column,))}: must be a finite "
-                        "number"
-                    ) from None
-                application[column] = int(number) if number.is_integer() else number
-            elif column in protected:  # a number or a label: a number when it reads as one
-                number = _csv_number(value)
-                application[column] = value if number is None else number
-            else:
-                application[column] = value
+            try:
+                application[column] = cells.read(column, cell)
+            except ValueError as error:
+                where = f"applications[{index}].{format_location((column,))}"
+                raise CellError(
+                    f"{where}: {error}", row=index, column=column, problem=str(error)
+                ) from None
         applications.append(application)
     return {"applications": applications}
+
+
+class _CellReader:
+    """Reads one text cell (CSV, or a dashboard form field) as the value JSON would carry:
+    numbers for the spec's numeric features, a number or a label for a protected attribute,
+    text otherwise, None for an empty cell."""
+
+    def __init__(self, spec: Any) -> None:
+        self.numeric = set(spec.numeric)
+        self.protected = set(spec.protected) - self.numeric
+
+    def read(self, column: str, cell: str | None) -> Any:
+        value = (cell or "").strip()
+        if value == "":
+            return None
+        if column in self.numeric:
+            try:
+                number = float(value)
+            except ValueError:
+                number = math.nan
+            if not math.isfinite(number):
+                raise ValueError("must be a finite number")
+            return int(number) if number.is_integer() else number
+        if column in self.protected:  # a number or a label: a number when it reads as one
+            number = _csv_number(value)
+            return value if number is None else number
+        return value
+
+
+# ---------------------------------------------------------------------------------------------
+# Dashboard forms
+# ---------------------------------------------------------------------------------------------
+
+
+def parse_form_application(
+    fields: Iterable[tuple[str, Any]], spec: Any
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """A form's ``(name, value)`` fields (one per column) as the JSON body ``/predict`` takes,
+    read cell by cell as a CSV upload is; returns ``(application, problems by field)``.
+    A field sent twice is refused, as a repeated JSON key is.
+
+    An empty field is left out rather than sent as null, so the application model judges it
+    as an omitted field: imputed when optional, "Field required" when the model needs it.
+    The application then goes through the same model validation as the API's.
+    """
+    cells = _CellReader(spec)
+    application: dict[str, Any] = {}
+    problems: dict[str, str] = {}
+    seen: set[str] = set()
+    for column, text in fields:
+        if column in seen:
+            problems[column] = "sent more than once; send each field once"
+            application.pop(column, None)
+            continue
+        seen.add(column)
+        if not isinstance(text, str):  # a file where a value belongs: a forged form
+            problems[column] = "must be a value typed in the form, not a file"
+            continue
+        try:
+            value = cells.read(column, text)
+        except ValueError as error:
+            problems[column] = str(error)
+            continue
+        if value is not None:
+            application[column] = value
+    return application, problems
+
+
+def located_errors(exc: ValidationError) -> list[tuple[tuple[str | int, ...], str]]:
+    """Each validation error as ``(location, problem)``: the raw location, for a caller that
+    places the problem (next to a form field, in a row and column), with the same problem
+    text as :func:`validation_errors`."""
+    raw = exc.errors(include_url=False, include_input=True, include_context=True)
+    return [(tuple(error["loc"]), _problem(error)) for error in raw]

@@ -2,6 +2,6 @@
 
 from fastapi import APIRouter
 
-from creditops.serving.ui.pages import login, overview
+from creditops.serving.ui.pages import decide, login, overview
 
-ROUTERS: tuple[APIRouter, ...] = (login.router, overview.router)
+ROUTERS: tuple[APIRouter, ...] = (login.router, overview.router, decide.router)

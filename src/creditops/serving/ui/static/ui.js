@@ -25,4 +25,29 @@
       if (out) { out.textContent = (Number(el.value) * (el.dataset.scale ? Number(el.dataset.scale) : 1)).toFixed(el.dataset.digits || 1) + (el.dataset.unit || ""); }
     }
   });
+
+  // An upload larger than the server accepts is refused here, before it is sent: the server
+  // refuses it too, but a browser may report a refused half-sent upload as a network error.
+  function oversized(input) {
+    var file = input.files && input.files[0];
+    var limit = Number(input.getAttribute("data-max-bytes"));
+    var message = document.getElementById(input.getAttribute("data-size-error"));
+    var tooBig = !!(file && limit && file.size > limit);
+    if (message) {
+      message.textContent = tooBig ? input.getAttribute("data-size-message") : "";
+      message.hidden = !tooBig;
+    }
+    input.setAttribute("aria-invalid", tooBig ? "true" : "false");
+    return tooBig;
+  }
+
+  document.addEventListener("change", function (event) {
+    var el = event.target;
+    if (el.matches && el.matches("input[type=file][data-max-bytes]")) { oversized(el); }
+  });
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var form = event.detail.elt;
+    var input = form.querySelector && form.querySelector("input[type=file][data-max-bytes]");
+    if (input && oversized(input)) { event.preventDefault(); input.focus(); }
+  });
 })();
