@@ -302,23 +302,12 @@ def report(
     ] = False,
 ) -> None:
     """Write the HTML report and the Markdown model card, and log both to MLflow."""
-    from creditops.evaluation.report import write_report
-    from creditops.registry.review import evaluate_version, log_evaluation
+    from creditops.registry.review import review_and_store
 
     settings = _settings()
+    config = _evaluation_config(no_mitigation, 1000)
     try:
-        evaluation = evaluate_version(
-            settings, model_version, config=_evaluation_config(no_mitigation, 1000)
-        )
-        result = evaluation.result
-        if output is None:
-            settings.ensure_home()
-        directory = output or settings.reports_dir / f"{result.model_name}-v{result.model_version}"
-        paths = write_report(evaluation, directory)
-        log_evaluation(
-            evaluation,
-            {str(paths["html"]): "report", str(paths["model_card"]): "report"},
-        )
+        _, paths = review_and_store(settings, model_version, config=config, directory=output)
     except CreditOpsError as error:
         _fail(error)
     written = {key: str(path) for key, path in paths.items()}

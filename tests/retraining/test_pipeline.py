@@ -160,7 +160,7 @@ def test_retrain_registers_a_challenger_compares_it_and_waits_for_approval(store
     assert (promoted.action, promoted.outcome) == ("promote", "promoted")
     assert (promoted.champion_version, promoted.challenger_version) == ("1", "2")
     assert promoted.reasons == (["forced"] if expected == "rejected" else [])
-    assert promoted.details == {"via": "cli"}
+    assert promoted.details == {"via": "cli", "reason": None}
     assert str(get_version(store, "champion").version) == "2"
     with pytest.raises(CreditOpsError, match="already the champion"):
         promote_challenger(store)

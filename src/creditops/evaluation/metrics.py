@@ -186,4 +186,39 @@ def detailed_metrics(
         "confusion_matrix": {"tn": int(tn), "fp": int(fp), "fn": int(fn), "tp": int(tp)},
         "calibration": calibration,
         "lift": lift_table(y_true, proba),
+        **score_curves(y_true, proba),
+    }
+
+
+def _thin(index_count: int, points: int) -> np.ndarray:
+    if index_count <= points:
+        return np.arange(index_count)
+    return np.unique(np.linspace(0, index_count - 1, points).round().astype(int))
+
+
+def score_curves(
+    y_true: np.ndarray, proba: np.ndarray, *, points: int = 200, bins: int = 20
+) -> dict[str, object]:
+    """ROC and precision-recall curves (at most ``points`` points each, ends kept) and the
+    score distribution of goods and bads in ``bins`` equal-width bins: small enough to store
+    with an evaluation and draw interactively, exact at the points kept."""
+    from sklearn.metrics import precision_recall_curve, roc_curve
+
+    y_true = np.asarray(y_true).astype(int)
+    proba = np.asarray(proba, dtype=np.float64)
+    fpr, tpr, _ = roc_curve(y_true, proba)
+    keep = _thin(len(fpr), points)
+    precision, recall, _ = precision_recall_curve(y_true, proba)
+    keep_pr = _thin(len(precision), points)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    goods, _ = np.histogram(proba[y_true == 0], bins=edges)
+    bads, _ = np.histogram(proba[y_true == 1], bins=edges)
+    return {
+        "roc_curve": {"fpr": fpr[keep].tolist(), "tpr": tpr[keep].tolist()},
+        "pr_curve": {"recall": recall[keep_pr].tolist(), "precision": precision[keep_pr].tolist()},
+        "score_histogram": {
+            "edges": edges.tolist(),
+            "goods": goods.tolist(),
+            "bads": bads.tolist(),
+        },
     }

@@ -102,7 +102,8 @@ class ApplicantExample(BaseModel):
 
 
 class EvaluationResult(BaseModel):
-    schema_version: int = 1
+    # 2: metrics carry roc_curve, pr_curve and score_histogram (the dashboard draws them).
+    schema_version: int = 2
     created_at: str
     creditops_version: str
     model_name: str

@@ -3,11 +3,15 @@ evaluation on it, and store the result on its run."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from creditops.config import Settings
+from creditops.evaluation.report import write_report
 from creditops.evaluation.review import (
     EVALUATION_FILE,
     Evaluation,
     EvaluationConfig,
+    EvaluationResult,
     evaluate_loaded,
     gate_word,
 )
@@ -69,3 +73,39 @@ def log_evaluation(evaluation: Evaluation, files: dict[str, str] | None = None) 
         )
         for path, artifact_dir in (files or {}).items():
             tracking.log_artifact(path, artifact_dir)
+
+
+def report_directory(settings: Settings, version: str) -> Path:
+    """Where the report of a version (number) is written: one folder per version."""
+    return settings.reports_dir / f"{settings.registered_model_name}-v{version}"
+
+
+def review_and_store(
+    settings: Settings,
+    ref: str = CHAMPION,
+    *,
+    config: EvaluationConfig | None = None,
+    directory: Path | None = None,
+) -> tuple[Evaluation, dict[str, Path]]:
+    """Review a version, write its report (HTML, model card, JSON, plots) to ``directory``
+    (default: its report folder) and store all of it on the version's run: what
+    ``creditops report`` and the dashboard do."""
+    evaluation = evaluate_version(settings, ref, config=config)
+    if directory is None:
+        settings.ensure_home()
+        directory = report_directory(settings, evaluation.result.model_version)
+    paths = write_report(evaluation, directory)
+    log_evaluation(evaluation, {str(paths["html"]): "report", str(paths["model_card"]): "report"})
+    return evaluation, paths
+
+
+def stored_review(settings: Settings, version: str) -> EvaluationResult | None:
+    """The stored review of version ``version`` (a number), or None when there is none or it
+    was written by a creditops whose results lack what this one shows."""
+    path = report_directory(settings, version) / "evaluation.json"
+    try:
+        result = EvaluationResult.model_validate_json(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    current = EvaluationResult.model_fields["schema_version"].default
+    return result if result.schema_version >= current else None

@@ -527,6 +527,7 @@ def _audit_refusal(
     challenger_version: str | None,
     message: str,
     via: str,
+    reason: str | None = None,
 ) -> None:
     """Record a promotion or rollback that did not happen: ``refused`` by a rule, or ``failed``
     on an unexpected error. The caller sees the error itself, so an audit that cannot be
@@ -540,7 +541,7 @@ def _audit_refusal(
         challenger_version=challenger_version,
         reasons=[str(error)],
         message=f"{message} {'refused' if refused else 'failed'}: {error}",
-        details={"via": via, "error": type(error).__name__},
+        details={"via": via, "error": type(error).__name__, "reason": reason},
     )
     try:
         record_everywhere(settings, audit, entry)
@@ -565,11 +566,12 @@ def promote_challenger(
     force: bool = False,
     move: MoveChampion | None = None,
     via: str = "cli",
+    reason: str | None = None,
 ) -> AuditEntry:
     """Make the challenger (or ``version``: a number or an alias) the champion, if its retrain
     passed every gate and it was not rolled back since (``force``: even if not, recorded as
     forced). Refusals and failures are audited too; ``via`` says where the request came from
-    (``cli``, ``api``)."""
+    (``cli``, ``api``, ``dashboard``), ``reason`` why the person asked."""
     started = datetime.now(UTC)
     move = move or _registry_move(settings)
     with exclusive(settings, CHAMPION_LOCK), AuditLog.from_settings(settings) as audit:
@@ -625,6 +627,7 @@ def promote_challenger(
                 if version is None
                 else f"promotion of version {version}",
                 via=via,
+                reason=reason,
             )
             raise
         return _audit_change(
@@ -638,16 +641,22 @@ def promote_challenger(
                 challenger_version=current_version,
                 reasons=["forced"] if force and not cleared else [],
                 gates=verdict.gates if verdict is not None else [],
-                message=f"version {current_version} promoted to champion (was {previous})",
-                details={"via": via},
+                message=f"version {current_version} promoted to champion (was {previous})"
+                + (f"; reason: {reason}" if reason else ""),
+                details={"via": via, "reason": reason},
             ),
         )
 
 
 def rollback(
-    settings: Settings, *, move: MoveChampion | None = None, via: str = "cli"
+    settings: Settings,
+    *,
+    move: MoveChampion | None = None,
+    via: str = "cli",
+    reason: str | None = None,
 ) -> AuditEntry:
-    """Return the champion alias to the previous champion (audited, refusals included)."""
+    """Return the champion alias to the previous champion (audited, refusals included, with
+    the ``reason`` the person gave)."""
     started = datetime.now(UTC)
     move = move or _registry_move(settings)
     with exclusive(settings, CHAMPION_LOCK), AuditLog.from_settings(settings) as audit:
@@ -675,6 +684,7 @@ def rollback(
                 challenger_version=champion_version,
                 message=f"rollback from version {champion_version}",
                 via=via,
+                reason=reason,
             )
             raise
         return _audit_change(
@@ -686,7 +696,8 @@ def rollback(
                 outcome="rolled_back",
                 champion_version=now_champion,
                 challenger_version=before,
-                message=f"champion rolled back from version {before} to {now_champion}",
-                details={"via": via},
+                message=f"champion rolled back from version {before} to {now_champion}"
+                + (f"; reason: {reason}" if reason else ""),
+                details={"via": via, "reason": reason},
             ),
         )

@@ -22,9 +22,9 @@ GREY = "#999999"
 
 def layout(**overrides: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
-        "margin": {"l": 56, "r": 24, "t": 16, "b": 48},
+        "margin": {"l": 56, "r": 24, "t": 16, "b": 64},
         "font": {"family": "system-ui, sans-serif", "size": 12},
-        "legend": {"orientation": "h", "y": -0.2},
+        "legend": {"orientation": "h", "y": -0.3},
         "paper_bgcolor": "rgba(0,0,0,0)",
         "plot_bgcolor": "rgba(0,0,0,0)",
         "height": 320,

@@ -7,6 +7,7 @@ import threading
 from fastapi import Request
 
 from creditops.store.alerts import AlertStore
+from creditops.store.audit import AuditLog
 
 _LOCK = threading.Lock()
 
@@ -21,3 +22,15 @@ def alert_store(request: Request) -> AlertStore:
                 store = AlertStore.from_settings(state.settings)
                 state.ui_alert_store = store
     return store
+
+
+def audit_log(request: Request) -> AuditLog:
+    state = request.app.state
+    log = getattr(state, "ui_audit_log", None)
+    if log is None:
+        with _LOCK:
+            log = getattr(state, "ui_audit_log", None)
+            if log is None:
+                log = AuditLog.from_settings(state.settings)
+                state.ui_audit_log = log
+    return log

@@ -2,6 +2,13 @@
 
 from fastapi import APIRouter
 
-from creditops.serving.ui.pages import decide, login, overview
+from creditops.serving.ui.pages import decide, login, models, overview, version
 
-ROUTERS: tuple[APIRouter, ...] = (login.router, overview.router, decide.router)
+# models before version: /ui/models/compare is not a version number.
+ROUTERS: tuple[APIRouter, ...] = (
+    login.router,
+    overview.router,
+    models.router,
+    version.router,
+    decide.router,
+)
