@@ -12,6 +12,7 @@ same policy.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,9 +20,13 @@ from contextlib import contextmanager
 from creditops.config import Settings
 from creditops.evaluation.business import derive_policy
 from creditops.evaluation.policy import DecisionPolicy
-from creditops.registry.client import client
+from creditops.exceptions import ModelNotFoundError
+from creditops.registry.client import client, get_version
 from creditops.registry.load import LoadedModel, load_version_artifact, load_version_data
 from creditops.training import tracking
+
+#: The version tag that changes whenever the version's policy is replaced.
+POLICY_REVISION = "policy_revision"
 
 
 def stored_policy(settings: Settings, loaded: LoadedModel) -> DecisionPolicy | None:
@@ -50,6 +55,29 @@ def _derive(settings: Settings, loaded: LoadedModel) -> DecisionPolicy:
     validation, y = data.part("validation", spec)
     proba = loaded.model.predict_proba(validation[spec.features])[:, 1]
     return derive_policy(y, proba, validation, spec, data.frame)
+
+
+def save_policy(settings: Settings, version: str, policy: DecisionPolicy) -> DecisionPolicy:
+    """Replace the decision policy of version ``version`` (a number): its artifact and tags,
+    and a ``policy_revision`` tag (the policy's digest) by which serving workers notice the
+    change. Auditing the change is the caller's (see ``retraining.change_policy``)."""
+    found = get_version(settings, version)
+    if found is None:
+        raise ModelNotFoundError(
+            f"no version {version!r} of model {settings.registered_model_name!r} is registered"
+        )
+    if found.run_id:
+        with tracking.start_run("policy", run_id=found.run_id):
+            tracking.log_text(policy.model_dump_json(indent=2), tracking.POLICY_FILE)
+    mlflow_client = client(settings)
+    for key, value in {**policy.tags(), POLICY_REVISION: policy_revision(policy)}.items():
+        mlflow_client.set_model_version_tag(settings.registered_model_name, version, key, value)
+    return policy
+
+
+def policy_revision(policy: DecisionPolicy) -> str:
+    """A short digest of the policy: equal digests, equal decisions."""
+    return hashlib.sha256(policy.model_dump_json().encode()).hexdigest()[:16]
 
 
 def _store(settings: Settings, loaded: LoadedModel, policy: DecisionPolicy) -> None:

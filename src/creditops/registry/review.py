@@ -3,7 +3,11 @@ evaluation on it, and store the result on its run."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
+import pandas as pd
 
 from creditops.config import Settings
 from creditops.evaluation.report import write_report
@@ -109,3 +113,26 @@ def stored_review(settings: Settings, version: str) -> EvaluationResult | None:
         return None
     current = EvaluationResult.model_fields["schema_version"].default
     return result if result.schema_version >= current else None
+
+
+@dataclass(frozen=True)
+class ScoredSplit:
+    """A version's test split scored by the version: what what-if questions are asked on."""
+
+    version: str
+    frame: pd.DataFrame  # the test rows (features, protected, target), index reset
+    y: np.ndarray  # 1 = default
+    proba: np.ndarray
+    protected: pd.DataFrame | None
+
+
+def scored_test_split(settings: Settings, version: str) -> ScoredSplit:
+    """Load version ``version`` and score its own test split."""
+    loaded = load_model(settings, version)
+    spec = loaded.spec
+    data = load_version_data(settings, loaded)
+    frame, y = data.part("test", spec)
+    frame = frame.reset_index(drop=True)
+    proba = loaded.model.predict_proba(frame[spec.features])[:, 1]
+    protected = frame[list(spec.protected)] if spec.protected else None
+    return ScoredSplit(str(loaded.version), frame, np.asarray(y).astype(int), proba, protected)

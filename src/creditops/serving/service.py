@@ -50,6 +50,7 @@ from creditops.registry import (
     version_policy,
 )
 from creditops.registry import promote as move_alias
+from creditops.registry.policy import POLICY_REVISION
 from creditops.serving.fastpath import FastScorer, compile_or_none
 from creditops.serving.schemas import (
     ApplicationModel,
@@ -240,7 +241,8 @@ class DecisionService:
         self._on_decision = on_decision
         self._on_swap = on_swap
         self._on_feedback = on_feedback  # (result, count): recorded, unchanged, unknown, conflict
-        self._refused: tuple[str, str] | None = None  # (version, why) the alias named but failed
+        # ("version@policy revision", why): what the alias named but failed its checks
+        self._refused: tuple[str, str] | None = None
 
     @property
     def served(self) -> ServedModel:
@@ -271,7 +273,8 @@ class DecisionService:
         """Serve the version the ``champion`` alias names now, if it is another one.
 
         Every server worker calls this periodically, so a promotion made through any worker,
-        the CLI or the MLflow UI reaches all of them. A version that fails its checks is
+        the CLI or the MLflow UI reaches all of them, and so does a new policy of the served
+        version (its ``policy_revision`` tag changes). A version that fails its checks is
         refused once (logged) and not retried until the alias moves again. Returns the newly
         served version, or None when nothing changed.
         """
@@ -283,14 +286,19 @@ class DecisionService:
                 return None
             version = str(current.version)
             served = self._served
-            if served is not None and served.version == version:
-                return None
-            if self._refused is not None and self._refused[0] == version:
+            revision = (current.tags or {}).get(POLICY_REVISION)
+            if (
+                served is not None
+                and served.version == version
+                and served.loaded.tags.get(POLICY_REVISION) == revision
+            ):
+                return None  # the same version with the same policy
+            if self._refused is not None and self._refused[0] == f"{version}@{revision}":
                 return None
             try:
                 return self.swap_to(version)
             except CreditOpsError as error:
-                self._refused = (version, str(error))
+                self._refused = (f"{version}@{revision}", str(error))
                 logger.error("champion version %s refused, still serving: %s", version, error)
                 return None
         finally:

@@ -30,11 +30,18 @@ EXPERIMENT = "creditops-retraining"
 
 _T = TypeVar("_T")
 
-Action = Literal["retrain", "promote", "rollback"]
+Action = Literal["retrain", "promote", "rollback", "policy"]
 # "rejected": a retrain's challenger failed a gate; "refused": a promotion or rollback broke a
 # rule and changed nothing.
 Outcome = Literal[
-    "promoted", "awaiting_approval", "rejected", "failed", "skipped", "rolled_back", "refused"
+    "promoted",
+    "awaiting_approval",
+    "rejected",
+    "failed",
+    "skipped",
+    "rolled_back",
+    "refused",
+    "saved",  # a version's decision policy replaced (action "policy")
 ]
 
 

@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from creditops.serving.ui.pages import decide, login, models, overview, version
+from creditops.serving.ui.pages import decide, login, models, overview, policy, version
 
 # models before version: /ui/models/compare is not a version number.
 ROUTERS: tuple[APIRouter, ...] = (
@@ -10,5 +10,6 @@ ROUTERS: tuple[APIRouter, ...] = (
     overview.router,
     models.router,
     version.router,
+    policy.router,
     decide.router,
 )
