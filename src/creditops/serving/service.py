@@ -537,10 +537,16 @@ class Reproduction:
 
 
 def reproduce_decisions(
-    settings: Settings, records: list[PredictionRecord], reason_map: ReasonMap | None = None
+    settings: Settings,
+    records: list[PredictionRecord],
+    reason_map: ReasonMap | None = None,
+    *,
+    models: dict[str, ServedModel] | None = None,
 ) -> list[Reproduction]:
-    """Re-score each logged input with the model version that decided it (audit)."""
-    served: dict[str, ServedModel] = {}
+    """Re-score each logged input with the model version that decided it (audit). ``models``:
+    versions already built, by number; the ones built here are added to it, so a caller that
+    keeps it builds each version once."""
+    served: dict[str, ServedModel] = models if models is not None else {}
     reasons = reason_map  # None: the version's spec, as when it decided
     results = []
     for record in records:

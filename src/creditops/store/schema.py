@@ -146,6 +146,9 @@ predictions = sa.Table(
     sa.Column("latency_ms", sa.Double, nullable=False),
     sa.CheckConstraint("decision IN ('approve', 'refer', 'decline')", name="ck_decision"),
     sa.CheckConstraint("probability >= 0 AND probability <= 1", name="ck_probability"),
+    # Revision 0002: the audit search filters on these, newest first.
+    sa.Index("ix_predictions_decision_created", "decision", "created_at"),
+    sa.Index("ix_predictions_version_created", "model_version", "created_at"),
 )
 
 #: The observed outcome of a logged decision (1 = default), at most one per decision.

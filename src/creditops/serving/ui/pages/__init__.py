@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from creditops.serving.ui.pages import decide, login, models, overview, policy, version
+from creditops.serving.ui.pages import audit, decide, login, models, overview, policy, version
 
 # models before version: /ui/models/compare is not a version number.
 ROUTERS: tuple[APIRouter, ...] = (
@@ -12,4 +12,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     version.router,
     policy.router,
     decide.router,
+    audit.router,
 )
