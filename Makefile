@@ -45,6 +45,10 @@ bench-serving: $(STAMP) ## Benchmark the service against `mlflow models serve` (
 	bash scripts/system-packages.sh bench
 	$(BIN)/python benchmarks/serving.py
 
+bench-dashboard: $(STAMP) ## Dashboard pages over 1,000,000 logged decisions, SQLite and PostgreSQL (ROWS=...)
+	bash scripts/system-packages.sh test
+	CREDITOPS_TEST_POSTGRES_URL="$$(bash scripts/test-postgres.sh)" $(BIN)/python benchmarks/dashboard.py $(if $(ROWS),--rows $(ROWS))
+
 .venv-evidently:
 	# Evidently 0.7 does not import under pandas 3: the comparison runs in its own interpreter.
 	$(PYTHON) -m venv .venv-evidently
@@ -59,4 +63,4 @@ mlflow-ui: $(STAMP) ## Open the MLflow UI on the local tracking store (http://12
 clean: ## Remove local state (.creditops) but keep .venv
 	rm -rf .creditops .pytest_cache
 
-.PHONY: help install lint format test run bench-serving bench-drift mlflow-ui clean
+.PHONY: help install lint format test run bench-serving bench-dashboard bench-drift mlflow-ui clean

@@ -104,12 +104,10 @@ def search_decisions(
     where = _conditions(spec)
     if after:
         created, identifier = _parse_cursor(after)
-        where.append(
-            sa.or_(
-                predictions.c.created_at < created,
-                sa.and_(predictions.c.created_at == created, predictions.c.id < identifier),
-            )
-        )
+        # The first condition alone is what an index on created_at can seek to; the second
+        # breaks ties between decisions logged in the same microsecond.
+        where.append(predictions.c.created_at <= created)
+        where.append(sa.or_(predictions.c.created_at < created, predictions.c.id < identifier))
     query = (
         sa.select(
             predictions.c.id,

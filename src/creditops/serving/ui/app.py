@@ -94,7 +94,9 @@ def add_ui(app: FastAPI) -> None:
     app.add_exception_handler(AccessDeniedError, _forbidden)
     app.add_api_route("/", lambda: RedirectResponse("/ui", 307), include_in_schema=False)
     app.add_api_route(f"{STATIC}/vendor/plotly.min.js", _plotly, include_in_schema=False)
-    for router in ROUTERS:
-        app.include_router(router, include_in_schema=False)
+    for router in ROUTERS:  # flat on the app, like the API's routes (see api.main.add_routes)
+        for route in router.routes:
+            route.include_in_schema = False  # type: ignore[attr-defined]
+            app.router.routes.append(route)
     static = StaticFiles(directory=str(files("creditops.serving.ui") / "static"))
     app.mount(STATIC, static, name="ui-static")
