@@ -137,6 +137,7 @@ def fill(url: str, rows: int, home: Path, seed: int = 0) -> None:
                         "outcome": int(rng.random() < proba[i]),
                         "observed_at": created + timedelta(days=30),
                         "recorded_at": now,
+                        "decided_at": created,
                     }
                 )
         with engine.begin() as conn:

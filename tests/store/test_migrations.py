@@ -31,6 +31,7 @@ from creditops.store.alerts import AlertStore
 from creditops.store.audit import AuditLog
 from creditops.store.predlog import PredictionLog
 from creditops.store.schema import (
+    _BASELINE,  # the columns of revision 0001: what a database of that release holds
     database_status,
     ensure_schema,
     head_revision,
@@ -189,7 +190,10 @@ def snapshot(url: str) -> dict[str, list[tuple[Any, ...]]]:
             for name in LEGACY_TABLES:
                 table = sa.Table(name, sa.MetaData(), autoload_with=conn)
                 key = next(iter(table.primary_key.columns))
-                found[name] = [tuple(row) for row in conn.execute(sa.select(table).order_by(key))]
+                # The columns that release had: later revisions may add columns of their own.
+                columns = [c for c in table.columns if c.name in _BASELINE[name]]
+                query = sa.select(*columns).order_by(key)
+                found[name] = [tuple(row) for row in conn.execute(query)]
             return found
     finally:
         engine.dispose()

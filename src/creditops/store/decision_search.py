@@ -74,22 +74,19 @@ def _parse_cursor(cursor: str) -> tuple[datetime, str]:
     return created.astimezone(UTC), identifier
 
 
-def _conditions(spec: DecisionFilter) -> list[Any]:
+def _conditions(spec: DecisionFilter, when: Any) -> list[Any]:
     where: list[Any] = []
     if spec.since is not None:
-        where.append(predictions.c.created_at >= datetime.combine(spec.since, time(), UTC))
+        where.append(when >= datetime.combine(spec.since, time(), UTC))
     if spec.until is not None:
-        end = datetime.combine(spec.until + timedelta(days=1), time(), UTC)
-        where.append(predictions.c.created_at < end)
+        where.append(when < datetime.combine(spec.until + timedelta(days=1), time(), UTC))
     if spec.decision is not None:
         where.append(predictions.c.decision == spec.decision)
     if spec.model_version is not None:
         where.append(predictions.c.model_version == spec.model_version)
     if spec.prediction_id is not None:
         where.append(predictions.c.id == str(spec.prediction_id))
-    if spec.outcome == "known":
-        where.append(outcomes.c.outcome.is_not(None))
-    elif spec.outcome == "unknown":
+    if spec.outcome == "unknown":
         where.append(outcomes.c.outcome.is_(None))
     return where
 
@@ -101,13 +98,19 @@ def search_decisions(
     ``after`` (from the previous page). Raises ``ValueError`` for a forged cursor."""
     if not 1 <= limit <= 500:
         raise ValueError("limit: between 1 and 500")
-    where = _conditions(spec)
+    # "Outcome known" walks the outcomes by decision time (the newest decisions have no
+    # outcome yet, so walking the decisions would pass months of them first); otherwise the
+    # decisions are walked. Both orders are the same: (decision time, prediction id).
+    known = spec.outcome == "known"
+    when = outcomes.c.decided_at if known else predictions.c.created_at
+    key = outcomes.c.prediction_id if known else predictions.c.id
+    where = _conditions(spec, when)
     if after:
         created, identifier = _parse_cursor(after)
-        # The first condition alone is what an index on created_at can seek to; the second
-        # breaks ties between decisions logged in the same microsecond.
-        where.append(predictions.c.created_at <= created)
-        where.append(sa.or_(predictions.c.created_at < created, predictions.c.id < identifier))
+        # The first condition alone is what the index can seek to; the second breaks ties
+        # between decisions logged in the same microsecond.
+        where.append(when <= created)
+        where.append(sa.or_(when < created, key < identifier))
     query = (
         sa.select(
             predictions.c.id,
@@ -119,9 +122,13 @@ def search_decisions(
             predictions.c.grade,
             outcomes.c.outcome,
         )
-        .select_from(predictions.outerjoin(outcomes, outcomes.c.prediction_id == predictions.c.id))
+        .select_from(
+            outcomes.join(predictions, outcomes.c.prediction_id == predictions.c.id)
+            if known
+            else predictions.outerjoin(outcomes, outcomes.c.prediction_id == predictions.c.id)
+        )
         .where(*where)
-        .order_by(predictions.c.created_at.desc(), predictions.c.id.desc())
+        .order_by(when.desc(), key.desc())
         .limit(limit + 1)  # one more than shown: is there a next page?
     )
 

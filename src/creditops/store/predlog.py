@@ -456,19 +456,19 @@ class PredictionLog:
         ids = sorted({key for key, _, _ in updates})
 
         def work(conn: Connection) -> list[OutcomeStatus]:
-            known: set[str] = set()
+            known: dict[str, datetime] = {}  # id -> when it was decided
             recorded: dict[str, int] = {}
             for start in range(0, len(ids), _IN_CHUNK):
                 chunk = ids[start : start + _IN_CHUNK]
                 # FOR UPDATE (PostgreSQL) serialises concurrent feedback for the same loan;
                 # SQLite is already serialised by BEGIN IMMEDIATE.
                 lock = (
-                    sa.select(predictions.c.id)
+                    sa.select(predictions.c.id, predictions.c.created_at)
                     .where(predictions.c.id.in_(chunk))
                     .order_by(predictions.c.id)
                     .with_for_update()
                 )
-                known.update(conn.execute(lock).scalars())
+                known.update({key: created for key, created in conn.execute(lock)})
                 stmt = sa.select(outcomes.c.prediction_id, outcomes.c.outcome).where(
                     outcomes.c.prediction_id.in_(chunk)
                 )
@@ -500,6 +500,7 @@ class PredictionLog:
                         "outcome": value,
                         "observed_at": observed_at,
                         "recorded_at": now,
+                        "decided_at": known[key],
                     }
                 )
                 statuses.append("recorded")

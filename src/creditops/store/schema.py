@@ -159,7 +159,12 @@ outcomes = sa.Table(
     sa.Column("outcome", sa.SmallInteger, nullable=False),
     sa.Column("observed_at", UTCDateTime(), nullable=True),
     sa.Column("recorded_at", UTCDateTime(), nullable=False),
+    # Revision 0002: when the decision was made (its predictions.created_at), so "decisions
+    # whose outcome is known, newest first" is an index scan of this table, not a walk through
+    # months of unlabelled decisions.
+    sa.Column("decided_at", UTCDateTime(), nullable=True),
     sa.CheckConstraint("outcome IN (0, 1)", name="ck_outcome"),
+    sa.Index("ix_outcomes_decided", "decided_at", "prediction_id"),
 )
 
 #: Alerts raised by the monitoring checks (:mod:`creditops.store.alerts`).
