@@ -246,6 +246,18 @@ def test_a_database_from_before_migrations_is_adopted_and_keeps_every_row(
 
     assert snapshot(db_url) == before
     assert version_rows(db_url) == [head_revision()]
+    engine = _engine(db_url)
+    try:  # revision 0002 filled each outcome's decision time from its decision
+        with engine.connect() as conn:
+            wrong = conn.exec_driver_sql(
+                "SELECT count(*) FROM outcomes o JOIN predictions p ON p.id = o.prediction_id "
+                "WHERE o.decided_at IS NULL OR o.decided_at <> p.created_at"
+            ).scalar_one()
+            filled = conn.exec_driver_sql("SELECT count(*) FROM outcomes").scalar_one()
+    finally:
+        engine.dispose()
+    assert filled >= 3
+    assert wrong == 0
     current = cli(monkeypatch, tmp_path, db_url, "current")
     assert current["current"] == head_revision()
     assert current["up_to_date"] is True
