@@ -48,7 +48,10 @@ def test_a_version_page_shows_its_review_and_its_report_downloads(page: Page) ->
     assert download.value.suggested_filename == "credit-default-v1-report.html"
     with open(download.value.path(), encoding="utf-8") as report:
         assert "<html" in report.read(2000).lower()
-    page.goto("/ui/models/999")
+
+
+def test_an_unknown_version_is_a_404_page(page: Page) -> None:
+    log_in(page, start="/ui/models/999")
     expect(page.get_by_role("heading", name="No such version")).to_be_visible()
     page.expected_console_errors.append("404")
 
