@@ -138,7 +138,13 @@ def test_cli_evaluate_json_and_report(trained, tmp_path, monkeypatch):
         result = runner.invoke(app, ["evaluate", "--json", "--no-mitigation", "--n-boot", "100"])
         assert result.exit_code == 0, result.output
         payload = json.loads(result.stdout)
-        assert payload["schema_version"] == 1
+        assert payload["schema_version"] == 2
+        roc = payload["metrics"]["roc_curve"]  # what the dashboard draws (schema 2)
+        assert roc["fpr"][0] == 0.0
+        assert roc["tpr"][-1] == 1.0
+        assert len(roc["fpr"]) <= 200
+        histogram = payload["metrics"]["score_histogram"]
+        assert sum(histogram["goods"]) + sum(histogram["bads"]) == payload["metrics"]["n"]
         assert payload["mitigation"] == []
         out = tmp_path / "cli-report"
         result = runner.invoke(app, ["report", "--output", str(out), "--no-mitigation", "--json"])
