@@ -6,7 +6,8 @@ In one run, for each backend (SQLite, and PostgreSQL when a URL is given):
    the last 90 days: inputs drawn from real credit_data rows, decisions from the champion's
    policy on a synthetic probability, three model versions, ~30% with an outcome.
 2. Start the real server (``creditops serve``, one worker) on that log and a champion trained on
-   credit_data (fast profile, in a temporary store unless ``--home`` names one), log in, and
+   credit_data (fast profile) with a logistic-regression challenger on the same split (the
+   models comparison), in a temporary store unless ``--home`` names one, log in, and
    request every dashboard page (every GET route under ``/ui`` found on the app, path parameters
    filled with real values), plus audit searches with filters and a deep page, ``--repeat``
    times each after two warm-up requests.
@@ -43,11 +44,18 @@ import sqlalchemy as sa
 from creditops.config import Settings
 from creditops.data.datasets import load_builtin
 from creditops.evaluation.review import EvaluationConfig
-from creditops.registry import load_model, train_and_register, version_policy
+from creditops.registry import (
+    CHALLENGER,
+    load_model,
+    register_trained,
+    train_and_register,
+    version_policy,
+)
 from creditops.registry.review import review_and_store
 from creditops.serving.app import create_app
 from creditops.store.predlog import PredictionLog
 from creditops.store.schema import outcomes, predictions
+from creditops.training.train import train
 
 ADMIN_KEY = "dashboard-benchmark-admin-key"
 CHUNK = 20_000
@@ -67,6 +75,16 @@ def _trained_home(home: Path | None) -> Path:
     frame, spec = load_builtin("credit_data")
     print("training the champion (fast profile)...", file=sys.stderr)
     train_and_register(settings, frame=frame, spec=spec, dataset_name="credit_data", profile="fast")
+    # A second version on the same split, for the comparison page.
+    challenger = train(
+        settings,
+        frame=frame,
+        spec=spec,
+        dataset_name="credit_data",
+        profile="fast",
+        models=["logistic_regression"],
+    )
+    register_trained(settings, challenger, alias=CHALLENGER)
     # The version page reads a stored review; computing one (a minute) is not a page request.
     review_and_store(settings, "1", config=EvaluationConfig(n_boot=200))
     print(f"trained store: {home} (reuse it with --home)", file=sys.stderr)
@@ -190,7 +208,7 @@ def _pages(url: str) -> tuple[list[str], list[str]]:
         for name in names:
             filled = filled.replace("{" + name + "}", values[name])
         if filled == "/ui/models/compare":
-            filled += "?a=1&b=1"
+            filled += "?a=1&b=2"  # computed once per pair, then kept: warm-up pays for it
         pages.append(filled)
     cursor = f"{deep.created_at.replace(tzinfo=UTC).isoformat()}|{deep.id}"
     pages += [

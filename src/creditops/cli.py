@@ -574,6 +574,7 @@ def promote_command(
         str | None, typer.Argument(help="Version to promote (default: the challenger).")
     ] = None,
     force: Annotated[bool, typer.Option(help="Promote even if its gates did not pass.")] = False,
+    reason: Annotated[str | None, typer.Option(help="Why: kept in the audit entry.")] = None,
 ) -> None:
     """Make the challenger the champion, if its retrain passed every gate (audited). A running
     service follows within CREDITOPS_CHAMPION_POLL_SECONDS."""
@@ -581,20 +582,22 @@ def promote_command(
 
     settings = _settings()
     try:
-        entry = promote_challenger(settings, version=version, force=force)
+        entry = promote_challenger(settings, version=version, force=force, reason=reason)
     except CreditOpsError as error:
         _fail(error)
     _print_change(entry)
 
 
 @app.command("rollback")
-def rollback_command() -> None:
+def rollback_command(
+    reason: Annotated[str | None, typer.Option(help="Why: kept in the audit entry.")] = None,
+) -> None:
     """Return the champion alias to the previous champion (audited)."""
     from creditops.retraining import rollback
 
     settings = _settings()
     try:
-        entry = rollback(settings)
+        entry = rollback(settings, reason=reason)
     except CreditOpsError as error:
         _fail(error)
     _print_change(entry)

@@ -30,6 +30,11 @@ class ModelNotFoundError(CreditOpsError):
     """No registered model matches the requested name, version or alias."""
 
 
+class IncomparableVersionsError(CreditOpsError):
+    """Two registered versions share no test split (other data, another split, another
+    outcome), so measuring them side by side on one split would favour one of them."""
+
+
 class NotFittedError(CreditOpsError):
     """A monitoring calculator was asked to ``calculate`` before ``fit``: there is no
     reference to compare the current data with."""
@@ -59,6 +64,11 @@ class AlertStoreError(CreditOpsError):
 
 class AuditLogError(CreditOpsError):
     """The retraining audit could not be read or written."""
+
+
+class NotClearedError(CreditOpsError):
+    """A version may not be promoted without ``force``: no retrain cleared it (its gates did
+    not pass, it did not come from a retrain) or it was rolled back since."""
 
 
 class RetrainInProgressError(CreditOpsError):

@@ -51,6 +51,22 @@ def test_bootstrap_interval_brackets_auc_and_is_seeded(scores):
     assert bootstrap_auc_interval(y, proba, n_boot=500, seed=1) == (low, high)
 
 
+def test_paired_difference_interval_brackets_the_difference_and_sees_a_real_one(scores):
+    from creditops.evaluation.metrics import paired_auc_difference_interval
+
+    y, proba = scores
+    rng = np.random.default_rng(2)
+    noisier = np.clip(proba + rng.normal(0, 0.3, len(proba)), 0.001, 0.999)
+    low, high = paired_auc_difference_interval(y, proba, noisier, n_boot=500, seed=1)
+    difference = roc_auc_score(y, noisier) - roc_auc_score(y, proba)
+    assert low < difference < high < 0  # the noisier scores are clearly worse
+    assert paired_auc_difference_interval(y, proba, noisier, n_boot=500, seed=1) == (low, high)
+    # A model against itself differs by exactly nothing on every resample.
+    assert paired_auc_difference_interval(y, proba, proba, n_boot=200) == (0.0, 0.0)
+    with pytest.raises(ValueError, match="differ"):
+        paired_auc_difference_interval(y, proba, proba[:-1])
+
+
 def test_rank_auc_matches_scikit_learn_with_ties():
     from creditops.evaluation.metrics import rank_auc
 

@@ -23,7 +23,12 @@ import sqlalchemy as sa
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
 from creditops.config import Settings
-from creditops.exceptions import AuditLogError, CreditOpsError, RetrainInProgressError
+from creditops.exceptions import (
+    AuditLogError,
+    CreditOpsError,
+    NotClearedError,
+    RetrainInProgressError,
+)
 from creditops.registry import (
     get_version,
     load_model,
@@ -154,7 +159,7 @@ def test_retrain_registers_a_challenger_compares_it_and_waits_for_approval(store
     # Promotion follows the gates (or --force, recorded as such); rollback returns. Refusals
     # are audited as well.
     if expected == "rejected":
-        with pytest.raises(CreditOpsError, match="not cleared for promotion"):
+        with pytest.raises(NotClearedError, match="not cleared for promotion"):
             promote_challenger(store)
     promoted = promote_challenger(store, force=expected == "rejected")
     assert (promoted.action, promoted.outcome) == ("promote", "promoted")

@@ -313,7 +313,11 @@ def test_promote_and_rollback_swap_the_served_version(server, trained, applicati
         assert refused.status_code == 409, refused.text
         assert "not produced by a retrain" in refused.json()["detail"]
         assert client.get("/model").json()["model_version"] == "1"
-        promoted = client.post(f"/models/{version}/promote?force=true", headers=headers)
+        promoted = client.post(
+            f"/models/{version}/promote",
+            params={"force": "true", "reason": "validated offline"},
+            headers=headers,
+        )
         assert promoted.status_code == 200, promoted.text
         assert promoted.json() == {
             "previous": "1",
@@ -359,6 +363,8 @@ def test_promote_and_rollback_swap_the_served_version(server, trained, applicati
     ]
     assert entries[-2].id == promoted.json()["audit_id"]
     assert entries[-2].reasons == ["forced"]
+    assert entries[-2].details["reason"] == "validated offline"
+    assert entries[-3].details["reason"] is None
     assert (entries[-3].champion_version, entries[-3].challenger_version) == ("1", version)
     # Audit: every logged decision, from either version, is reproduced exactly by its version.
     log = PredictionLog(settings.resolved_database_url)

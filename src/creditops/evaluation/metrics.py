@@ -70,6 +70,22 @@ def rank_auc(positives: np.ndarray, negatives: np.ndarray) -> np.ndarray:
     return u / (n_pos * negatives.shape[1])
 
 
+def _class_resamples(y_true: np.ndarray, n_boot: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices of ``n_boot`` resamples drawn within each class: (bads, goods), one row per
+    resample. Stratified, so every replicate keeps both classes."""
+    rng = np.random.default_rng(seed)
+    positives, negatives = np.flatnonzero(y_true == 1), np.flatnonzero(y_true == 0)
+    pos = positives[rng.integers(0, len(positives), size=(n_boot, len(positives)))]
+    neg = negatives[rng.integers(0, len(negatives), size=(n_boot, len(negatives)))]
+    return pos, neg
+
+
+def _percentile_interval(replicates: np.ndarray, level: float) -> tuple[float, float]:
+    tail = (1.0 - level) / 2.0
+    low, high = np.quantile(replicates, [tail, 1.0 - tail])
+    return float(low), float(high)
+
+
 def bootstrap_auc_interval(
     y_true: np.ndarray,
     proba: np.ndarray,
@@ -86,15 +102,33 @@ def bootstrap_auc_interval(
     """
     y_true = np.asarray(y_true).astype(int)
     proba = np.asarray(proba, dtype=np.float64)
-    rng = np.random.default_rng(seed)
-    positives, negatives = proba[y_true == 1], proba[y_true == 0]
-    n_pos, n_neg = len(positives), len(negatives)
-    pos = positives[rng.integers(0, n_pos, size=(n_boot, n_pos))]
-    neg = negatives[rng.integers(0, n_neg, size=(n_boot, n_neg))]
-    aucs = rank_auc(pos, neg)
-    tail = (1.0 - level) / 2.0
-    low, high = np.quantile(aucs, [tail, 1.0 - tail])
-    return float(low), float(high)
+    pos, neg = _class_resamples(y_true, n_boot, seed)
+    return _percentile_interval(rank_auc(proba[pos], proba[neg]), level)
+
+
+def paired_auc_difference_interval(
+    y_true: np.ndarray,
+    proba_a: np.ndarray,
+    proba_b: np.ndarray,
+    *,
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of AUC(b) − AUC(a) on the same rows.
+
+    Both models are scored on the same resamples (within each class, as
+    :func:`bootstrap_auc_interval`), so the interval reflects the difference between them and
+    not two independent sampling errors: two overlapping single-model intervals can still hide a
+    difference that is clear when paired.
+    """
+    y_true = np.asarray(y_true).astype(int)
+    a = np.asarray(proba_a, dtype=np.float64)
+    b = np.asarray(proba_b, dtype=np.float64)
+    if not len(y_true) == len(a) == len(b):
+        raise ValueError(f"y_true ({len(y_true)}), proba_a ({len(a)}), proba_b ({len(b)}) differ")
+    pos, neg = _class_resamples(y_true, n_boot, seed)
+    return _percentile_interval(rank_auc(b[pos], b[neg]) - rank_auc(a[pos], a[neg]), level)
 
 
 def calibration_table(

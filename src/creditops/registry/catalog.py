@@ -3,12 +3,16 @@ its training measured (cross-validation, validation and test), for listing and c
 versions without loading any model.
 
 A version's metrics are those of the run that logged its model; a run's metrics never change
-once training has finished, so they are read once per process and kept.
+once training has finished. Its fairness verdict is the ``fairness_gate`` tag an evaluation
+(``creditops evaluate`` or ``report``, or the dashboard's review) leaves on that run, and a later
+evaluation under a new policy may change it, so a run is read again once its copy is a few
+seconds old: one registry query per version per few seconds, however many pages ask.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,10 +21,14 @@ from pydantic import BaseModel
 from creditops.config import Settings
 from creditops.registry.client import client
 
-__all__ = ["VersionSummary", "version_summaries", "version_summary"]
+__all__ = ["NOT_EVALUATED", "VersionSummary", "version_summaries", "version_summary"]
 
-_METRICS: dict[tuple[str, str], dict[str, float]] = {}
-_METRICS_LOCK = threading.Lock()
+#: The run tag an evaluation sets (``registry.review.log_evaluation``): pass, fail or not assessed.
+FAIRNESS_TAG = "fairness_gate"
+NOT_EVALUATED = "not evaluated yet"
+_FRESH_S = 5.0
+_RUNS: dict[tuple[str, str], tuple[float, dict[str, float], dict[str, str]]] = {}
+_RUNS_LOCK = threading.Lock()
 
 
 class VersionSummary(BaseModel):
@@ -41,20 +49,30 @@ class VersionSummary(BaseModel):
     test_brier: float | None = None
     policy_approve_below: float | None = None
     policy_decline_at_or_above: float | None = None
+    # The fairness gate of the version's stored evaluation: None when none was stored yet.
+    fairness_verdict: str | None = None
     tags: dict[str, str]
 
+    @property
+    def fairness_shown(self) -> str:
+        """The verdict as the list shows it."""
+        return self.fairness_verdict or NOT_EVALUATED
 
-def _run_metrics(settings: Settings, run_id: str | None) -> dict[str, float]:
+
+def _run_data(settings: Settings, run_id: str | None) -> tuple[dict[str, float], dict[str, str]]:
+    """The metrics and tags of a run, read again when the kept copy is stale."""
     if run_id is None:
-        return {}
+        return {}, {}
     key = (settings.resolved_tracking_uri, run_id)
-    with _METRICS_LOCK:
-        cached = _METRICS.get(key)
-    if cached is None:
-        cached = dict(client(settings).get_run(run_id).data.metrics)
-        with _METRICS_LOCK:
-            _METRICS[key] = cached
-    return cached
+    now = time.monotonic()
+    with _RUNS_LOCK:
+        cached = _RUNS.get(key)
+    if cached is None or now - cached[0] > _FRESH_S:
+        data = client(settings).get_run(run_id).data
+        cached = (now, dict(data.metrics), dict(data.tags))
+        with _RUNS_LOCK:
+            _RUNS[key] = cached
+    return cached[1], cached[2]
 
 
 def _float(value: Any) -> float | None:
@@ -66,7 +84,7 @@ def _float(value: Any) -> float | None:
 
 def _summary(settings: Settings, version: Any, aliases: list[str]) -> VersionSummary:
     tags = dict(version.tags or {})
-    metrics = _run_metrics(settings, version.run_id)
+    metrics, run_tags = _run_data(settings, version.run_id)
     test_auc = _float(metrics.get("test_roc_auc", tags.get("test_roc_auc")))
     return VersionSummary(
         version=str(version.version),
@@ -87,6 +105,7 @@ def _summary(settings: Settings, version: Any, aliases: list[str]) -> VersionSum
         test_brier=_float(metrics.get("test_brier")),
         policy_approve_below=_float(tags.get("policy_approve_below")),
         policy_decline_at_or_above=_float(tags.get("policy_decline_at_or_above")),
+        fairness_verdict=run_tags.get(FAIRNESS_TAG),
         tags=tags,
     )
 

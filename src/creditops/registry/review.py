@@ -19,6 +19,7 @@ from creditops.evaluation.review import (
     evaluate_loaded,
     gate_word,
 )
+from creditops.registry.catalog import FAIRNESS_TAG
 from creditops.registry.client import CHAMPION
 from creditops.registry.load import load_model, load_version_data
 from creditops.registry.policy import version_policy
@@ -71,7 +72,7 @@ def log_evaluation(evaluation: Evaluation, files: dict[str, str] | None = None) 
         )
         tracking.set_tags(
             {
-                "fairness_gate": gate_word(result.fairness_gate),
+                FAIRNESS_TAG: gate_word(result.fairness_gate),
                 "behaviour": "pass" if result.behaviour.passed else "fail",
             }
         )

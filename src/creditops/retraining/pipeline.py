@@ -41,6 +41,7 @@ from creditops.exceptions import (
     ConfigurationError,
     CreditOpsError,
     ModelNotFoundError,
+    NotClearedError,
 )
 from creditops.monitoring.monitor import read_sections
 from creditops.registry import (
@@ -609,7 +610,7 @@ def promote_challenger(
                     why = "it was not produced by a retrain"
                 else:
                     why = f"its retrain ended '{verdict.outcome}': {verdict.message}"
-                raise CreditOpsError(
+                raise NotClearedError(
                     f"version {version} is not cleared for promotion: {why} "
                     "(--force, or force=true over the API)"
                 )

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Query
 
 from creditops.exceptions import AuditLogError, CreditOpsError, ModelNotFoundError
 from creditops.registry import registered_versions
@@ -19,6 +19,11 @@ from creditops.serving.service import DecisionService
 from creditops.store.audit import AuditEntry
 
 router = APIRouter(tags=["models"])
+
+Reason = Annotated[
+    str | None,
+    Query(max_length=1000, description="Why the change is made: kept in the audit entry."),
+]
 
 
 @router.get("/model", response_model=ModelInfo, responses=errors(503))
@@ -46,14 +51,20 @@ def promote(
     service: ServiceDep,
     settings: SettingsDep,
     force: bool = False,
+    reason: Reason = None,
 ) -> Any:
     """Make `version` the champion, under the same rules as `creditops promote`: it must
     come from a retrain whose gates passed and must not have been rolled back, unless
     `force=true`. It is loaded and checked first, then swapped in. Audited, refusals
-    included."""
+    included, with the `reason` when given."""
     return _change(
         lambda: promote_challenger(
-            settings, version=version, force=force, move=_move(service), via="api"
+            settings,
+            version=version,
+            force=force,
+            move=_move(service),
+            via="api",
+            reason=reason,
         )
     )
 
@@ -64,11 +75,14 @@ def promote(
     dependencies=[AdminKey],
     response_model=ChampionChange,
     response_model_exclude_unset=True,
-    responses=errors(401, 403, 404, 409, 503),
+    responses=errors(401, 403, 404, 409, 422, 503),
 )
-def rollback(service: ServiceDep, settings: SettingsDep) -> Any:
-    """Return to the previous champion (checked before the swap). Audited."""
-    return _change(lambda: rollback_champion(settings, move=_move(service), via="api"))
+def rollback(service: ServiceDep, settings: SettingsDep, reason: Reason = None) -> Any:
+    """Return to the previous champion (checked before the swap). Audited, with the
+    `reason` when given."""
+    return _change(
+        lambda: rollback_champion(settings, move=_move(service), via="api", reason=reason)
+    )
 
 
 def _move(service: DecisionService) -> Callable[[str, bool], tuple[str | None, str]]:

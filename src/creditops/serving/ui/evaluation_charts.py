@@ -1,13 +1,14 @@
 """Charts of a stored evaluation (one version, or several overlaid to compare them), as Plotly
-JSON. Everything comes from the :class:`EvaluationResult`, so a chart never recomputes what
-the review measured."""
+JSON. Everything comes from the :class:`EvaluationResult` (or a version of a comparison, which
+carries its metrics in the same shape), so a chart never recomputes what was measured."""
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
+from creditops.evaluation.policy import DecisionPolicy
 from creditops.evaluation.review import EvaluationResult
 from creditops.serving.ui.charts import APPROVE, DECLINE, GREY, LINE, REFER, Figure, layout
 
@@ -15,7 +16,20 @@ from creditops.serving.ui.charts import APPROVE, DECLINE, GREY, LINE, REFER, Fig
 VERSION_COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7")
 
 
-def _name(result: EvaluationResult) -> str:
+class Measured(Protocol):
+    """What the curve charts read: a review's result, or one version of a comparison."""
+
+    @property
+    def model_version(self) -> str: ...
+    @property
+    def candidate(self) -> str: ...
+    @property
+    def metrics(self) -> dict[str, Any]: ...
+    @property
+    def policy(self) -> DecisionPolicy: ...
+
+
+def _name(result: Measured) -> str:
     return f"v{result.model_version} {result.candidate}"
 
 
@@ -23,7 +37,7 @@ def _colour(index: int) -> str:
     return VERSION_COLOURS[index % len(VERSION_COLOURS)]
 
 
-def roc(results: Sequence[EvaluationResult]) -> Figure:
+def roc(results: Sequence[Measured]) -> Figure:
     traces: list[dict[str, Any]] = [
         {
             "type": "scatter",
@@ -57,7 +71,7 @@ def _diagonal(name: str) -> dict[str, Any]:
     }
 
 
-def precision_recall(results: Sequence[EvaluationResult]) -> Figure:
+def precision_recall(results: Sequence[Measured]) -> Figure:
     return {
         "data": [
             {
@@ -77,7 +91,7 @@ def precision_recall(results: Sequence[EvaluationResult]) -> Figure:
     }
 
 
-def calibration(results: Sequence[EvaluationResult]) -> Figure:
+def calibration(results: Sequence[Measured]) -> Figure:
     traces: list[dict[str, Any]] = [
         {
             "type": "scatter",
@@ -100,7 +114,7 @@ def calibration(results: Sequence[EvaluationResult]) -> Figure:
     }
 
 
-def gains(results: Sequence[EvaluationResult]) -> Figure:
+def gains(results: Sequence[Measured]) -> Figure:
     traces: list[dict[str, Any]] = []
     for i, r in enumerate(results):
         lift = r.metrics["lift"]
@@ -154,7 +168,7 @@ def lift(result: EvaluationResult) -> Figure:
     }
 
 
-def score_distribution(result: EvaluationResult) -> Figure:
+def score_distribution(result: Measured) -> Figure:
     histogram = result.metrics["score_histogram"]
     edges = histogram["edges"]
     centres = [(a + b) / 2 for a, b in itertools.pairwise(edges)]
