@@ -8,7 +8,7 @@ training when that improves validation log loss.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -18,6 +18,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
 from creditops.config import Profile
+from creditops.data.spec import ResolvedSpec
 from creditops.exceptions import ConfigurationError
 from creditops.features.preprocessing import build_preprocessor
 
@@ -26,8 +27,28 @@ Tuner = Literal["grid", "optuna"]
 
 @dataclass(frozen=True)
 class FeatureSet:
+    """The model's inputs by type, and the spec's monotone expectations on them: candidates
+    that can honour a direction (boosted trees, the scorecard's bins) are built with it."""
+
     numeric: Sequence[str]
     categorical: Sequence[str]
+    # numeric features whose higher values must not lower / must not raise the risk of default
+    increasing: Sequence[str] = ()
+    decreasing: Sequence[str] = ()
+    # categorical features with their categories ordered from least to most risky
+    ordered: Mapping[str, Sequence[str]] = field(default_factory=dict)
+
+    @classmethod
+    def from_spec(cls, resolved: ResolvedSpec) -> FeatureSet:
+        monotone = resolved.monotone
+        numeric, categorical = set(resolved.numeric), set(resolved.categorical)
+        return cls(
+            numeric=list(resolved.numeric),
+            categorical=list(resolved.categorical),
+            increasing=tuple(c for c in monotone.increasing if c in numeric),
+            decreasing=tuple(c for c in monotone.decreasing if c in numeric),
+            ordered={c: tuple(v) for c, v in monotone.ordered.items() if c in categorical},
+        )
 
 
 @dataclass(frozen=True)

@@ -262,7 +262,7 @@ def _train_candidate(
     progress: Progress,
 ) -> tuple[CandidateResult, Any]:
     resolved = validated.spec
-    features = FeatureSet(numeric=resolved.numeric, categorical=resolved.categorical)
+    features = FeatureSet.from_spec(resolved)
     X, y = validated.X, validated.y
     X_train, y_train = X.iloc[split.train], y[split.train]
     X_val, y_val = X.iloc[split.validation], y[split.validation]
