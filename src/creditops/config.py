@@ -56,11 +56,12 @@ class Settings(BaseSettings):
     cv_folds: int = Field(default=5, ge=2, le=20)
     n_jobs: int = Field(default=-1, description="Parallel workers for cross-validation.")
     decision_threshold: float = Field(default=0.5, gt=0.0, lt=1.0)
-    tie_tolerance: float = Field(
-        default=0.001,
+    selection_se: float = Field(
+        default=1.0,
         ge=0.0,
-        le=0.05,
-        description="Validation AUCs closer than this count as a tie; the simpler model wins.",
+        le=3.0,
+        description="Champion rule: the simplest candidate within this many standard errors "
+        "(paired by fold) of the best cross-validated AUC; 0 takes the best.",
     )
     leakage_auc: float = Field(default=0.95, gt=0.5, le=1.0)
     max_batch: int = Field(default=10_000, ge=1, le=1_000_000)

@@ -14,7 +14,7 @@ from creditops.data.datasets import load_builtin
 from creditops.data.split import Split
 from creditops.data.validate import validate_dataset
 from creditops.registry import CHAMPION, champion_exists, load_model, train_and_register
-from creditops.training.train import CandidateResult, choose_champion, load_training_data
+from creditops.training.train import load_training_data
 
 pytestmark = pytest.mark.slow
 
@@ -121,36 +121,21 @@ def test_logged_test_metrics_are_reproducible_from_the_saved_split(trained):
     assert auc == pytest.approx(result.champion_result.test["roc_auc"], abs=1e-12)
 
 
-def test_champion_has_the_best_validation_auc_up_to_ties(trained):
+def test_champion_follows_the_cross_validation_rule(trained):
     _, result = trained
-    best = max(c.validation["roc_auc"] for c in result.candidates)
+    evidence = result.selection_evidence
+    best = max(c.cv_auc_mean for c in result.candidates)
     champion = result.champion_result
-    assert best - champion.validation["roc_auc"] <= 0.001
+    assert evidence.champion == champion.name == result.champion
+    assert evidence.evidence(champion.name).within_rule
+    assert best - champion.cv_auc_mean <= evidence.evidence(champion.name).gap_se + 1e-12
+    simpler_within = [
+        c for c in evidence.candidates if c.within_rule and c.complexity < champion.complexity
+    ]
+    assert not simpler_within
     assert champion.cv_auc_mean > 0.8
     assert sum(c.champion for c in result.candidates) == 1
-
-
-def _result(name: str, complexity: int, auc: float) -> CandidateResult:
-    return CandidateResult(
-        name=name,
-        label=name,
-        complexity=complexity,
-        params={},
-        calibration="none",
-        cv_auc_mean=auc,
-        cv_auc_std=0.0,
-        cv={},
-        validation={"roc_auc": auc},
-    )
-
-
-def test_ties_go_to_the_simpler_model():
-    results = [_result("lr", 1, 0.8500), _result("xgb", 4, 0.8505), _result("nn", 5, 0.8400)]
-    name, reason = choose_champion(results, tolerance=0.001)
-    assert name == "lr"
-    assert "simpler model wins ties" in reason
-    name, _ = choose_champion(results, tolerance=0.0)
-    assert name == "xgb"
+    assert all(len(c.fold_aucs) == 5 for c in result.candidates)
 
 
 def test_no_register_leaves_the_registry_empty(settings):

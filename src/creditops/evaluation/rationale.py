@@ -14,6 +14,7 @@ _FAMILY = {
     "pca_logistic": "a logistic regression on principal components (linear in the features)",
     "random_forest": "a random forest (an average of deep decision trees)",
     "xgboost": "a gradient-boosted tree ensemble (XGBoost)",
+    "lightgbm": "a gradient-boosted tree ensemble with native categorical splits (LightGBM)",
     "neural_network": "a feed-forward neural network (PyTorch)",
 }
 _METHOD = {

@@ -135,11 +135,15 @@ def _candidates_section(result: EvaluationResult) -> Section:
     rows = []
     for c in result.candidates:
         cv = c.get("cv", {}).get("roc_auc", {})
+        chosen = c.get("selection") or {}
         marker = " (champion)" if c["name"] == result.candidate else ""
+        gap = chosen.get("gap")
         rows.append(
             [
                 c["name"] + marker,
                 f"{_num(cv.get('mean'))} ± {_num(cv.get('std'))}",
+                "–" if gap is None else f"{gap:.4f} ± {_num(chosen.get('gap_se'))}",
+                "–" if gap is None else ("yes" if chosen.get("within_rule") else "no"),
                 _num(c["validation"].get("roc_auc")),
                 _num(c["test"].get("roc_auc")),
                 _num(c["test"].get("ks")),
@@ -154,6 +158,8 @@ def _candidates_section(result: EvaluationResult) -> Section:
                 [
                     "model",
                     "CV AUC ± std",
+                    "CV gap to best ± SE",
+                    "within rule",
                     "validation AUC",
                     "test AUC",
                     "test KS",
@@ -161,7 +167,9 @@ def _candidates_section(result: EvaluationResult) -> Section:
                     "calibration",
                 ],
                 rows,
-                "Sorted by validation AUC, the selection criterion.",
+                "Sorted by cross-validated AUC, the selection criterion: the gap is the mean "
+                "per-fold shortfall against the best candidate, with its standard error from "
+                "the paired folds; the simplest candidate within the rule is the champion.",
             )
         ],
     )

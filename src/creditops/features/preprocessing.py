@@ -3,14 +3,19 @@ in training are handled the same way at predict time as during cross-validation.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, PowerTransformer
+from sklearn.preprocessing import (
+    FunctionTransformer,
+    OneHotEncoder,
+    OrdinalEncoder,
+    PowerTransformer,
+)
 
 from creditops.data.validate import to_category_text
 
@@ -60,4 +65,85 @@ def build_preprocessor(
         transformers.append(("numeric", Pipeline(numeric_steps), list(numeric)))
     if categorical:
         transformers.append(("categorical", Pipeline(categorical_steps), list(categorical)))
+    return ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=True)
+
+
+def build_tree_preprocessor(
+    numeric: Sequence[str],
+    categorical: Sequence[str],
+    ordered: Mapping[str, Sequence[str]] | None = None,
+) -> ColumnTransformer:
+    """Columns for trees that split categories natively: numbers as they are (missing stays
+    NaN, the trees learn where it goes), one integer code per category, and categories with an
+    expected risk order coded along that order so a monotone constraint can hold on them.
+
+    Output layout: numeric, then ordered categorical, then (unordered) categorical columns;
+    rare categories share one code, and unseen ones are missing.
+    """
+    ordered = {c: list(v) for c, v in (ordered or {}).items() if c in set(categorical)}
+    unordered = [c for c in categorical if c not in ordered]
+    transformers = []
+    if numeric:
+        transformers.append(
+            (
+                "numeric",
+                Pipeline(
+                    [
+                        (
+                            "to_float",
+                            FunctionTransformer(numbers_as_float, feature_names_out="one-to-one"),
+                        )
+                    ]
+                ),
+                list(numeric),
+            )
+        )
+    if ordered:
+        transformers.append(
+            (
+                "ordered",
+                Pipeline(
+                    [
+                        (
+                            "to_text",
+                            FunctionTransformer(categories_as_text, feature_names_out="one-to-one"),
+                        ),
+                        (
+                            "codes",
+                            OrdinalEncoder(
+                                categories=[list(ordered[c]) for c in ordered],
+                                handle_unknown="use_encoded_value",
+                                unknown_value=np.nan,
+                                dtype=np.float64,
+                            ),
+                        ),
+                    ]
+                ),
+                list(ordered),
+            )
+        )
+    if unordered:
+        transformers.append(
+            (
+                "categorical",
+                Pipeline(
+                    [
+                        (
+                            "to_text",
+                            FunctionTransformer(categories_as_text, feature_names_out="one-to-one"),
+                        ),
+                        (
+                            "codes",
+                            OrdinalEncoder(
+                                handle_unknown="use_encoded_value",
+                                unknown_value=np.nan,
+                                min_frequency=MIN_CATEGORY_SHARE,
+                                dtype=np.float64,
+                            ),
+                        ),
+                    ]
+                ),
+                unordered,
+            )
+        )
     return ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=True)

@@ -35,7 +35,13 @@ __all__ = [
 ]
 
 EstimatorFamily = Literal[
-    "logistic_regression", "random_forest", "extra_trees", "xgboost", "neural_network", "other"
+    "logistic_regression",
+    "random_forest",
+    "extra_trees",
+    "xgboost",
+    "lightgbm",
+    "neural_network",
+    "other",
 ]
 # The family, refined by what sits before the estimator: PCA → logistic is its own kind
 # (named as the zoo's candidate), any other middle step makes the model "other".
@@ -45,6 +51,7 @@ ModelKind = Literal[
     "random_forest",
     "extra_trees",
     "xgboost",
+    "lightgbm",
     "neural_network",
     "other",
 ]
@@ -61,6 +68,9 @@ def estimator_family(estimator: Any) -> EstimatorFamily:
     xgb = sys.modules.get("xgboost")
     if xgb is not None and isinstance(estimator, xgb.XGBClassifier):
         return "xgboost"
+    boosting = sys.modules.get("creditops.models.boosting")
+    if boosting is not None and isinstance(estimator, boosting.BoostedTreesClassifier):
+        return "lightgbm"
     neural = sys.modules.get("creditops.models.neural")
     if neural is not None and isinstance(estimator, neural.TorchMLPClassifier):
         return "neural_network"

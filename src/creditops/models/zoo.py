@@ -20,7 +20,7 @@ from sklearn.pipeline import Pipeline
 from creditops.config import Profile
 from creditops.data.spec import ResolvedSpec
 from creditops.exceptions import ConfigurationError
-from creditops.features.preprocessing import build_preprocessor
+from creditops.features.preprocessing import build_preprocessor, build_tree_preprocessor
 
 Tuner = Literal["grid", "optuna"]
 
@@ -165,6 +165,60 @@ def _suggest_xgboost(trial: Any, profile: Profile) -> dict[str, Any]:
     }
 
 
+def _lightgbm(features: FeatureSet, params: dict[str, Any], _: float, seed: int) -> Pipeline:
+    from creditops.models.boosting import BoostedTreesClassifier
+
+    numeric = list(features.numeric)
+    ordered = {c: v for c, v in features.ordered.items() if c in set(features.categorical)}
+    unordered = [c for c in features.categorical if c not in ordered]
+    # the tree preprocessor's layout: numeric, ordered categorical, categorical
+    direction = {**dict.fromkeys(features.increasing, 1), **dict.fromkeys(features.decreasing, -1)}
+    constraints = [direction.get(c, 0) for c in numeric] + [1] * len(ordered) + [0] * len(unordered)
+    if not params.get("monotone", True):
+        constraints = []
+    first_categorical = len(numeric) + len(ordered)
+    return Pipeline(
+        [
+            ("preprocess", build_tree_preprocessor(numeric, features.categorical, ordered)),
+            (
+                "model",
+                BoostedTreesClassifier(
+                    n_estimators=params.get("n_estimators", 2000),
+                    learning_rate=params.get("learning_rate", 0.05),
+                    num_leaves=params.get("num_leaves", 15),
+                    min_child_samples=params.get("min_child_samples", 20),
+                    subsample=params.get("subsample", 0.8),
+                    colsample_bytree=params.get("colsample_bytree", 0.8),
+                    reg_lambda=params.get("reg_lambda", 1.0),
+                    cat_smooth=params.get("cat_smooth", 10.0),
+                    categorical_columns=tuple(
+                        range(first_categorical, first_categorical + len(unordered))
+                    ),
+                    monotone_constraints=tuple(constraints),
+                    early_stopping_rounds=50,
+                    n_jobs=2,
+                    random_state=seed,
+                ),
+            ),
+        ]
+    )
+
+
+def _suggest_lightgbm(trial: Any, profile: Profile) -> dict[str, Any]:
+    params = {
+        "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.15, log=True),
+        "num_leaves": trial.suggest_int("num_leaves", 4, 64, log=True),
+        "min_child_samples": trial.suggest_int("min_child_samples", 5, 200, log=True),
+        "subsample": trial.suggest_float("subsample", 0.5, 1.0),
+        "colsample_bytree": trial.suggest_float("colsample_bytree", 0.4, 1.0),
+        "reg_lambda": trial.suggest_float("reg_lambda", 1e-3, 30.0, log=True),
+        "cat_smooth": trial.suggest_float("cat_smooth", 1.0, 50.0, log=True),
+    }
+    if profile == "fast":
+        params["n_estimators"] = 300
+    return params
+
+
 _ARCHITECTURES = {"64": (64,), "64-32": (64, 32), "128-64": (128, 64), "32-16": (32, 16)}
 
 
@@ -245,6 +299,15 @@ CANDIDATES: dict[str, Candidate] = {
                     "max_features": ["sqrt", 0.4],
                 },
             },
+        ),
+        Candidate(
+            name="lightgbm",
+            label="LightGBM",
+            complexity=4,
+            tuner="optuna",
+            build=_lightgbm,
+            suggest=_suggest_lightgbm,
+            trials={"fast": 4, "full": 30},
         ),
         Candidate(
             name="xgboost",

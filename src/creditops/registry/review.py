@@ -38,7 +38,7 @@ def evaluate_version(
     data = load_version_data(settings, loaded)
     parent = loaded.tags.get("parent_run_id")
     candidates = tracking.candidate_summaries(None, parent) if parent else []
-    selection = tracking.run_tag(parent, "selection") if parent else None
+    selection = _selection_sentence(parent) if parent else None
     return evaluate_loaded(
         loaded,
         data,
@@ -47,6 +47,14 @@ def evaluate_version(
         candidates=candidates,
         selection=selection,
     )
+
+
+def _selection_sentence(parent_run_id: str) -> str | None:
+    verdict = tracking.run_tag(parent_run_id, "selection")
+    rule = tracking.run_tag(parent_run_id, "selection_rule")
+    if verdict and rule:
+        return f"Rule: {rule}. {verdict}."
+    return verdict
 
 
 def log_evaluation(evaluation: Evaluation, files: dict[str, str] | None = None) -> None:

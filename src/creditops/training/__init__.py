@@ -1,9 +1,9 @@
 """Training: tuning, calibration, orchestration and MLflow tracking."""
 
+from creditops.training.select import Selection, choose_champion
 from creditops.training.train import (
     CandidateResult,
     TrainingResult,
-    choose_champion,
     load_training_data,
     summary_table,
     train,
@@ -11,6 +11,7 @@ from creditops.training.train import (
 
 __all__ = [
     "CandidateResult",
+    "Selection",
     "TrainingResult",
     "choose_champion",
     "load_training_data",

@@ -34,9 +34,19 @@ MODEL_ARTIFACT = "model"
 SPEC_FILE = "spec.json"
 TRAINING_DATA_FILE = "data/training.parquet"
 SPLIT_FILE = "split.csv"
+SELECTION_FILE = "selection.json"
 # Where a version's decision policy is stored on its run (the path older versions used too).
 POLICY_FILE = "evaluation/policy.json"
-_REQUIREMENTS = ("scikit-learn", "xgboost", "torch", "pandas", "numpy", "scipy", "cloudpickle")
+_REQUIREMENTS = (
+    "scikit-learn",
+    "xgboost",
+    "lightgbm",
+    "torch",
+    "pandas",
+    "numpy",
+    "scipy",
+    "cloudpickle",
+)
 
 
 def configure_tracking(settings: Settings) -> str:
@@ -249,9 +259,14 @@ def candidate_summaries(experiment_id: str | None, parent_run_id: str) -> list[d
                 },
                 "test": {k[5:]: v for k, v in metrics.items() if k.startswith("test_")},
                 "params": {k[6:]: v for k, v in params.items() if k.startswith("param_")},
+                "selection": {
+                    "gap": metrics.get("selection_cv_gap"),
+                    "gap_se": metrics.get("selection_cv_gap_se"),
+                    "within_rule": run.data.tags.get("selection_within_rule") == "true",
+                },
             }
         )
-    return sorted(summaries, key=lambda s: -(s["validation"].get("roc_auc") or 0.0))
+    return sorted(summaries, key=lambda s: -(s["cv"].get("roc_auc", {}).get("mean") or 0.0))
 
 
 def run_tag(run_id: str, key: str) -> str | None:

@@ -1,7 +1,7 @@
 """Training orchestration: load → validate → split → tune each candidate → calibrate → choose
-the champion on validation → test once → derive the champion's decision policy on validation →
-track everything in MLflow. Registering the champion with that policy is the registry's step
-(:func:`creditops.registry.register.train_and_register`)."""
+the champion on cross-validation (:mod:`creditops.training.select`) → test once → derive the
+champion's decision policy on validation → track everything in MLflow. Registering the champion
+with that policy is the registry's step (:func:`creditops.registry.register.train_and_register`)."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ from creditops.exceptions import ConfigurationError
 from creditops.models.zoo import Candidate, FeatureSet, get_candidates
 from creditops.training import tracking
 from creditops.training.calibration import fit_with_calibration
+from creditops.training.select import CandidateScores, Selection, choose_champion
 from creditops.training.tune import number_of_steps, tune
 
 
@@ -61,6 +62,7 @@ class CandidateResult:
     cv_auc_mean: float
     cv_auc_std: float
     cv: dict[str, dict[str, float]]
+    fold_aucs: list[float]
     validation: dict[str, float]
     test: dict[str, float] = field(default_factory=dict)
     fit_seconds: float = 0.0
@@ -80,7 +82,9 @@ class TrainingResult:
     split_sizes: dict[str, int]
     candidates: list[CandidateResult]
     champion: str
+    # the rule's one-sentence verdict, and its full evidence
     selection: str
+    selection_evidence: Selection
     parent_run_id: str
     experiment_id: str
     tracking_uri: str
@@ -97,6 +101,7 @@ class TrainingResult:
         payload = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "models"}
         payload["candidates"] = [asdict(c) for c in self.candidates]
         payload["policy"] = self.policy.model_dump(mode="json")
+        payload["selection_evidence"] = self.selection_evidence.model_dump(mode="json")
         return payload
 
     @property
@@ -125,21 +130,6 @@ def load_training_data(
     name = dataset or DEFAULT_DATASET
     frame, spec = load_builtin(name)
     return frame, spec, name
-
-
-def choose_champion(results: Sequence[CandidateResult], tolerance: float) -> tuple[str, str]:
-    """Highest validation AUC; AUCs within ``tolerance`` of the best are a tie, and the simplest
-    of the tied models wins. Returns the name and a sentence saying why."""
-    best_auc = max(r.validation["roc_auc"] for r in results)
-    tied = [r for r in results if best_auc - r.validation["roc_auc"] <= tolerance]
-    winner = min(tied, key=lambda r: (r.complexity, -r.validation["roc_auc"]))
-    reason = f"{winner.label} has validation ROC AUC {winner.validation['roc_auc']:.4f}"
-    if len(tied) > 1:
-        others = ", ".join(r.label for r in tied if r is not winner)
-        reason += f"; tied within {tolerance} with {others}, and the simpler model wins ties"
-    else:
-        reason += ", the highest of all candidates"
-    return winner.name, reason
 
 
 def train(
@@ -179,7 +169,15 @@ def train(
             results.append(result)
             fitted[candidate.name] = model
 
-        champion, reason = choose_champion(results, settings.tie_tolerance)
+        selection = choose_champion(
+            [
+                CandidateScores(r.name, r.label, r.complexity, r.fold_aucs, r.validation["roc_auc"])
+                for r in results
+            ],
+            settings.selection_se,
+        )
+        champion, reason = selection.champion, selection.reason
+        _log_selection(selection, results)
         _test_once(results, fitted, validated, split, settings)
         for result in results:
             result.champion = result.name == champion
@@ -202,6 +200,7 @@ def train(
         candidates=results,
         champion=champion,
         selection=reason,
+        selection_evidence=selection,
         parent_run_id=parent.info.run_id,
         experiment_id=experiment_id,
         tracking_uri=settings.resolved_tracking_uri,
@@ -336,6 +335,7 @@ def _train_candidate(
         cv_auc_mean=tuning.cv_mean["roc_auc"],
         cv_auc_std=tuning.cv_std["roc_auc"],
         cv={"mean": tuning.cv_mean, "std": tuning.cv_std},
+        fold_aucs=tuning.fold_aucs,
         validation=validation,
         fit_seconds=tuning.seconds + fit_seconds,
         n_trials=tuning.n_trials,
@@ -346,9 +346,25 @@ def _train_candidate(
     return result, fitted.model
 
 
+def _log_selection(selection: Selection, results: list[CandidateResult]) -> None:
+    """The rule and every candidate's evidence on the training run, and each candidate's own
+    figures on its run, so the report can say why the champion won."""
+    tracking.log_text(selection.model_dump_json(indent=2), tracking.SELECTION_FILE)
+    tracking.set_tags({"selection_rule": selection.rule, "best_by_cv": selection.best_by_cv})
+    for result in results:
+        evidence = selection.evidence(result.name)
+        with tracking.start_run(result.name, nested=True, run_id=result.run_id):
+            tracking.log_metrics(
+                {"selection_cv_gap": evidence.gap, "selection_cv_gap_se": evidence.gap_se}
+            )
+            tracking.set_tags({"selection_within_rule": str(evidence.within_rule).lower()})
+
+
 def _imbalance_note(name: str) -> str:
     if name == "xgboost":
         return "scale_pos_weight = goods/bads"
+    if name == "lightgbm":
+        return "none: early stopping on unweighted log loss; the policy sets the cut-offs"
     if name == "random_forest":
         return "class_weight=balanced_subsample"
     if name == "neural_network":
@@ -404,6 +420,7 @@ def _summary_row(result: CandidateResult) -> dict[str, Any]:
         "model": result.name,
         "cv_auc_mean": result.cv_auc_mean,
         "cv_auc_std": result.cv_auc_std,
+        "cv_auc_folds": " ".join(f"{v:.4f}" for v in result.fold_aucs),
         "validation_auc": result.validation["roc_auc"],
         "test_auc": result.test.get("roc_auc", np.nan),
         "test_ks": result.test.get("ks", np.nan),

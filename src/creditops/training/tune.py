@@ -46,6 +46,9 @@ class TuningResult:
     params: dict[str, Any]
     cv_mean: dict[str, float]
     cv_std: dict[str, float]
+    # out-of-fold ROC AUC of the chosen parameters, per fold (the same folds for every
+    # candidate, so the champion rule can pair them)
+    fold_aucs: list[float]
     history: pd.DataFrame
     n_trials: int
     n_pruned: int
@@ -114,6 +117,7 @@ def _grid(
             values = scores[f"test_{metric}"]
             values = -values if metric in _LOWER_IS_BETTER else values
             row[f"{metric}_mean"], row[f"{metric}_std"] = float(values.mean()), float(values.std())
+        row["fold_aucs"] = [float(v) for v in scores["test_roc_auc"]]
         row["fit_seconds"] = float(scores["fit_time"].sum())
         rows.append(row)
         step(f"AUC {row['roc_auc_mean']:.4f}")
@@ -126,6 +130,7 @@ def _grid(
         params=dict(best["params"]),
         cv_mean={m: float(best[f"{m}_mean"]) for m in CV_METRICS},
         cv_std={m: float(best[f"{m}_std"]) for m in CV_METRICS},
+        fold_aucs=list(best["fold_aucs"]),
         history=history,
         n_trials=len(rows),
         n_pruned=0,
@@ -175,6 +180,7 @@ def _optuna(
             values = np.array([s[metric] for s in per_fold])
             trial.set_user_attr(f"{metric}_mean", float(values.mean()))
             trial.set_user_attr(f"{metric}_std", float(values.std()))
+        trial.set_user_attr("fold_aucs", [s["roc_auc"] for s in per_fold])
         return float(np.mean([s["roc_auc"] for s in per_fold]))
 
     study = optuna.create_study(
@@ -197,6 +203,7 @@ def _optuna(
         params={**candidate.suggest(optuna.trial.FixedTrial(best.params), profile)},
         cv_mean={m: best.user_attrs[f"{m}_mean"] for m in CV_METRICS},
         cv_std={m: best.user_attrs[f"{m}_std"] for m in CV_METRICS},
+        fold_aucs=list(best.user_attrs["fold_aucs"]),
         history=history,
         n_trials=len(study.trials),
         n_pruned=pruned,

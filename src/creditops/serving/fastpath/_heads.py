@@ -198,6 +198,34 @@ class _NetworkHead:
         return expit(response)
 
 
+class _LightGBMHead:
+    """The estimator's own booster: LightGBM scores one row in ~17 µs on the calling thread, so
+    there is nothing to gain by walking its trees in numpy. Same call and link as
+    ``BoostedTreesClassifier.decision_function`` / ``predict_proba``: bit-identical."""
+
+    has_decision = True
+    kind = "lightgbm"
+
+    def __init__(self, estimator: Any) -> None:
+        self.booster = estimator.booster_
+        self.width = int(self.booster.num_feature())
+        self._threads = estimator._threads
+
+    def margin(self, X: np.ndarray) -> np.ndarray:
+        return self.response(X)
+
+    def response(self, X: np.ndarray) -> np.ndarray:
+        if np.isinf(X).any():
+            _check_finite(X)
+        return np.asarray(
+            self.booster.predict(X, raw_score=True, num_threads=self._threads(len(X))),
+            dtype=np.float64,
+        )
+
+    def proba(self, response: np.ndarray) -> np.ndarray:
+        return expit(response)
+
+
 def _compile_head(parts: Anatomy, width: int) -> _Head:
     estimator, middle = parts.estimator, list(parts.middle)
     family = parts.family
@@ -213,6 +241,8 @@ def _compile_head(parts: Anatomy, width: int) -> _Head:
         head = _XGBoostHead(estimator)
     elif family == "neural_network":
         head = _NetworkHead(estimator)
+    elif family == "lightgbm":
+        head = _LightGBMHead(estimator)
     else:
         raise UnsupportedModel(f"final estimator {_describe(estimator)}")
     if len(estimator.classes_) != 2:

@@ -1,6 +1,7 @@
 """The fitted ColumnTransformer compiled to array operations: imputation with missingness
-indicators, Yeo-Johnson with its scaler, one-hot encoding with infrequent buckets, and the
-column layout; anything else is refused."""
+indicators (or missing numbers kept as NaN for trees), Yeo-Johnson with its scaler, one-hot
+encoding with infrequent buckets, ordinal category codes, and the column layout; anything else
+is refused."""
 
 from __future__ import annotations
 
@@ -9,10 +10,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, PowerTransformer
+from sklearn.preprocessing import (
+    FunctionTransformer,
+    OneHotEncoder,
+    OrdinalEncoder,
+    PowerTransformer,
+)
 
 from creditops.exceptions import UnsupportedModel
 from creditops.features.preprocessing import categories_as_text, numbers_as_float
@@ -51,15 +58,18 @@ class _YeoJohnson:
 
 @dataclass(frozen=True)
 class _NumericBlock:
-    """to_float → SimpleImputer (+ missingness indicators) → optional Yeo-Johnson."""
+    """to_float → SimpleImputer (+ missingness indicators) → optional Yeo-Johnson; or to_float
+    alone (``statistics`` None: missing stays NaN, for models that route it themselves)."""
 
     columns: tuple[str, ...]
-    statistics: np.ndarray
+    statistics: np.ndarray | None
     indicator: np.ndarray  # column positions that get a missingness flag, in output order
     power: _YeoJohnson | None
     out: slice
 
     def transform(self, values: np.ndarray) -> np.ndarray:
+        if self.statistics is None:
+            return values
         missing = np.isnan(values)
         filled = np.where(missing, self.statistics, values)
         if self.indicator.size:
@@ -81,6 +91,33 @@ class _CategoricalBlock:
         text = _text(value)
         if text is None:
             text = self.fill[j]
+        code = self.codes[j].get(text)
+        if code is not None:
+            return code
+        unknown = self.unknown[j]
+        if unknown is None:
+            raise ValueError(
+                f"Found unknown categories [{text!r}] in column {j} during transform "
+                f"(feature {self.columns[j]!r})"
+            )
+        return unknown
+
+
+@dataclass(frozen=True)
+class _OrdinalBlock:
+    """to_text → OrdinalEncoder: one code per column (NaN for missing or unseen categories
+    where the encoder gives NaN), read off the fitted encoder itself."""
+
+    columns: tuple[str, ...]
+    codes: tuple[dict[str, float], ...]  # category text → code
+    missing: tuple[float, ...]  # code of a missing value
+    unknown: tuple[float | None, ...]  # code of an unseen category; None: the encoder refuses
+    out: slice
+
+    def code(self, j: int, value: object) -> float:
+        text = _text(value)
+        if text is None:
+            return self.missing[j]
         code = self.codes[j].get(text)
         if code is not None:
             return code
@@ -143,7 +180,7 @@ def _compile_imputer(step: Any, *, numeric: bool) -> SimpleImputer:
 
 def _compile_numeric(columns: tuple[str, ...], steps: list[Any], out: slice) -> _NumericBlock:
     if not steps:
-        raise UnsupportedModel("numeric columns without an imputer")
+        return _NumericBlock(columns, None, np.zeros(0, dtype=np.intp), None, out)
     imputer = _compile_imputer(steps[0], numeric=True)
     if len(columns) != imputer.statistics_.shape[0]:
         raise UnsupportedModel("the imputer was fitted on a different number of columns")
@@ -249,9 +286,53 @@ def _compile_categorical(
     )
 
 
+def _compile_ordinal(columns: tuple[str, ...], steps: list[Any], out: slice) -> _OrdinalBlock:
+    """Codes read by running the fitted encoder on every known category, a missing value and
+    an unseen one, so whatever it does (infrequent groups, its missing code) is reproduced."""
+    if len(steps) != 1 or not isinstance(steps[0], OrdinalEncoder):
+        raise UnsupportedModel(
+            "ordinal columns need exactly one OrdinalEncoder, found "
+            + ", ".join(_describe(s) for s in steps)
+        )
+    encoder: OrdinalEncoder = steps[0]
+    if not hasattr(encoder, "categories_") or len(encoder.categories_) != len(columns):
+        raise UnsupportedModel("the OrdinalEncoder is not fitted on these columns")
+    if out.stop - out.start != len(columns):
+        raise UnsupportedModel("ordinal width does not match the ColumnTransformer layout")
+    known = [[c for c in cats if isinstance(c, str)] for cats in encoder.categories_]
+    if any(
+        len(k) != len(c) - (1 if any(_is_nan(v) for v in c) else 0)
+        for k, c in zip(known, encoder.categories_, strict=True)
+    ):
+        raise UnsupportedModel("ordinal categories that are not text")
+    rows = max(len(k) for k in known) + 2
+    probe = np.empty((rows, len(columns)), dtype=object)
+    for j, cats in enumerate(known):
+        filled = [*cats, *[cats[0] if cats else "__none__"] * (rows - 2 - len(cats))]
+        probe[: rows - 2, j] = filled
+        probe[rows - 2, j] = np.nan
+        probe[rows - 1, j] = "\x00__unseen_category__"
+    unknown_ok = encoder.handle_unknown == "use_encoded_value"
+    if not unknown_ok:
+        raise UnsupportedModel(f"OrdinalEncoder(handle_unknown={encoder.handle_unknown!r})")
+    names = getattr(encoder, "feature_names_in_", None)
+    rows_in = probe if names is None else pd.DataFrame(probe, columns=list(names))
+    coded = np.asarray(encoder.transform(rows_in), dtype=np.float64)
+    codes = tuple(
+        {cat: float(coded[i, j]) for i, cat in enumerate(cats)} for j, cats in enumerate(known)
+    )
+    return _OrdinalBlock(
+        columns,
+        codes,
+        tuple(float(v) for v in coded[rows - 2]),
+        tuple(float(v) for v in coded[rows - 1]),
+        out,
+    )
+
+
 def _compile_preprocess(
     ct: Any,
-) -> tuple[list[_NumericBlock], list[_CategoricalBlock], int, tuple[str, ...]]:
+) -> tuple[list[_NumericBlock], list[_CategoricalBlock], list[_OrdinalBlock], int, tuple[str, ...]]:
     if not isinstance(ct, ColumnTransformer):
         raise UnsupportedModel(f"first pipeline step is {_describe(ct)}, not a ColumnTransformer")
     if not hasattr(ct, "transformers_"):
@@ -260,6 +341,7 @@ def _compile_preprocess(
         raise UnsupportedModel("sparse preprocessing output")
     numeric: list[_NumericBlock] = []
     categorical: list[_CategoricalBlock] = []
+    ordinal: list[_OrdinalBlock] = []
     for name, transformer, selector in ct.transformers_:
         if isinstance(transformer, str):
             if transformer == "drop":
@@ -279,6 +361,10 @@ def _compile_preprocess(
             block: _NumericBlock | _CategoricalBlock = _compile_numeric(columns, steps[1:], out)
             numeric.append(block)
             width = len(block.columns) + block.indicator.size
+        elif first.func is categories_as_text and isinstance(steps[-1], OrdinalEncoder):
+            ordinal_block = _compile_ordinal(columns, steps[1:], out)
+            ordinal.append(ordinal_block)
+            width = len(columns)
         elif first.func is categories_as_text:
             block = _compile_categorical(columns, steps[1:], out)
             categorical.append(block)
@@ -287,11 +373,15 @@ def _compile_preprocess(
             raise UnsupportedModel(f"FunctionTransformer({first.func!r}) in {name!r}")
         if width != out.stop - out.start:
             raise UnsupportedModel(f"{name!r} width does not match the ColumnTransformer layout")
-    blocks = [*numeric, *categorical]
+    blocks: list[_NumericBlock | _CategoricalBlock | _OrdinalBlock] = [
+        *numeric,
+        *categorical,
+        *ordinal,
+    ]
     if not blocks:
         raise UnsupportedModel("the ColumnTransformer produces no columns")
     total = max(b.out.stop for b in blocks)
     if sum(b.out.stop - b.out.start for b in blocks) != total:
         raise UnsupportedModel("the ColumnTransformer output has columns the fast path cannot fill")
     inputs = tuple(dict.fromkeys(c for b in blocks for c in b.columns))
-    return numeric, categorical, total, inputs
+    return numeric, categorical, ordinal, total, inputs

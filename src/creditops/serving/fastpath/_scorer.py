@@ -23,6 +23,7 @@ from creditops.serving.fastpath._preprocess import (
     _compile_preprocess,
     _describe,
     _NumericBlock,
+    _OrdinalBlock,
 )
 
 logger = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ class FastScorer:
         *,
         numeric: list[_NumericBlock],
         categorical: list[_CategoricalBlock],
+        ordinal: list[_OrdinalBlock],
         width: int,
         inputs: tuple[str, ...],
         head: _Head,
@@ -66,6 +68,7 @@ class FastScorer:
     ) -> None:
         self._numeric = numeric
         self._categorical = categorical
+        self._ordinal = ordinal
         self._width = width
         self._head = head
         self._calibration = calibration
@@ -94,7 +97,7 @@ class FastScorer:
     def _build(cls, model: Any, spec: ResolvedSpec) -> FastScorer:
         parts, calibration = _parts(model)
         pipeline = parts.pipeline
-        numeric, categorical, width, inputs = _compile_preprocess(parts.preprocess)
+        numeric, categorical, ordinal, width, inputs = _compile_preprocess(parts.preprocess)
         for step in parts.middle:
             if not isinstance(step, PCA):
                 raise UnsupportedModel(
@@ -112,6 +115,7 @@ class FastScorer:
         return cls(
             numeric=numeric,
             categorical=categorical,
+            ordinal=ordinal,
             width=width,
             inputs=inputs,
             head=head,
@@ -143,6 +147,14 @@ class FastScorer:
                 if (code := block.offset(j, record.get(column))) >= 0
             ]
             out.reshape(-1)[flat] = 1.0
+        for ordinal_block in self._ordinal:
+            out[:, ordinal_block.out] = np.array(
+                [
+                    [ordinal_block.code(j, r.get(c)) for j, c in enumerate(ordinal_block.columns)]
+                    for r in records
+                ],
+                dtype=np.float64,
+            ).reshape(n, len(ordinal_block.columns))
         return out
 
     def transform_one(self, record: Mapping[str, object]) -> np.ndarray:
@@ -178,7 +190,7 @@ class FastScorer:
         missing = []
         for block in self._numeric:
             missing += [c for c in block.columns if math.isnan(_number(record.get(c)))]
-        for cat_block in self._categorical:
+        for cat_block in [*self._categorical, *self._ordinal]:
             missing += [c for c in cat_block.columns if _text(record.get(c)) is None]
         order = {c: i for i, c in enumerate(self.features)}
         return sorted(missing, key=order.__getitem__)
@@ -228,7 +240,7 @@ def _probe_records(scorer: FastScorer, spec: ResolvedSpec, n: int = 64) -> list[
                 str(high),
                 float(rng.uniform(low, high)),
             ]
-    for cat_block in scorer._categorical:
+    for cat_block in [*scorer._categorical, *scorer._ordinal]:
         for j, column in enumerate(cat_block.columns):
             s = schema.get(column)
             known = sorted(set(cat_block.codes[j]) | set((s.categories or []) if s else []))
