@@ -24,6 +24,7 @@ FAST_PARAMS = {
     "pca_logistic": {"n_components": 0.9},
     "random_forest": {"n_estimators": 60, "max_depth": 8, "min_samples_leaf": 5},
     "xgboost": {"n_estimators": 80, "max_depth": 3},
+    "lightgbm": {"n_estimators": 200},
     "neural_network": {"max_epochs": 20},
 }
 

@@ -17,6 +17,7 @@ FAST_PARAMS = {
     "pca_logistic": {},
     "random_forest": {"n_estimators": 50, "max_depth": 6},
     "xgboost": {"n_estimators": 50},
+    "lightgbm": {"n_estimators": 100},
     "neural_network": {"max_epochs": 15},
 }
 
@@ -25,7 +26,7 @@ FAST_PARAMS = {
 def data():
     frame, spec = load_builtin("credit_data")
     validated = validate_dataset(frame, spec)
-    features = FeatureSet(validated.spec.numeric, validated.spec.categorical)
+    features = FeatureSet.from_spec(validated.spec)
     return validated, features
 
 
@@ -55,6 +56,7 @@ def test_candidates_come_in_order_of_complexity():
         "logistic_regression",
         "pca_logistic",
         "random_forest",
+        "lightgbm",
         "xgboost",
         "neural_network",
     ]

@@ -36,13 +36,14 @@ from creditops.serving.fastpath import FastScorer, UnsupportedModel, compile_or_
 # calls the same booster on the same float32 row and sums the trees in sklearn's order, so
 # their documented tolerance is 0 (measured: 0 on every row below).
 TOLERANCE = 1e-9
-BIT_IDENTICAL = ("xgboost", "random_forest")
+BIT_IDENTICAL = ("xgboost", "random_forest", "lightgbm")
 
 PARAMS: dict[str, dict[str, Any]] = {
     "logistic_regression": {},
     "pca_logistic": {"n_components": 0.9},
     "random_forest": {"n_estimators": 40, "max_depth": 8, "min_samples_leaf": 5},
     "xgboost": {"n_estimators": 60, "max_depth": 3},
+    "lightgbm": {"n_estimators": 80},
     "neural_network": {"max_epochs": 8},
 }
 # name → (candidate, calibration method or None)
@@ -51,6 +52,7 @@ MODELS: dict[str, tuple[str, str | None]] = {
     "pca_logistic": ("pca_logistic", None),
     "random_forest": ("random_forest", None),
     "xgboost": ("xgboost", None),
+    "lightgbm": ("lightgbm", None),
     "neural_network": ("neural_network", None),
     "sigmoid_logistic_regression": ("logistic_regression", "sigmoid"),
     "sigmoid_xgboost": ("xgboost", "sigmoid"),
@@ -58,12 +60,14 @@ MODELS: dict[str, tuple[str, str | None]] = {
     "isotonic_pca_logistic": ("pca_logistic", "isotonic"),
     "isotonic_random_forest": ("random_forest", "isotonic"),
     "isotonic_xgboost": ("xgboost", "isotonic"),
+    "sigmoid_lightgbm": ("lightgbm", "sigmoid"),
 }
 KINDS = {
     "logistic_regression": "logistic_regression",
     "pca_logistic": "pca_logistic_regression",
     "random_forest": "random_forest",
     "xgboost": "xgboost",
+    "lightgbm": "lightgbm",
     "neural_network": "neural_network",
 }
 
@@ -148,7 +152,7 @@ def case() -> Case:
         spec=validated.spec,
         X_train=X_train,
         y_train=y_train,
-        features=FeatureSet(validated.spec.numeric, validated.spec.categorical),
+        features=FeatureSet.from_spec(validated.spec),
         pos_weight=float((y_train == 0).sum() / y_train.sum()),
         records=records,
         n_original=len(original),

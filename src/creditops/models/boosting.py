@@ -24,8 +24,8 @@ import numpy as np
 from scipy.special import expit
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.model_selection import train_test_split
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 # Fewer rows than this (or a held-out part without both classes) and early stopping is skipped:
 # the held-out log loss of a few dozen rows would stop at random.
@@ -109,12 +109,19 @@ class BoostedTreesClassifier(ClassifierMixin, BaseEstimator):
 
         X, y = validate_data(self, X, y, dtype=np.float64, ensure_all_finite="allow-nan")
         check_classification_targets(y)
-        self.classes_, encoded = np.unique(y, return_inverse=True)
-        if len(self.classes_) != 2:
+        if type_of_target(y) != "binary":
             raise ValueError(
-                f"BoostedTreesClassifier is binary; y has {len(self.classes_)} classes"
+                "Only binary classification is supported. The type of the target is "
+                f"{type_of_target(y)}."
             )
-        weights = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+        self.classes_, encoded = np.unique(y, return_inverse=True)
+        if len(self.classes_) < 2:
+            raise ValueError(f"the target has only one class ({self.classes_[0]!r}) to learn")
+        weights = None
+        if sample_weight is not None:
+            weights = _check_sample_weight(sample_weight, X, dtype=np.float64)
+            if not (weights > 0).any():
+                raise ValueError("sample_weight is zero for every row: nothing to learn from")
         categorical = [int(c) for c in self.categorical_columns]
         if any(c < 0 or c >= X.shape[1] for c in categorical):
             raise ValueError(f"categorical_columns {categorical} outside {X.shape[1]} columns")
@@ -175,7 +182,8 @@ class BoostedTreesClassifier(ClassifierMixin, BaseEstimator):
         return np.column_stack([1.0 - positive, positive])
 
     def predict(self, X: Any) -> np.ndarray:
-        return self.classes_[(self.decision_function(X) > 0).astype(int)]
+        positive = self.decision_function(X) > 0
+        return self.classes_[positive.astype(int)]
 
     def contributions(self, X: np.ndarray) -> np.ndarray:
         """Exact TreeSHAP values of the raw score, one column per input plus the expected
@@ -195,6 +203,7 @@ class BoostedTreesClassifier(ClassifierMixin, BaseEstimator):
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = True
+        tags.classifier_tags.multi_class = False  # default or not: one log-odds
         return tags
 
 

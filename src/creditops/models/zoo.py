@@ -120,10 +120,24 @@ def _random_forest(features: FeatureSet, params: dict[str, Any], _: float, seed:
     )
 
 
+def _numeric_constraints(features: FeatureSet, params: dict[str, Any]) -> list[int]:
+    """+1 / -1 / 0 per numeric feature, in the preprocessors' order (numeric columns first);
+    empty when the candidate is built without constraints (``monotone: False``)."""
+    if not params.get("monotone", True):
+        return []
+    direction = {**dict.fromkeys(features.increasing, 1), **dict.fromkeys(features.decreasing, -1)}
+    return [direction.get(c, 0) for c in features.numeric]
+
+
 def _xgboost(
     features: FeatureSet, params: dict[str, Any], pos_weight: float, seed: int
 ) -> Pipeline:
     from xgboost import XGBClassifier
+
+    # Numeric columns lead the one-hot layout; XGBoost leaves the columns past the tuple free.
+    constraints = _numeric_constraints(features, params)
+    while constraints and constraints[-1] == 0:
+        constraints.pop()
 
     return Pipeline(
         [
@@ -140,6 +154,7 @@ def _xgboost(
                     reg_lambda=params.get("reg_lambda", 1.0),
                     reg_alpha=params.get("reg_alpha", 0.0),
                     scale_pos_weight=pos_weight,
+                    monotone_constraints=tuple(constraints) if constraints else None,
                     tree_method="hist",
                     eval_metric="logloss",
                     n_jobs=2,
@@ -171,11 +186,11 @@ def _lightgbm(features: FeatureSet, params: dict[str, Any], _: float, seed: int)
     numeric = list(features.numeric)
     ordered = {c: v for c, v in features.ordered.items() if c in set(features.categorical)}
     unordered = [c for c in features.categorical if c not in ordered]
-    # the tree preprocessor's layout: numeric, ordered categorical, categorical
-    direction = {**dict.fromkeys(features.increasing, 1), **dict.fromkeys(features.decreasing, -1)}
-    constraints = [direction.get(c, 0) for c in numeric] + [1] * len(ordered) + [0] * len(unordered)
-    if not params.get("monotone", True):
-        constraints = []
+    # the tree preprocessor's layout: numeric, ordered categorical (coded least → most risky),
+    # categorical
+    constraints = _numeric_constraints(features, params)
+    if constraints:
+        constraints += [1] * len(ordered) + [0] * len(unordered)
     first_categorical = len(numeric) + len(ordered)
     return Pipeline(
         [
