@@ -171,13 +171,25 @@ def _render_training(result: Any) -> None:
     for warning in result.warnings:
         console.print(f"[yellow]warning:[/] {warning['message']}", highlight=False)
     table = Table(title=f"{result.dataset}: {result.n_rows:,} rows, {result.positive_rate:.1%} bad")
-    headers = ("model", "CV AUC ± std", "val AUC", "test AUC", "test KS", "test Brier", "calib.")
+    headers = (
+        "model",
+        "CV AUC ± std",
+        "gap ± SE",
+        "val AUC",
+        "test AUC",
+        "test KS",
+        "test Brier",
+        "calib.",
+    )
     for header in (*headers, "fit time", ""):
         table.add_column(header, justify="left" if header == "model" else "right", no_wrap=True)
-    for c in result.candidates:
+    evidence = result.selection_evidence
+    for c in sorted(result.candidates, key=lambda c: -c.cv_auc_mean):
+        chosen = evidence.evidence(c.name)
         table.add_row(
             c.name,
             f"{c.cv_auc_mean:.4f} ± {c.cv_auc_std:.4f}",
+            f"{chosen.gap:.4f} ± {chosen.gap_se:.4f}" + (" ✓" if chosen.within_rule else ""),
             f"{c.validation['roc_auc']:.4f}",
             f"{c.test['roc_auc']:.4f}",
             f"{c.test['ks']:.4f}",
@@ -187,6 +199,7 @@ def _render_training(result: Any) -> None:
             "[bold green]champion[/]" if c.champion else "",
         )
     out.print(table)
+    out.print(f"Rule: {evidence.rule} (✓: within it).", highlight=False)
     out.print(f"Selection: {result.selection}.", highlight=False)
     if result.registered_version:
         out.print(

@@ -13,6 +13,7 @@ from mlflow import MlflowClient
 from creditops.data.datasets import load_builtin
 from creditops.data.split import Split
 from creditops.data.validate import validate_dataset
+from creditops.models.zoo import CANDIDATES
 from creditops.registry import CHAMPION, champion_exists, load_model, train_and_register
 from creditops.training.train import load_training_data
 
@@ -25,13 +26,7 @@ def test_every_candidate_is_tracked_as_a_child_run(trained):
     children = client.search_runs(
         [result.experiment_id], f"tags.mlflow.parentRunId = '{result.parent_run_id}'"
     )
-    assert {run.data.tags["candidate"] for run in children} == {
-        "logistic_regression",
-        "pca_logistic",
-        "random_forest",
-        "xgboost",
-        "neural_network",
-    }
+    assert {run.data.tags["candidate"] for run in children} == set(CANDIDATES)
     for run in children:
         metrics = run.data.metrics
         for metric in (

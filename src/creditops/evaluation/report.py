@@ -151,8 +151,22 @@ def _candidates_section(result: EvaluationResult) -> Section:
                 str(c.get("calibration")),
             ]
         )
+    costs = [
+        f"{c['name']} {c['monotone_cost']:+.4f}"
+        for c in result.candidates
+        if c.get("monotone_cost") is not None
+    ]
+    paragraphs = []
+    if costs:
+        paragraphs.append(
+            "The spec's monotone expectations are constraints for the boosted trees, so their "
+            "behaviour checks hold by construction. Cross-validated AUC the constraints cost "
+            "(the same parameters fitted free minus constrained; negative: the constraints "
+            f"helped): {', '.join(costs)}."
+        )
     return Section(
         "Candidates compared",
+        paragraphs=paragraphs,
         tables=[
             Table(
                 [

@@ -63,6 +63,9 @@ class Candidate:
     grid: dict[Profile, dict[str, list[Any]]] = field(default_factory=dict)
     suggest: Callable[[Any, Profile], dict[str, Any]] | None = None
     trials: dict[Profile, int] = field(default_factory=dict)
+    # built with the spec's monotone expectations as constraints (``monotone: False`` in the
+    # parameters builds it free, to measure what the constraints cost)
+    constrainable: bool = False
 
 
 def _logistic(features: FeatureSet, params: dict[str, Any], _: float, seed: int) -> Pipeline:
@@ -323,6 +326,7 @@ CANDIDATES: dict[str, Candidate] = {
             build=_lightgbm,
             suggest=_suggest_lightgbm,
             trials={"fast": 4, "full": 30},
+            constrainable=True,
         ),
         Candidate(
             name="xgboost",
@@ -332,6 +336,7 @@ CANDIDATES: dict[str, Candidate] = {
             build=_xgboost,
             suggest=_suggest_xgboost,
             trials={"fast": 4, "full": 40},
+            constrainable=True,
         ),
         Candidate(
             name="neural_network",

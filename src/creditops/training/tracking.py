@@ -259,6 +259,7 @@ def candidate_summaries(experiment_id: str | None, parent_run_id: str) -> list[d
                 },
                 "test": {k[5:]: v for k, v in metrics.items() if k.startswith("test_")},
                 "params": {k[6:]: v for k, v in params.items() if k.startswith("param_")},
+                "monotone_cost": metrics.get("monotone_constraint_cost"),
                 "selection": {
                     "gap": metrics.get("selection_cv_gap"),
                     "gap_se": metrics.get("selection_cv_gap_se"),

@@ -30,7 +30,7 @@ from creditops.models.zoo import Candidate, FeatureSet, get_candidates
 from creditops.training import tracking
 from creditops.training.calibration import fit_with_calibration
 from creditops.training.select import CandidateScores, Selection, choose_champion
-from creditops.training.tune import number_of_steps, tune
+from creditops.training.tune import fold_aucs, number_of_steps, tune
 
 
 class Progress(Protocol):
@@ -64,6 +64,9 @@ class CandidateResult:
     cv: dict[str, dict[str, float]]
     fold_aucs: list[float]
     validation: dict[str, float]
+    # CV AUC given up to the spec's monotone constraints (same parameters, same folds); None
+    # when the candidate takes no constraints or the spec names none
+    monotone_cost: float | None = None
     test: dict[str, float] = field(default_factory=dict)
     fit_seconds: float = 0.0
     n_trials: int = 0
@@ -279,6 +282,9 @@ def _train_candidate(
             n_jobs=settings.n_jobs,
             on_step=lambda note: progress.advance(candidate.name, note),
         )
+        constraint_cost = _constraint_cost(
+            candidate, features, X_train, y_train, tuning.params, tuning.fold_aucs, settings
+        )
         fit_started = time.perf_counter()
         pos_weight = float((y_train == 0).sum() / max(int(y_train.sum()), 1))
         pipeline = candidate.build(features, tuning.params, pos_weight, settings.seed)
@@ -314,6 +320,13 @@ def _train_candidate(
             {f"validation_log_loss_{m}": v for m, v in fitted.validation_log_loss.items()}
         )
         tracking.log_metrics({"tuning_seconds": tuning.seconds, "fit_seconds": fit_seconds})
+        if constraint_cost is not None:
+            tracking.log_metrics(
+                {
+                    "cv_roc_auc_unconstrained": constraint_cost[0],
+                    "monotone_constraint_cost": constraint_cost[1],
+                }
+            )
         tracking.log_frame(tuning.history, "tuning_history.csv")
         tracking.log_figures(
             diagnostic_figures(
@@ -336,6 +349,7 @@ def _train_candidate(
         cv_auc_std=tuning.cv_std["roc_auc"],
         cv={"mean": tuning.cv_mean, "std": tuning.cv_std},
         fold_aucs=tuning.fold_aucs,
+        monotone_cost=None if constraint_cost is None else constraint_cost[1],
         validation=validation,
         fit_seconds=tuning.seconds + fit_seconds,
         n_trials=tuning.n_trials,
@@ -344,6 +358,34 @@ def _train_candidate(
         model_uri=info.model_uri,
     )
     return result, fitted.model
+
+
+def _constraint_cost(
+    candidate: Candidate,
+    features: FeatureSet,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    params: dict[str, Any],
+    constrained_aucs: list[float],
+    settings: Settings,
+) -> tuple[float, float] | None:
+    """The unconstrained CV AUC of the tuned parameters, and what the constraints cost."""
+    if not candidate.constrainable or not (
+        features.increasing or features.decreasing or features.ordered
+    ):
+        return None
+    free = fold_aucs(
+        candidate,
+        features,
+        X,
+        y,
+        {**params, "monotone": False},
+        n_folds=settings.cv_folds,
+        seed=settings.seed,
+        n_jobs=settings.n_jobs,
+    )
+    free_mean = float(np.mean(free))
+    return free_mean, free_mean - float(np.mean(constrained_aucs))
 
 
 def _log_selection(selection: Selection, results: list[CandidateResult]) -> None:

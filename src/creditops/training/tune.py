@@ -83,6 +83,31 @@ def tune(
     return result
 
 
+def fold_aucs(
+    candidate: Candidate,
+    features: FeatureSet,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    params: dict[str, Any],
+    *,
+    n_folds: int,
+    seed: int,
+    n_jobs: int,
+) -> list[float]:
+    """Out-of-fold ROC AUC of one parameter set, on the tuning folds."""
+    pos_weight = float((y == 0).sum() / max(int(y.sum()), 1))
+    scores = cross_validate(
+        candidate.build(features, params, pos_weight, seed),
+        X,
+        y,
+        cv=make_folds(n_folds, seed),
+        scoring="roc_auc",
+        n_jobs=n_jobs,
+        error_score="raise",
+    )
+    return [float(v) for v in scores["test_score"]]
+
+
 def number_of_steps(candidate: Candidate, profile: Profile) -> int:
     if candidate.tuner == "grid":
         return len(ParameterGrid(candidate.grid[profile]))
