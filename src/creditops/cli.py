@@ -119,6 +119,15 @@ def train(
         bool, typer.Option(help="Do nothing when a champion is already registered.")
     ] = False,
     seed: Annotated[int | None, typer.Option(help="Random seed (default from settings).")] = None,
+    time_budget: Annotated[
+        float | None,
+        typer.Option(
+            "--time-budget",
+            min=1.0,
+            help="Seconds for the whole run; the search stops early to fit it (default: none "
+            "up to 30,000 training rows, 300 s above).",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Train every candidate, track them in MLflow and register the champion with its decision
@@ -129,6 +138,8 @@ def train(
     settings = _settings()
     if seed is not None:
         settings = settings.model_copy(update={"seed": seed})
+    if time_budget is not None:
+        settings = settings.model_copy(update={"time_budget": time_budget})
     try:
         if if_no_champion and champion_exists(settings):
             version = get_version(settings)

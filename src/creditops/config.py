@@ -56,6 +56,20 @@ class Settings(BaseSettings):
     cv_folds: int = Field(default=5, ge=2, le=20)
     n_jobs: int = Field(default=-1, description="Parallel workers for cross-validation.")
     decision_threshold: float = Field(default=0.5, gt=0.0, lt=1.0)
+    tuning_rows: int = Field(
+        default=30_000,
+        ge=1_000,
+        description="Largest stratified sample of the training split that tuning and the "
+        "champion rule cross-validate on; the final fits use every training row.",
+    )
+    time_budget: float | None = Field(
+        default=None,
+        gt=0.0,
+        description="Seconds for one training run: the search stops early to fit it (every "
+        "candidate keeps at least one evaluated setting). Unset: no limit while the training "
+        "split fits in tuning_rows, and large_data_time_budget above that.",
+    )
+    large_data_time_budget: float = Field(default=300.0, gt=0.0)
     selection_se: float = Field(
         default=1.0,
         ge=0.0,
@@ -142,6 +156,12 @@ class Settings(BaseSettings):
     @property
     def reports_dir(self) -> Path:
         return self.home / "reports"
+
+    def resolved_time_budget(self, train_rows: int) -> float | None:
+        """The training time budget in seconds for a training split of ``train_rows``."""
+        if self.time_budget is not None:
+            return self.time_budget
+        return self.large_data_time_budget if train_rows > self.tuning_rows else None
 
     @property
     def resolved_tracking_uri(self) -> str:

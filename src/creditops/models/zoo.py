@@ -66,6 +66,11 @@ class Candidate:
     # built with the spec's monotone expectations as constraints (``monotone: False`` in the
     # parameters builds it free, to measure what the constraints cost)
     constrainable: bool = False
+    # Optuna's first trial (the rest are sampled): known-good settings, so a search cut short
+    # by a time budget still has a sound model
+    first_trial: dict[str, Any] = field(default_factory=dict)
+    # relative share of a time budget for tuning this candidate
+    tuning_cost: float = 1.0
 
 
 def _logistic(features: FeatureSet, params: dict[str, Any], _: float, seed: int) -> Pipeline:
@@ -308,6 +313,7 @@ CANDIDATES: dict[str, Candidate] = {
             complexity=3,
             tuner="grid",
             build=_random_forest,
+            tuning_cost=2.0,
             grid={
                 "fast": {"n_estimators": [100], "min_samples_leaf": [5], "max_depth": [8]},
                 "full": {
@@ -327,6 +333,16 @@ CANDIDATES: dict[str, Candidate] = {
             suggest=_suggest_lightgbm,
             trials={"fast": 4, "full": 30},
             constrainable=True,
+            first_trial={
+                "learning_rate": 0.05,
+                "num_leaves": 15,
+                "min_child_samples": 20,
+                "subsample": 0.8,
+                "colsample_bytree": 0.8,
+                "reg_lambda": 1.0,
+                "cat_smooth": 10.0,
+            },
+            tuning_cost=3.0,
         ),
         Candidate(
             name="xgboost",
@@ -337,6 +353,16 @@ CANDIDATES: dict[str, Candidate] = {
             suggest=_suggest_xgboost,
             trials={"fast": 4, "full": 40},
             constrainable=True,
+            first_trial={
+                "learning_rate": 0.05,
+                "max_depth": 4,
+                "min_child_weight": 1.0,
+                "subsample": 0.8,
+                "colsample_bytree": 0.8,
+                "reg_lambda": 1.0,
+                "reg_alpha": 0.001,
+            },
+            tuning_cost=3.0,
         ),
         Candidate(
             name="neural_network",
@@ -346,6 +372,14 @@ CANDIDATES: dict[str, Candidate] = {
             build=_neural,
             suggest=_suggest_neural,
             trials={"fast": 2, "full": 12},
+            first_trial={
+                "architecture": "64-32",
+                "dropout": 0.1,
+                "learning_rate": 1e-3,
+                "weight_decay": 1e-4,
+                "batch_size": 256,
+            },
+            tuning_cost=3.0,
         ),
     )
 }

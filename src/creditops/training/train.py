@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
+from sklearn.model_selection import train_test_split
 
 from creditops import __version__
 from creditops.config import Profile, Settings
@@ -31,6 +32,9 @@ from creditops.training import tracking
 from creditops.training.calibration import fit_with_calibration
 from creditops.training.select import CandidateScores, Selection, choose_champion
 from creditops.training.tune import fold_aucs, number_of_steps, tune
+
+# The share of a time budget for tuning; the rest is for the final fits and calibration.
+_TUNING_SHARE = 0.5
 
 
 class Progress(Protocol):
@@ -165,9 +169,20 @@ def train(
         _log_inputs(validated, split, spec, profile, settings)
         results: list[CandidateResult] = []
         fitted: dict[str, Any] = {}
-        for candidate in candidates:
+        budget = settings.resolved_time_budget(len(split.train))
+        tuning_rows = _tuning_rows(validated.y, split.train, settings)
+        tracking.log_params({"time_budget_s": budget or "none", "tuning_rows": len(tuning_rows)})
+        # Tuning gets a share of the budget by each candidate's weight; the rest is kept for
+        # the final fits and calibration, which cost more on all training rows.
+        tuning_until = None if budget is None else time.monotonic() + _TUNING_SHARE * budget
+        for i, candidate in enumerate(candidates):
+            deadline = None
+            if tuning_until is not None:
+                weights = [c.tuning_cost for c in candidates[i:]]
+                left = max(tuning_until - time.monotonic(), 0.0)
+                deadline = time.monotonic() + left * candidate.tuning_cost / sum(weights)
             result, model = _train_candidate(
-                candidate, validated, split, profile, settings, progress
+                candidate, validated, split, tuning_rows, profile, settings, progress, deadline
             )
             results.append(result)
             fitted[candidate.name] = model
@@ -255,13 +270,30 @@ def _log_inputs(
     tracking.log_dict({"warnings": [w.to_dict() for w in validated.warnings]}, "validation.json")
 
 
+def _tuning_rows(y: np.ndarray, train: np.ndarray, settings: Settings) -> np.ndarray:
+    """The training rows tuning and selection cross-validate on: all of them, or a seeded
+    stratified sample of ``settings.tuning_rows`` on larger data (a few tens of thousands of
+    rows rank settings as well as all of them, at a fraction of the cost)."""
+    if len(train) <= settings.tuning_rows:
+        return train
+    sample, _ = train_test_split(
+        train,
+        train_size=settings.tuning_rows,
+        stratify=y[train],
+        random_state=settings.seed,
+    )
+    return np.sort(sample)
+
+
 def _train_candidate(
     candidate: Candidate,
     validated: ValidatedDataset,
     split: Split,
+    tuning_rows: np.ndarray,
     profile: Profile,
     settings: Settings,
     progress: Progress,
+    deadline: float | None,
 ) -> tuple[CandidateResult, Any]:
     resolved = validated.spec
     features = FeatureSet.from_spec(resolved)
@@ -271,19 +303,21 @@ def _train_candidate(
 
     progress.start(candidate.name, candidate.label, number_of_steps(candidate, profile) + 1)
     with tracking.start_run(candidate.name, nested=True) as run:
+        X_tune, y_tune = X.iloc[tuning_rows], y[tuning_rows]
         tuning = tune(
             candidate,
             features,
-            X_train,
-            y_train,
+            X_tune,
+            y_tune,
             profile=profile,
             n_folds=settings.cv_folds,
             seed=settings.seed,
             n_jobs=settings.n_jobs,
             on_step=lambda note: progress.advance(candidate.name, note),
+            deadline=deadline,
         )
         constraint_cost = _constraint_cost(
-            candidate, features, X_train, y_train, tuning.params, tuning.fold_aucs, settings
+            candidate, features, X_tune, y_tune, tuning.params, tuning.fold_aucs, settings
         )
         fit_started = time.perf_counter()
         pos_weight = float((y_train == 0).sum() / max(int(y_train.sum()), 1))
@@ -294,7 +328,8 @@ def _train_candidate(
             y_train,
             X_val,
             y_val,
-            n_folds=settings.cv_folds,
+            # on data past the tuning sample three folds give the calibrator plenty of rows
+            n_folds=settings.cv_folds if len(tuning_rows) == len(split.train) else 3,
             seed=settings.seed,
             n_jobs=settings.n_jobs,
         )

@@ -70,15 +70,24 @@ def tune(
     seed: int,
     n_jobs: int,
     on_step: Step | None = None,
+    deadline: float | None = None,
 ) -> TuningResult:
-    """Find the best parameters of ``candidate`` by cross-validated ROC AUC."""
+    """Find the best parameters of ``candidate`` by cross-validated ROC AUC.
+
+    ``deadline`` (a ``time.monotonic()`` instant): no new grid point or trial starts after it;
+    the first always runs, so every candidate has evidence for the selection.
+    """
     pos_weight = float((y == 0).sum() / max(int(y.sum()), 1))
     step = on_step or (lambda _: None)
     started = time.perf_counter()
     if candidate.tuner == "grid":
-        result = _grid(candidate, features, X, y, profile, n_folds, seed, n_jobs, pos_weight, step)
+        result = _grid(
+            candidate, features, X, y, profile, n_folds, seed, n_jobs, pos_weight, step, deadline
+        )
     else:
-        result = _optuna(candidate, features, X, y, profile, n_folds, seed, pos_weight, step)
+        result = _optuna(
+            candidate, features, X, y, profile, n_folds, seed, pos_weight, step, deadline
+        )
     result.seconds = time.perf_counter() - started
     return result
 
@@ -125,9 +134,12 @@ def _grid(
     n_jobs: int,
     pos_weight: float,
     step: Step,
+    deadline: float | None,
 ) -> TuningResult:
     rows = []
     for params in ParameterGrid(candidate.grid[profile]):
+        if rows and deadline is not None and time.monotonic() >= deadline:
+            break
         scores = cross_validate(
             candidate.build(features, params, pos_weight, seed),
             X,
@@ -183,6 +195,7 @@ def _optuna(
     seed: int,
     pos_weight: float,
     step: Step,
+    deadline: float | None,
 ) -> TuningResult:
     import optuna
 
@@ -220,7 +233,13 @@ def _optuna(
         best = study.best_value if study.best_trial else float("nan")
         step(f"trial {trial.number + 1} {state}, best AUC {best:.4f}")
 
-    study.optimize(objective, n_trials=candidate.trials[profile], callbacks=[report])
+    if candidate.first_trial:
+        study.enqueue_trial(dict(candidate.first_trial))
+    trials = candidate.trials[profile]
+    study.optimize(objective, n_trials=1, callbacks=[report])  # the first always runs
+    left = None if deadline is None else deadline - time.monotonic()
+    if trials > 1 and (left is None or left > 0):
+        study.optimize(objective, n_trials=trials - 1, timeout=left, callbacks=[report])
     best = study.best_trial
     history = study.trials_dataframe(attrs=("number", "value", "params", "user_attrs", "state"))
     pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials)
