@@ -36,7 +36,16 @@ TRAINING_DATA_FILE = "data/training.parquet"
 SPLIT_FILE = "split.csv"
 # Where a version's decision policy is stored on its run (the path older versions used too).
 POLICY_FILE = "evaluation/policy.json"
-_REQUIREMENTS = ("scikit-learn", "xgboost", "torch", "pandas", "numpy", "scipy", "cloudpickle")
+_REQUIREMENTS = (
+    "scikit-learn",
+    "xgboost",
+    "torch",
+    "optbinning",
+    "pandas",
+    "numpy",
+    "scipy",
+    "cloudpickle",
+)
 
 
 def configure_tracking(settings: Settings) -> str:

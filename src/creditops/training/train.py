@@ -24,12 +24,17 @@ from creditops.data.validate import DataWarning, ValidatedDataset, validate_data
 from creditops.evaluation.business import PolicyConfig, derive_policy
 from creditops.evaluation.metrics import classification_metrics
 from creditops.evaluation.plots import diagnostic_figures
-from creditops.evaluation.policy import DecisionPolicy
+from creditops.evaluation.points import points_table
+from creditops.evaluation.policy import DecisionPolicy, ScoreScale
 from creditops.exceptions import ConfigurationError
+from creditops.models.anatomy import anatomy
 from creditops.models.zoo import Candidate, FeatureSet, get_candidates
 from creditops.training import tracking
 from creditops.training.calibration import fit_with_calibration
 from creditops.training.tune import number_of_steps, tune
+
+# A scorecard candidate's points table, on its run.
+SCORECARD_POINTS_FILE = "scorecard/points_table.csv"
 
 
 class Progress(Protocol):
@@ -172,9 +177,10 @@ def train(
         _log_inputs(validated, split, spec, profile, settings)
         results: list[CandidateResult] = []
         fitted: dict[str, Any] = {}
+        scale = (policy_config or PolicyConfig()).scale
         for candidate in candidates:
             result, model = _train_candidate(
-                candidate, validated, split, profile, settings, progress
+                candidate, validated, split, profile, settings, progress, scale
             )
             results.append(result)
             fitted[candidate.name] = model
@@ -260,6 +266,7 @@ def _train_candidate(
     profile: Profile,
     settings: Settings,
     progress: Progress,
+    scale: ScoreScale,
 ) -> tuple[CandidateResult, Any]:
     resolved = validated.spec
     features = FeatureSet.from_spec(resolved)
@@ -322,6 +329,9 @@ def _train_candidate(
             ),
             "plots/validation",
         )
+        if anatomy(fitted.model).kind == "scorecard":
+            # The scorecard's bins in points on the scale its policy will use.
+            tracking.log_frame(points_table(fitted.model, scale).to_frame(), SCORECARD_POINTS_FILE)
         info = tracking.log_model(fitted.model, resolved, X_train.head(5))
     progress.finish(
         candidate.name,
@@ -347,6 +357,8 @@ def _train_candidate(
 
 
 def _imbalance_note(name: str) -> str:
+    if name == "scorecard":
+        return "none (unweighted, so points match the observed odds)"
     if name == "xgboost":
         return "scale_pos_weight = goods/bads"
     if name == "random_forest":
