@@ -61,12 +61,12 @@ def _bin_row(bins: FeatureBins, value: Any) -> str:
     (independently of the estimator's WoE transform)."""
     missing = value is None or (isinstance(value, float) and math.isnan(value))
     if missing:
-        return "Missing"
+        return bins.missing.label
     if bins.kind == "numeric":
         return bins.bins[int(np.digitize(float(value), bins.splits, right=False))].label
     text = str(value).strip()
     if bins.categories is None or text not in bins.categories:
-        return "Unseen category" if bins.kind == "categorical" else "Missing"
+        return "Unseen category" if bins.kind == "categorical" else bins.missing.label
     return bins.bins[bins.categories[text]].label
 
 
@@ -99,9 +99,11 @@ def test_points_table_describes_every_bin(credit):
     table = points_table(model).to_frame()
     assert list(table.columns) == ["feature", "bin", "count", "event_rate", "woe", "iv", "points"]
     assert list(dict.fromkeys(table["feature"])) == list(estimator.features_)
-    regular = table[~table["bin"].isin(["Missing", "Unseen category"])]
+    missing_labels = {b.missing.label for b in estimator.bins_}
+    assert missing_labels == {"Missing", "Missing or outside the order"}  # Records is ordered
+    regular = table[~table["bin"].isin([*missing_labels, "Unseen category"])]
     assert regular["count"].sum() == len(credit["X_train"]) * len(estimator.features_) - sum(
-        int(r.count) for r in table.itertuples() if r.bin == "Missing"
+        int(r.count) for r in table.itertuples() if r.bin in missing_labels
     )
     # Safer bins (higher WoE) earn more points, in every feature: all coefficients are < 0.
     assert all(b.coefficient < 0 for b in estimator.bins_)

@@ -223,7 +223,8 @@ def _scorecard_section(result: EvaluationResult) -> Section:
         f"The intercept and the scale's offset are spread evenly over the "
         f"{len(table.features)} scored features ({table.base_points_per_feature:.2f} points "
         "inside every row), so there is no separate base row. Missing values score their own "
-        'row; a category never seen in training scores its "Unseen category" row.',
+        "row (for categories the spec orders, so does a category outside the order); a "
+        'category never seen in training scores its "Unseen category" row.',
         "Bins are monotone in the default rate (in the spec's direction where it states one), "
         "and features with an information value below the scorecard's minimum were left out.",
     ]
@@ -256,7 +257,7 @@ def _scorecard_section(result: EvaluationResult) -> Section:
             Table(
                 ["feature", "bin", "rows", "default rate", "WoE", "IV", "points"],
                 rows,
-                "Training rows per bin; points unrounded to one decimal.",
+                "Training rows per bin; points to one decimal (exact in evaluation.json).",
             )
         ],
     )

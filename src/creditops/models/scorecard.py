@@ -62,6 +62,8 @@ BinKind = Literal["numeric", "categorical", "ordered"]
 _METRIC_MISSING = "empirical"
 _UNSEEN = "\x00creditops-unseen-category"  # a category no data holds: probes the unknown WoE
 _INFINITY = "Input X contains infinity or a value too large for dtype('float64')."
+# The missing bin of an ordered feature also holds the categories its order does not list.
+MISSING_OR_UNORDERED = "Missing or outside the order"
 
 
 @dataclass(frozen=True)
@@ -352,8 +354,9 @@ class ScorecardClassifier(ClassifierMixin, BaseEstimator):
         """Every bin of every scored feature, with what it adds to the log-odds of default.
 
         Columns: feature, bin, count, event_rate, woe, iv, coefficient, log_odds
-        (= coefficient × WoE). Each feature lists its regular bins, then "Missing", then (for
-        categorical features) "Unseen category". The log-odds of default of an applicant is
+        (= coefficient × WoE). Each feature lists its regular bins, then "Missing" ("Missing or
+        outside the order" for ordered categories), then (for categorical features) "Unseen
+        category". The log-odds of default of an applicant is
         ``intercept`` plus the ``log_odds`` of the one row per feature that holds the
         applicant's value.
         """
@@ -446,7 +449,7 @@ class ScorecardClassifier(ClassifierMixin, BaseEstimator):
             kind=kind,
             coefficient=coefficient,
             bins=tuple(make(i, labels[i]) for i in range(n_bins)),
-            missing=make(n_bins + 1, "Missing"),
+            missing=make(n_bins + 1, MISSING_OR_UNORDERED if kind == "ordered" else "Missing"),
             splits=splits,
             categories=categories,
             unknown_woe=unknown_woe,
