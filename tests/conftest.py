@@ -27,7 +27,7 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settin
 
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, Any]:
-    """One fast-profile training of all five candidates on credit_data in a real MLflow SQLite
+    """One fast-profile training of all six candidates on credit_data in a real MLflow SQLite
     store, shared by the training, evaluation and report tests (it costs about a minute)."""
     from creditops.registry import train_and_register
 

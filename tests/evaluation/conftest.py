@@ -15,7 +15,7 @@ from sklearn.calibration import CalibratedClassifierCV
 
 from creditops.data.datasets import load_builtin
 from creditops.data.spec import ResolvedSpec
-from creditops.data.split import split_dataset
+from creditops.data.split import Split, split_dataset
 from creditops.data.validate import validate_dataset
 from creditops.models.zoo import CANDIDATES, FeatureSet
 
@@ -42,7 +42,9 @@ class CreditCase:
     protected_test: pd.DataFrame  # Age, Marital for the test rows
     models: dict[
         str, object
-    ]  # plain pipelines by candidate name, plus "calibrated_xgboost" and "calibrated_random_forest"
+    ]  # plain pipelines by candidate name, plus "calibrated_xgboost", "calibrated_random_forest"
+    # and "calibrated_scorecard"
+    split: Split
 
 
 @pytest.fixture(scope="session")
@@ -57,6 +59,16 @@ def credit_case() -> CreditCase:
     models: dict[str, object] = {}
     for name, params in FAST_PARAMS.items():
         models[name] = CANDIDATES[name].build(features, params, pos_weight, 0).fit(X_train, y_train)
+    # The scorecard with the spec's monotone expectations, as training builds it.
+    monotone = FeatureSet.from_spec(validated.spec)
+    models["scorecard"] = CANDIDATES["scorecard"].build(monotone, {}, pos_weight, 0)
+    models["scorecard"].fit(X_train, y_train)
+    models["calibrated_scorecard"] = CalibratedClassifierCV(
+        CANDIDATES["scorecard"].build(monotone, {}, pos_weight, 0),
+        method="sigmoid",
+        cv=3,
+        ensemble=False,
+    ).fit(X_train, y_train)
     models["calibrated_xgboost"] = CalibratedClassifierCV(
         CANDIDATES["xgboost"].build(features, FAST_PARAMS["xgboost"], pos_weight, 0),
         method="sigmoid",
@@ -79,4 +91,5 @@ def credit_case() -> CreditCase:
         y_test=y[test],
         protected_test=validated.frame.iloc[test][validated.spec.protected],
         models=models,
+        split=split,
     )

@@ -20,6 +20,8 @@ from creditops.models.zoo import CANDIDATES, FeatureSet
 
 MODELS = [
     "logistic_regression",
+    "scorecard",
+    "calibrated_scorecard",
     "pca_logistic",
     "random_forest",
     "xgboost",
@@ -30,6 +32,8 @@ MODELS = [
 ]
 EXPECTED = {  # (method, output space) per model
     "logistic_regression": ("linear", "log_odds"),
+    "scorecard": ("points", "log_odds"),
+    "calibrated_scorecard": ("points", "log_odds"),
     "pca_logistic": ("linear", "log_odds"),
     "random_forest": ("tree_path_dependent", "probability"),
     "xgboost": ("tree_interventional", "log_odds"),
@@ -135,6 +139,38 @@ def test_pca_logistic_is_exact_in_the_pre_pca_space(credit_case, explainers):
         in_pca.shap_values(pca.transform(Xt)).sum(axis=1),
         atol=1e-10,
     )
+
+
+@pytest.mark.parametrize("name", ["scorecard", "calibrated_scorecard"])
+def test_scorecard_contributions_are_points_lost_against_each_best_bin(
+    credit_case, explainers, name
+):
+    from creditops.evaluation.points import applicant_points, points_table
+    from creditops.evaluation.policy import ScoreScale
+
+    explainer, model = explainers[name], credit_case.models[name]
+    rows = credit_case.X_test.iloc[:60]
+    contributions = explainer.contributions(explainer.transform(rows))
+    assert (contributions >= -1e-12).all()  # nothing beats a feature's best bin
+    scale = ScoreScale()
+    table = points_table(model, scale)
+    scored = applicant_points(model, rows, scale)
+    features = list(credit_case.spec.features)
+    for feature in features:
+        j = features.index(feature)
+        if feature not in table.features:
+            assert (contributions[:, j] == 0).all()  # left out by the scorecard
+            continue
+        _, best = table.feature_range(feature)
+        lost = best - scored[feature].to_numpy()
+        # explained: the scorecard's own log-odds; the table folds a sigmoid calibration
+        # (p = expit(−(a·L + b))) into its points, scaling every term by −a
+        multiplier = 1.0
+        if name == "calibrated_scorecard":
+            multiplier = -model.calibrated_classifiers_[0].calibrators[0].a_
+        np.testing.assert_allclose(
+            scale.factor * multiplier * contributions[:, j], lost, rtol=0, atol=1e-9
+        )
 
 
 @pytest.mark.parametrize("name", ["logistic_regression", "random_forest", "xgboost"])

@@ -175,3 +175,32 @@ def test_a_protected_attribute_used_as_a_feature_is_never_a_reason(credit_case):
     assert checked >= 5, "Age should drive the risk of several applicants in this model"
     single = explain_local(explainer, X_test.iloc[[0]])
     assert "Age" in {c.feature for c in single.contributions}
+
+
+def test_scorecard_reasons_are_the_features_that_lost_the_most_points(credit_case):
+    """The traditional adverse-action method: points lost against each feature's best bin."""
+    from creditops.evaluation.points import applicant_points, points_table
+
+    model = credit_case.models["scorecard"]
+    explainer = build_explainer(model, credit_case.X_train, credit_case.spec)
+    assert explainer.method == "points"
+    proba = model.predict_proba(credit_case.X_test)[:, 1]
+    declined = credit_case.X_test.iloc[np.flatnonzero(proba >= 0.5)[:30]]
+    assert len(declined) >= 10
+    table = points_table(model)
+    points = applicant_points(model, declined)
+    best = {f: table.feature_range(f)[1] for f in table.features}
+    factor = table.scale.factor
+    for explanation, (_, row) in zip(
+        explain_rows(explainer, declined), points.iterrows(), strict=True
+    ):
+        lost = {f: best[f] - row[f] for f in table.features}
+        reasons = reason_codes(explanation, credit_case.spec)
+        assert reasons
+        top = max(lost, key=lost.get)
+        assert reasons[0].feature == top
+        for reason in reasons:
+            assert factor * reason.contribution == pytest.approx(lost[reason.feature], abs=1e-9)
+        assert [r.feature for r in reasons] == sorted(
+            (f for f in lost if lost[f] > 1e-12), key=lambda f: -lost[f]
+        )[: len(reasons)]

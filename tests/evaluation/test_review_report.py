@@ -101,6 +101,10 @@ def test_report_is_self_contained_and_complete(tmp_path, evaluation):
         assert f"<h2>{title}</h2>" in html
         assert f"## {title}" in paths["model_card"].read_text(encoding="utf-8")
     card = paths["model_card"].read_text(encoding="utf-8")
+    # Training included the WoE scorecard: every candidate is measured against it.
+    assert "test AUC gain over scorecard" in html
+    assert "test Gini gain over scorecard" in card
+    assert ("## Scorecard points" in card) == (evaluation.result.candidate == "scorecard")
     # The rationale is written from measured figures.
     auc = evaluation.result.metrics["roc_auc"]
     assert f"ROC AUC {auc:.3f}" in card

@@ -18,6 +18,7 @@ from creditops.models.zoo import CANDIDATES, FeatureSet
 
 SMALL: dict[str, dict[str, Any]] = {
     "logistic_regression": {},
+    "scorecard": {},
     "pca_logistic": {"n_components": 2},
     "random_forest": {"n_estimators": 5, "max_depth": 3},
     "xgboost": {"n_estimators": 5, "max_depth": 2},

@@ -14,6 +14,7 @@ from creditops.models.zoo import CANDIDATES, FeatureSet, get_candidates
 
 FAST_PARAMS = {
     "logistic_regression": {},
+    "scorecard": {},
     "pca_logistic": {},
     "random_forest": {"n_estimators": 50, "max_depth": 6},
     "xgboost": {"n_estimators": 50},
@@ -54,6 +55,7 @@ def test_candidates_come_in_order_of_complexity():
     names = [c.name for c in get_candidates()]
     assert names == [
         "logistic_regression",
+        "scorecard",
         "pca_logistic",
         "random_forest",
         "lightgbm",

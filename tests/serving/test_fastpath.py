@@ -40,6 +40,7 @@ BIT_IDENTICAL = ("xgboost", "random_forest", "lightgbm")
 
 PARAMS: dict[str, dict[str, Any]] = {
     "logistic_regression": {},
+    "scorecard": {},
     "pca_logistic": {"n_components": 0.9},
     "random_forest": {"n_estimators": 40, "max_depth": 8, "min_samples_leaf": 5},
     "xgboost": {"n_estimators": 60, "max_depth": 3},
@@ -49,12 +50,15 @@ PARAMS: dict[str, dict[str, Any]] = {
 # name → (candidate, calibration method or None)
 MODELS: dict[str, tuple[str, str | None]] = {
     "logistic_regression": ("logistic_regression", None),
+    "scorecard": ("scorecard", None),
     "pca_logistic": ("pca_logistic", None),
     "random_forest": ("random_forest", None),
     "xgboost": ("xgboost", None),
     "lightgbm": ("lightgbm", None),
     "neural_network": ("neural_network", None),
     "sigmoid_logistic_regression": ("logistic_regression", "sigmoid"),
+    "sigmoid_scorecard": ("scorecard", "sigmoid"),
+    "isotonic_scorecard": ("scorecard", "isotonic"),
     "sigmoid_xgboost": ("xgboost", "sigmoid"),
     "sigmoid_neural_network": ("neural_network", "sigmoid"),
     "isotonic_pca_logistic": ("pca_logistic", "isotonic"),
@@ -64,6 +68,7 @@ MODELS: dict[str, tuple[str, str | None]] = {
 }
 KINDS = {
     "logistic_regression": "logistic_regression",
+    "scorecard": "scorecard",
     "pca_logistic": "pca_logistic_regression",
     "random_forest": "random_forest",
     "xgboost": "xgboost",
@@ -152,6 +157,7 @@ def case() -> Case:
         spec=validated.spec,
         X_train=X_train,
         y_train=y_train,
+        # with the spec's monotone expectations, as training builds them (the scorecard's bins)
         features=FeatureSet.from_spec(validated.spec),
         pos_weight=float((y_train == 0).sum() / y_train.sum()),
         records=records,
@@ -224,6 +230,47 @@ def test_transform_equals_the_column_transformer(case: Case, name: str) -> None:
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
     for i in (0, case.n_original + 3):
         np.testing.assert_array_equal(scorer.transform_one(case.records[i]), got[i])
+
+
+def test_scorecard_rows_are_its_woe_columns_and_feed_its_explanations(case: Case) -> None:
+    from creditops.evaluation.explain import build_explainer
+
+    pipeline = case.model("scorecard")
+    estimator = pipeline[-1]
+    scorer = FastScorer.compile(pipeline, case.spec)
+    frame = case.frame(case.records)
+
+    want = estimator.woe(pipeline[0].transform(frame))
+    got = scorer.transform_many(case.records)
+    np.testing.assert_array_equal(got, want)
+    assert scorer.feature_names == estimator.features_
+    assert scorer.features == tuple(case.spec.features)
+
+    # Serving explains (and gives reasons) on the fast path's rows: the same points lost.
+    explainer = build_explainer(pipeline, case.X_train, case.spec)
+    sample = case.records[case.n_original - 50 : case.n_original + 50]
+    np.testing.assert_allclose(
+        explainer.contributions(scorer.transform_many(sample)),
+        explainer.contributions(explainer.transform(case.frame(sample))),
+        rtol=0,
+        atol=1e-12,
+    )
+
+    record = dict(case.records[0]) | {"Home": "castle", "Records": "maybe", "Income": None}
+    record.pop("Job", None)
+    assert scorer.imputed_fields(record) == ["Income", "Job"]
+    row = dict(zip(scorer.feature_names, scorer.transform_one(record), strict=True))
+    bins = {b.feature: b for b in estimator.bins_}
+    assert row["Home"] == bins["Home"].unknown_woe
+    assert row["Records"] == bins["Records"].missing.woe  # outside the order: as missing
+    assert row["Income"] == bins["Income"].missing.woe
+    assert scorer.score_one(record) == pytest.approx(
+        pipeline.predict_proba(case.frame([record]))[0, 1], abs=TOLERANCE
+    )
+    with pytest.raises(ValueError, match=r"infinity"):
+        pipeline.predict_proba(case.frame([record | {"Income": np.inf}]))
+    with pytest.raises(ValueError, match=r"infinity"):
+        scorer.score_one(record | {"Income": np.inf})
 
 
 def test_missing_fields_are_reported_and_imputed_as_the_pipeline_does(case: Case) -> None:

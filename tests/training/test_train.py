@@ -46,6 +46,21 @@ def test_every_candidate_is_tracked_as_a_child_run(trained):
         assert run.data.params["calibration"] in {"none", "sigmoid", "isotonic"}
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
         assert "tuning_history.csv" in artifacts
+        if run.data.tags["candidate"] == "scorecard":  # its points table, readable as CSV
+            assert run.data.params["imbalance_handling"].startswith("none")
+            table = pd.read_csv(
+                client.download_artifacts(run.info.run_id, "scorecard/points_table.csv")
+            )
+            assert list(table.columns) == [
+                "feature",
+                "bin",
+                "count",
+                "event_rate",
+                "woe",
+                "iv",
+                "points",
+            ]
+            assert table["points"].notna().all()
         plots = {a.path for a in client.list_artifacts(run.info.run_id, "plots/test")}
         assert plots == {
             f"plots/test/{name}"

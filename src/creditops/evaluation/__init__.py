@@ -1,7 +1,7 @@
 """Evaluation: metrics, behaviour, fairness (the report, its gate, the mitigation comparison),
-error analysis, business impact and the decision policy, explanations, reason codes, and the
-model report built from them. Pure computation on a fitted model and its data: nothing here
-reads the registry or writes to MLflow."""
+error analysis, business impact and the decision policy, explanations, reason codes, a
+scorecard's points table, and the model report built from them. Pure computation on a fitted
+model and its data: nothing here reads the registry or writes to MLflow."""
 
 from creditops.evaluation.behaviour import BehaviourReport, behaviour_checks
 from creditops.evaluation.business import (
@@ -33,6 +33,7 @@ from creditops.evaluation.metrics import (
     ks_statistic,
 )
 from creditops.evaluation.mitigation import MitigationResult, compare_mitigation
+from creditops.evaluation.points import PointsTable, applicant_points, points_table
 from creditops.evaluation.policy import DecisionPolicy, Economics, ScoreScale, to_points
 from creditops.evaluation.reasons import ReasonCode, ReasonMap, default_reason_map, reason_codes
 
@@ -50,10 +51,12 @@ __all__ = [
     "GateResult",
     "LimeExplanation",
     "MitigationResult",
+    "PointsTable",
     "PolicyConfig",
     "ReasonCode",
     "ReasonMap",
     "ScoreScale",
+    "applicant_points",
     "behaviour_checks",
     "bin_protected",
     "build_explainer",
@@ -72,6 +75,7 @@ __all__ = [
     "fairness_gate",
     "fairness_report",
     "ks_statistic",
+    "points_table",
     "reason_codes",
     "to_points",
 ]

@@ -16,6 +16,14 @@ the model:
   default: exact, needs no background and costs a few ms per row, where interventional costs
   trees × background rows (over 100 ms for 300 deep trees); its base value is the forest's own
   (class-weighted) training expectation.
+* the WoE scorecard: points lost, the traditional adverse-action method. The log-odds is
+  ``intercept + Σ_j coefficient_j · WoE_j`` and each feature's term takes one value per bin,
+  so feature ``j`` contributes ``coefficient_j · WoE_j(x) − best_j``, where ``best_j`` is the
+  lowest term any of its bins holding training rows gives (its best bin), and the base value is
+  ``intercept + Σ_j best_j``: exact, never negative, and times the scale's factor (PDO / ln 2)
+  the points the applicant lost on that feature against its best bin. Its preprocessed space is
+  the scorecard's WoE columns (one per scored feature), so the serving fast path, whose lookups
+  give the same columns, feeds it directly.
 * anything else (the PyTorch network): ``shap.PermutationExplainer`` of the logit
   (``decision_function``), or of the probability for models without a logit. Its players are the
   original features: the masker swaps all preprocessed columns of a feature at once, so masked
@@ -57,7 +65,7 @@ from creditops.data.spec import ResolvedSpec
 from creditops.models.anatomy import anatomy, estimator_family
 
 OutputSpace = Literal["log_odds", "probability"]
-Method = Literal["linear", "tree_interventional", "tree_path_dependent", "permutation"]
+Method = Literal["linear", "points", "tree_interventional", "tree_path_dependent", "permutation"]
 TreePerturbation = Literal["auto", "interventional", "tree_path_dependent"]
 
 
@@ -145,6 +153,15 @@ class Explainer:
         self._preprocess = pipeline.steps[0][1]
         self._post = pipeline[1:]  # the fitted steps after preprocessing (shared, not copied)
         self._final = pipeline.steps[-1][1]
+        self._points: tuple[np.ndarray, np.ndarray] | None = None  # (coefficients, best terms)
+        if method == "points":
+            # The scorecard's logistic regression on its WoE columns: the explained space.
+            self._post = self._final.logistic_
+            bins = self._final.bins_
+            self._points = (
+                np.array([b.coefficient for b in bins]),
+                np.array([b.best_term for b in bins]),
+            )
         self._xgboost = estimator_family(self._final) == "xgboost"
         if self._xgboost:
             # One row gains nothing from threads, and an OpenMP pool stalls whenever a core is
@@ -168,7 +185,10 @@ class Explainer:
     # -- model outputs on preprocessed rows --------------------------------------------------
 
     def transform(self, X: pd.DataFrame) -> np.ndarray:
-        """Preprocess original rows into the space the attributions are made in."""
+        """Preprocess original rows into the space the attributions are made in (for the
+        scorecard: the WoE of each scored feature)."""
+        if self.method == "points":
+            return self._final.woe(self._preprocess.transform(X[self.features]))
         return np.asarray(self._preprocess.transform(X[self.features]), dtype=np.float64)
 
     def raw_output(self, Xt: np.ndarray) -> np.ndarray:
@@ -198,6 +218,9 @@ class Explainer:
             return (Xt - self._background_mean) * coef
         if self._native is not None:
             return self._native(Xt)[:, :-1]
+        if self.method == "points":
+            coef, best = self._points  # type: ignore[misc]
+            return Xt * coef - best
         if self.method.startswith("tree"):
             values = np.asarray(self._shap.shap_values(Xt, check_additivity=False), dtype=float)
             return values[..., 1] if values.ndim == 3 else values
@@ -273,22 +296,34 @@ def build_explainer(
     rows = np.arange(len(X_background))
     if len(rows) > background_size:
         rows = np.sort(rng.choice(rows, size=background_size, replace=False))
-    background = np.asarray(
-        preprocess.transform(X_background.iloc[rows][features]), dtype=np.float64
-    )
-    groups = _column_groups(preprocess, features)
+    final, middle = parts.estimator, parts.middle
+    sample = X_background.iloc[rows][features]
+    if parts.kind == "scorecard":
+        background = final.woe(preprocess.transform(sample))
+        column_names = list(final.features_)
+        unknown = [c for c in column_names if c not in features]
+        if unknown:
+            raise ValueError(f"the scorecard scores columns that are not features: {unknown}")
+        groups = np.array([features.index(c) for c in column_names], dtype=int)
+    else:
+        background = np.asarray(preprocess.transform(sample), dtype=np.float64)
+        column_names = [str(n) for n in preprocess.get_feature_names_out()]
+        groups = _column_groups(preprocess, features)
     if len(groups) != background.shape[1]:
         raise ValueError("could not map every preprocessed column to an original feature")
-    final, middle = parts.estimator, parts.middle
     is_logistic = parts.family == "logistic_regression" and np.shape(final.coef_)[0] == 1
     linear = _affine_map(pipeline, background) if is_logistic else None
-    if linear is not None:
-        method: Method = "linear"
-        model_type = "pca_logistic" if middle else "logistic_regression"
+    if parts.kind == "scorecard":
+        method: Method = "points"
+        model_type = "scorecard"
         space: OutputSpace = "log_odds"
     elif not middle and parts.kind == "lightgbm":
         # LightGBM's own exact TreeSHAP of the raw score, categorical splits included
         method, model_type, space = "tree_path_dependent", "lightgbm", "log_odds"
+    elif linear is not None:
+        method = "linear"
+        model_type = "pca_logistic" if middle else "logistic_regression"
+        space = "log_odds"
     elif not middle and parts.kind in ("xgboost", "random_forest"):
         is_xgb = parts.kind == "xgboost"
         model_type = parts.kind
@@ -318,10 +353,13 @@ def build_explainer(
         output_space=space,
         background=background,
         groups=groups,
-        column_names=[str(n) for n in preprocess.get_feature_names_out()],
+        column_names=column_names,
         seed=seed,
     )
-    if method == "linear":
+    if method == "points":
+        _, best = explainer._points  # type: ignore[misc]
+        explainer.base_value = float(final.intercept + best.sum())
+    elif method == "linear":
         explainer._linear = linear
         coef, intercept = linear  # type: ignore[misc]
         explainer.base_value = float(intercept + coef @ background.mean(axis=0))

@@ -11,6 +11,7 @@ from creditops.evaluation.review import EvaluationResult
 
 _FAMILY = {
     "logistic_regression": "a logistic regression (one coefficient per transformed feature)",
+    "scorecard": "a weight-of-evidence logistic scorecard (fixed points per bin of each feature)",
     "pca_logistic": "a logistic regression on principal components (linear in the features)",
     "random_forest": "a random forest (an average of deep decision trees)",
     "xgboost": "a gradient-boosted tree ensemble (XGBoost)",
@@ -19,6 +20,7 @@ _FAMILY = {
 }
 _METHOD = {
     "linear_exact": "exact linear SHAP values",
+    "points": "the points each feature lost against its best bin (exact)",
     "tree_interventional": "exact TreeSHAP values",
     "tree_path_dependent": "exact TreeSHAP values",
     "permutation": "sampled permutation SHAP values",
@@ -109,9 +111,10 @@ def _interpretability(result: EvaluationResult) -> str:
             for c in behaviour.checks
         ]
         text += " Domain expectations checked on the test set: " + "; ".join(parts) + "."
+    ranked_by = "points lost" if explanation.method == "points" else "SHAP contribution"
     text += (
-        " Declined applicants receive up to four adverse-action reasons ranked by their SHAP "
-        "contribution, and a counterfactual hint on actionable features."
+        f" Declined applicants receive up to four adverse-action reasons ranked by their "
+        f"{ranked_by}, and a counterfactual hint on actionable features."
     )
     return text
 

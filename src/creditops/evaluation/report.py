@@ -1,10 +1,15 @@
 """The model report: one self-contained HTML page (plots inlined, works offline) and a
-Markdown model card, both rendered from the same sections so they never disagree."""
+Markdown model card, both rendered from the same sections so they never disagree.
+
+Where training included the WoE scorecard, the benchmark a credit validator expects, the
+candidate table shows every candidate's test AUC and Gini gain over it; where the version *is*
+the scorecard, its points table gets a section of its own."""
 
 from __future__ import annotations
 
 import base64
 import io
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,6 +94,7 @@ def build_sections(result: EvaluationResult) -> list[Section]:
         ),
         _metrics_section(result),
         _calibration_section(result),
+        *([_scorecard_section(result)] if result.scorecard is not None else []),
         _behaviour_section(result),
         _fairness_section(result),
         _errors_section(result),
@@ -131,32 +137,85 @@ def _data_section(result: EvaluationResult) -> Section:
     )
 
 
+BENCHMARK = "scorecard"  # the candidate every other one is measured against, when trained
+
+
+def scorecard_gains(candidates: list[dict[str, Any]]) -> dict[str, tuple[float, float]]:
+    """Each candidate's (test AUC gain, test Gini gain) over the WoE scorecard candidate; empty
+    when no scorecard with a test AUC was trained. Gini = 2·AUC − 1, so its gain is twice the
+    AUC's."""
+    benchmark = next((c for c in candidates if c["name"] == BENCHMARK), None)
+    base = None if benchmark is None else benchmark.get("test", {}).get("roc_auc")
+    if base is None:
+        return {}
+    gains = {}
+    for c in candidates:
+        auc = c.get("test", {}).get("roc_auc")
+        if auc is not None:
+            gains[c["name"]] = (auc - base, 2.0 * (auc - base))
+    return gains
+
+
 def _candidates_section(result: EvaluationResult) -> Section:
+    gains = scorecard_gains(result.candidates)
     rows = []
     for c in result.candidates:
         cv = c.get("cv", {}).get("roc_auc", {})
         chosen = c.get("selection") or {}
         marker = " (champion)" if c["name"] == result.candidate else ""
         gap = chosen.get("gap")
-        rows.append(
-            [
-                c["name"] + marker,
-                f"{_num(cv.get('mean'))} ± {_num(cv.get('std'))}",
-                "–" if gap is None else f"{gap:.4f} ± {_num(chosen.get('gap_se'))}",
-                "–" if gap is None else ("yes" if chosen.get("within_rule") else "no"),
-                _num(c["validation"].get("roc_auc")),
-                _num(c["test"].get("roc_auc")),
-                _num(c["test"].get("ks")),
-                _num(c["test"].get("brier")),
-                str(c.get("calibration")),
-            ]
+        row = [
+            c["name"] + marker,
+            f"{_num(cv.get('mean'))} ± {_num(cv.get('std'))}",
+            "–" if gap is None else f"{gap:.4f} ± {_num(chosen.get('gap_se'))}",
+            "–" if gap is None else ("yes" if chosen.get("within_rule") else "no"),
+            _num(c["validation"].get("roc_auc")),
+            _num(c["test"].get("roc_auc")),
+            _num(c["test"].get("ks")),
+            _num(c["test"].get("brier")),
+            str(c.get("calibration")),
+        ]
+        if gains:
+            gain = gains.get(c["name"])
+            benchmark = c["name"] == BENCHMARK
+            row += (
+                ["benchmark", "benchmark"]
+                if benchmark
+                else [f"{gain[0]:+.3f}", f"{gain[1]:+.3f}"]
+                if gain
+                else ["–", "–"]
+            )
+        rows.append(row)
+    columns = [
+        "model",
+        "CV AUC ± std",
+        "CV gap to best ± SE",
+        "within rule",
+        "validation AUC",
+        "test AUC",
+        "test KS",
+        "test Brier",
+        "calibration",
+    ]
+    paragraphs = []
+    if gains:
+        columns += ["test AUC gain over scorecard", "test Gini gain over scorecard"]
+        champion = gains.get(result.candidate)
+        paragraphs.append(
+            "The WoE logistic scorecard is the benchmark a credit validator expects beside any "
+            "machine-learning model: the last two columns show how much each candidate ranks "
+            "applicants better (or worse) than it on the test split."
+            + (
+                f" The champion's gain: {champion[0]:+.3f} AUC, {champion[1]:+.3f} Gini."
+                if champion is not None and result.candidate != BENCHMARK
+                else ""
+            )
         )
     costs = [
         f"{c['name']} {c['monotone_cost']:+.4f}"
         for c in result.candidates
         if c.get("monotone_cost") is not None
     ]
-    paragraphs = []
     if costs:
         paragraphs.append(
             "The spec's monotone expectations are constraints for the boosted trees, so their "
@@ -169,21 +228,62 @@ def _candidates_section(result: EvaluationResult) -> Section:
         paragraphs=paragraphs,
         tables=[
             Table(
-                [
-                    "model",
-                    "CV AUC ± std",
-                    "CV gap to best ± SE",
-                    "within rule",
-                    "validation AUC",
-                    "test AUC",
-                    "test KS",
-                    "test Brier",
-                    "calibration",
-                ],
+                columns,
                 rows,
                 "Sorted by cross-validated AUC, the selection criterion: the gap is the mean "
                 "per-fold shortfall against the best candidate, with its standard error from "
                 "the paired folds; the simplest candidate within the rule is the champion.",
+            )
+        ],
+    )
+
+
+def _scorecard_section(result: EvaluationResult) -> Section:
+    table = result.scorecard
+    assert table is not None
+    scale = table.scale
+    paragraphs = [
+        f"Points on the version's scale ({scale.base_points:g} points at {scale.base_odds:g}:1 "
+        f"good:bad odds, {scale.pdo:g} points to double the odds). An applicant's score is the "
+        f"sum of one row per feature, the row of the bin holding their value; higher is safer. "
+        f"The intercept and the scale's offset are spread evenly over the "
+        f"{len(table.features)} scored features ({table.base_points_per_feature:.2f} points "
+        "inside every row), so there is no separate base row. Missing values score their own "
+        "row (for categories the spec orders, so does a category outside the order); a "
+        'category never seen in training scores its "Unseen category" row.',
+        "Bins are monotone in the default rate (in the spec's direction where it states one), "
+        "and features with an information value below the scorecard's minimum were left out.",
+    ]
+    if table.calibration == "sigmoid":
+        paragraphs.append(
+            "The version's sigmoid calibration is folded into the points, so the sum equals the "
+            "score the decision service gives."
+        )
+    elif not table.reproduces_score:
+        paragraphs.append(
+            f"The version is {table.calibration}-calibrated, which is not additive: these are "
+            "the scorecard's own points; the served score is the calibrated probability's."
+        )
+    rows = [
+        [
+            r.feature,
+            r.bin,
+            str(r.count),
+            _pct(r.event_rate),
+            f"{r.woe:+.3f}",
+            _num(r.iv, 4),
+            f"{r.points:.1f}",
+        ]
+        for r in table.rows
+    ]
+    return Section(
+        "Scorecard points",
+        paragraphs=paragraphs,
+        tables=[
+            Table(
+                ["feature", "bin", "rows", "default rate", "WoE", "IV", "points"],
+                rows,
+                "Training rows per bin; points to one decimal (exact in evaluation.json).",
             )
         ],
     )
@@ -526,16 +626,28 @@ def _business_section(result: EvaluationResult) -> Section:
 
 def _explanations_section(result: EvaluationResult) -> Section:
     g = result.explanation
+    if g.method == "points":
+        factor = result.policy.scale.pdo / math.log(2.0)
+        what = "points lost"
+        intro = (
+            f"Points lost, the scorecard's own explanation, over {g.n_rows} test applicants: a "
+            "feature's contribution is the log-odds of default its bin adds beyond the "
+            f"feature's best bin (× {factor:.2f} = the points lost there); adverse-action "
+            "reasons are the features that lost the most."
+        )
+    else:
+        what = "SHAP"
+        intro = (
+            f"SHAP ({g.method.replace('_', ' ')}, {g.output_space.replace('_', '-')} space) "
+            f"over {g.n_rows} test applicants; contributions of one-hot and missing-value "
+            "columns are summed back to the original feature."
+        )
     section = Section(
         "Explanations",
-        paragraphs=[
-            f"SHAP ({g.method.replace('_', ' ')}, {g.output_space.replace('_', '-')} space) over "
-            f"{g.n_rows} test applicants; contributions of one-hot and missing-value columns are "
-            "summed back to the original feature."
-        ],
+        paragraphs=[intro],
         tables=[
             Table(
-                ["feature", "mean |SHAP|", "share", "mean SHAP"],
+                ["feature", f"mean |{what}|", "share", f"mean {what}"],
                 [
                     [
                         i.feature,
@@ -561,9 +673,9 @@ def _explanations_section(result: EvaluationResult) -> Section:
     contributions = sorted(example.shap.contributions, key=lambda c: -abs(c.contribution))
     section.tables.append(
         Table(
-            ["feature", "value", "SHAP contribution"],
+            ["feature", "value", f"{what} contribution"],
             [[c.feature, str(c.value), f"{c.contribution:+.4f}"] for c in contributions],
-            f"SHAP for the example (base {example.shap.base_value:+.3f}, output "
+            f"{what.capitalize()} for the example (base {example.shap.base_value:+.3f}, output "
             f"{example.shap.raw_output:+.3f}).",
         )
     )

@@ -55,8 +55,10 @@ from creditops.evaluation.local_surrogate import LimeExplanation, explain_lime
 from creditops.evaluation.metrics import classification_metrics, detailed_metrics
 from creditops.evaluation.mitigation import MitigationResult, compare_mitigation
 from creditops.evaluation.plots import business_figures, diagnostic_figures
+from creditops.evaluation.points import PointsTable, points_table
 from creditops.evaluation.policy import DecisionPolicy
 from creditops.evaluation.reasons import ReasonCode, ReasonMap, reason_codes, reason_map_for
+from creditops.models.anatomy import anatomy
 
 EVALUATION_FILE = "evaluation/evaluation.json"
 
@@ -126,6 +128,8 @@ class EvaluationResult(BaseModel):
     errors: ErrorReport
     explanation: GlobalExplanation
     example: ApplicantExample | None
+    # The points table when the version is a WoE scorecard (on the review's score scale).
+    scorecard: PointsTable | None = None
 
     def headline(self) -> dict[str, Any]:
         """The figures `creditops evaluate` prints."""
@@ -265,6 +269,7 @@ def evaluate_loaded(
         ids=ids,
     )
     example = _example(model, explainer, spec, X_train, X_test, p_test, ids, policy, reasons)
+    points = points_table(model, policy.scale) if anatomy(model).kind == "scorecard" else None
 
     result = EvaluationResult(
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -298,6 +303,7 @@ def evaluate_loaded(
         errors=errors,
         explanation=explanation,
         example=example,
+        scorecard=points,
     )
     figures: dict[str, Figure] = {}
     title = f"{loaded.name} v{loaded.version}"

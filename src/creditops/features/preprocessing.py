@@ -1,5 +1,10 @@
 """Preprocessing fitted inside every model pipeline, so missing values and categories never seen
-in training are handled the same way at predict time as during cross-validation."""
+in training are handled the same way at predict time as during cross-validation.
+
+Two variants: :func:`build_preprocessor` (impute, flag missingness, one-hot encode, optionally
+Yeo-Johnson) for models that need a numeric matrix, and :func:`build_binning_preprocessor`
+(numbers and text as they are, missing values kept) for the scorecard, whose bins handle
+missing values and categories themselves."""
 
 from __future__ import annotations
 
@@ -147,3 +152,20 @@ def build_tree_preprocessor(
             )
         )
     return ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=True)
+
+
+def build_binning_preprocessor(
+    numeric: Sequence[str], categorical: Sequence[str]
+) -> ColumnTransformer:
+    """Numbers as float64 with NaN kept, categories as text with NaN for missing, each column
+    under its own name, as a DataFrame: what a binning model reads (it bins missing values
+    and categories itself, and needs each column's name and kind)."""
+    transformers = []
+    if numeric:
+        converter = FunctionTransformer(numbers_as_float, feature_names_out="one-to-one")
+        transformers.append(("numeric", converter, list(numeric)))
+    if categorical:
+        converter = FunctionTransformer(categories_as_text, feature_names_out="one-to-one")
+        transformers.append(("categorical", converter, list(categorical)))
+    preprocess = ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)
+    return preprocess.set_output(transform="pandas")

@@ -8,7 +8,9 @@ they read it here, once.
 
 Estimator families are recognised without importing optional heavy libraries: an XGBoost or
 PyTorch estimator can only exist once its module has been imported (by unpickling or by
-building it), so an absent module means "not that family".
+building it), so an absent module means "not that family". The WoE scorecard
+(:class:`~creditops.models.scorecard.ScorecardClassifier`) is its own family and kind,
+"scorecard": binning, WoE and a logistic regression in one estimator.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
 from creditops.exceptions import ModelStructureError
+from creditops.models.scorecard import ScorecardClassifier
 
 __all__ = [
     "Anatomy",
@@ -36,6 +39,7 @@ __all__ = [
 
 EstimatorFamily = Literal[
     "logistic_regression",
+    "scorecard",
     "random_forest",
     "extra_trees",
     "xgboost",
@@ -47,6 +51,7 @@ EstimatorFamily = Literal[
 # (named as the zoo's candidate), any other middle step makes the model "other".
 ModelKind = Literal[
     "logistic_regression",
+    "scorecard",
     "pca_logistic",
     "random_forest",
     "extra_trees",
@@ -61,6 +66,8 @@ def estimator_family(estimator: Any) -> EstimatorFamily:
     """The family of a final estimator (by class, subclasses included)."""
     if isinstance(estimator, LogisticRegression):
         return "logistic_regression"
+    if isinstance(estimator, ScorecardClassifier):
+        return "scorecard"
     if isinstance(estimator, RandomForestClassifier):
         return "random_forest"
     if isinstance(estimator, ExtraTreesClassifier):

@@ -2,7 +2,8 @@
 
 Every candidate is a scikit-learn Pipeline (preprocessing → estimator), so it can be cloned,
 cross-validated, pickled by MLflow and served the same way. Class imbalance is handled in each
-estimator (class weights or ``scale_pos_weight``); probabilities are calibrated afterwards by
+estimator (class weights or ``scale_pos_weight``), except in the WoE scorecard, which stays
+unweighted so its points match the observed odds; probabilities are calibrated afterwards by
 training when that improves validation log loss.
 """
 
@@ -20,7 +21,12 @@ from sklearn.pipeline import Pipeline
 from creditops.config import Profile
 from creditops.data.spec import ResolvedSpec
 from creditops.exceptions import ConfigurationError
-from creditops.features.preprocessing import build_preprocessor, build_tree_preprocessor
+from creditops.features.preprocessing import (
+    build_binning_preprocessor,
+    build_preprocessor,
+    build_tree_preprocessor,
+)
+from creditops.models.scorecard import ScorecardClassifier
 
 Tuner = Literal["grid", "optuna"]
 
@@ -84,6 +90,28 @@ def _logistic(features: FeatureSet, params: dict[str, Any], _: float, seed: int)
                     class_weight="balanced",
                     max_iter=5000,
                     random_state=seed,
+                ),
+            ),
+        ]
+    )
+
+
+def _scorecard(features: FeatureSet, params: dict[str, Any], _: float, __: int) -> Pipeline:
+    """Monotone bins in the spec's directions, WoE, logistic regression; unweighted, so its
+    probabilities need no calibrator and its points match observed odds (see models.scorecard)."""
+    return Pipeline(
+        [
+            ("preprocess", build_binning_preprocessor(features.numeric, features.categorical)),
+            (
+                "model",
+                ScorecardClassifier(
+                    max_n_bins=params.get("max_n_bins", 6),
+                    min_bin_size=params.get("min_bin_size", 0.05),
+                    increasing=tuple(features.increasing),
+                    decreasing=tuple(features.decreasing),
+                    ordered={c: tuple(v) for c, v in features.ordered.items()} or None,
+                    min_iv=params.get("min_iv", 0.02),
+                    C=params.get("C", 1.0),
                 ),
             ),
         ]
@@ -297,9 +325,24 @@ CANDIDATES: dict[str, Candidate] = {
             },
         ),
         Candidate(
+            name="scorecard",
+            label="WoE scorecard",
+            complexity=2,
+            tuner="grid",
+            build=_scorecard,
+            grid={
+                "fast": {"max_n_bins": [6], "C": [1.0]},
+                "full": {
+                    "max_n_bins": [4, 6, 8],
+                    "min_bin_size": [0.05, 0.1],
+                    "C": [0.1, 1.0],
+                },
+            },
+        ),
+        Candidate(
             name="pca_logistic",
             label="PCA → logistic regression",
-            complexity=2,
+            complexity=3,
             tuner="grid",
             build=_pca_logistic,
             grid={
@@ -310,7 +353,7 @@ CANDIDATES: dict[str, Candidate] = {
         Candidate(
             name="random_forest",
             label="Random forest",
-            complexity=3,
+            complexity=4,
             tuner="grid",
             build=_random_forest,
             tuning_cost=2.0,
@@ -327,7 +370,7 @@ CANDIDATES: dict[str, Candidate] = {
         Candidate(
             name="lightgbm",
             label="LightGBM",
-            complexity=4,
+            complexity=5,
             tuner="optuna",
             build=_lightgbm,
             suggest=_suggest_lightgbm,
@@ -347,7 +390,7 @@ CANDIDATES: dict[str, Candidate] = {
         Candidate(
             name="xgboost",
             label="XGBoost",
-            complexity=4,
+            complexity=5,
             tuner="optuna",
             build=_xgboost,
             suggest=_suggest_xgboost,
@@ -367,7 +410,7 @@ CANDIDATES: dict[str, Candidate] = {
         Candidate(
             name="neural_network",
             label="PyTorch neural network",
-            complexity=5,
+            complexity=6,
             tuner="optuna",
             build=_neural,
             suggest=_suggest_neural,

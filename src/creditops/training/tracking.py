@@ -42,6 +42,7 @@ _REQUIREMENTS = (
     "xgboost",
     "lightgbm",
     "torch",
+    "optbinning",
     "pandas",
     "numpy",
     "scipy",

@@ -25,8 +25,10 @@ from creditops.data.validate import DataWarning, ValidatedDataset, validate_data
 from creditops.evaluation.business import PolicyConfig, derive_policy
 from creditops.evaluation.metrics import classification_metrics
 from creditops.evaluation.plots import diagnostic_figures
-from creditops.evaluation.policy import DecisionPolicy
+from creditops.evaluation.points import points_table
+from creditops.evaluation.policy import DecisionPolicy, ScoreScale
 from creditops.exceptions import ConfigurationError
+from creditops.models.anatomy import anatomy
 from creditops.models.zoo import Candidate, FeatureSet, get_candidates
 from creditops.training import tracking
 from creditops.training.calibration import fit_with_calibration
@@ -35,6 +37,9 @@ from creditops.training.tune import fold_aucs, number_of_steps, tune
 
 # The share of a time budget for tuning; the rest is for the final fits and calibration.
 _TUNING_SHARE = 0.5
+
+# A scorecard candidate's points table, on its run.
+SCORECARD_POINTS_FILE = "scorecard/points_table.csv"
 
 
 class Progress(Protocol):
@@ -172,6 +177,7 @@ def train(
         budget = settings.resolved_time_budget(len(split.train))
         tuning_rows = _tuning_rows(validated.y, split.train, settings)
         tracking.log_params({"time_budget_s": budget or "none", "tuning_rows": len(tuning_rows)})
+        scale = (policy_config or PolicyConfig()).scale
         # Tuning gets a share of the budget by each candidate's weight; the rest is kept for
         # the final fits and calibration, which cost more on all training rows.
         tuning_until = None if budget is None else time.monotonic() + _TUNING_SHARE * budget
@@ -182,7 +188,15 @@ def train(
                 left = max(tuning_until - time.monotonic(), 0.0)
                 deadline = time.monotonic() + left * candidate.tuning_cost / sum(weights)
             result, model = _train_candidate(
-                candidate, validated, split, tuning_rows, profile, settings, progress, deadline
+                candidate,
+                validated,
+                split,
+                tuning_rows,
+                profile,
+                settings,
+                progress,
+                deadline,
+                scale,
             )
             results.append(result)
             fitted[candidate.name] = model
@@ -294,6 +308,7 @@ def _train_candidate(
     settings: Settings,
     progress: Progress,
     deadline: float | None,
+    scale: ScoreScale,
 ) -> tuple[CandidateResult, Any]:
     resolved = validated.spec
     features = FeatureSet.from_spec(resolved)
@@ -369,6 +384,9 @@ def _train_candidate(
             ),
             "plots/validation",
         )
+        if anatomy(fitted.model).kind == "scorecard":
+            # The scorecard's bins in points on the scale its policy will use.
+            tracking.log_frame(points_table(fitted.model, scale).to_frame(), SCORECARD_POINTS_FILE)
         info = tracking.log_model(fitted.model, resolved, X_train.head(5))
     progress.finish(
         candidate.name,
@@ -438,6 +456,8 @@ def _log_selection(selection: Selection, results: list[CandidateResult]) -> None
 
 
 def _imbalance_note(name: str) -> str:
+    if name == "scorecard":
+        return "none (unweighted, so points match the observed odds)"
     if name == "xgboost":
         return "scale_pos_weight = goods/bads"
     if name == "lightgbm":

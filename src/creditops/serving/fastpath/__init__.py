@@ -14,12 +14,22 @@ probe rows built from the dataset spec before it is used. Callers keep the pipel
 fallback: :func:`compile_or_none`.
 
 Inside: ``_parse`` (request values → numbers and text), ``_preprocess`` (the ColumnTransformer),
-``_heads`` and ``_xgboost`` (final estimators), ``_calibration``, ``_scorer`` (FastScorer).
+``_scorecard`` (the WoE scorecard's bins as lookups), ``_heads`` and ``_xgboost`` (final
+estimators), ``_calibration``, ``_scorer`` (FastScorer).
 
 Per final estimator:
 
 * ``LogisticRegression`` (optionally after ``PCA``): one affine map on the preprocessed row;
   PCA is folded into the coefficients.
+* ``ScorecardClassifier`` (the WoE scorecard): a lookup head. Its binning preprocessor only
+  converts values (numbers as float, categories as text), so each request value is read as the
+  converter reads it, placed in its bin (numbers by the bin edges, as optbinning does with
+  ``np.digitize``; categories by name; missing values in the missing bin; categories never seen
+  in training where optbinning puts them) and replaced by the bin's WoE; the scorecard's
+  logistic regression is then the affine map above on those WoE columns, i.e. the sum of each
+  feature's coefficient × WoE plus the intercept, through the logistic link. Its "preprocessed
+  row" (``transform_many``) is therefore the WoE row, one column per scored feature, which is
+  also the space the scorecard's explanations (points lost) work in.
 * ``XGBClassifier``: for a few rows the booster's trees, read from its JSON model, are walked
   with vectorised numpy exactly as XGBoost walks them (float32 comparisons, default
   directions, float32 sums in tree order, the C library's ``expf`` in the logistic link); for
@@ -36,7 +46,8 @@ Per final estimator:
   else the positive-class probability, in the same dtype).
 
 Costs per application on the 2-core development machine (``benchmarks/fastpath.py``; the
-pipeline takes 7-8 ms, forests ~20 ms): ~27 µs for the logistic models, ~34 µs for the
+pipeline takes 7-8 ms, forests ~20 ms): ~6 µs for the WoE scorecard (one lookup per scored
+feature, in plain Python), ~27 µs for the logistic models, ~34 µs for the
 network, ~63 µs for XGBoost (150 trees walked with numpy; one ``inplace_predict`` call costs
 ~150 µs even for a single tree) and ~0.3 ms for a 300-tree full-depth forest (sklearn's own
 ``predict_proba`` on the preprocessed numpy row costs ~13 ms: joblib plus one validated call

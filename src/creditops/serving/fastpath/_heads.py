@@ -1,5 +1,6 @@
-"""Final estimators compiled to numpy: the affine head (logistic regression, PCA folded in),
-random forests / extra trees, and the PyTorch network; XGBoost lives in ``_xgboost``."""
+"""Final estimators compiled to numpy: the affine head (logistic regression, PCA folded in, and
+the WoE scorecard's regression on its WoE columns), random forests / extra trees, and the PyTorch
+network; XGBoost lives in ``_xgboost``."""
 
 from __future__ import annotations
 
@@ -58,7 +59,9 @@ class _AffineHead:
         return expit(response)
 
 
-def _compile_affine(estimator: LogisticRegression, middle: list[PCA], width: int) -> _AffineHead:
+def _compile_affine(
+    estimator: LogisticRegression, middle: list[PCA], width: int, kind: str | None = None
+) -> _AffineHead:
     if len(estimator.classes_) != 2 or estimator.coef_.shape[0] != 1:
         raise UnsupportedModel("a logistic regression that is not binary")
     weights = np.asarray(estimator.coef_, dtype=np.float64).T.copy()
@@ -73,7 +76,8 @@ def _compile_affine(estimator: LogisticRegression, middle: list[PCA], width: int
         weights = components.T @ weights
     if weights.shape[0] != width:
         raise UnsupportedModel("the logistic regression does not match the preprocessing width")
-    kind = "logistic_regression" if not middle else "pca_logistic_regression"
+    if kind is None:
+        kind = "logistic_regression" if not middle else "pca_logistic_regression"
     return _AffineHead(weights, intercept, kind)
 
 
@@ -235,6 +239,8 @@ def _compile_head(parts: Anatomy, width: int) -> _Head:
         )
     if family == "logistic_regression":
         return _compile_affine(estimator, middle, width)
+    if family == "scorecard":  # its WoE columns (see _scorecard) feed its logistic regression
+        return _compile_affine(estimator.logistic_, [], width, kind="scorecard")
     if family in ("random_forest", "extra_trees"):
         head: Any = _ForestHead(estimator)
     elif family == "xgboost":

@@ -25,6 +25,7 @@ from creditops.serving.fastpath._preprocess import (
     _NumericBlock,
     _OrdinalBlock,
 )
+from creditops.serving.fastpath._scorecard import _compile_scorecard, _WoeLookup
 
 logger = logging.getLogger(__name__)
 
@@ -59,23 +60,26 @@ class FastScorer:
         *,
         numeric: list[_NumericBlock],
         categorical: list[_CategoricalBlock],
-        ordinal: list[_OrdinalBlock],
         width: int,
         inputs: tuple[str, ...],
         head: _Head,
         calibration: _Calibration | None,
         feature_names: tuple[str, ...],
+        lookup: _WoeLookup | None = None,
+        ordinal: list[_OrdinalBlock] | None = None,
     ) -> None:
         self._numeric = numeric
         self._categorical = categorical
-        self._ordinal = ordinal
+        self._ordinal = ordinal or []
+        self._lookup = lookup  # the scorecard: values → WoE columns, instead of the blocks
         self._width = width
         self._head = head
         self._calibration = calibration
         self.features = inputs
         """The request fields the model reads, in the pipeline's input order."""
         self.feature_names = feature_names
-        """Names of the preprocessed columns (``transform_one``'s layout)."""
+        """Names of the preprocessed columns (``transform_one``'s layout; for the scorecard, the
+        scored features, whose WoE the columns hold)."""
         self.kind = head.kind + ("" if calibration is None else f"+{calibration.kind}")
         """What was compiled, e.g. ``xgboost+isotonic``."""
 
@@ -97,7 +101,15 @@ class FastScorer:
     def _build(cls, model: Any, spec: ResolvedSpec) -> FastScorer:
         parts, calibration = _parts(model)
         pipeline = parts.pipeline
-        numeric, categorical, ordinal, width, inputs = _compile_preprocess(parts.preprocess)
+        lookup = None
+        ordinal: list[_OrdinalBlock] = []
+        if parts.kind == "scorecard":
+            lookup, inputs = _compile_scorecard(parts.preprocess, parts.estimator)
+            numeric, categorical, width = [], [], lookup.width
+            names = tuple(parts.estimator.features_)
+        else:
+            numeric, categorical, ordinal, width, inputs = _compile_preprocess(parts.preprocess)
+            names = tuple(str(n) for n in parts.preprocess.get_feature_names_out())
         for step in parts.middle:
             if not isinstance(step, PCA):
                 raise UnsupportedModel(
@@ -111,22 +123,25 @@ class FastScorer:
         unknown = [c for c in inputs if c not in set(spec.features)]
         if unknown:
             raise UnsupportedModel(f"the model reads columns the spec lacks: {unknown}")
-        names = tuple(str(n) for n in parts.preprocess.get_feature_names_out())
         return cls(
             numeric=numeric,
             categorical=categorical,
-            ordinal=ordinal,
             width=width,
             inputs=inputs,
             head=head,
             calibration=calibration,
             feature_names=names,
+            lookup=lookup,
+            ordinal=ordinal,
         )
 
     # -- scoring -------------------------------------------------------------------------
 
     def transform_many(self, records: Sequence[Mapping[str, object]]) -> np.ndarray:
-        """The preprocessed rows, as the pipeline's ColumnTransformer gives them."""
+        """The preprocessed rows, as the pipeline's ColumnTransformer gives them (for the
+        scorecard: the WoE of each scored feature, as its ``woe`` gives them)."""
+        if self._lookup is not None:
+            return self._lookup.transform(records)
         n = len(records)
         out = np.zeros((n, self._width))
         for block in self._numeric:
@@ -186,14 +201,20 @@ class FastScorer:
 
     def imputed_fields(self, record: Mapping[str, object]) -> list[str]:
         """The model's input fields that are missing (absent, None, empty, unreadable) in
-        ``record`` and were filled in by the imputer."""
-        missing = []
-        for block in self._numeric:
-            missing += [c for c in block.columns if math.isnan(_number(record.get(c)))]
-        for cat_block in [*self._categorical, *self._ordinal]:
-            missing += [c for c in cat_block.columns if _text(record.get(c)) is None]
+        ``record`` and were filled in by the imputer (the scorecard: scored as missing)."""
+        numeric, text = self._input_kinds()
+        missing = [c for c in numeric if math.isnan(_number(record.get(c)))]
+        missing += [c for c in text if _text(record.get(c)) is None]
         order = {c: i for i, c in enumerate(self.features)}
         return sorted(missing, key=order.__getitem__)
+
+    def _input_kinds(self) -> tuple[list[str], list[str]]:
+        """The numeric and the categorical request fields."""
+        if self._lookup is not None:
+            return self._lookup.numeric_columns, self._lookup.text_columns
+        numeric = [c for block in self._numeric for c in block.columns]
+        blocks = [*self._categorical, *self._ordinal]
+        return numeric, [c for block in blocks for c in block.columns]
 
     # -- self-check ----------------------------------------------------------------------
 
@@ -221,33 +242,33 @@ def _probe_records(scorer: FastScorer, spec: ResolvedSpec, n: int = 64) -> list[
     rng = np.random.default_rng(0)
     schema = {s.name: s for s in spec.schema_}
     choices: dict[str, list[Any]] = {}
-    for block in scorer._numeric:
-        for column in block.columns:
-            s = schema.get(column)
-            low = s.minimum if s is not None and s.minimum is not None else 0.0
-            high = s.maximum if s is not None and s.maximum is not None else 1.0
-            span = max(high - low, 1.0)
-            choices[column] = [
-                low,
-                high,
-                (low + high) / 2,
-                round((low + high) / 3),
-                low - span,
-                high + 3 * span,
-                -1.5,
-                0,
-                None,
-                str(high),
-                float(rng.uniform(low, high)),
-            ]
-    for cat_block in [*scorer._categorical, *scorer._ordinal]:
-        for j, column in enumerate(cat_block.columns):
-            s = schema.get(column)
-            known = sorted(set(cat_block.codes[j]) | set((s.categories or []) if s else []))
-            values: list[Any] = [*known, None, "", "  "]
-            if cat_block.unknown[j] is not None:
-                values.append("__unseen_category__")
-            choices[column] = values
+    numeric, text = scorer._input_kinds()
+    for column in numeric:
+        s = schema.get(column)
+        low = s.minimum if s is not None and s.minimum is not None else 0.0
+        high = s.maximum if s is not None and s.maximum is not None else 1.0
+        span = max(high - low, 1.0)
+        choices[column] = [
+            low,
+            high,
+            (low + high) / 2,
+            round((low + high) / 3),
+            low - span,
+            high + 3 * span,
+            -1.5,
+            0,
+            None,
+            str(high),
+            float(rng.uniform(low, high)),
+        ]
+    for column in text:
+        s = schema.get(column)
+        known, unseen_ok = _known_categories(scorer, column)
+        known |= set((s.categories or []) if s else [])
+        values: list[Any] = [*sorted(known), None, "", "  "]
+        if unseen_ok:
+            values.append("__unseen_category__")
+        choices[column] = values
     records = []
     for i in range(n):
         record: dict[str, Any] = {}
@@ -258,6 +279,17 @@ def _probe_records(scorer: FastScorer, spec: ResolvedSpec, n: int = 64) -> list[
                 record[column] = value  # else leave the key out: also missing
         records.append(record)
     return records
+
+
+def _known_categories(scorer: FastScorer, column: str) -> tuple[set[str], bool]:
+    """The categories ``column`` knows, and whether an unseen one is scored (not refused)."""
+    if scorer._lookup is not None:
+        return scorer._lookup.known_categories(column), True
+    for block in [*scorer._categorical, *scorer._ordinal]:
+        if column in block.columns:
+            j = block.columns.index(column)
+            return set(block.codes[j]), block.unknown[j] is not None
+    return set(), True
 
 
 def compile_or_none(model: Any, spec: ResolvedSpec) -> FastScorer | None:
