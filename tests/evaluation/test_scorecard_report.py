@@ -112,5 +112,5 @@ def test_candidates_show_their_gain_over_the_scorecard(evaluation):
     # Without a scorecard among the candidates, the table is as it was.
     plain = other.model_copy(update={"candidates": [CANDIDATES[0], CANDIDATES[2]]})
     section = {s.title: s for s in build_sections(plain)}["Candidates compared"]
-    assert len(section.tables[0].columns) == 7
+    assert len(section.tables[0].columns) == 9
     assert not section.paragraphs
