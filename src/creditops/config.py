@@ -70,6 +70,13 @@ class Settings(BaseSettings):
         "split fits in tuning_rows, and large_data_time_budget above that.",
     )
     large_data_time_budget: float = Field(default=300.0, gt=0.0)
+    selection_repeats: int = Field(
+        default=2,
+        ge=0,
+        le=10,
+        description="When the first round of the champion rule favours a simpler model, the "
+        "finalists are cross-validated again on this many repetitions of new folds (0: never).",
+    )
     selection_se: float = Field(
         default=1.0,
         ge=0.0,

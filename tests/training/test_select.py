@@ -91,3 +91,31 @@ def test_the_evidence_round_trips_as_json():
     again = type(selection).model_validate_json(selection.model_dump_json())
     assert again == selection
     assert again.schema_version == 1
+
+
+def test_a_confirmed_selection_keeps_the_screening_round():
+    from creditops.training.select import confirmed
+
+    screening = choose_champion(
+        [
+            _scores("lr", 1, [0.80, 0.82, 0.79, 0.81, 0.80]),
+            _scores("nn", 6, [0.70, 0.71, 0.70, 0.69, 0.70]),
+            _scores("xgb", 5, [0.81, 0.81, 0.80, 0.80, 0.82]),
+        ]
+    )
+    assert screening.champion == "lr"
+    assert screening.finalists() == ["xgb", "lr"]
+    fresh = choose_champion(
+        [
+            _scores("lr", 1, [0.800, 0.801, 0.799, 0.800, 0.802] * 2),
+            _scores("xgb", 5, [0.805, 0.806, 0.804, 0.805, 0.807] * 2),
+        ]
+    )
+    final = confirmed(screening, fresh, repeats=2)
+    assert final.champion == "xgb"
+    assert final.screening == screening
+    assert "new folds" in final.rule
+    assert "new folds" in final.reason
+    # a candidate left out of the second round is described by the first
+    assert final.evidence("nn") == screening.evidence("nn")
+    assert type(final).model_validate_json(final.model_dump_json()) == final

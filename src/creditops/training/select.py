@@ -10,8 +10,17 @@ their own spreads.
 
 A candidate whose gap is within ``se_multiple`` standard errors of zero cannot be told apart
 from the best on this data; among those, the simplest (lowest ``complexity``) wins, and equal
-complexity goes to the higher mean. Validation AUC (one split of a few hundred rows on small
-data) is recorded beside the rule but not used by it: it chose noisy winners.
+complexity goes to the higher mean.
+
+The tuning folds are the folds each candidate's settings were chosen on, so the best of many
+trials looks a little better on them than it is, and five folds of a small dataset give a wide
+standard error. When that first round would hand the win to a simpler model, training measures
+the finalists (the candidates within the rule) afresh, with their tuned settings, on repeated
+cross-validation with new folds, and applies the rule again to that evidence
+(:attr:`Selection.screening` keeps the first round).
+
+Validation AUC (one split of a few hundred rows on small data) is recorded beside the rule but
+not used by it: it chose noisy winners.
 """
 
 from __future__ import annotations
@@ -61,9 +70,20 @@ class Selection(BaseModel):
     champion: str
     reason: str
     candidates: list[CandidateEvidence]
+    # the first round on the tuning folds, when the finalists were measured again on new folds
+    screening: Selection | None = None
 
     def evidence(self, name: str) -> CandidateEvidence:
-        return next(c for c in self.candidates if c.name == name)
+        """This round's evidence on ``name``, else the screening round's."""
+        found = next((c for c in self.candidates if c.name == name), None)
+        if found is None and self.screening is not None:
+            return self.screening.evidence(name)
+        if found is None:
+            raise KeyError(name)
+        return found
+
+    def finalists(self) -> list[str]:
+        return [c.name for c in self.candidates if c.within_rule]
 
 
 def rule_text(se_multiple: float, n_folds: int) -> str:
@@ -73,6 +93,21 @@ def rule_text(se_multiple: float, n_folds: int) -> str:
         f"the simplest candidate whose mean out-of-fold ROC AUC over {n_folds} "
         f"cross-validation folds is within {se_multiple:g} standard error"
         f"{'' if se_multiple == 1 else 's'} (paired by fold) of the best"
+    )
+
+
+def confirmed(screening: Selection, fresh: Selection, repeats: int) -> Selection:
+    """The second round's verdict, carrying the first round and a rule that names both."""
+    return fresh.model_copy(
+        update={
+            "screening": screening,
+            "rule": (
+                f"{screening.rule}; a simpler candidate within it makes the finalists "
+                f"cross-validated again with their tuned settings on {repeats} × "
+                f"{screening.n_folds} new folds, and the rule is applied to those"
+            ),
+            "reason": f"{fresh.reason} (on {fresh.n_folds} new folds)",
+        }
     )
 
 
@@ -145,5 +180,6 @@ __all__ = [
     "CandidateScores",
     "Selection",
     "choose_champion",
+    "confirmed",
     "rule_text",
 ]

@@ -32,7 +32,7 @@ from creditops.models.anatomy import anatomy
 from creditops.models.zoo import Candidate, FeatureSet, get_candidates
 from creditops.training import tracking
 from creditops.training.calibration import fit_with_calibration
-from creditops.training.select import CandidateScores, Selection, choose_champion
+from creditops.training.select import CandidateScores, Selection, choose_champion, confirmed
 from creditops.training.tune import fold_aucs, number_of_steps, tune
 
 # The share of a time budget for tuning; the rest is for the final fits and calibration.
@@ -208,6 +208,11 @@ def train(
             ],
             settings.selection_se,
         )
+        over_budget = budget is not None and time.perf_counter() - started > budget
+        if selection.champion != selection.best_by_cv and not over_budget:
+            selection = _confirm(
+                selection, results, candidates, validated, tuning_rows, settings, progress
+            )
         champion, reason = selection.champion, selection.reason
         _log_selection(selection, results)
         _test_once(results, fitted, validated, split, settings)
@@ -439,6 +444,50 @@ def _constraint_cost(
     )
     free_mean = float(np.mean(free))
     return free_mean, free_mean - float(np.mean(constrained_aucs))
+
+
+def _confirm(
+    screening: Selection,
+    results: list[CandidateResult],
+    candidates: Sequence[Candidate],
+    validated: ValidatedDataset,
+    tuning_rows: np.ndarray,
+    settings: Settings,
+    progress: Progress,
+) -> Selection:
+    """The champion rule's second round: the finalists, with their tuned settings, on
+    ``settings.selection_repeats`` repetitions of new folds (see :mod:`.select`)."""
+    repeats = settings.selection_repeats
+    if repeats <= 0:
+        return screening
+    features = FeatureSet.from_spec(validated.spec)
+    X, y = validated.X.iloc[tuning_rows], validated.y[tuning_rows]
+    by_name = {c.name: c for c in candidates}
+    fresh = []
+    progress.start("selection", "Champion rule, new folds", len(screening.finalists()))
+    for result in results:
+        if result.name not in screening.finalists():
+            continue
+        aucs = fold_aucs(
+            by_name[result.name],
+            features,
+            X,
+            y,
+            result.params,
+            n_folds=settings.cv_folds,
+            seed=settings.seed,
+            n_jobs=settings.n_jobs,
+            repeats=repeats,
+        )
+        fresh.append(
+            CandidateScores(
+                result.name, result.label, result.complexity, aucs, result.validation["roc_auc"]
+            )
+        )
+        progress.advance("selection", f"{result.name} {np.mean(aucs):.4f}")
+    second = choose_champion(fresh, settings.selection_se)
+    progress.finish("selection", f"{second.champion}")
+    return confirmed(screening, second, repeats)
 
 
 def _log_selection(selection: Selection, results: list[CandidateResult]) -> None:

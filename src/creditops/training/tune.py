@@ -22,7 +22,12 @@ from sklearn.metrics import (
     make_scorer,
     roc_auc_score,
 )
-from sklearn.model_selection import ParameterGrid, StratifiedKFold, cross_validate
+from sklearn.model_selection import (
+    ParameterGrid,
+    RepeatedStratifiedKFold,
+    StratifiedKFold,
+    cross_validate,
+)
 
 from creditops.config import Profile
 from creditops.evaluation.metrics import ks_statistic
@@ -102,14 +107,22 @@ def fold_aucs(
     n_folds: int,
     seed: int,
     n_jobs: int,
+    repeats: int = 0,
 ) -> list[float]:
-    """Out-of-fold ROC AUC of one parameter set, on the tuning folds."""
+    """Out-of-fold ROC AUC of one parameter set: on the tuning folds, or with ``repeats`` on
+    that many repetitions of new folds (seeded from ``seed + 1``, the same for every
+    candidate, so the scores pair by fold)."""
     pos_weight = float((y == 0).sum() / max(int(y.sum()), 1))
+    folds = (
+        RepeatedStratifiedKFold(n_splits=n_folds, n_repeats=repeats, random_state=seed + 1)
+        if repeats
+        else make_folds(n_folds, seed)
+    )
     scores = cross_validate(
         candidate.build(features, params, pos_weight, seed),
         X,
         y,
-        cv=make_folds(n_folds, seed),
+        cv=folds,
         scoring="roc_auc",
         n_jobs=n_jobs,
         error_score="raise",
