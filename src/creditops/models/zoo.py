@@ -247,7 +247,8 @@ def _lightgbm(features: FeatureSet, params: dict[str, Any], _: float, seed: int)
                     ),
                     monotone_constraints=tuple(constraints),
                     early_stopping_rounds=50,
-                    n_jobs=2,
+                    # OpenMP's default: all cores, or the one a parallel CV worker is allowed
+                    n_jobs=0,
                     random_state=seed,
                 ),
             ),
