@@ -11,6 +11,7 @@ import pytest
 
 from creditops.config import Settings
 from creditops.data.datasets import load_builtin
+from creditops.data.split import split_dataset
 from creditops.data.validate import validate_dataset
 from creditops.models.zoo import CANDIDATES, FeatureSet
 from creditops.training.train import _tuning_rows
@@ -78,3 +79,37 @@ def test_the_default_budget_applies_only_past_the_tuning_sample():
     assert settings.resolved_time_budget(30_000) is None
     assert settings.resolved_time_budget(30_001) == 300.0
     assert Settings(time_budget=60.0).resolved_time_budget(1_000) == 60.0
+
+
+def test_a_large_training_split_is_tuned_on_a_sample_within_a_budget(settings):
+    from mlflow import MlflowClient
+
+    from creditops.training.train import train
+
+    frame, spec = load_builtin("credit_data")
+    small = settings.model_copy(update={"tuning_rows": 1_000, "large_data_time_budget": 60.0})
+    result = train(
+        small,
+        frame=frame,
+        spec=spec,
+        dataset_name="credit_data",
+        profile="fast",
+        models=["logistic_regression", "lightgbm"],
+    )
+    params = MlflowClient(small.resolved_tracking_uri).get_run(result.parent_run_id).data.params
+    assert params["tuning_rows"] == "1000"
+    assert params["time_budget_s"] == "60.0"
+    for candidate in result.candidates:
+        assert len(candidate.fold_aucs) == 5
+        assert candidate.test["roc_auc"] > 0.75
+    # the final models were fitted on every training row, not on the sample: the imputer's
+    # medians are those of the whole training split
+    model = result.models["logistic_regression"]
+    fitted = getattr(model, "calibrated_classifiers_", None)
+    pipeline = fitted[0].estimator if fitted else model
+    validated = validate_dataset(frame, spec)
+    split = split_dataset(validated, seed=small.seed)
+    numeric = validated.spec.numeric
+    medians = validated.X.iloc[split.train][numeric].astype(float).median().to_numpy()
+    imputer = pipeline[0].named_transformers_["numeric"]["impute"]
+    assert imputer.statistics_ == pytest.approx(medians)

@@ -48,7 +48,7 @@ class BoostedTreesClassifier(ClassifierMixin, BaseEstimator):
     def __init__(
         self,
         *,
-        n_estimators: int = 2000,
+        n_estimators: int = 1000,
         learning_rate: float = 0.05,
         num_leaves: int = 15,
         min_child_samples: int = 20,

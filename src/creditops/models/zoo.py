@@ -77,6 +77,10 @@ class Candidate:
     first_trial: dict[str, Any] = field(default_factory=dict)
     # relative share of a time budget for tuning this candidate
     tuning_cost: float = 1.0
+    # the parameter that caps the rows one model learns from, if the candidate has one:
+    # training sets it to the tuning sample's size on large data, so the final fit costs what
+    # the tuned fits cost (a forest's trees each draw that many rows)
+    rows_per_model: str | None = None
 
 
 def _logistic(features: FeatureSet, params: dict[str, Any], _: float, seed: int) -> Pipeline:
@@ -147,6 +151,8 @@ def _random_forest(features: FeatureSet, params: dict[str, Any], _: float, seed:
                     max_depth=params.get("max_depth"),
                     min_samples_leaf=params.get("min_samples_leaf", 1),
                     max_features=params.get("max_features", "sqrt"),
+                    # rows drawn per tree; training caps it on large data (rows_per_model)
+                    max_samples=params.get("max_samples"),
                     class_weight="balanced_subsample",
                     n_jobs=1,
                     random_state=seed,
@@ -234,7 +240,7 @@ def _lightgbm(features: FeatureSet, params: dict[str, Any], _: float, seed: int)
             (
                 "model",
                 BoostedTreesClassifier(
-                    n_estimators=params.get("n_estimators", 2000),
+                    n_estimators=params.get("n_estimators", 1000),
                     learning_rate=params.get("learning_rate", 0.05),
                     num_leaves=params.get("num_leaves", 15),
                     min_child_samples=params.get("min_child_samples", 20),
@@ -258,7 +264,7 @@ def _lightgbm(features: FeatureSet, params: dict[str, Any], _: float, seed: int)
 
 def _suggest_lightgbm(trial: Any, profile: Profile) -> dict[str, Any]:
     params = {
-        "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.15, log=True),
+        "learning_rate": trial.suggest_float("learning_rate", 0.02, 0.15, log=True),
         "num_leaves": trial.suggest_int("num_leaves", 4, 64, log=True),
         "min_child_samples": trial.suggest_int("min_child_samples", 5, 200, log=True),
         "subsample": trial.suggest_float("subsample", 0.5, 1.0),
@@ -358,6 +364,7 @@ CANDIDATES: dict[str, Candidate] = {
             tuner="grid",
             build=_random_forest,
             tuning_cost=2.0,
+            rows_per_model="max_samples",
             grid={
                 "fast": {"n_estimators": [100], "min_samples_leaf": [5], "max_depth": [8]},
                 "full": {

@@ -28,6 +28,30 @@ class FittedCandidate:
     validation_log_loss: dict[str, float]
 
 
+def fit_calibrated(
+    pipeline: BaseEstimator,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    method: str,
+    *,
+    n_folds: int,
+    seed: int,
+    n_jobs: int,
+) -> BaseEstimator:
+    """The pipeline fitted on all of ``X``, with ``method``'s calibrator (fitted on
+    out-of-fold predictions) around it unless ``method`` is "none"."""
+    if method == "none":
+        return clone(pipeline).fit(X, y)
+    calibrated = CalibratedClassifierCV(
+        clone(pipeline),
+        method=method,
+        cv=make_folds(n_folds, seed),
+        ensemble=False,
+        n_jobs=n_jobs,
+    )
+    return calibrated.fit(X, y)
+
+
 def fit_with_calibration(
     pipeline: BaseEstimator,
     X_train: pd.DataFrame,
@@ -39,16 +63,12 @@ def fit_with_calibration(
     seed: int,
     n_jobs: int,
 ) -> FittedCandidate:
-    fitted: dict[str, BaseEstimator] = {"none": clone(pipeline).fit(X_train, y_train)}
-    for method in CALIBRATION_METHODS[1:]:
-        calibrated = CalibratedClassifierCV(
-            clone(pipeline),
-            method=method,
-            cv=make_folds(n_folds, seed),
-            ensemble=False,
-            n_jobs=n_jobs,
+    fitted = {
+        method: fit_calibrated(
+            pipeline, X_train, y_train, method, n_folds=n_folds, seed=seed, n_jobs=n_jobs
         )
-        fitted[method] = calibrated.fit(X_train, y_train)
+        for method in CALIBRATION_METHODS
+    }
     losses = {
         method: float(log_loss(y_val, model.predict_proba(X_val)[:, 1], labels=[0, 1]))
         for method, model in fitted.items()

@@ -31,12 +31,12 @@ from creditops.exceptions import ConfigurationError
 from creditops.models.anatomy import anatomy
 from creditops.models.zoo import Candidate, FeatureSet, get_candidates
 from creditops.training import tracking
-from creditops.training.calibration import fit_with_calibration
+from creditops.training.calibration import fit_calibrated, fit_with_calibration
 from creditops.training.select import CandidateScores, Selection, choose_champion, confirmed
 from creditops.training.tune import fold_aucs, number_of_steps, tune
 
 # The share of a time budget for tuning; the rest is for the final fits and calibration.
-_TUNING_SHARE = 0.5
+_TUNING_SHARE = 0.4
 
 # A scorecard candidate's points table, on its run.
 SCORECARD_POINTS_FILE = "scorecard/points_table.csv"
@@ -336,23 +336,41 @@ def _train_candidate(
             on_step=lambda note: progress.advance(candidate.name, note),
             deadline=deadline,
         )
-        constraint_cost = _constraint_cost(
-            candidate, features, X_tune, y_tune, tuning.params, tuning.fold_aucs, settings
-        )
+        constraint_cost = None
+        if deadline is None or time.monotonic() < deadline:  # evidence, not a necessity
+            constraint_cost = _constraint_cost(
+                candidate, features, X_tune, y_tune, tuning.params, tuning.fold_aucs, settings
+            )
         fit_started = time.perf_counter()
         pos_weight = float((y_train == 0).sum() / max(int(y_train.sum()), 1))
         pipeline = candidate.build(features, tuning.params, pos_weight, settings.seed)
+        large = len(tuning_rows) < len(split.train)
+        # On data past the tuning sample the calibration is chosen on that sample and only the
+        # chosen one is fitted on every training row, with three folds (plenty of rows each):
+        # a third of the fits on all the rows.
         fitted = fit_with_calibration(
             pipeline,
-            X_train,
-            y_train,
+            X_tune if large else X_train,
+            y_tune if large else y_train,
             X_val,
             y_val,
-            # on data past the tuning sample three folds give the calibrator plenty of rows
-            n_folds=settings.cv_folds if len(tuning_rows) == len(split.train) else 3,
+            n_folds=3 if large else settings.cv_folds,
             seed=settings.seed,
             n_jobs=settings.n_jobs,
         )
+        if large:
+            final_params = dict(tuning.params)
+            if candidate.rows_per_model:
+                final_params[candidate.rows_per_model] = len(tuning_rows)
+            fitted.model = fit_calibrated(
+                candidate.build(features, final_params, pos_weight, settings.seed),
+                X_train,
+                y_train,
+                fitted.calibration,
+                n_folds=3,
+                seed=settings.seed,
+                n_jobs=settings.n_jobs,
+            )
         fit_seconds = time.perf_counter() - fit_started
         val_proba = fitted.model.predict_proba(X_val)[:, 1]
         validation = classification_metrics(y_val, val_proba, threshold=settings.decision_threshold)
