@@ -13,7 +13,9 @@ from creditops.config import Settings
 from creditops.data.datasets import load_builtin
 from creditops.data.split import split_dataset
 from creditops.data.validate import validate_dataset
+from creditops.models.anatomy import anatomy
 from creditops.models.zoo import CANDIDATES, FeatureSet
+from creditops.serving.fastpath import FastScorer
 from creditops.training.train import _tuning_rows
 from creditops.training.tune import tune
 
@@ -105,11 +107,17 @@ def test_a_large_training_split_is_tuned_on_a_sample_within_a_budget(settings):
     # the final models were fitted on every training row, not on the sample: the imputer's
     # medians are those of the whole training split
     model = result.models["logistic_regression"]
-    fitted = getattr(model, "calibrated_classifiers_", None)
-    pipeline = fitted[0].estimator if fitted else model
+    pipeline = anatomy(model).pipeline
     validated = validate_dataset(frame, spec)
     split = split_dataset(validated, seed=small.seed)
     numeric = validated.spec.numeric
     medians = validated.X.iloc[split.train][numeric].astype(float).median().to_numpy()
     imputer = pipeline[0].named_transformers_["numeric"]["impute"]
     assert imputer.statistics_ == pytest.approx(medians)
+    # calibrated (or not) on validation around the frozen model, and still served fast
+    for name, model in result.models.items():
+        scorer = FastScorer.compile(model, validated.spec)
+        rows = validated.X.iloc[split.test[:50]]
+        assert scorer.score_many(rows.to_dict("records")) == pytest.approx(
+            model.predict_proba(rows)[:, 1], abs=1e-9
+        ), name

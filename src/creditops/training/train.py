@@ -31,7 +31,7 @@ from creditops.exceptions import ConfigurationError
 from creditops.models.anatomy import anatomy
 from creditops.models.zoo import Candidate, FeatureSet, get_candidates
 from creditops.training import tracking
-from creditops.training.calibration import fit_calibrated, fit_with_calibration
+from creditops.training.calibration import fit_with_calibration, fit_with_holdout_calibration
 from creditops.training.select import CandidateScores, Selection, choose_champion, confirmed
 from creditops.training.tune import fold_aucs, number_of_steps, tune
 
@@ -344,30 +344,28 @@ def _train_candidate(
         fit_started = time.perf_counter()
         pos_weight = float((y_train == 0).sum() / max(int(y_train.sum()), 1))
         pipeline = candidate.build(features, tuning.params, pos_weight, settings.seed)
-        large = len(tuning_rows) < len(split.train)
-        # On data past the tuning sample the calibration is chosen on that sample and only the
-        # chosen one is fitted on every training row, with three folds (plenty of rows each):
-        # a third of the fits on all the rows.
-        fitted = fit_with_calibration(
-            pipeline,
-            X_tune if large else X_train,
-            y_tune if large else y_train,
-            X_val,
-            y_val,
-            n_folds=3 if large else settings.cv_folds,
-            seed=settings.seed,
-            n_jobs=settings.n_jobs,
-        )
-        if large:
+        if len(tuning_rows) < len(split.train):
+            # Large data: one fit on every training row (each forest tree drawing as many rows
+            # as the tuning sample holds), calibrated on the validation split.
             final_params = dict(tuning.params)
             if candidate.rows_per_model:
                 final_params[candidate.rows_per_model] = len(tuning_rows)
-            fitted.model = fit_calibrated(
+            fitted = fit_with_holdout_calibration(
                 candidate.build(features, final_params, pos_weight, settings.seed),
                 X_train,
                 y_train,
-                fitted.calibration,
-                n_folds=3,
+                X_val,
+                y_val,
+                seed=settings.seed,
+            )
+        else:
+            fitted = fit_with_calibration(
+                pipeline,
+                X_train,
+                y_train,
+                X_val,
+                y_val,
+                n_folds=settings.cv_folds,
                 seed=settings.seed,
                 n_jobs=settings.n_jobs,
             )
