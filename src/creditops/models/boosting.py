@@ -31,6 +31,10 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 # the held-out log loss of a few dozen rows would stop at random.
 _MIN_EARLY_STOPPING_ROWS = 200
 _THREADED_ROWS = 2048
+# Training on fewer rows than this uses one thread when ``n_jobs`` is 0: threads gain little on
+# small data, and OpenMP threads that spin while another process holds the cores made a fit
+# on 700 rows take minutes instead of a fraction of a second (measured).
+_THREADED_FIT_ROWS = 20_000
 
 
 class BoostedTreesClassifier(ClassifierMixin, BaseEstimator):
@@ -40,9 +44,10 @@ class BoostedTreesClassifier(ClassifierMixin, BaseEstimator):
     ``categorical_columns``: positions of columns holding category codes (non-negative
     integers; NaN is missing). ``monotone_constraints``: one entry per column, +1 where the
     probability of the positive class must not fall as the value rises, -1 where it must not
-    rise, 0 free (empty: none). ``n_jobs``: LightGBM threads; 0 is OpenMP's default, which a
-    parallel cross-validation worker limits to its share of the cores (an explicit count there
-    oversubscribes the cores and spins: 150 times slower, measured).
+    rise, 0 free (empty: none). ``n_jobs``: LightGBM threads; 0 is one thread on small data and
+    OpenMP's default otherwise, which a parallel cross-validation worker limits to its share of
+    the cores (an explicit count there oversubscribes the cores and spins: 150 times slower,
+    measured).
     """
 
     def __init__(
@@ -78,7 +83,7 @@ class BoostedTreesClassifier(ClassifierMixin, BaseEstimator):
         self.n_jobs = n_jobs
         self.random_state = random_state
 
-    def _params(self, n_features: int) -> dict[str, Any]:
+    def _params(self, n_features: int, n_rows: int) -> dict[str, Any]:
         seed = 0 if self.random_state is None else int(self.random_state)
         params: dict[str, Any] = {
             "objective": "binary",
@@ -90,7 +95,7 @@ class BoostedTreesClassifier(ClassifierMixin, BaseEstimator):
             "feature_fraction": self.colsample_bytree,
             "lambda_l2": self.reg_lambda,
             "cat_smooth": self.cat_smooth,
-            "num_threads": self.n_jobs,
+            "num_threads": self.n_jobs or (1 if n_rows < _THREADED_FIT_ROWS else 0),
             "seed": seed,
             "deterministic": True,
             "force_row_wise": True,
@@ -127,7 +132,7 @@ class BoostedTreesClassifier(ClassifierMixin, BaseEstimator):
         categorical = [int(c) for c in self.categorical_columns]
         if any(c < 0 or c >= X.shape[1] for c in categorical):
             raise ValueError(f"categorical_columns {categorical} outside {X.shape[1]} columns")
-        params = self._params(X.shape[1])
+        params = self._params(X.shape[1], X.shape[0])
         fit_rows = np.arange(len(X))
         held_out: np.ndarray | None = None
         if self.early_stopping_rounds and len(X) >= _MIN_EARLY_STOPPING_ROWS:
