@@ -199,7 +199,9 @@ def _xgboost(
                     monotone_constraints=tuple(constraints) if constraints else None,
                     tree_method="hist",
                     eval_metric="logloss",
-                    n_jobs=2,
+                    # one thread: OpenMP threads spin when another process holds the cores, and a
+                    # fit that takes a second alone took minutes beside other work (measured)
+                    n_jobs=1,
                     random_state=seed,
                 ),
             ),
