@@ -165,7 +165,8 @@ def _reason(
         text += ", the highest of all candidates"
         others = [e.label for e in eligible if e.name != winner.name]
         if others:
-            text += f"; {', '.join(others)} came within the rule's margin but are not simpler"
+            verb = "is" if len(others) == 1 else "are"
+            text += f"; {', '.join(others)} came within the rule's margin but {verb} not simpler"
         return text
     return (
         text + f", {winner.gap:.4f} below {best_label} with a paired standard error of "
