@@ -77,6 +77,19 @@ class _NumericBlock:
         return filled if self.power is None else self.power(filled)
 
 
+def _lookup(codes: dict[str, Any], unknown: Any, text: str, j: int, column: str) -> Any:
+    """A category's code, else the unseen-category code, else the encoder's own error."""
+    code = codes.get(text)
+    if code is not None:
+        return code
+    if unknown is None:
+        raise ValueError(
+            f"Found unknown categories [{text!r}] in column {j} during transform "
+            f"(feature {column!r})"
+        )
+    return unknown
+
+
 @dataclass(frozen=True)
 class _CategoricalBlock:
     """to_text → SimpleImputer (constant / most frequent) → OneHotEncoder."""
@@ -91,16 +104,7 @@ class _CategoricalBlock:
         text = _text(value)
         if text is None:
             text = self.fill[j]
-        code = self.codes[j].get(text)
-        if code is not None:
-            return code
-        unknown = self.unknown[j]
-        if unknown is None:
-            raise ValueError(
-                f"Found unknown categories [{text!r}] in column {j} during transform "
-                f"(feature {self.columns[j]!r})"
-            )
-        return unknown
+        return _lookup(self.codes[j], self.unknown[j], text, j, self.columns[j])
 
 
 @dataclass(frozen=True)
@@ -118,16 +122,7 @@ class _OrdinalBlock:
         text = _text(value)
         if text is None:
             return self.missing[j]
-        code = self.codes[j].get(text)
-        if code is not None:
-            return code
-        unknown = self.unknown[j]
-        if unknown is None:
-            raise ValueError(
-                f"Found unknown categories [{text!r}] in column {j} during transform "
-                f"(feature {self.columns[j]!r})"
-            )
-        return unknown
+        return _lookup(self.codes[j], self.unknown[j], text, j, self.columns[j])
 
 
 def _column_names(ct: ColumnTransformer, columns: Any) -> tuple[str, ...]:
