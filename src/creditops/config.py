@@ -66,10 +66,23 @@ class Settings(BaseSettings):
         default=None,
         gt=0.0,
         description="Seconds for one training run: the search stops early to fit it (every "
-        "candidate keeps at least one evaluated setting). Unset: no limit while the training "
-        "split fits in tuning_rows, and large_data_time_budget above that.",
+        "candidate keeps at least one evaluated setting). Unset: no limit up to budget_rows "
+        "training rows, and large_data_time_budget above that.",
     )
     large_data_time_budget: float = Field(default=300.0, gt=0.0)
+    budget_rows: int = Field(
+        default=10_000,
+        ge=0,
+        description="Training rows above which large_data_time_budget applies by default "
+        "(as it does whenever tuning runs on a sample: past tuning_rows).",
+    )
+    ensemble_size: int = Field(
+        default=3,
+        ge=0,
+        le=7,
+        description="Members of the stacked ensemble candidate: the candidates with the best "
+        "cross-validated AUC (fewer than 2: no ensemble).",
+    )
     selection_repeats: int = Field(
         default=2,
         ge=0,
@@ -168,7 +181,8 @@ class Settings(BaseSettings):
         """The training time budget in seconds for a training split of ``train_rows``."""
         if self.time_budget is not None:
             return self.time_budget
-        return self.large_data_time_budget if train_rows > self.tuning_rows else None
+        large = train_rows > min(self.budget_rows, self.tuning_rows)
+        return self.large_data_time_budget if large else None
 
     @property
     def resolved_tracking_uri(self) -> str:

@@ -11,13 +11,19 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.base import clone
 from sklearn.calibration import CalibratedClassifierCV
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
 from creditops.data.datasets import load_builtin
 from creditops.data.spec import ResolvedSpec
 from creditops.data.split import Split, split_dataset
 from creditops.data.validate import validate_dataset
+from creditops.models.ensemble import StackedEnsembleClassifier
 from creditops.models.zoo import CANDIDATES, FeatureSet
+
+# The stacked ensemble's members: log-odds (linear, points, TreeSHAP) and probability (forest)
+ENSEMBLE_MEMBERS = ("logistic_regression", "scorecard", "random_forest", "lightgbm")
 
 FAST_PARAMS = {
     "logistic_regression": {},
@@ -43,7 +49,7 @@ class CreditCase:
     models: dict[
         str, object
     ]  # plain pipelines by candidate name, plus "calibrated_xgboost", "calibrated_random_forest"
-    # and "calibrated_scorecard"
+    # and "calibrated_scorecard", and "ensemble" (stacked on ENSEMBLE_MEMBERS)
     split: Split
 
 
@@ -81,6 +87,20 @@ def credit_case() -> CreditCase:
         cv=3,
         ensemble=False,
     ).fit(X_train, y_train)
+    # The stacked ensemble as training assembles it: members fitted on every training row,
+    # stacked on their out-of-fold predictions.
+    folds = StratifiedKFold(n_splits=3, shuffle=True, random_state=0)
+    out_of_fold = np.column_stack(
+        [
+            cross_val_predict(clone(models[m]), X_train, y_train, cv=folds, method="predict_proba")[
+                :, 1
+            ]
+            for m in ENSEMBLE_MEMBERS
+        ]
+    )
+    models["ensemble"] = StackedEnsembleClassifier.from_fitted(
+        [(m, models[m]) for m in ENSEMBLE_MEMBERS], out_of_fold, y_train, X_train.head(5)
+    )
     test = split.test
     return CreditCase(
         spec=validated.spec,

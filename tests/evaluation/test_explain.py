@@ -29,6 +29,7 @@ MODELS = [
     "neural_network",
     "calibrated_xgboost",
     "calibrated_random_forest",
+    "ensemble",
 ]
 EXPECTED = {  # (method, output space) per model
     "logistic_regression": ("linear", "log_odds"),
@@ -41,6 +42,7 @@ EXPECTED = {  # (method, output space) per model
     "neural_network": ("permutation", "log_odds"),
     "calibrated_xgboost": ("tree_interventional", "log_odds"),
     "calibrated_random_forest": ("tree_path_dependent", "probability"),
+    "ensemble": ("stacked", "log_odds"),
 }
 
 
@@ -318,3 +320,57 @@ def test_column_names_map_back_to_credit_features(explainers, credit_case):
     explainer = explainers["neural_network"]
     for column, group in zip(explainer.column_names, explainer.groups, strict=True):
         assert credit_case.spec.features[group] == _feature_of(column, credit_case.spec)
+
+
+def test_ensemble_contributions_are_its_members_weighted_in_log_odds(credit_case, explainers):
+    """Each log-odds member's SHAP values times its weight, the forest's rescaled from
+    probability to its log-odds; the ensemble's preprocessed row is its members' side by side."""
+    from scipy.special import logit
+
+    model = credit_case.models["ensemble"]
+    explainer = explainers["ensemble"]
+    rows = credit_case.X_test.iloc[:40]
+    Xt = explainer.transform(rows)
+    members = [explainers[name] for name in model.member_names_]
+    assert len(model.member_names_) >= 2
+    assert (model.weights_ > 0).all()
+    assert Xt.shape[1] == sum(m.transform(rows).shape[1] for m in members)
+
+    expected = np.zeros((len(rows), len(credit_case.spec.features)))
+    for weight, member in zip(model.weights_, members, strict=True):
+        values = member.contributions(member.transform(rows))
+        if member.output_space == "probability":  # the forest
+            p = member.proba(member.transform(rows))
+            share = (logit(p) - logit(member.base_value)) / (p - member.base_value)
+            values = values * share[:, None]
+        expected += weight * values
+    np.testing.assert_allclose(explainer.contributions(Xt), expected, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(
+        explainer.raw_output(Xt), model.decision_function(rows), rtol=0, atol=1e-9
+    )
+    np.testing.assert_allclose(
+        explainer.proba(Xt), model.predict_proba(rows)[:, 1], rtol=0, atol=1e-12
+    )
+
+
+def test_ensemble_explains_the_fast_path_rows(credit_case, explainers):
+    from creditops.serving.fastpath import compile_scorer
+
+    model = credit_case.models["ensemble"]
+    explainer = explainers["ensemble"]
+    scorer = compile_scorer(model, credit_case.spec)
+    records = credit_case.X_test.iloc[:20].to_dict(orient="records")
+    transformed = scorer.transform_many(records)
+    np.testing.assert_allclose(
+        transformed, explainer.transform(credit_case.X_test.iloc[:20]), rtol=0, atol=1e-12
+    )
+    served = explain_rows(explainer, records, transformed, proba=scorer.score_many(records))
+    direct = explain_rows(explainer, credit_case.X_test.iloc[:20])
+    for a, b in zip(served, direct, strict=True):
+        assert a.proba == pytest.approx(b.proba, abs=1e-12)
+        assert [c.contribution for c in a.contributions] == pytest.approx(
+            [c.contribution for c in b.contributions], abs=1e-12
+        )
+        assert abs(a.additivity_gap) < 1e-9
+    with pytest.raises(ValueError, match="members' features"):
+        explainer.transformed_contributions(transformed)

@@ -477,3 +477,95 @@ def test_xgboost_models_the_walk_cannot_reproduce_are_served_by_the_booster() ->
     head = _XGBoostHead(dart)
     assert head.trees is None
     np.testing.assert_array_equal(head.response(X[:1]), dart.predict_proba(X[:1])[:, 1])
+
+
+# -- the stacked ensemble ---------------------------------------------------------------------
+
+ENSEMBLE_MEMBERS = ("logistic_regression", "scorecard", "random_forest", "sigmoid_xgboost")
+
+
+@pytest.fixture(scope="module")
+def ensemble(case: Case) -> Any:
+    """Members of every compiled kind (a calibrated one too), stacked as training stacks them."""
+    from sklearn.base import clone
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    from creditops.models.ensemble import StackedEnsembleClassifier
+
+    folds = StratifiedKFold(n_splits=3, shuffle=True, random_state=0)
+    members = [(name, case.model(name)) for name in ENSEMBLE_MEMBERS]
+    oof = np.column_stack(
+        [
+            cross_val_predict(
+                clone(model), case.X_train, case.y_train, cv=folds, method="predict_proba"
+            )[:, 1]
+            for _, model in members
+        ]
+    )
+    return StackedEnsembleClassifier.from_fitted(members, oof, case.y_train, case.X_train.head())
+
+
+def test_stacked_ensemble_fast_path_equals_the_ensemble_on_every_row(
+    case: Case, ensemble: Any
+) -> None:
+    from creditops.serving.fastpath import EnsembleScorer, compile_scorer
+
+    scorer = compile_or_none(ensemble, case.spec)
+    assert isinstance(scorer, EnsembleScorer)
+    kinds = [FastScorer.compile(m, case.spec).kind for m in ensemble.members_]
+    assert scorer.kind == "ensemble[" + ",".join(kinds) + "]"
+    assert scorer.features == tuple(case.spec.features)
+
+    want = ensemble.predict_proba(case.frame(case.records))[:, 1]
+    got = scorer.score_many(case.records)
+    assert np.ptp(want) > 0.3
+    np.testing.assert_allclose(got, want, rtol=0, atol=TOLERANCE)
+    sample = case.records[:50] + case.records[case.n_original : case.n_original + 50]
+    one_by_one = np.array([scorer.score_one(r) for r in sample])
+    np.testing.assert_allclose(one_by_one, scorer.score_many(sample), rtol=0, atol=1e-12)
+
+    # A preprocessed row is the members' rows side by side.
+    members = [compile_scorer(m, case.spec) for m in ensemble.members_]
+    np.testing.assert_array_equal(
+        scorer.transform_many(sample), np.hstack([m.transform_many(sample) for m in members])
+    )
+    assert scorer.width == sum(m.width for m in members) == len(scorer.feature_names)
+    assert scorer.margin(scorer.transform_many(sample)) is None
+
+    record = dict(case.records[0])
+    record.pop("Income", None)
+    record |= {"Home": "", "Debt": None}
+    assert scorer.imputed_fields(record) == ["Income", "Debt", "Home"]
+    assert scorer.score_one(record) == pytest.approx(
+        ensemble.predict_proba(case.frame([record]))[0, 1], abs=TOLERANCE
+    )
+
+
+def test_stacked_ensemble_of_a_member_without_fast_path_is_left_to_the_pipeline(
+    case: Case,
+) -> None:
+    from sklearn.base import clone
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    from creditops.models.ensemble import StackedEnsembleClassifier
+    from creditops.serving.fastpath import compile_scorer
+
+    preprocess = build_preprocessor(case.spec.numeric, case.spec.categorical, scale=False)
+    odd = Pipeline(
+        [("preprocess", preprocess), ("model", GradientBoostingClassifier(n_estimators=60))]
+    ).fit(case.X_train, case.y_train)
+    members = [("lr", case.model("logistic_regression")), ("odd", odd)]
+    folds = StratifiedKFold(n_splits=3, shuffle=True, random_state=0)
+    oof = np.column_stack(
+        [
+            cross_val_predict(
+                clone(model), case.X_train, case.y_train, cv=folds, method="predict_proba"
+            )[:, 1]
+            for _, model in members
+        ]
+    )
+    mixed = StackedEnsembleClassifier.from_fitted(members, oof, case.y_train, case.X_train.head())
+    assert mixed.member_names_ == ["lr", "odd"]
+    with pytest.raises(UnsupportedModel, match="GradientBoostingClassifier"):
+        compile_scorer(mixed, case.spec)
+    assert compile_or_none(mixed, case.spec) is None

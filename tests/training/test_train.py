@@ -26,7 +26,8 @@ def test_every_candidate_is_tracked_as_a_child_run(trained):
     children = client.search_runs(
         [result.experiment_id], f"tags.mlflow.parentRunId = '{result.parent_run_id}'"
     )
-    assert {run.data.tags["candidate"] for run in children} == set(CANDIDATES)
+    # the zoo, and the stacked ensemble of the best of them
+    assert {run.data.tags["candidate"] for run in children} == {*CANDIDATES, "ensemble"}
     for run in children:
         metrics = run.data.metrics
         for metric in (
@@ -43,9 +44,13 @@ def test_every_candidate_is_tracked_as_a_child_run(trained):
             assert f"validation_{metric}" in metrics
             assert f"test_{metric}" in metrics
         assert 0.0 < metrics["cv_roc_auc_std"] < 0.1
-        assert run.data.params["calibration"] in {"none", "sigmoid", "isotonic"}
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-        assert "tuning_history.csv" in artifacts
+        if run.data.tags["candidate"] == "ensemble":  # calibrated by its stacker, not tuned
+            assert run.data.params["calibration"] == "stacked"
+            assert "ensemble.json" in artifacts
+        else:
+            assert run.data.params["calibration"] in {"none", "sigmoid", "isotonic"}
+            assert "tuning_history.csv" in artifacts
         if run.data.tags["candidate"] == "scorecard":  # its points table, readable as CSV
             assert run.data.params["imbalance_handling"].startswith("none")
             table = pd.read_csv(
@@ -139,8 +144,13 @@ def test_champion_follows_the_cross_validation_rule(trained):
     chosen = evidence.evidence(champion.name)
     assert chosen.within_rule
     assert chosen.gap <= chosen.gap_se + 1e-12
-    if evidence.screening is not None:  # the finalists were measured again on new folds
-        assert {c.name for c in evidence.candidates} == set(evidence.screening.finalists())
+    screening = evidence.screening
+    if screening is not None:  # the finalists were measured again on new folds
+        if screening.champion == screening.best_by_cv == "ensemble":  # against the best single
+            finalists = {"ensemble", screening.candidates[1].name}
+        else:  # those within the rule
+            finalists = set(screening.finalists())
+        assert {c.name for c in evidence.candidates} == finalists
         assert all(len(c.fold_aucs) == 2 * 5 for c in evidence.candidates)
     simpler_within = [
         c for c in evidence.candidates if c.within_rule and c.complexity < champion.complexity

@@ -16,7 +16,7 @@ from creditops.data.validate import validate_dataset
 from creditops.models.anatomy import anatomy
 from creditops.models.zoo import CANDIDATES, FeatureSet
 from creditops.serving.fastpath import FastScorer
-from creditops.training.train import _tuning_rows
+from creditops.training.budget import tuning_rows as _tuning_rows
 from creditops.training.tune import tune
 
 
@@ -76,10 +76,12 @@ def test_large_training_splits_are_tuned_on_a_stratified_sample():
     assert len(_tuning_rows(y, train[:5_000], settings)) == 5_000
 
 
-def test_the_default_budget_applies_only_past_the_tuning_sample():
-    settings = Settings(tuning_rows=30_000, large_data_time_budget=300.0)
-    assert settings.resolved_time_budget(30_000) is None
-    assert settings.resolved_time_budget(30_001) == 300.0
+def test_the_default_budget_applies_only_past_budget_rows_or_the_tuning_sample():
+    settings = Settings(tuning_rows=30_000, budget_rows=10_000, large_data_time_budget=300.0)
+    assert settings.resolved_time_budget(10_000) is None
+    assert settings.resolved_time_budget(10_001) == 300.0
+    sampled = Settings(tuning_rows=5_000, budget_rows=10_000, large_data_time_budget=300.0)
+    assert sampled.resolved_time_budget(5_001) == 300.0
     assert Settings(time_budget=60.0).resolved_time_budget(1_000) == 60.0
 
 

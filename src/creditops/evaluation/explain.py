@@ -29,6 +29,11 @@ the model:
   original features: the masker swaps all preprocessed columns of a feature at once, so masked
   rows never mix one-hot columns of two categories, and 11 players need far fewer model calls
   than 24 columns. Antithetic permutations make it exactly additive.
+* a stacked ensemble (:class:`EnsembleExplainer`): each member explained by its own method
+  above, and the member's contributions to its log-odds times its stacking weight summed, since
+  the ensemble's log-odds is the intercept plus the weighted sum of the members' log-odds
+  (exact). A member explained in probability space (the forest) has its contributions rescaled
+  to its log-odds, each in proportion to its share of the member's move from its base value.
 
 Attributions are made in the preprocessed space and summed back to the original features (the
 value column, its missing-indicator and its one-hot columns), so each feature gets one
@@ -46,26 +51,32 @@ from __future__ import annotations
 import copy
 import math
 import threading
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
+from itertools import pairwise
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from matplotlib.cm import ScalarMappable
-from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from pydantic import BaseModel, ConfigDict, Field
 from sklearn.compose import ColumnTransformer
-from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder
 
 from creditops.data.spec import ResolvedSpec
-from creditops.models.anatomy import anatomy, estimator_family
+from creditops.evaluation.attribution import (
+    GroupMasker,
+    affine_map,
+    column_groups,
+    seeded_global_numpy,
+)
+from creditops.evaluation.plots import beeswarm_figure, importance_figure
+from creditops.models.anatomy import anatomy, estimator_family, is_ensemble
+from creditops.models.ensemble import member_log_odds, stack
 
 OutputSpace = Literal["log_odds", "probability"]
-Method = Literal["linear", "points", "tree_interventional", "tree_path_dependent", "permutation"]
+Method = Literal[
+    "linear", "points", "tree_interventional", "tree_path_dependent", "permutation", "stacked"
+]
 TreePerturbation = Literal["auto", "interventional", "tree_path_dependent"]
 
 
@@ -260,7 +271,7 @@ class Explainer:
         # row's values do not depend on its batch) and restore it, under a lock for threads.
         with self._lock:
             for i in range(Xt.shape[0]):
-                with _seeded_global_numpy(self.seed):
+                with seeded_global_numpy(self.seed):
                     result = self._shap(
                         Xt[i : i + 1],
                         max_evals=self._max_evals,
@@ -270,6 +281,103 @@ class Explainer:
                     )
                 out[i] = np.asarray(result.values, dtype=float).reshape(-1)
         return out
+
+
+class EnsembleExplainer(Explainer):
+    """A stacked ensemble explained through its members' explainers (module docstring).
+
+    Its preprocessed row is the members' preprocessed rows side by side, as the ensemble's
+    compiled fast path gives them; its raw output is the ensemble's log-odds.
+    """
+
+    def __init__(
+        self,
+        *,
+        model: Any,
+        members: Sequence[Explainer],
+        names: Sequence[str],
+        spec: ResolvedSpec,
+        seed: int,
+    ) -> None:
+        # No single pipeline to take apart: only what the explaining functions read is set.
+        self.model = model
+        self.spec = spec
+        self.features = list(spec.features)
+        self.model_type = "ensemble"
+        self.method = "stacked"
+        self.output_space = "log_odds"
+        self.seed = seed
+        self.calibrated = False  # the stacker is the ensemble's probability: expit(raw output)
+        self.members = list(members)
+        self._weights = np.asarray(model.weights_, dtype=np.float64)
+        self._intercept = float(model.intercept_)
+        widths = [m.background.shape[1] for m in members]
+        bounds = np.cumsum([0, *widths])
+        self._slices = [slice(int(a), int(b)) for a, b in pairwise(bounds)]
+        self.background = np.hstack([m.background for m in members])
+        self.column_names = [
+            f"{name}:{column}"
+            for name, member in zip(names, members, strict=True)
+            for column in member.column_names
+        ]
+        bases = [
+            m.base_value if m.output_space == "log_odds" else float(member_log_odds(m.base_value))
+            for m in members
+        ]
+        self.base_value = float(self._intercept + self._weights @ np.array(bases))
+
+    def transform(self, X: pd.DataFrame) -> np.ndarray:
+        return np.hstack([m.transform(X) for m in self.members])
+
+    def _members(self, Xt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each member's contributions to its log-odds (members × rows × features) and its
+        clipped log-odds (rows × members), from one attribution pass per member."""
+        contributions, log_odds = [], []
+        for member, where in zip(self.members, self._slices, strict=True):
+            values, raw, proba = member.attribute(Xt[:, where])
+            odds = member_log_odds(proba)
+            if member.output_space == "probability":
+                values = values * _log_odds_per_probability(raw, member.base_value)[:, None]
+            contributions.append(values)
+            log_odds.append(odds)
+        return np.stack(contributions), np.column_stack(log_odds)
+
+    def attribute(self, Xt: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        contributions, log_odds = self._members(Xt)
+        raw = stack(self._intercept, self._weights, log_odds)
+        return np.tensordot(self._weights, contributions, axes=1), raw, _expit(raw)
+
+    def contributions(self, Xt: np.ndarray) -> np.ndarray:
+        return self.attribute(Xt)[0]
+
+    def raw_output(self, Xt: np.ndarray) -> np.ndarray:
+        return self.attribute(Xt)[1]
+
+    def proba(self, Xt: np.ndarray) -> np.ndarray:
+        return self.attribute(Xt)[2]
+
+    def transformed_contributions(self, Xt: np.ndarray) -> np.ndarray:
+        raise ValueError("a stacked ensemble attributes its members' features, not columns")
+
+
+def _log_odds_per_probability(proba: np.ndarray, base: float) -> np.ndarray:
+    """Per row, the member's move in log-odds from its base value over its move in
+    probability (the derivative of the logit where the two nearly coincide)."""
+    proba = np.asarray(proba, dtype=np.float64)
+    moved = proba - base
+    clipped = np.clip(proba, 1e-6, 1 - 1e-6)
+    slope = 1.0 / (clipped * (1.0 - clipped))
+    ratio = np.divide(
+        member_log_odds(proba) - member_log_odds(base),
+        moved,
+        out=slope.copy(),
+        where=np.abs(moved) > 1e-9,
+    )
+    return ratio
+
+
+def _expit(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-z))
 
 
 def build_explainer(
@@ -283,8 +391,26 @@ def build_explainer(
     permutations: int = 10,
     warm_up: bool = True,
 ) -> Explainer:
-    """Prepare ``model`` (a zoo pipeline, optionally in ``CalibratedClassifierCV``) for
-    explanation against a seeded sample of ``background_size`` rows of ``X_background``."""
+    """Prepare ``model`` (a zoo pipeline, optionally in ``CalibratedClassifierCV``, or a stacked
+    ensemble of them) for explanation against a seeded sample of ``background_size`` rows of
+    ``X_background``."""
+    if is_ensemble(model):
+        members = [
+            build_explainer(
+                member,
+                X_background,
+                spec,
+                seed=seed,
+                background_size=background_size,
+                tree_perturbation=tree_perturbation,
+                permutations=permutations,
+                warm_up=warm_up,
+            )
+            for member in model.members_
+        ]
+        return EnsembleExplainer(
+            model=model, members=members, names=model.member_names_, spec=spec, seed=seed
+        )
     parts = anatomy(model)
     pipeline, calibrated, preprocess = parts.pipeline, parts.calibration, parts.preprocess
     if not isinstance(preprocess, ColumnTransformer):
@@ -308,11 +434,11 @@ def build_explainer(
     else:
         background = np.asarray(preprocess.transform(sample), dtype=np.float64)
         column_names = [str(n) for n in preprocess.get_feature_names_out()]
-        groups = _column_groups(preprocess, features)
+        groups = column_groups(preprocess, features)
     if len(groups) != background.shape[1]:
         raise ValueError("could not map every preprocessed column to an original feature")
     is_logistic = parts.family == "logistic_regression" and np.shape(final.coef_)[0] == 1
-    linear = _affine_map(pipeline, background) if is_logistic else None
+    linear = affine_map(pipeline, background) if is_logistic else None
     if parts.kind == "scorecard":
         method: Method = "points"
         model_type = "scorecard"
@@ -383,8 +509,8 @@ def build_explainer(
     else:
         import shap
 
-        masker = _GroupMasker(background, groups, len(features))
-        with _seeded_global_numpy(seed):  # the constructor reseeds numpy's global RNG
+        masker = GroupMasker(background, groups, len(features))
+        with seeded_global_numpy(seed):  # the constructor reseeds numpy's global RNG
             explainer._shap = shap.PermutationExplainer(explainer.raw_output, masker, seed=seed)
         explainer._max_evals = permutations * (2 * len(features) + 1)
         explainer.base_value = float(np.mean(explainer.raw_output(background)))
@@ -426,7 +552,7 @@ def explain_rows(
         if transformed is None:
             rows = pd.DataFrame.from_records(records, columns=explainer.features)
     Xt = explainer.transform(rows) if transformed is None else np.asarray(transformed, float)
-    if proba is not None and explainer.method != "tree_path_dependent":
+    if proba is not None and explainer.method not in ("tree_path_dependent", "stacked"):
         values = explainer.contributions(Xt)
         raw = explainer.raw_output(Xt) if raw is None else np.asarray(raw, np.float64).reshape(-1)
         proba = np.asarray(proba, dtype=np.float64).reshape(-1)
@@ -487,10 +613,10 @@ def explain_global(
     shown = order[:max_display]
     unit = "log-odds" if explainer.output_space == "log_odds" else "probability"
     figures = {
-        "shap_importance.png": _importance_figure(
+        "shap_importance.png": importance_figure(
             [explainer.features[j] for j in shown], mean_abs[shown], unit
         ),
-        "shap_beeswarm.png": _beeswarm_figure(
+        "shap_beeswarm.png": beeswarm_figure(
             X[explainer.features], values, shown, explainer.features, explainer.spec, unit
         ),
     }
@@ -505,202 +631,9 @@ def explain_global(
     )
 
 
-# --------------------------------------------------------------------------- helpers
-
-
-def _affine_map(pipeline: Pipeline, background: np.ndarray) -> tuple[np.ndarray, float] | None:
-    """(coef, intercept) of the log-odds in the preprocessed space, or None if not affine.
-
-    The steps between preprocessing and the logistic regression (PCA) are probed at 0 and at
-    each unit vector; the map is accepted only if it reproduces ``decision_function`` on the
-    background, so a non-linear step falls back to the permutation explainer.
-    """
-    final = pipeline.steps[-1][1]
-    middle = pipeline[1:-1]
-    width = background.shape[1]
-    if len(middle):
-        probe = middle.transform(np.vstack([np.zeros(width), np.eye(width)]))
-        origin, basis = probe[0], probe[1:] - probe[0]
-    else:
-        origin, basis = np.zeros(width), np.eye(width)
-    weights = np.asarray(final.coef_, dtype=float).ravel()
-    coef = basis @ weights
-    intercept = float(origin @ weights + np.ravel(final.intercept_)[0])
-    expected = np.asarray(pipeline[1:].decision_function(background), dtype=float).ravel()
-    if not np.allclose(background @ coef + intercept, expected, rtol=1e-9, atol=1e-9):
-        return None
-    return coef, intercept
-
-
-def _column_groups(preprocess: ColumnTransformer, features: list[str]) -> np.ndarray:
-    """The original feature (index into ``features``) behind each preprocessed column.
-
-    Walks each fitted sub-pipeline: one-to-one steps keep the columns, ``SimpleImputer`` appends
-    one indicator per flagged feature (``indicator_.features_``), ``OneHotEncoder`` expands each
-    feature into its kept categories (plus one infrequent column, minus a dropped one).
-    """
-    index = {f: i for i, f in enumerate(features)}
-    width = sum(_slice_len(s) for s in preprocess.output_indices_.values())
-    groups = np.full(width, -1, dtype=int)
-    names_in = list(getattr(preprocess, "feature_names_in_", []))
-    for name, transformer, columns in preprocess.transformers_:
-        where = preprocess.output_indices_.get(name, slice(0, 0))
-        if _slice_len(where) == 0 or transformer == "drop":
-            continue
-        cols = [names_in[c] if isinstance(c, int | np.integer) else c for c in columns]
-        unknown = [c for c in cols if c not in index]
-        if unknown:
-            raise ValueError(f"preprocessed columns come from non-features: {unknown}")
-        current = [index[c] for c in cols]
-        steps = transformer.steps if isinstance(transformer, Pipeline) else [("", transformer)]
-        for _, step in steps:
-            if step == "passthrough" or step is None:
-                continue
-            current = _step_groups(step, current)
-        if len(current) != _slice_len(where):
-            raise ValueError(f"cannot map the columns of transformer {name!r} to features")
-        groups[where] = current
-    if (groups < 0).any():
-        raise ValueError("some preprocessed columns could not be mapped to a feature")
-    return groups
-
-
-def _step_groups(step: Any, current: list[int]) -> list[int]:
-    if isinstance(step, SimpleImputer):
-        out = list(current)
-        if step.add_indicator and step.indicator_ is not None:
-            out += [current[j] for j in step.indicator_.features_]
-        return out
-    if isinstance(step, OneHotEncoder):
-        out = []
-        infrequent = getattr(step, "infrequent_categories_", [None] * len(current))
-        drop = step.drop_idx_
-        for j, categories in enumerate(step.categories_):
-            rare = infrequent[j]
-            count = len(categories)
-            if rare is not None and len(rare):
-                count -= len(rare) - 1
-            if drop is not None and drop[j] is not None:
-                count -= 1
-            out += [current[j]] * count
-        return out
-    n_out = len(step.get_feature_names_out())
-    if n_out != len(current):
-        raise ValueError(f"cannot map the columns of {type(step).__name__} to features")
-    return current
-
-
-def _slice_len(where: slice) -> int:
-    return max(0, where.stop - where.start)
-
-
-class _GroupMasker:
-    """shap masker whose players are original features: masking feature j replaces all its
-    preprocessed columns by the background's, keeping every masked row a valid encoding."""
-
-    def __init__(self, background: np.ndarray, groups: np.ndarray, n_features: int) -> None:
-        self.data = background
-        self.shape = (background.shape[0], n_features)
-        self.clustering = None
-        self.immutable_outputs = True  # each call returns a new array: shap need not copy it
-        self._columns = np.zeros((n_features, background.shape[1]), dtype=bool)
-        self._columns[groups, np.arange(background.shape[1])] = True
-
-    def __call__(self, mask: Any, x: np.ndarray) -> tuple[np.ndarray]:
-        mask = self._standard(mask)
-        take = self._columns[mask].any(axis=0)
-        return (np.where(take, np.asarray(x).reshape(-1), self.data),)
-
-    def _standard(self, mask: Any) -> np.ndarray:
-        if mask is True or mask is False:
-            return np.full(self.shape[1], bool(mask))
-        return np.asarray(mask, dtype=bool)
-
-    def mask_shapes(self, *args: Any) -> list[tuple[int]]:
-        return [(self.shape[1],)]
-
-    def invariants(self, x: np.ndarray) -> np.ndarray:
-        """(background rows, features): True where the row already equals the background."""
-        same = self.data == np.asarray(x).reshape(1, -1)
-        return np.stack([same[:, c].all(axis=1) for c in self._columns], axis=1)
-
-
-@contextmanager
-def _seeded_global_numpy(seed: int) -> Iterator[None]:
-    state = np.random.get_state()
-    np.random.seed(seed)
-    try:
-        yield
-    finally:
-        np.random.set_state(state)
-
-
 def _plain_value(value: Any, categorical: bool) -> float | str | None:
     if value is None or (not isinstance(value, str) and pd.isna(value)):
         return None
     if categorical or isinstance(value, str):
         return str(value)
     return float(value)
-
-
-# --------------------------------------------------------------------------- figures
-
-
-def _importance_figure(names: list[str], values: np.ndarray, unit: str) -> Figure:
-    figure = Figure(figsize=(6, 0.35 * len(names) + 1.5), dpi=100, layout="constrained")
-    ax = figure.add_subplot()
-    positions = np.arange(len(names))[::-1]
-    ax.barh(positions, values, color="tab:blue")
-    ax.set_yticks(positions, labels=names)
-    ax.set(xlabel=f"Mean |SHAP value| ({unit})", title="Feature importance")
-    return figure
-
-
-def _beeswarm_figure(
-    X: pd.DataFrame,
-    values: np.ndarray,
-    shown: list[int],
-    features: list[str],
-    spec: ResolvedSpec,
-    unit: str,
-) -> Figure:
-    """One swarm per feature: x is the contribution, colour the feature's value (numeric
-    features, by rank within the rows; categorical and missing values in grey)."""
-    figure = Figure(figsize=(7, 0.45 * len(shown) + 1.5), dpi=100, layout="constrained")
-    ax = figure.add_subplot()
-    cmap = ScalarMappable(norm=Normalize(0.0, 1.0), cmap="coolwarm")
-    categorical = set(spec.categorical)
-    for position, j in zip(range(len(shown) - 1, -1, -1), shown, strict=True):
-        x = values[:, j]
-        y = position + _swarm_offsets(x)
-        if features[j] in categorical:
-            colours = np.tile([0.6, 0.6, 0.6, 1.0], (len(x), 1))
-        else:
-            raw = pd.to_numeric(X[features[j]], errors="coerce").to_numpy(dtype=float)
-            ranks = pd.Series(raw).rank(pct=True).to_numpy()
-            colours = cmap.to_rgba(np.nan_to_num(ranks, nan=0.5))
-            colours[np.isnan(raw)] = [0.6, 0.6, 0.6, 1.0]
-        ax.scatter(x, y, c=colours, s=9, linewidths=0)
-    ax.axvline(0.0, color="grey", linewidth=0.8)
-    ax.set_yticks(np.arange(len(shown))[::-1], labels=[features[j] for j in shown])
-    ax.set(xlabel=f"SHAP value ({unit}); > 0 raises the risk of default", title="SHAP values")
-    bar = figure.colorbar(cmap, ax=ax, ticks=[0.0, 1.0], aspect=40)
-    bar.set_ticklabels(["low", "high"])
-    bar.set_label("Feature value (grey: categorical or missing)")
-    return figure
-
-
-def _swarm_offsets(x: np.ndarray, width: float = 0.4, bins: int = 80) -> np.ndarray:
-    """Deterministic vertical offsets that stack points with similar x (a simple swarm)."""
-    if len(x) == 0:
-        return np.zeros(0)
-    span = float(np.ptp(x)) or 1.0
-    cells = np.floor((x - x.min()) / span * bins).astype(int)
-    offsets = np.zeros(len(x))
-    counts: dict[int, int] = {}
-    for i in np.argsort(x, kind="stable"):
-        k = counts.get(cells[i], 0)
-        counts[cells[i]] = k + 1
-        offsets[i] = math.ceil(k / 2) * (1 if k % 2 else -1)
-    peak = float(np.abs(offsets).max()) or 1.0
-    return offsets / peak * width

@@ -25,7 +25,7 @@ from creditops.evaluation.fairness import (
     judgeable_groups,
     protected_groups,
 )
-from creditops.models.anatomy import anatomy
+from creditops.features.preprocessing import build_preprocessor
 
 __all__ = [
     "POOLED_GROUP",
@@ -191,16 +191,15 @@ def compare_mitigation(
     protected attribute at decision time, which lending law may not allow: this is a diagnostic
     of what parity would cost, not a deployment recipe. Fit it on rows the model was not trained
     on where possible (pass them as ``X_train``). ``exponentiated_gradient``: a logistic
-    regression on the model's preprocessed features trained under a demographic parity
-    constraint (so part of the difference is the change of model family). Both give randomised
+    regression trained under a demographic parity constraint on the features preprocessed as
+    the logistic regression candidate preprocesses them, whatever the model (so part of the
+    difference is the change of model family). Both give randomised
     decisions (seeded), so the mitigated ROC AUC is None. Sensitive columns are grouped with
     :func:`~creditops.evaluation.fairness.bin_protected` (several columns: their intersection).
     """
     from fairlearn.postprocessing import ThresholdOptimizer
     from fairlearn.reductions import DemographicParity, ExponentiatedGradient
     from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
 
     config = config or FairnessConfig()
     train_frame, test_frame = _as_frame(sensitive_train), _as_frame(sensitive_test)
@@ -245,8 +244,12 @@ def compare_mitigation(
             f"demographic parity); the threshold {threshold} applies to the unmitigated model only."
         )
     elif method == "exponentiated_gradient":
-        # Standardised so the logistic regression converges on unscaled (tree) preprocessing.
-        preprocess = make_pipeline(clone(anatomy(model).preprocess), StandardScaler())
+        # The logistic candidate's preprocessing (one-hot, Yeo-Johnson, standardised): the
+        # input a logistic regression converges on, whatever the model's own preprocessing
+        # is (a scorecard's passes text through; an ensemble has one per member).
+        numeric = [c for c in X_train.columns if pd.api.types.is_numeric_dtype(X_train[c])]
+        categorical = [c for c in X_train.columns if c not in set(numeric)]
+        preprocess = build_preprocessor(numeric, categorical, scale=True)
         features_train = preprocess.fit_transform(X_train)
         mitigator = ExponentiatedGradient(
             LogisticRegression(max_iter=1000),

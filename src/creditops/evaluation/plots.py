@@ -1,5 +1,6 @@
 """Plots as matplotlib figures: diagnostics (ROC, precision–recall, calibration, confusion
-matrix) and the business report's (profit by threshold and approval rate, risk grades).
+matrix), the business report's (profit by threshold and approval rate, risk grades) and the
+explanations' (SHAP importance, beeswarm).
 
 Uses the non-interactive Agg canvas directly so plotting works on servers with no display and
 never changes the global pyplot backend.
@@ -7,11 +8,17 @@ never changes the global pyplot backend.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+import pandas as pd
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import confusion_matrix, precision_recall_curve, roc_curve
 
+from creditops.data.spec import ResolvedSpec
 from creditops.evaluation.business import (
     BusinessReport,
     OptimalThreshold,
@@ -157,3 +164,64 @@ def business_figures(report: BusinessReport, title: str = "") -> dict[str, Figur
         "profit_approval.png": profit_approval_figure(report.profit_curve, report.optimal, title),
         "risk_grades.png": risk_grade_figure(report.risk_grades, title),
     }
+
+
+def importance_figure(names: list[str], values: np.ndarray, unit: str) -> Figure:
+    """Mean |SHAP value| per feature, as horizontal bars (largest first in ``names``)."""
+    figure = Figure(figsize=(6, 0.35 * len(names) + 1.5), dpi=100, layout="constrained")
+    ax = figure.add_subplot()
+    positions = np.arange(len(names))[::-1]
+    ax.barh(positions, values, color="tab:blue")
+    ax.set_yticks(positions, labels=names)
+    ax.set(xlabel=f"Mean |SHAP value| ({unit})", title="Feature importance")
+    return figure
+
+
+def beeswarm_figure(
+    X: pd.DataFrame,
+    values: np.ndarray,
+    shown: list[int],
+    features: list[str],
+    spec: ResolvedSpec,
+    unit: str,
+) -> Figure:
+    """One swarm per feature: x is the contribution, colour the feature's value (numeric
+    features, by rank within the rows; categorical and missing values in grey)."""
+    figure = Figure(figsize=(7, 0.45 * len(shown) + 1.5), dpi=100, layout="constrained")
+    ax = figure.add_subplot()
+    cmap = ScalarMappable(norm=Normalize(0.0, 1.0), cmap="coolwarm")
+    categorical = set(spec.categorical)
+    for position, j in zip(range(len(shown) - 1, -1, -1), shown, strict=True):
+        x = values[:, j]
+        y = position + _swarm_offsets(x)
+        if features[j] in categorical:
+            colours = np.tile([0.6, 0.6, 0.6, 1.0], (len(x), 1))
+        else:
+            raw = pd.to_numeric(X[features[j]], errors="coerce").to_numpy(dtype=float)
+            ranks = pd.Series(raw).rank(pct=True).to_numpy()
+            colours = cmap.to_rgba(np.nan_to_num(ranks, nan=0.5))
+            colours[np.isnan(raw)] = [0.6, 0.6, 0.6, 1.0]
+        ax.scatter(x, y, c=colours, s=9, linewidths=0)
+    ax.axvline(0.0, color="grey", linewidth=0.8)
+    ax.set_yticks(np.arange(len(shown))[::-1], labels=[features[j] for j in shown])
+    ax.set(xlabel=f"SHAP value ({unit}); > 0 raises the risk of default", title="SHAP values")
+    bar = figure.colorbar(cmap, ax=ax, ticks=[0.0, 1.0], aspect=40)
+    bar.set_ticklabels(["low", "high"])
+    bar.set_label("Feature value (grey: categorical or missing)")
+    return figure
+
+
+def _swarm_offsets(x: np.ndarray, width: float = 0.4, bins: int = 80) -> np.ndarray:
+    """Deterministic vertical offsets that stack points with similar x (a simple swarm)."""
+    if len(x) == 0:
+        return np.zeros(0)
+    span = float(np.ptp(x)) or 1.0
+    cells = np.floor((x - x.min()) / span * bins).astype(int)
+    offsets = np.zeros(len(x))
+    counts: dict[int, int] = {}
+    for i in np.argsort(x, kind="stable"):
+        k = counts.get(cells[i], 0)
+        counts[cells[i]] = k + 1
+        offsets[i] = math.ceil(k / 2) * (1 if k % 2 else -1)
+    peak = float(np.abs(offsets).max()) or 1.0
+    return offsets / peak * width

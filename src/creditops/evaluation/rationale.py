@@ -17,13 +17,15 @@ _FAMILY = {
     "xgboost": "a gradient-boosted tree ensemble (XGBoost)",
     "lightgbm": "a gradient-boosted tree ensemble with native categorical splits (LightGBM)",
     "neural_network": "a feed-forward neural network (PyTorch)",
+    "ensemble": "a stacked ensemble (a logistic regression on its member models' log-odds)",
 }
 _METHOD = {
-    "linear_exact": "exact linear SHAP values",
+    "linear": "exact linear SHAP values",
     "points": "the points each feature lost against its best bin (exact)",
     "tree_interventional": "exact TreeSHAP values",
     "tree_path_dependent": "exact TreeSHAP values",
     "permutation": "sampled permutation SHAP values",
+    "stacked": "each member model's own SHAP values, weighted as the stack weighs its log-odds",
 }
 
 

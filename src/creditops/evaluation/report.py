@@ -95,6 +95,7 @@ def build_sections(result: EvaluationResult) -> list[Section]:
         _metrics_section(result),
         _calibration_section(result),
         *([_scorecard_section(result)] if result.scorecard is not None else []),
+        *([_ensemble_section(result)] if result.ensemble is not None else []),
         _behaviour_section(result),
         _fairness_section(result),
         _errors_section(result),
@@ -238,6 +239,50 @@ def _candidates_section(result: EvaluationResult) -> Section:
     )
 
 
+def _ensemble_section(result: EvaluationResult) -> Section:
+    stack = result.ensemble
+    assert stack is not None
+    by_name = {c["name"]: c for c in result.candidates}
+    rows = []
+    for member in stack["members"]:
+        figures = by_name.get(member["name"], {})
+        rows.append(
+            [
+                member["name"],
+                f"{member['weight']:.3f}",
+                _num(figures.get("cv", {}).get("roc_auc", {}).get("mean")),
+                _num(figures.get("test", {}).get("roc_auc")),
+                str(figures.get("calibration", "–")),
+            ]
+        )
+    paragraphs = [
+        "The champion stacks the candidates with the best cross-validated AUC: its log-odds is "
+        f"{stack['intercept']:+.3f} plus each member's log-odds (its probability of default, "
+        "before the member's own calibration, as log-odds) times the member's weight. The "
+        "weights are a logistic regression fitted on predictions each member made for training "
+        "rows it had not seen, so they are also the ensemble's calibration. Each decision's "
+        "explanation is its members' explanations weighted the same way.",
+    ]
+    if stack["dropped"]:
+        paragraphs.append(
+            "Left out because their weight came out negative (they only corrected the others): "
+            + ", ".join(stack["dropped"])
+            + "."
+        )
+    return Section(
+        "Stacked ensemble",
+        paragraphs=paragraphs,
+        tables=[
+            Table(
+                ["member", "weight", "member CV AUC", "member test AUC", "member calibration"],
+                rows,
+                "The member calibration is the one the member has as a candidate on its own; "
+                "inside the ensemble the stacker calibrates.",
+            )
+        ],
+    )
+
+
 def _scorecard_section(result: EvaluationResult) -> Section:
     table = result.scorecard
     assert table is not None
@@ -348,13 +393,18 @@ def _calibration_section(result: EvaluationResult) -> Section:
         for r in m["calibration"]
     ]
     calibrations = {c["name"]: c.get("calibration") for c in result.candidates}
+    applied = calibrations.get(result.candidate, "unknown")
+    how = (
+        "the stacker, a logistic regression fitted on out-of-fold predictions"
+        if applied == "stacked"
+        else f"{applied} (chosen on validation log loss)"
+    )
     return Section(
         "Calibration",
         paragraphs=[
             f"Expected calibration error {m['ece']:.3f} (row-weighted gap between predicted and "
             f"observed default rates over ten equal-count bins). Calibration applied in "
-            f"training: {calibrations.get(result.candidate, 'unknown')} (chosen on validation log "
-            "loss)."
+            f"training: {how}."
         ],
         tables=[Table(["rows", "predicted range", "mean predicted", "observed"], rows)],
         figures=["calibration.png"],

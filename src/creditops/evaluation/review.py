@@ -58,7 +58,7 @@ from creditops.evaluation.plots import business_figures, diagnostic_figures
 from creditops.evaluation.points import PointsTable, points_table
 from creditops.evaluation.policy import DecisionPolicy
 from creditops.evaluation.reasons import ReasonCode, ReasonMap, reason_codes, reason_map_for
-from creditops.models.anatomy import anatomy
+from creditops.models.anatomy import model_kind
 
 EVALUATION_FILE = "evaluation/evaluation.json"
 
@@ -130,6 +130,8 @@ class EvaluationResult(BaseModel):
     example: ApplicantExample | None
     # The points table when the version is a WoE scorecard (on the review's score scale).
     scorecard: PointsTable | None = None
+    # The stack (members, weights, intercept) when the version is a stacked ensemble.
+    ensemble: dict[str, Any] | None = None
 
     def headline(self) -> dict[str, Any]:
         """The figures `creditops evaluate` prints."""
@@ -269,7 +271,8 @@ def evaluate_loaded(
         ids=ids,
     )
     example = _example(model, explainer, spec, X_train, X_test, p_test, ids, policy, reasons)
-    points = points_table(model, policy.scale) if anatomy(model).kind == "scorecard" else None
+    kind = model_kind(model)
+    points = points_table(model, policy.scale) if kind == "scorecard" else None
 
     result = EvaluationResult(
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -304,6 +307,7 @@ def evaluate_loaded(
         explanation=explanation,
         example=example,
         scorecard=points,
+        ensemble=model.summary() if kind == "ensemble" else None,
     )
     figures: dict[str, Figure] = {}
     title = f"{loaded.name} v{loaded.version}"

@@ -10,7 +10,9 @@ Estimator families are recognised without importing optional heavy libraries: an
 PyTorch estimator can only exist once its module has been imported (by unpickling or by
 building it), so an absent module means "not that family". The WoE scorecard
 (:class:`~creditops.models.scorecard.ScorecardClassifier`) is its own family and kind,
-"scorecard": binning, WoE and a logistic regression in one estimator.
+"scorecard": binning, WoE and a logistic regression in one estimator. A stacked ensemble
+(:class:`~creditops.models.ensemble.StackedEnsembleClassifier`) holds one such model per member:
+:func:`model_kind` names it "ensemble", and its members are taken apart one by one.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
 from creditops.exceptions import ModelStructureError
+from creditops.models.ensemble import StackedEnsembleClassifier
 from creditops.models.scorecard import ScorecardClassifier
 
 __all__ = [
@@ -34,6 +37,8 @@ __all__ = [
     "ModelKind",
     "anatomy",
     "estimator_family",
+    "is_ensemble",
+    "model_kind",
     "unwrap",
 ]
 
@@ -58,8 +63,19 @@ ModelKind = Literal[
     "xgboost",
     "lightgbm",
     "neural_network",
+    "ensemble",
     "other",
 ]
+
+
+def is_ensemble(model: Any) -> bool:
+    """A stacked ensemble of candidate models."""
+    return isinstance(model, StackedEnsembleClassifier)
+
+
+def model_kind(model: Any) -> ModelKind:
+    """What kind of model ``model`` is: "ensemble", or its :func:`anatomy`'s kind."""
+    return "ensemble" if is_ensemble(model) else anatomy(model).kind
 
 
 def estimator_family(estimator: Any) -> EstimatorFamily:
@@ -94,6 +110,10 @@ def unwrap(model: Any) -> tuple[Pipeline, Any | None]:
     """
     calibration = None
     pipeline = model
+    if is_ensemble(model):
+        raise ModelStructureError(
+            "a stacked ensemble holds one pipeline per member: take its members_ apart"
+        )
     if isinstance(model, CalibratedClassifierCV):
         fitted = getattr(model, "calibrated_classifiers_", None)
         if not fitted:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import threading
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -41,6 +42,8 @@ _ACTIVATIONS: dict[str, type[nn.Module]] = {
 
 # Rows per forward pass at prediction time: bounds memory (sparse input is densified
 # chunk by chunk) while keeping the per-call overhead negligible.
+# Serialises float64 inference across threads (see ``_logits``).
+_INFERENCE_LOCK = threading.Lock()
 _PREDICT_CHUNK = 4096
 
 
@@ -415,15 +418,18 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
     def _logits(self, X: np.ndarray | sparse.csr_matrix) -> np.ndarray:
         """Positive-class logits, computed chunk-wise in float64 without autograd.
 
-        Inference runs in float64 (on a float64 view of the float32 weights) because
+        Inference runs in float64 (on a float64 copy of the float32 weights) because
         float32 matrix kernels change their summation order with the number of rows: a
         row's score would then depend on which other rows are scored in the same call,
         which is unacceptable for an auditable credit score.
         """
         model = self.model_
-        model.eval()
         out = np.empty(X.shape[0], dtype=np.float64)
-        with torch.inference_mode():
+        # functional_call swaps the module's parameters in place while it runs, so two threads
+        # inside it at once would each see the other's: one at a time (a served ensemble
+        # explains its network member from several request threads).
+        with _INFERENCE_LOCK, torch.inference_mode():
+            model.eval()
             params = {k: v.double() for k, v in model.state_dict().items()}
             for start in range(0, X.shape[0], _PREDICT_CHUNK):
                 stop = start + _PREDICT_CHUNK

@@ -51,7 +51,7 @@ from creditops.registry import (
 )
 from creditops.registry import promote as move_alias
 from creditops.registry.policy import POLICY_REVISION
-from creditops.serving.fastpath import FastScorer, compile_or_none
+from creditops.serving.fastpath import CompiledScorer, compile_or_none
 from creditops.serving.schemas import (
     ApplicationModel,
     Decision,
@@ -79,7 +79,7 @@ class ServedModel:
 
     loaded: LoadedModel
     policy: DecisionPolicy
-    scorer: FastScorer | None
+    scorer: CompiledScorer | None
     explainer: Explainer
     application_model: type[ApplicationModel]
     reference: pd.DataFrame  # training rows (features + protected), for checks and monitoring

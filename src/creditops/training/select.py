@@ -17,7 +17,9 @@ trials looks a little better on them than it is, and five folds of a small datas
 standard error. When that first round would hand the win to a simpler model, training measures
 the finalists (the candidates within the rule) afresh, with their tuned settings, on repeated
 cross-validation with new folds, and applies the rule again to that evidence
-(:attr:`Selection.screening` keeps the first round).
+(:attr:`Selection.screening` keeps the first round). It does the same, with the ensemble and
+the best single model as finalists, when the stacked ensemble wins the first round: its
+evidence there is stacked on the tuning folds' predictions and leans a little its way.
 
 Validation AUC (one split of a few hundred rows on small data) is recorded beside the rule but
 not used by it: it chose noisy winners.
@@ -102,9 +104,11 @@ def confirmed(screening: Selection, fresh: Selection, repeats: int) -> Selection
         update={
             "screening": screening,
             "rule": (
-                f"{screening.rule}; a simpler candidate within it makes the finalists "
-                f"cross-validated again with their tuned settings on {repeats} × "
-                f"{screening.n_folds} new folds, and the rule is applied to those"
+                f"{screening.rule}; when it favours a simpler candidate than the best, or the "
+                "stacked ensemble leads, the finalists (those within the rule; the ensemble "
+                "and the best single model) are cross-validated again with their tuned "
+                f"settings on {repeats} × {screening.n_folds} new folds, and the rule is "
+                "applied to those"
             ),
             "reason": f"{fresh.reason} (on {fresh.n_folds} new folds)",
         }

@@ -9,11 +9,10 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
 from creditops import __version__
 from creditops.config import Profile, Settings
@@ -25,64 +24,21 @@ from creditops.data.validate import DataWarning, ValidatedDataset, validate_data
 from creditops.evaluation.business import PolicyConfig, derive_policy
 from creditops.evaluation.metrics import classification_metrics
 from creditops.evaluation.plots import diagnostic_figures
-from creditops.evaluation.points import points_table
-from creditops.evaluation.policy import DecisionPolicy, ScoreScale
+from creditops.evaluation.policy import DecisionPolicy
 from creditops.exceptions import ConfigurationError
-from creditops.models.anatomy import anatomy
 from creditops.models.zoo import Candidate, FeatureSet, get_candidates
 from creditops.training import tracking
-from creditops.training.calibration import fit_with_calibration, fit_with_holdout_calibration
+from creditops.training.budget import Budget, tuning_rows
+from creditops.training.candidate import (
+    SCORECARD_POINTS_FILE,
+    CandidateResult,
+    Progress,
+    Silent,
+    train_candidate,
+)
+from creditops.training.ensemble import ENSEMBLE, stacked_out_of_fold, train_ensemble
 from creditops.training.select import CandidateScores, Selection, choose_champion, confirmed
-from creditops.training.tune import fold_aucs, number_of_steps, tune
-
-# The share of a time budget for tuning; the rest is for the final fits and calibration.
-_TUNING_SHARE = 0.4
-
-# A scorecard candidate's points table, on its run.
-SCORECARD_POINTS_FILE = "scorecard/points_table.csv"
-
-
-class Progress(Protocol):
-    """What training reports while it runs (the CLI draws progress bars from it)."""
-
-    def start(self, name: str, label: str, total: int) -> None: ...
-    def advance(self, name: str, note: str) -> None: ...
-    def finish(self, name: str, note: str) -> None: ...
-
-
-class _Silent:
-    def start(self, name: str, label: str, total: int) -> None:
-        pass
-
-    def advance(self, name: str, note: str) -> None:
-        pass
-
-    def finish(self, name: str, note: str) -> None:
-        pass
-
-
-@dataclass
-class CandidateResult:
-    name: str
-    label: str
-    complexity: int
-    params: dict[str, Any]
-    calibration: str
-    cv_auc_mean: float
-    cv_auc_std: float
-    cv: dict[str, dict[str, float]]
-    fold_aucs: list[float]
-    validation: dict[str, float]
-    # CV AUC given up to the spec's monotone constraints (same parameters, same folds); None
-    # when the candidate takes no constraints or the spec names none
-    monotone_cost: float | None = None
-    test: dict[str, float] = field(default_factory=dict)
-    fit_seconds: float = 0.0
-    n_trials: int = 0
-    n_pruned: int = 0
-    run_id: str = ""
-    model_uri: str = ""
-    champion: bool = False
+from creditops.training.tune import aucs_by_fold, fold_splits, out_of_fold
 
 
 @dataclass
@@ -158,8 +114,11 @@ def train(
     """Train, compare and track; see the module docstring for the steps."""
     started = time.perf_counter()
     profile = profile or settings.profile
-    progress = progress or _Silent()
-    candidates = get_candidates(models)
+    progress = progress or Silent()
+    names = [n for n in models or () if n != ENSEMBLE]
+    # The ensemble comes with the full list, or when asked for by name beside its members.
+    wants_ensemble = not models or ENSEMBLE in models
+    candidates = get_candidates(names or None)
     validated = validate_dataset(
         frame,
         spec,
@@ -174,32 +133,35 @@ def train(
         _log_inputs(validated, split, spec, profile, settings)
         results: list[CandidateResult] = []
         fitted: dict[str, Any] = {}
-        budget = settings.resolved_time_budget(len(split.train))
-        tuning_rows = _tuning_rows(validated.y, split.train, settings)
-        tracking.log_params({"time_budget_s": budget or "none", "tuning_rows": len(tuning_rows)})
+        oof: dict[str, np.ndarray] = {}  # out-of-fold predictions on the tuning folds
+        budget = Budget(settings.resolved_time_budget(len(split.train)))
+        rows = tuning_rows(validated.y, split.train, settings)
+        tracking.log_params({"time_budget_s": budget.seconds or "none", "tuning_rows": len(rows)})
         scale = (policy_config or PolicyConfig()).scale
-        # Tuning gets a share of the budget by each candidate's weight; the rest is kept for
-        # the final fits and calibration, which cost more on all training rows.
-        tuning_until = None if budget is None else time.monotonic() + _TUNING_SHARE * budget
         for i, candidate in enumerate(candidates):
-            deadline = None
-            if tuning_until is not None:
-                weights = [c.tuning_cost for c in candidates[i:]]
-                left = max(tuning_until - time.monotonic(), 0.0)
-                deadline = time.monotonic() + left * candidate.tuning_cost / sum(weights)
-            result, model = _train_candidate(
+            result, model, candidate_oof = train_candidate(
                 candidate,
                 validated,
                 split,
-                tuning_rows,
+                rows,
                 profile,
                 settings,
                 progress,
-                deadline,
+                budget.tuning_deadline(candidate, candidates[i:]),
                 scale,
             )
             results.append(result)
             fitted[candidate.name] = model
+            if candidate_oof is not None:
+                oof[candidate.name] = candidate_oof
+        stackable = settings.ensemble_size >= 2 and len(results) >= 2
+        if wants_ensemble and stackable and not budget.spent:
+            stacked = train_ensemble(
+                results, fitted, oof, candidates, validated, split, rows, settings, progress
+            )
+            if stacked is not None:
+                results.append(stacked[0])
+                fitted[ENSEMBLE] = stacked[1]
 
         selection = choose_champion(
             [
@@ -208,10 +170,10 @@ def train(
             ],
             settings.selection_se,
         )
-        over_budget = budget is not None and time.perf_counter() - started > budget
-        if selection.champion != selection.best_by_cv and not over_budget:
+        finalists = _finalists(selection)
+        if len(finalists) > 1 and not budget.spent:
             selection = _confirm(
-                selection, results, candidates, validated, tuning_rows, settings, progress
+                selection, finalists, results, candidates, validated, rows, settings, progress
             )
         champion, reason = selection.champion, selection.reason
         _log_selection(selection, results)
@@ -289,212 +251,66 @@ def _log_inputs(
     tracking.log_dict({"warnings": [w.to_dict() for w in validated.warnings]}, "validation.json")
 
 
-def _tuning_rows(y: np.ndarray, train: np.ndarray, settings: Settings) -> np.ndarray:
-    """The training rows tuning and selection cross-validate on: all of them, or a seeded
-    stratified sample of ``settings.tuning_rows`` on larger data (a few tens of thousands of
-    rows rank settings as well as all of them, at a fraction of the cost)."""
-    if len(train) <= settings.tuning_rows:
-        return train
-    sample, _ = train_test_split(
-        train,
-        train_size=settings.tuning_rows,
-        stratify=y[train],
-        random_state=settings.seed,
-    )
-    return np.sort(sample)
-
-
-def _train_candidate(
-    candidate: Candidate,
-    validated: ValidatedDataset,
-    split: Split,
-    tuning_rows: np.ndarray,
-    profile: Profile,
-    settings: Settings,
-    progress: Progress,
-    deadline: float | None,
-    scale: ScoreScale,
-) -> tuple[CandidateResult, Any]:
-    resolved = validated.spec
-    features = FeatureSet.from_spec(resolved)
-    X, y = validated.X, validated.y
-    X_train, y_train = X.iloc[split.train], y[split.train]
-    X_val, y_val = X.iloc[split.validation], y[split.validation]
-
-    progress.start(candidate.name, candidate.label, number_of_steps(candidate, profile) + 1)
-    with tracking.start_run(candidate.name, nested=True) as run:
-        X_tune, y_tune = X.iloc[tuning_rows], y[tuning_rows]
-        tuning = tune(
-            candidate,
-            features,
-            X_tune,
-            y_tune,
-            profile=profile,
-            n_folds=settings.cv_folds,
-            seed=settings.seed,
-            n_jobs=settings.n_jobs,
-            on_step=lambda note: progress.advance(candidate.name, note),
-            deadline=deadline,
-        )
-        constraint_cost = None
-        if deadline is None or time.monotonic() < deadline:  # evidence, not a necessity
-            constraint_cost = _constraint_cost(
-                candidate, features, X_tune, y_tune, tuning.params, tuning.fold_aucs, settings
-            )
-        fit_started = time.perf_counter()
-        pos_weight = float((y_train == 0).sum() / max(int(y_train.sum()), 1))
-        pipeline = candidate.build(features, tuning.params, pos_weight, settings.seed)
-        if len(tuning_rows) < len(split.train):
-            # Large data: one fit on every training row (each forest tree drawing as many rows
-            # as the tuning sample holds), calibrated on the validation split.
-            final_params = dict(tuning.params)
-            if candidate.rows_per_model:
-                final_params[candidate.rows_per_model] = len(tuning_rows)
-            fitted = fit_with_holdout_calibration(
-                candidate.build(features, final_params, pos_weight, settings.seed),
-                X_train,
-                y_train,
-                X_val,
-                y_val,
-                seed=settings.seed,
-            )
-        else:
-            fitted = fit_with_calibration(
-                pipeline,
-                X_train,
-                y_train,
-                X_val,
-                y_val,
-                n_folds=settings.cv_folds,
-                seed=settings.seed,
-                n_jobs=settings.n_jobs,
-            )
-        fit_seconds = time.perf_counter() - fit_started
-        val_proba = fitted.model.predict_proba(X_val)[:, 1]
-        validation = classification_metrics(y_val, val_proba, threshold=settings.decision_threshold)
-
-        tracking.set_tags({"candidate": candidate.name, "tuner": candidate.tuner})
-        tracking.log_params(
-            {
-                **{f"param_{k}": v for k, v in tuning.params.items()},
-                "calibration": fitted.calibration,
-                "imbalance_handling": _imbalance_note(candidate.name),
-                "tuner": candidate.tuner,
-                "tuning_trials": tuning.n_trials,
-                "tuning_pruned": tuning.n_pruned,
-            }
-        )
-        tracking.log_metrics(tuning.cv_mean, prefix="cv_")
-        tracking.log_metrics({f"{k}_std": v for k, v in tuning.cv_std.items()}, prefix="cv_")
-        tracking.log_metrics(validation, prefix="validation_")
-        tracking.log_metrics(
-            {f"validation_log_loss_{m}": v for m, v in fitted.validation_log_loss.items()}
-        )
-        tracking.log_metrics({"tuning_seconds": tuning.seconds, "fit_seconds": fit_seconds})
-        if constraint_cost is not None:
-            tracking.log_metrics(
-                {
-                    "cv_roc_auc_unconstrained": constraint_cost[0],
-                    "monotone_constraint_cost": constraint_cost[1],
-                }
-            )
-        tracking.log_frame(tuning.history, "tuning_history.csv")
-        tracking.log_figures(
-            diagnostic_figures(
-                y_val, val_proba, threshold=settings.decision_threshold, title=candidate.label
-            ),
-            "plots/validation",
-        )
-        if anatomy(fitted.model).kind == "scorecard":
-            # The scorecard's bins in points on the scale its policy will use.
-            tracking.log_frame(points_table(fitted.model, scale).to_frame(), SCORECARD_POINTS_FILE)
-        info = tracking.log_model(fitted.model, resolved, X_train.head(5))
-    progress.finish(
-        candidate.name,
-        f"CV AUC {tuning.cv_mean['roc_auc']:.4f}, validation AUC {validation['roc_auc']:.4f}",
-    )
-    result = CandidateResult(
-        name=candidate.name,
-        label=candidate.label,
-        complexity=candidate.complexity,
-        params=tuning.params,
-        calibration=fitted.calibration,
-        cv_auc_mean=tuning.cv_mean["roc_auc"],
-        cv_auc_std=tuning.cv_std["roc_auc"],
-        cv={"mean": tuning.cv_mean, "std": tuning.cv_std},
-        fold_aucs=tuning.fold_aucs,
-        monotone_cost=None if constraint_cost is None else constraint_cost[1],
-        validation=validation,
-        fit_seconds=tuning.seconds + fit_seconds,
-        n_trials=tuning.n_trials,
-        n_pruned=tuning.n_pruned,
-        run_id=run.info.run_id,
-        model_uri=info.model_uri,
-    )
-    return result, fitted.model
-
-
-def _constraint_cost(
-    candidate: Candidate,
-    features: FeatureSet,
-    X: pd.DataFrame,
-    y: np.ndarray,
-    params: dict[str, Any],
-    constrained_aucs: list[float],
-    settings: Settings,
-) -> tuple[float, float] | None:
-    """The unconstrained CV AUC of the tuned parameters, and what the constraints cost."""
-    if not candidate.constrainable or not (
-        features.increasing or features.decreasing or features.ordered
-    ):
-        return None
-    free = fold_aucs(
-        candidate,
-        features,
-        X,
-        y,
-        {**params, "monotone": False},
-        n_folds=settings.cv_folds,
-        seed=settings.seed,
-        n_jobs=settings.n_jobs,
-    )
-    free_mean = float(np.mean(free))
-    return free_mean, free_mean - float(np.mean(constrained_aucs))
+def _finalists(selection: Selection) -> list[str]:
+    """Who goes to the rule's second round: the candidates within the rule when it favours a
+    simpler one than the best; the ensemble and the best single model when the ensemble wins
+    (its first-round evidence leans a little its way, see :mod:`.ensemble`); else nobody."""
+    if selection.champion != selection.best_by_cv:
+        return selection.finalists()
+    if selection.champion == ENSEMBLE:
+        single = next(c.name for c in selection.candidates if c.name != ENSEMBLE)
+        return [ENSEMBLE, single]
+    return []
 
 
 def _confirm(
     screening: Selection,
+    finalists: list[str],
     results: list[CandidateResult],
     candidates: Sequence[Candidate],
     validated: ValidatedDataset,
-    tuning_rows: np.ndarray,
+    rows: np.ndarray,
     settings: Settings,
     progress: Progress,
 ) -> Selection:
     """The champion rule's second round: the finalists, with their tuned settings, on
-    ``settings.selection_repeats`` repetitions of new folds (see :mod:`.select`)."""
+    ``settings.selection_repeats`` repetitions of new folds (see :mod:`.select`); the
+    ensemble, if a finalist, stacked on its members' predictions on those folds."""
     repeats = settings.selection_repeats
     if repeats <= 0:
         return screening
     features = FeatureSet.from_spec(validated.spec)
-    X, y = validated.X.iloc[tuning_rows], validated.y[tuning_rows]
+    X, y = validated.X.iloc[rows], validated.y[rows]
+    splits = fold_splits(X, y, n_folds=settings.cv_folds, seed=settings.seed, repeats=repeats)
     by_name = {c.name: c for c in candidates}
+    params = {r.name: r.params for r in results}
+    fresh_oof: dict[str, np.ndarray] = {}
+
+    def predictions(name: str) -> np.ndarray:
+        if name not in fresh_oof:
+            fresh_oof[name] = out_of_fold(
+                by_name[name],
+                features,
+                X,
+                y,
+                params[name],
+                splits=splits,
+                seed=settings.seed,
+                n_jobs=settings.n_jobs,
+            )
+        return fresh_oof[name]
+
     fresh = []
-    progress.start("selection", "Champion rule, new folds", len(screening.finalists()))
+    progress.start("selection", "Champion rule, new folds", len(finalists))
     for result in results:
-        if result.name not in screening.finalists():
+        if result.name not in finalists:
             continue
-        aucs = fold_aucs(
-            by_name[result.name],
-            features,
-            X,
-            y,
-            result.params,
-            n_folds=settings.cv_folds,
-            seed=settings.seed,
-            n_jobs=settings.n_jobs,
-            repeats=repeats,
-        )
+        if result.name == ENSEMBLE:
+            members = {name: predictions(name) for name in result.params["members"]}
+            proba = stacked_out_of_fold(members, y, splits)
+        else:
+            proba = predictions(result.name)
+        aucs = aucs_by_fold(y, proba, splits)
         fresh.append(
             CandidateScores(
                 result.name, result.label, result.complexity, aucs, result.validation["roc_auc"]
@@ -518,20 +334,6 @@ def _log_selection(selection: Selection, results: list[CandidateResult]) -> None
                 {"selection_cv_gap": evidence.gap, "selection_cv_gap_se": evidence.gap_se}
             )
             tracking.set_tags({"selection_within_rule": str(evidence.within_rule).lower()})
-
-
-def _imbalance_note(name: str) -> str:
-    if name == "scorecard":
-        return "none (unweighted, so points match the observed odds)"
-    if name == "xgboost":
-        return "scale_pos_weight = goods/bads"
-    if name == "lightgbm":
-        return "none: early stopping on unweighted log loss; the policy sets the cut-offs"
-    if name == "random_forest":
-        return "class_weight=balanced_subsample"
-    if name == "neural_network":
-        return "BCE pos_weight = goods/bads"
-    return "class_weight=balanced"
 
 
 def _test_once(
@@ -598,6 +400,7 @@ def summary_table(result: TrainingResult) -> pd.DataFrame:
 
 
 __all__ = [
+    "SCORECARD_POINTS_FILE",
     "CandidateResult",
     "DataWarning",
     "Progress",

@@ -26,6 +26,7 @@ from sklearn.model_selection import (
     ParameterGrid,
     RepeatedStratifiedKFold,
     StratifiedKFold,
+    cross_val_predict,
     cross_validate,
 )
 
@@ -58,6 +59,9 @@ class TuningResult:
     n_trials: int
     n_pruned: int
     seconds: float
+    # out-of-fold probabilities of default of the chosen parameters on the tuning folds, shape
+    # (1, rows), where tuning produced them (Optuna); see :func:`out_of_fold`
+    oof: np.ndarray | None = None
 
 
 def make_folds(n_folds: int, seed: int) -> StratifiedKFold:
@@ -97,6 +101,56 @@ def tune(
     return result
 
 
+def fold_splits(
+    X: pd.DataFrame, y: np.ndarray, *, n_folds: int, seed: int, repeats: int = 0
+) -> list[list[tuple[np.ndarray, np.ndarray]]]:
+    """The (fit, score) index pairs of each repetition: the tuning folds, or with ``repeats``
+    that many repetitions of new folds (seeded from ``seed + 1``, the same for every
+    candidate, so the scores pair by fold)."""
+    if not repeats:
+        return [list(make_folds(n_folds, seed).split(X, y))]
+    splits = list(
+        RepeatedStratifiedKFold(n_splits=n_folds, n_repeats=repeats, random_state=seed + 1).split(
+            X, y
+        )
+    )
+    return [splits[r * n_folds : (r + 1) * n_folds] for r in range(repeats)]
+
+
+def out_of_fold(
+    candidate: Candidate,
+    features: FeatureSet,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    params: dict[str, Any],
+    *,
+    splits: list[list[tuple[np.ndarray, np.ndarray]]],
+    seed: int,
+    n_jobs: int,
+) -> np.ndarray:
+    """Out-of-fold probabilities of default of one parameter set, one row per repetition of
+    ``splits`` (:func:`fold_splits`): each row's from the model that did not see it."""
+    pos_weight = float((y == 0).sum() / max(int(y.sum()), 1))
+    model = candidate.build(features, params, pos_weight, seed)
+    return np.vstack(
+        [
+            cross_val_predict(model, X, y, cv=folds, method="predict_proba", n_jobs=n_jobs)[:, 1]
+            for folds in splits
+        ]
+    )
+
+
+def aucs_by_fold(
+    y: np.ndarray, oof: np.ndarray, splits: list[list[tuple[np.ndarray, np.ndarray]]]
+) -> list[float]:
+    """ROC AUC of out-of-fold predictions (:func:`out_of_fold`) on each scored fold."""
+    return [
+        float(roc_auc_score(y[score], oof[r][score]))
+        for r, folds in enumerate(splits)
+        for _, score in folds
+    ]
+
+
 def fold_aucs(
     candidate: Candidate,
     features: FeatureSet,
@@ -109,25 +163,10 @@ def fold_aucs(
     n_jobs: int,
     repeats: int = 0,
 ) -> list[float]:
-    """Out-of-fold ROC AUC of one parameter set: on the tuning folds, or with ``repeats`` on
-    that many repetitions of new folds (seeded from ``seed + 1``, the same for every
-    candidate, so the scores pair by fold)."""
-    pos_weight = float((y == 0).sum() / max(int(y.sum()), 1))
-    folds = (
-        RepeatedStratifiedKFold(n_splits=n_folds, n_repeats=repeats, random_state=seed + 1)
-        if repeats
-        else make_folds(n_folds, seed)
-    )
-    scores = cross_validate(
-        candidate.build(features, params, pos_weight, seed),
-        X,
-        y,
-        cv=folds,
-        scoring="roc_auc",
-        n_jobs=n_jobs,
-        error_score="raise",
-    )
-    return [float(v) for v in scores["test_score"]]
+    """Out-of-fold ROC AUC of one parameter set per fold (see :func:`fold_splits`)."""
+    splits = fold_splits(X, y, n_folds=n_folds, seed=seed, repeats=repeats)
+    oof = out_of_fold(candidate, features, X, y, params, splits=splits, seed=seed, n_jobs=n_jobs)
+    return aucs_by_fold(y, oof, splits)
 
 
 def number_of_steps(candidate: Candidate, profile: Profile) -> int:
@@ -188,7 +227,8 @@ def _grid(
     )
 
 
-def _fold_scores(y_true: np.ndarray, proba: np.ndarray) -> dict[str, float]:
+def fold_scores(y_true: np.ndarray, proba: np.ndarray) -> dict[str, float]:
+    """The cross-validation metrics (``CV_METRICS``) of one fold's predictions."""
     return {
         "roc_auc": float(roc_auc_score(y_true, proba)),
         "ks": ks_statistic(y_true, proba),
@@ -216,14 +256,18 @@ def _optuna(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     folds = list(make_folds(n_folds, seed).split(X, y))
 
+    oof_by_trial: dict[int, np.ndarray] = {}
+
     def objective(trial: optuna.Trial) -> float:
         params = candidate.suggest(trial, profile)
         per_fold: list[dict[str, float]] = []
+        oof = np.full(len(y), np.nan)
         for fold, (fit_idx, score_idx) in enumerate(folds):
             model = clone(candidate.build(features, params, pos_weight, seed))
             model.fit(X.iloc[fit_idx], y[fit_idx])
             proba = model.predict_proba(X.iloc[score_idx])[:, 1]
-            per_fold.append(_fold_scores(y[score_idx], proba))
+            oof[score_idx] = proba
+            per_fold.append(fold_scores(y[score_idx], proba))
             trial.report(float(np.mean([s["roc_auc"] for s in per_fold])), fold)
             if trial.should_prune():
                 raise optuna.TrialPruned()
@@ -232,6 +276,7 @@ def _optuna(
             trial.set_user_attr(f"{metric}_mean", float(values.mean()))
             trial.set_user_attr(f"{metric}_std", float(values.std()))
         trial.set_user_attr("fold_aucs", [s["roc_auc"] for s in per_fold])
+        oof_by_trial[trial.number] = oof
         return float(np.mean([s["roc_auc"] for s in per_fold]))
 
     study = optuna.create_study(
@@ -265,4 +310,5 @@ def _optuna(
         n_trials=len(study.trials),
         n_pruned=pruned,
         seconds=0.0,
+        oof=oof_by_trial[best.number][None, :],
     )

@@ -15,7 +15,8 @@ fallback: :func:`compile_or_none`.
 
 Inside: ``_parse`` (request values → numbers and text), ``_preprocess`` (the ColumnTransformer),
 ``_scorecard`` (the WoE scorecard's bins as lookups), ``_heads`` and ``_xgboost`` (final
-estimators), ``_calibration``, ``_scorer`` (FastScorer).
+estimators), ``_calibration``, ``_scorer`` (FastScorer), ``_ensemble`` (EnsembleScorer),
+``_compile`` (either, by the model's kind).
 
 Per final estimator:
 
@@ -44,6 +45,10 @@ Per final estimator:
 * ``CalibratedClassifierCV(ensemble=False)`` around any of these: its fitted calibrator
   applied to the response sklearn feeds it (the decision function when the pipeline has one,
   else the positive-class probability, in the same dtype).
+* ``StackedEnsembleClassifier``: each member compiled as above (``_ensemble``), its
+  probabilities clipped and turned into log-odds and stacked with the ensemble's weights; a
+  preprocessed row is the members' preprocessed rows side by side. :func:`compile_scorer`
+  compiles either kind.
 
 Costs per application on the 2-core development machine (``benchmarks/fastpath.py``; the
 pipeline takes 7-8 ms, forests ~20 ms): ~6 µs for the WoE scorecard (one lookup per scored
@@ -60,6 +65,15 @@ share between threads.
 """
 
 from creditops.exceptions import UnsupportedModel
-from creditops.serving.fastpath._scorer import FastScorer, compile_or_none
+from creditops.serving.fastpath._compile import compile_or_none, compile_scorer
+from creditops.serving.fastpath._ensemble import EnsembleScorer
+from creditops.serving.fastpath._scorer import CompiledScorer, FastScorer
 
-__all__ = ["FastScorer", "UnsupportedModel", "compile_or_none"]
+__all__ = [
+    "CompiledScorer",
+    "EnsembleScorer",
+    "FastScorer",
+    "UnsupportedModel",
+    "compile_or_none",
+    "compile_scorer",
+]

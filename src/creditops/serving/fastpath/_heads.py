@@ -41,6 +41,13 @@ class _Head(Protocol):
     def proba(self, response: np.ndarray) -> np.ndarray: ...
 
 
+def _rowwise_product(X: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """``X @ weights`` with each row summed the same way however many rows there are: BLAS
+    picks its kernels (and so its summation order) by the shape, so a row scored alone and in
+    a batch could differ in the last bit; numpy's own einsum loop does not."""
+    return np.einsum("ij,jk->ik", X, weights, optimize=False)
+
+
 class _AffineHead:
     """Logistic regression (with any PCA before it folded in): one affine map."""
 
@@ -53,7 +60,7 @@ class _AffineHead:
 
     def response(self, X: np.ndarray) -> np.ndarray:
         _check_finite(X)
-        return (X @ self.weights + self.intercept)[:, 0]
+        return (_rowwise_product(X, self.weights) + self.intercept)[:, 0]
 
     def proba(self, response: np.ndarray) -> np.ndarray:
         return expit(response)
@@ -195,7 +202,7 @@ class _NetworkHead:
         _check_finite(X)
         h = X.astype(np.float32).astype(np.float64)  # the estimator feeds float32 rows
         for layer in self.layers:
-            h = h @ layer[0] + layer[1] if isinstance(layer, tuple) else layer(h)
+            h = _rowwise_product(h, layer[0]) + layer[1] if isinstance(layer, tuple) else layer(h)
         return h[:, 0]
 
     def proba(self, response: np.ndarray) -> np.ndarray:

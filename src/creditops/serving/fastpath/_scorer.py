@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -172,6 +172,11 @@ class FastScorer:
             ).reshape(n, len(ordinal_block.columns))
         return out
 
+    @property
+    def width(self) -> int:
+        """Columns of a preprocessed row (:meth:`transform_many`)."""
+        return self._width
+
     def transform_one(self, record: Mapping[str, object]) -> np.ndarray:
         """One preprocessed row, shape (n_columns,): for tests and explanations."""
         return self.transform_many([record])[0]
@@ -216,27 +221,62 @@ class FastScorer:
         blocks = [*self._categorical, *self._ordinal]
         return numeric, [c for block in blocks for c in block.columns]
 
+    def known_categories(self, column: str) -> tuple[set[str], bool]:
+        """The categories ``column`` knows, and whether an unseen one is scored (not refused)."""
+        if self._lookup is not None:
+            return self._lookup.known_categories(column), True
+        for block in [*self._categorical, *self._ordinal]:
+            if column in block.columns:
+                j = block.columns.index(column)
+                return set(block.codes[j]), block.unknown[j] is not None
+        return set(), True
+
     # -- self-check ----------------------------------------------------------------------
 
     def _verify(self, model: Any, spec: ResolvedSpec) -> None:
-        probes = _probe_records(self, spec)
-        frame = pd.DataFrame.from_records(probes, columns=list(self.features))
-        try:
-            expected = np.asarray(model.predict_proba(frame)[:, 1], dtype=np.float64)
-            got = self.score_many(probes)
-            # one at a time too: heads switch method with the number of rows
-            one_by_one = np.array([self.score_one(record) for record in probes])
-        except ValueError as exc:
-            raise UnsupportedModel(f"probe rows could not be scored both ways: {exc}") from exc
-        gap = float(max(np.max(np.abs(expected - got)), np.max(np.abs(expected - one_by_one))))
-        if not gap <= VERIFY_TOLERANCE:
-            raise UnsupportedModel(
-                f"the compiled {self.kind} path disagrees with the pipeline on probe rows "
-                f"(max |difference| {gap:.3g} > {VERIFY_TOLERANCE:g})"
-            )
+        verify_against(self, model, spec)
 
 
-def _probe_records(scorer: FastScorer, spec: ResolvedSpec, n: int = 64) -> list[dict[str, Any]]:
+class CompiledScorer(Protocol):
+    """What a compiled model offers (:class:`FastScorer`, and the stacked ensemble's)."""
+
+    features: tuple[str, ...]
+    feature_names: tuple[str, ...]
+    kind: str
+
+    @property
+    def width(self) -> int: ...
+    def transform_many(self, records: Sequence[Mapping[str, object]]) -> np.ndarray: ...
+    def transform_one(self, record: Mapping[str, object]) -> np.ndarray: ...
+    def margin(self, X: np.ndarray) -> np.ndarray | None: ...
+    def score_many(self, records: Sequence[Mapping[str, object]]) -> np.ndarray: ...
+    def score_one(self, record: Mapping[str, object]) -> float: ...
+    def imputed_fields(self, record: Mapping[str, object]) -> list[str]: ...
+    def known_categories(self, column: str) -> tuple[set[str], bool]: ...
+    def _input_kinds(self) -> tuple[list[str], list[str]]: ...
+
+
+def verify_against(scorer: CompiledScorer, model: Any, spec: ResolvedSpec) -> None:
+    """Raise UnsupportedModel unless ``scorer`` gives ``model.predict_proba``'s numbers on
+    probe rows built from ``spec``, in batches and one row at a time."""
+    probes = _probe_records(scorer, spec)
+    frame = pd.DataFrame.from_records(probes, columns=list(scorer.features))
+    try:
+        expected = np.asarray(model.predict_proba(frame)[:, 1], dtype=np.float64)
+        got = scorer.score_many(probes)
+        # one at a time too: heads switch method with the number of rows
+        one_by_one = np.array([scorer.score_one(record) for record in probes])
+    except ValueError as exc:
+        raise UnsupportedModel(f"probe rows could not be scored both ways: {exc}") from exc
+    gap = float(max(np.max(np.abs(expected - got)), np.max(np.abs(expected - one_by_one))))
+    if not gap <= VERIFY_TOLERANCE:
+        raise UnsupportedModel(
+            f"the compiled {scorer.kind} path disagrees with the pipeline on probe rows "
+            f"(max |difference| {gap:.3g} > {VERIFY_TOLERANCE:g})"
+        )
+
+
+def _probe_records(scorer: CompiledScorer, spec: ResolvedSpec, n: int = 64) -> list[dict[str, Any]]:
     """Rows that exercise every branch: each category, unseen and missing values, numbers at,
     inside and far outside the training range, negative numbers, numbers sent as text."""
     rng = np.random.default_rng(0)
@@ -263,7 +303,7 @@ def _probe_records(scorer: FastScorer, spec: ResolvedSpec, n: int = 64) -> list[
         ]
     for column in text:
         s = schema.get(column)
-        known, unseen_ok = _known_categories(scorer, column)
+        known, unseen_ok = scorer.known_categories(column)
         known |= set((s.categories or []) if s else [])
         values: list[Any] = [*sorted(known), None, "", "  "]
         if unseen_ok:
@@ -279,25 +319,3 @@ def _probe_records(scorer: FastScorer, spec: ResolvedSpec, n: int = 64) -> list[
                 record[column] = value  # else leave the key out: also missing
         records.append(record)
     return records
-
-
-def _known_categories(scorer: FastScorer, column: str) -> tuple[set[str], bool]:
-    """The categories ``column`` knows, and whether an unseen one is scored (not refused)."""
-    if scorer._lookup is not None:
-        return scorer._lookup.known_categories(column), True
-    for block in [*scorer._categorical, *scorer._ordinal]:
-        if column in block.columns:
-            j = block.columns.index(column)
-            return set(block.codes[j]), block.unknown[j] is not None
-    return set(), True
-
-
-def compile_or_none(model: Any, spec: ResolvedSpec) -> FastScorer | None:
-    """The compiled scorer, or None (logged) when the model must be served by its pipeline."""
-    try:
-        return FastScorer.compile(model, spec)
-    except UnsupportedModel as exc:
-        logger.warning("fast scoring path unavailable, serving the pipeline: %s", exc)
-    except Exception:  # a bug here must never stop the service: the pipeline still scores
-        logger.exception("compiling the fast scoring path failed, serving the pipeline")
-    return None
