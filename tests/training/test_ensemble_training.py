@@ -162,3 +162,14 @@ def test_the_model_card_shows_the_stack(trained) -> None:
     assert "## Stacked ensemble" in text
     assert "the stacker, a logistic regression fitted on out-of-fold predictions" in text
     assert "| ensemble (champion) |" in text
+
+
+def test_members_are_the_best_by_cv_among_those_explained_exactly() -> None:
+    from creditops.models.zoo import CANDIDATES
+
+    means = {"neural_network": 0.85, "lightgbm": 0.84, "xgboost": 0.83, "scorecard": 0.80}
+    exact = [name for name, c in CANDIDATES.items() if c.exact_explanations]
+    assert "neural_network" not in exact
+    assert choose_members(means, 3, exact) == ["lightgbm", "xgboost", "scorecard"]
+    assert choose_members(means, 2) == ["neural_network", "lightgbm"]
+    assert choose_members({"b": 0.8, "a": 0.8}, 2) == ["a", "b"]  # ties by name

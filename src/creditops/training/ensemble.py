@@ -1,6 +1,9 @@
 """The stacked ensemble as one more candidate, judged by the same champion rule.
 
-Its members are the candidates with the best cross-validated AUC (``Settings.ensemble_size``).
+Its members are the candidates with the best cross-validated AUC (``Settings.ensemble_size``)
+among those whose decisions are explained exactly: every adverse-action reason of the ensemble
+is then exact too, and costs what its members' cost (the network's sampled permutation SHAP
+costs tens of milliseconds per decision, so the network is left out).
 Its evidence is built from what tuning already has: each member's out-of-fold probabilities on
 the tuning folds (:func:`creditops.training.tune.out_of_fold`). For each fold the stacker is
 fitted on the other folds' out-of-fold log-odds and scores this fold, so the ensemble gets
@@ -49,9 +52,13 @@ def ensemble_label(members: Sequence[str]) -> str:
     return f"Stacked ensemble ({' + '.join(members)})"
 
 
-def choose_members(cv_means: Mapping[str, float], size: int) -> list[str]:
-    """The ``size`` candidates with the best mean CV AUC, best first (ties by name)."""
-    ranked = sorted(cv_means, key=lambda name: (-cv_means[name], name))
+def choose_members(
+    cv_means: Mapping[str, float], size: int, eligible: Sequence[str] | None = None
+) -> list[str]:
+    """The ``size`` candidates with the best mean CV AUC among ``eligible`` (default: all),
+    best first (ties by name)."""
+    names = [n for n in cv_means if eligible is None or n in set(eligible)]
+    ranked = sorted(names, key=lambda name: (-cv_means[name], name))
     return ranked[:size]
 
 
@@ -111,7 +118,12 @@ def train_ensemble(
     ``oof``: the candidates' out-of-fold predictions on the tuning folds where tuning kept
     them; the grid-tuned members' are computed here (and added)."""
     started = time.perf_counter()
-    members = choose_members({r.name: r.cv_auc_mean for r in results}, settings.ensemble_size)
+    exact = [c.name for c in candidates if c.exact_explanations]
+    members = choose_members(
+        {r.name: r.cv_auc_mean for r in results}, settings.ensemble_size, exact
+    )
+    if len(members) < 2:
+        return None
     features = FeatureSet.from_spec(validated.spec)
     X, y = validated.X.iloc[rows], validated.y[rows]
     splits = fold_splits(X, y, n_folds=settings.cv_folds, seed=settings.seed)
