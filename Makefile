@@ -58,6 +58,9 @@ $(BENCH_STAMP): pyproject.toml | $(STAMP)
 bench-quality: $(STAMP) $(BENCH_STAMP) ## Champion vs a default HistGradientBoosting on every offline credit dataset (PROFILE=fast, DATASET=name)
 	$(BIN)/python benchmarks/quality.py --profile $(or $(PROFILE),full) $(if $(DATASET),$(foreach d,$(DATASET),--dataset $(d)),--dataset all)
 
+bench-profile: $(STAMP) ## Data profile of a 1,000,000-row × 30-column file beside a pandas baseline (ROWS=...)
+	$(BIN)/python benchmarks/profile.py $(if $(ROWS),--rows $(ROWS))
+
 .venv-evidently:
 	# Evidently 0.7 does not import under pandas 3: the comparison runs in its own interpreter.
 	$(PYTHON) -m venv .venv-evidently
@@ -72,4 +75,4 @@ mlflow-ui: $(STAMP) ## Open the MLflow UI on the local tracking store (http://12
 clean: ## Remove local state (.creditops) but keep .venv
 	rm -rf .creditops .pytest_cache
 
-.PHONY: help install lint format test run bench-serving bench-dashboard bench-quality bench-drift mlflow-ui clean
+.PHONY: help install lint format test run bench-serving bench-dashboard bench-quality bench-profile bench-drift mlflow-ui clean

@@ -98,6 +98,84 @@ class _RichProgress:
 
 
 @app.command()
+def profile(
+    data: Annotated[Path, typer.Argument(help="A CSV (UTF-8, header row) or Parquet file.")],
+    spec: Annotated[Path, typer.Option(help="The dataset spec (YAML) naming at least the target.")],
+    html: Annotated[
+        Path | None, typer.Option(help="Also write the profile as a self-contained HTML page.")
+    ] = None,
+    against: Annotated[
+        str | None,
+        typer.Option(
+            help="A registered version or alias (e.g. champion): each feature's PSI against "
+            "the rows it was trained on."
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the profile as JSON.")] = False,
+) -> None:
+    """Profile a data file: class balance, each feature's bad rate by bin with WoE and
+    information value, single-feature AUC (leakage), correlations, and PSI against a version."""
+    from creditops.data.profile import profile_file, render_profile_html
+    from creditops.data.spec import DatasetSpec
+
+    settings = _settings()
+    try:
+        dataset_spec = DatasetSpec.from_yaml(spec)
+        reference, reference_name = None, None
+        if against is not None:
+            from creditops.registry.load import load_model, load_version_data
+
+            loaded = load_model(settings, against)
+            version_data = load_version_data(settings, loaded)
+            reference = version_data.frame.iloc[version_data.split.train]
+            reference_name = f"{loaded.name} v{loaded.version} (training rows)"
+        result = profile_file(
+            data,
+            dataset_spec,
+            leakage_auc=settings.leakage_auc,
+            reference=reference,
+            reference_name=reference_name,
+        )
+    except CreditOpsError as error:
+        _fail(error)
+    if html is not None:
+        html.write_text(render_profile_html(result), encoding="utf-8")
+    if as_json:
+        _print_json(result.model_dump(mode="json"))
+        return
+    _render_profile(result)
+    if html is not None:
+        out.print(f"HTML: {html}", highlight=False)
+
+
+def _render_profile(result: Any) -> None:
+    balance = result.balance
+    head = f"{result.source}: {result.rows:,} rows"
+    if balance is not None:
+        head += f", {balance.bads:,} bad ({balance.bad_rate:.1%})"
+    out.print(f"{head}; profiled in {result.seconds:.1f} s", highlight=False)
+    table = Table("feature", "kind", "IV", "strength", "AUC", "missing", "distinct")
+    if result.reference:
+        table.add_column("PSI")
+    for f in result.by_information_value():
+        row = [
+            f.name + (" (protected)" if f.role == "protected" else ""),
+            f.kind,
+            "–" if f.information_value is None else f"{f.information_value:.3f}",
+            f.strength or "–",
+            "–" if f.auc is None else f"{f.auc:.3f}",
+            f"{f.missing_rate:.1%}",
+            f"{f.distinct:,}",
+        ]
+        if result.reference:
+            row.append("–" if f.psi is None else f"{f.psi:.4f}")
+        table.add_row(*row)
+    out.print(table)
+    for warning in result.warnings:
+        console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+
+
+@app.command()
 def train(
     dataset: Annotated[
         str | None, typer.Option(help="Built-in dataset name (see `creditops datasets`).")

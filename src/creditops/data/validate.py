@@ -339,6 +339,14 @@ def single_feature_auc(values: pd.Series, y: np.ndarray, *, categorical: bool) -
     return max(auc, 1.0 - auc)
 
 
+def leakage_message(column: str, auc: float) -> str:
+    """The words of the leakage warning (validation's and the data profile's)."""
+    return (
+        f"feature {column!r} alone predicts the target with ROC AUC {auc:.3f}; check "
+        "that it is known at application time (possible target leakage)"
+    )
+
+
 def _warn_leakage(
     frame: pd.DataFrame,
     y: np.ndarray,
@@ -350,14 +358,7 @@ def _warn_leakage(
     for column in [*numeric, *categorical]:
         auc = single_feature_auc(frame[column], y, categorical=column in categorical)
         if auc >= threshold:
-            warnings.append(
-                DataWarning(
-                    "possible_leakage",
-                    f"feature {column!r} alone predicts the target with ROC AUC {auc:.3f}; check "
-                    "that it is known at application time (possible target leakage)",
-                    column,
-                )
-            )
+            warnings.append(DataWarning("possible_leakage", leakage_message(column, auc), column))
 
 
 def _feature_schema(series: pd.Series, name: str, is_numeric: bool) -> FeatureSchema:

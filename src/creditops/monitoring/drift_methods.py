@@ -9,13 +9,14 @@ so this module depends on nothing above it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import ClassVar, Protocol, TypeVar
 
 import numpy as np
 from scipy import stats
 from scipy.spatial import distance
 
+from creditops.data.stability import PSI_EPSILON, population_stability_index
 from creditops.exceptions import ConfigurationError
 
 __all__ = [
@@ -31,8 +32,6 @@ __all__ = [
 ]
 
 AUTO = "auto"
-PSI_EPSILON = 1e-4
-"""Share given to an empty bin in PSI, so that ``ln(current / reference)`` stays finite."""
 _MIN_SCALE = 1e-3
 
 
@@ -143,19 +142,6 @@ class QuantileBins:
         counts = np.bincount(index, minlength=len(self.edges) + 1).astype(float)
         total = counts.sum()
         return counts / total if total else counts
-
-
-def population_stability_index(
-    reference_shares: Sequence[float] | np.ndarray,
-    current_shares: Sequence[float] | np.ndarray,
-    *,
-    epsilon: float = PSI_EPSILON,
-) -> float:
-    """PSI = sum((current - reference) * ln(current / reference)) over bins, empty bins taken
-    as ``epsilon`` so a bin that empties or appears counts heavily instead of infinitely."""
-    ref = np.maximum(np.asarray(reference_shares, dtype=float), epsilon)
-    cur = np.maximum(np.asarray(current_shares, dtype=float), epsilon)
-    return float(np.sum((cur - ref) * np.log(cur / ref)))
 
 
 @register_method("ks")
