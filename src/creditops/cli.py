@@ -14,7 +14,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from creditops.config import Settings, get_settings
-from creditops.exceptions import CreditOpsError, DataValidationError
+from creditops.exceptions import (
+    ConfigurationError,
+    CreditOpsError,
+    DataValidationError,
+    JobError,
+)
 
 app = typer.Typer(
     name="creditops",
@@ -203,21 +208,17 @@ def train(
             "--time-budget",
             min=1.0,
             help="Seconds for the whole run; the search stops early to fit it (default: none "
-            "up to 30,000 training rows, 300 s above).",
+            "up to 10,000 training rows, 300 s above).",
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Train every candidate, track them in MLflow and register the champion with its decision
-    policy."""
-    from creditops.registry import champion_exists, get_version, train_and_register
-    from creditops.training.train import load_training_data
+    policy (recorded as a job: see `creditops jobs list`)."""
+    from creditops.jobs.runner import TrainingRequest, train_recorded
+    from creditops.registry import champion_exists, get_version
 
     settings = _settings()
-    if seed is not None:
-        settings = settings.model_copy(update={"seed": seed})
-    if time_budget is not None:
-        settings = settings.model_copy(update={"time_budget": time_budget})
     try:
         if if_no_champion and champion_exists(settings):
             version = get_version(settings)
@@ -227,8 +228,18 @@ def train(
             )
             _print_json({"skipped": True, "reason": message}) if as_json else out.print(message)
             return
-        frame, dataset_spec, name = load_training_data(
-            dataset=dataset, data_path=data, spec_path=spec, delimiter=delimiter, encoding=encoding
+        request = _request(
+            TrainingRequest,
+            dataset=dataset,
+            data_path=None if data is None else str(data),
+            spec_path=None if spec is None else str(spec),
+            delimiter=delimiter,
+            encoding=encoding,
+            profile=profile.value if profile else None,
+            models=models or [],
+            register_champion=register,
+            seed=seed,
+            time_budget=time_budget,
         )
         columns = (
             TextColumn("{task.description:<28}"),
@@ -238,15 +249,8 @@ def train(
             TextColumn("{task.fields[note]}"),
         )
         with Progress(*columns, console=console, disable=as_json) as bars:
-            result = train_and_register(
-                settings,
-                frame=frame,
-                spec=dataset_spec,
-                dataset_name=name,
-                profile=profile.value if profile else None,
-                models=models,
-                register=register,
-                progress=_RichProgress(bars),
+            result = train_recorded(
+                settings, request, requested_by="cli", progress=_RichProgress(bars)
             )
     except CreditOpsError as error:
         _fail(error)
@@ -254,6 +258,17 @@ def train(
         _print_json(result.to_dict())
         return
     _render_training(result)
+
+
+def _request(model: Any, **fields: Any) -> Any:
+    """A request model from options, its validation error as a one-line configuration error."""
+    from pydantic import ValidationError
+
+    try:
+        return model(**fields)
+    except ValidationError as exc:
+        problems = "; ".join(err["msg"].removeprefix("Value error, ") for err in exc.errors())
+        raise ConfigurationError(problems) from exc
 
 
 def _render_training(result: Any) -> None:
@@ -788,6 +803,104 @@ def db_current(
     except CreditOpsError as error:
         _fail(error)
     _print_schema(status, as_json)
+
+
+jobs = typer.Typer(
+    help="Background jobs: training from the dashboard or the command line.",
+    no_args_is_help=True,
+)
+app.add_typer(jobs, name="jobs")
+
+
+@jobs.command("list")
+def jobs_list(
+    state: Annotated[str | None, typer.Option(help="Only jobs in this state.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="Newest first, at most.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """The newest jobs (dead ones are marked failed first)."""
+    from creditops.jobs.runner import describe, dispatch
+    from creditops.store.jobs import JobStore
+
+    settings = _settings()
+    try:
+        store = JobStore.from_settings(settings)
+        dispatch(settings, store)  # reaps dead jobs, starts queued ones a slot is free for
+        rows = describe(store.list(state=state, limit=limit))  # type: ignore[arg-type]
+    except CreditOpsError as error:
+        _fail(error)
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("id", "kind", "state", "by", "created", "elapsed", "version", "message")
+    for row in rows:
+        elapsed = "–" if row["elapsed_s"] is None else f"{row['elapsed_s']:.0f} s"
+        table.add_row(
+            row["id"][:8],
+            row["kind"],
+            row["state"],
+            row["requested_by"],
+            row["created_at"],
+            elapsed,
+            row["model_version"] or "–",
+            (row["message"] or "")[:80],
+        )
+    out.print(table)
+
+
+@jobs.command("show")
+def jobs_show(
+    job_id: Annotated[str, typer.Argument(help="The job's id (or the start of it).")],
+) -> None:
+    """One job in full, as JSON: parameters, process, progress, outcome."""
+    from creditops.store.jobs import JobStore
+
+    settings = _settings()
+    try:
+        _print_json(_find_job(JobStore.from_settings(settings), job_id).model_dump(mode="json"))
+    except CreditOpsError as error:
+        _fail(error)
+
+
+@jobs.command("cancel")
+def jobs_cancel(
+    job_id: Annotated[str, typer.Argument(help="The job's id (or the start of it).")],
+) -> None:
+    """Cancel a queued job or stop a running one."""
+    from creditops.jobs.runner import cancel_job
+    from creditops.store.jobs import JobStore
+
+    settings = _settings()
+    try:
+        job = _find_job(JobStore.from_settings(settings), job_id)
+        job = cancel_job(settings, job.id, by="cli")
+    except CreditOpsError as error:
+        _fail(error)
+    out.print(f"job {job.id}: {job.state}" + (" (stopping)" if job.state == "running" else ""))
+
+
+@jobs.command("run", hidden=True)
+def jobs_run(job_id: Annotated[str, typer.Argument()]) -> None:
+    """Run a claimed job in this process (the job runner starts this)."""
+    from creditops.jobs.runner import run_job
+
+    settings = _settings()
+    try:
+        job = run_job(settings, job_id)
+    except CreditOpsError as error:
+        _fail(error)
+    out.print(f"job {job.id}: {job.state}", highlight=False)
+    if job.state != "succeeded":
+        raise typer.Exit(code=1)
+
+
+def _find_job(store: Any, prefix: str) -> Any:
+    matches = [job for job in store.list(limit=1000) if job.id.startswith(prefix)]
+    if len(matches) != 1:
+        raise JobError(
+            f"no job {prefix}" if not matches else f"{prefix} matches {len(matches)} jobs"
+        )
+    return matches[0]
 
 
 def main() -> None:  # pragma: no cover - entry point for `python -m creditops.cli`

@@ -98,6 +98,18 @@ class Settings(BaseSettings):
         "(paired by fold) of the best cross-validated AUC; 0 takes the best.",
     )
     leakage_auc: float = Field(default=0.95, gt=0.5, le=1.0)
+    max_jobs: int = Field(
+        default=1,
+        ge=1,
+        le=32,
+        description="Background jobs (training, monitor, retrain) running at once; the rest "
+        "queue.",
+    )
+    job_heartbeat_timeout: float = Field(
+        default=120.0,
+        gt=0.0,
+        description="Seconds without a heartbeat after which a running job counts as dead.",
+    )
     max_batch: int = Field(default=10_000, ge=1, le=1_000_000)
     max_body_bytes: int = Field(
         default=64 * 1024,

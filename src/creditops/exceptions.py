@@ -66,6 +66,15 @@ class AuditLogError(CreditOpsError):
     """The retraining audit could not be read or written."""
 
 
+class JobError(CreditOpsError):
+    """The job store could not read or write, or a job cannot do what was asked (unknown id,
+    already finished)."""
+
+
+class JobCancelledError(CreditOpsError):
+    """A running job was asked to stop; raised inside its worker to unwind it."""
+
+
 class NotClearedError(CreditOpsError):
     """A version may not be promoted without ``force``: no retrain cleared it (its gates did
     not pass, it did not come from a retrain) or it was rolled back since."""

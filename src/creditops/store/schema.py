@@ -45,6 +45,7 @@ __all__ = [
     "database_status",
     "ensure_schema",
     "head_revision",
+    "jobs_table",
     "metadata",
     "monitor_runs_table",
     "outcomes",
@@ -224,6 +225,36 @@ audit_table = sa.Table(
     sa.Column("gates", sa.JSON, nullable=False),
     sa.Column("message", sa.Text, nullable=False),
     sa.Column("details", sa.JSON, nullable=False),
+)
+
+
+#: Background work (training, monitoring, retraining) and how far it got
+#: (:mod:`creditops.store.jobs`). Revision 0003.
+jobs_table = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("started_at", UTCDateTime(), nullable=True),
+    sa.Column("finished_at", UTCDateTime(), nullable=True),
+    sa.Column("heartbeat_at", UTCDateTime(), nullable=True),
+    sa.Column("requested_by", sa.Text, nullable=False),
+    sa.Column("params", sa.JSON, nullable=False),
+    sa.Column("data_fingerprint", sa.String(64), nullable=True),
+    sa.Column("host", sa.Text, nullable=True),
+    sa.Column("pid", sa.Integer, nullable=True),
+    sa.Column("progress", sa.JSON, nullable=False),
+    sa.Column("run_id", sa.String(64), nullable=True),
+    sa.Column("model_version", sa.Text, nullable=True),
+    sa.Column("message", sa.Text, nullable=True),
+    sa.Column("cancel_requested", sa.Boolean, nullable=False),
+    sa.CheckConstraint(
+        "state IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')", name="ck_job_state"
+    ),
+    sa.Index("ix_jobs_state_created", "state", "created_at"),
+    sa.Index("ix_jobs_created", "created_at"),
 )
 
 
