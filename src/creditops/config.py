@@ -102,8 +102,7 @@ class Settings(BaseSettings):
         default=1,
         ge=1,
         le=32,
-        description="Background jobs (training, monitor, retrain) running at once; the rest "
-        "queue.",
+        description="Background jobs (training, monitor, retrain) running at once; the rest queue.",
     )
     job_heartbeat_timeout: float = Field(
         default=120.0,
