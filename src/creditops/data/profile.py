@@ -161,8 +161,8 @@ def profile_file(
     if path.stat().st_size == 0:
         raise DataValidationError(f"{path.name} is empty")
     started = time.perf_counter()
-    with _connection(memory_limit) as con:
-        _load_file(con, path)
+    with duckdb_connection(memory_limit) as con:
+        load_file(con, path)
         return _profile(con, path.name, spec, bins, leakage_auc, reference, reference_name, started)
 
 
@@ -178,7 +178,7 @@ def profile_frame(
 ) -> DatasetProfile:
     """Profile rows already in memory (see :func:`profile_file`)."""
     started = time.perf_counter()
-    with _connection("1GB") as con:
+    with duckdb_connection() as con:
         con.register("source_frame", frame)
         con.execute("CREATE TABLE data AS SELECT * FROM source_frame")
         con.unregister("source_frame")
@@ -189,7 +189,7 @@ def profile_frame(
 
 
 @contextmanager
-def _connection(memory_limit: str) -> Iterator[Any]:
+def duckdb_connection(memory_limit: str = "1GB") -> Iterator[Any]:
     import duckdb
 
     spill = tempfile.mkdtemp(prefix="creditops-profile-")  # never the working directory
@@ -207,7 +207,9 @@ def _connection(memory_limit: str) -> Iterator[Any]:
         shutil.rmtree(spill, ignore_errors=True)
 
 
-def _load_file(con: Any, path: Path) -> None:
+def load_file(con: Any, path: Path) -> None:
+    """``path`` (CSV or Parquet) as the table ``data`` of ``con``; DataValidationError naming
+    the problem when it cannot be read."""
     import duckdb
 
     suffix = path.suffix.lower()
@@ -714,7 +716,9 @@ __all__ = [
     "DatasetProfile",
     "FeatureProfile",
     "Histogram",
+    "duckdb_connection",
     "iv_strength",
+    "load_file",
     "profile_file",
     "profile_frame",
     "render_profile_html",
