@@ -59,7 +59,7 @@ bench-quality: $(STAMP) $(BENCH_STAMP) ## Champion vs a default HistGradientBoos
 	$(BIN)/python benchmarks/quality.py --profile $(or $(PROFILE),full) $(if $(DATASET),$(foreach d,$(DATASET),--dataset $(d)),--dataset all)
 
 bench-profile: $(STAMP) ## Data profile of a 1,000,000-row × 30-column file beside a pandas baseline (ROWS=...)
-	$(BIN)/python benchmarks/profile.py $(if $(ROWS),--rows $(ROWS))
+	$(BIN)/python benchmarks/data_profile.py $(if $(ROWS),--rows $(ROWS))
 
 .venv-evidently:
 	# Evidently 0.7 does not import under pandas 3: the comparison runs in its own interpreter.

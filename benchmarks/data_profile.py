@@ -1,5 +1,8 @@
 """How long the data profile takes on a large file, and how much memory it needs.
 
+(Named ``data_profile``, not ``profile``: a script's folder comes first on ``sys.path``, and a
+``profile.py`` there would stand in for the standard library's, which ``cProfile`` imports.)
+
 Writes a seeded credit-like file of ``--rows`` rows × 30 columns (20 numeric with missing values
 and outliers, 9 categorical of 3 to 400 levels, the outcome), as CSV and as Parquet, then profiles
 each in a fresh process (so the peak resident memory is the profile's own) with
@@ -9,7 +12,7 @@ table. Prints one row per (engine, format): seconds and peak RSS.
 
 Goal: 1,000,000 rows × 30 columns profiled in ≤ 60 s on 2 cores with peak RSS < 2 GiB.
 
-Usage: ``python benchmarks/profile.py [--rows N] [--keep DIR] [--skip-baseline]``.
+Usage: ``python benchmarks/data_profile.py [--rows N] [--keep DIR] [--skip-baseline]``.
 """
 
 from __future__ import annotations
