@@ -824,9 +824,9 @@ def jobs_list(
 
     settings = _settings()
     try:
-        store = JobStore.from_settings(settings)
-        dispatch(settings, store)  # reaps dead jobs, starts queued ones a slot is free for
-        rows = describe(store.list(state=state, limit=limit))  # type: ignore[arg-type]
+        with JobStore.from_settings(settings) as store:
+            dispatch(settings, store)  # reaps dead jobs, starts queued ones a slot is free for
+            rows = describe(store.list(state=state, limit=limit))  # type: ignore[arg-type]
     except CreditOpsError as error:
         _fail(error)
     if as_json:
@@ -857,7 +857,8 @@ def jobs_show(
 
     settings = _settings()
     try:
-        _print_json(_find_job(JobStore.from_settings(settings), job_id).model_dump(mode="json"))
+        with JobStore.from_settings(settings) as store:
+            _print_json(_find_job(store, job_id).model_dump(mode="json"))
     except CreditOpsError as error:
         _fail(error)
 
@@ -872,7 +873,8 @@ def jobs_cancel(
 
     settings = _settings()
     try:
-        job = _find_job(JobStore.from_settings(settings), job_id)
+        with JobStore.from_settings(settings) as store:
+            job = _find_job(store, job_id)
         job = cancel_job(settings, job.id, by="cli")
     except CreditOpsError as error:
         _fail(error)

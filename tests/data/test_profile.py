@@ -231,3 +231,53 @@ def test_single_feature_auc_matches_validation_on_random_ties() -> None:
     assert feature.auc == pytest.approx(
         single_feature_auc(frame["x"], y, categorical=False), abs=1e-12
     )
+
+
+def test_awkward_columns_are_profiled_not_refused(tmp_path) -> None:
+    rng = np.random.default_rng(3)
+    n = 2000
+    y = rng.integers(0, 2, n)
+    frame = pd.DataFrame(
+        {
+            "v": rng.normal(size=n) + y,  # a name the profile's own queries must not capture
+            "__bad": rng.integers(0, 3, n),
+            "customer_ref": [f"C{i:05d}" for i in range(n)],  # an identifier held as text
+            "flag": (rng.random(n) < 0.2).astype(int),  # a 0/1 column: deciles collapse
+            "blank": [""] * n,
+            "Status": np.where(y == 1, "bad", "good"),
+        }
+    )
+    path = tmp_path / "awkward.csv"
+    frame.to_csv(path, index=False)
+    spec = DatasetSpec.model_validate(
+        {
+            "target": "Status",
+            "positive": "bad",
+            "features": {
+                "numeric": ["v", "__bad", "flag", "blank"],
+                "categorical": ["customer_ref"],
+            },
+        }
+    )
+    result = profile_file(path, spec)
+    assert result.feature("v").auc > 0.7
+    ident = result.feature("customer_ref")
+    assert ident.auc == pytest.approx(0.5, abs=0.02)  # one row per level: no signal
+    assert not ident.leakage
+    assert any("is it an identifier?" in w for w in result.warnings)
+    flag = result.feature("flag")
+    assert all(b.count > 0 for b in flag.bins)
+    assert sum(b.count for b in flag.bins) == n
+    blank = result.feature("blank")
+    assert blank.missing == n
+    assert [b.label for b in blank.bins] == ["Missing"]
+
+
+def test_numeric_coded_categories_compare_alike_in_psi() -> None:
+    frame = pd.DataFrame({"grade": [1.0, 2.0, 3.0, None] * 50, "Status": ["bad", "good"] * 100})
+    current = pd.DataFrame({"grade": ["1", " 2", "3", ""] * 50, "Status": ["bad", "good"] * 100})
+    spec = DatasetSpec.model_validate(
+        {"target": "Status", "positive": "bad", "features": {"categorical": ["grade"]}}
+    )
+    result = profile_frame(current, spec, reference=frame)
+    assert result.feature("grade").psi == pytest.approx(0.0, abs=1e-12)

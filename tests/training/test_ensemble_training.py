@@ -173,3 +173,39 @@ def test_members_are_the_best_by_cv_among_those_explained_exactly() -> None:
     assert choose_members(means, 3, exact) == ["lightgbm", "xgboost", "scorecard"]
     assert choose_members(means, 2) == ["neural_network", "lightgbm"]
     assert choose_members({"b": 0.8, "a": 0.8}, 2) == ["a", "b"]  # ties by name
+
+
+def test_an_ensemble_the_budget_cannot_confirm_is_not_champion() -> None:
+    from creditops.training.candidate import CandidateResult
+    from creditops.training.select import CandidateScores, choose_champion
+    from creditops.training.train import _without_ensemble
+
+    def result(name: str, complexity: int, folds: list[float]) -> CandidateResult:
+        return CandidateResult(
+            name=name,
+            label=name,
+            complexity=complexity,
+            params={},
+            calibration="none",
+            cv_auc_mean=float(np.mean(folds)),
+            cv_auc_std=float(np.std(folds)),
+            cv={},
+            fold_aucs=folds,
+            validation={"roc_auc": 0.8},
+        )
+
+    results = [
+        result("logistic_regression", 1, [0.80, 0.78, 0.79, 0.81, 0.80]),
+        result("lightgbm", 5, [0.83, 0.81, 0.82, 0.84, 0.83]),
+        result(ENSEMBLE, 7, [0.86, 0.84, 0.85, 0.87, 0.86]),
+    ]
+    first = choose_champion(
+        [CandidateScores(r.name, r.label, r.complexity, r.fold_aucs) for r in results]
+    )
+    assert first.champion == ENSEMBLE
+    settings = Settings(home="/tmp/unused-home")
+    chosen = _without_ensemble(first, results, settings)
+    assert chosen.champion == "lightgbm"
+    assert chosen.screening == first
+    assert "no room to confirm it" in chosen.reason
+    assert {c.name for c in chosen.candidates} == {"logistic_regression", "lightgbm"}

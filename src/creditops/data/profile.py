@@ -26,7 +26,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
@@ -54,6 +54,8 @@ TOP_CATEGORIES = 20
 _MISSING = "Missing"
 _HIGH_MISSING = 0.5
 _FEW_BADS = 50
+# The outcome column the profile adds (1 bad, 0 good, NULL unknown): a name no file uses.
+_BAD = '"__creditops_outcome__"'
 
 
 class BinRow(BaseModel):
@@ -163,7 +165,12 @@ def profile_file(
     started = time.perf_counter()
     with duckdb_connection(memory_limit) as con:
         load_file(con, path)
-        return _profile(con, path.name, spec, bins, leakage_auc, reference, reference_name, started)
+        return _guarded(
+            path.name,
+            lambda: _profile(
+                con, path.name, spec, bins, leakage_auc, reference, reference_name, started
+            ),
+        )
 
 
 def profile_frame(
@@ -182,7 +189,22 @@ def profile_frame(
         con.register("source_frame", frame)
         con.execute("CREATE TABLE data AS SELECT * FROM source_frame")
         con.unregister("source_frame")
-        return _profile(con, source, spec, bins, leakage_auc, reference, reference_name, started)
+        return _guarded(
+            source,
+            lambda: _profile(
+                con, source, spec, bins, leakage_auc, reference, reference_name, started
+            ),
+        )
+
+
+def _guarded(source: str, work: Callable[[], DatasetProfile]) -> DatasetProfile:
+    """``work``, with anything the database refuses reported as a data problem."""
+    import duckdb
+
+    try:
+        return work()
+    except duckdb.Error as exc:
+        raise DataValidationError(_read_error(source, str(exc))) from exc
 
 
 # --------------------------------------------------------------------------- loading
@@ -275,7 +297,7 @@ def _profile(
         _add_outcome(con, spec, types)
         balance = _balance(con, rows, spec)
     else:  # applications without outcomes: distributions and PSI only
-        con.execute("ALTER TABLE data ADD COLUMN __bad TINYINT")
+        con.execute(f"ALTER TABLE data ADD COLUMN {_BAD} TINYINT")
         balance = None
     numeric, categorical = _feature_kinds(con, spec, types, source)
     protected = [c for c in spec.protected if c not in numeric and c not in categorical]
@@ -317,6 +339,11 @@ def _profile(
 _NUMBER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "FLOAT", "DOUBLE")
 
 
+def is_number_type(kind: str) -> bool:
+    """Whether a DuckDB column type holds numbers."""
+    return _is_number_type(kind)
+
+
 def _is_number_type(kind: str) -> bool:
     return kind.startswith(("DECIMAL", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT")) or (
         kind in _NUMBER_TYPES
@@ -324,26 +351,26 @@ def _is_number_type(kind: str) -> bool:
 
 
 def _add_outcome(con: Any, spec: DatasetSpec, types: dict[str, str]) -> None:
-    """A column ``__bad``: 1 where the target holds the positive value, 0 elsewhere, NULL where
-    the target is missing (compared as text, as validation compares it, so ``positive: 1``
-    matches 1, 1.0 and "1")."""
+    """The outcome column: 1 where the target holds the positive value, 0 elsewhere, NULL where
+    the target is missing. A numeric target is compared as a number (``positive: 1`` matches 1
+    and 1.0), a text one without case or surrounding blanks; any value other than the positive
+    one is a good (the profile does not check for more than two classes: validation does)."""
     target = _quote(spec.target)
     positive = str(spec.positive).strip().lower()
     if _is_number_type(types[spec.target]):
         try:
             number = float(positive)
         except ValueError:
-            matches = "false"
-        else:
-            matches = f"{target} = {number!r}"
+            number = math.nan
+        matches = f"{target} = {number!r}" if math.isfinite(number) else "false"
     else:
         matches = f"lower(trim(CAST({target} AS VARCHAR))) = {_sql_text(positive)}"
     empty = (
         "false" if _is_number_type(types[spec.target]) else f"trim(CAST({target} AS VARCHAR)) = ''"
     )
     con.execute(
-        "ALTER TABLE data ADD COLUMN __bad TINYINT; "
-        f"UPDATE data SET __bad = CASE WHEN {target} IS NULL OR {empty} THEN NULL "
+        f"ALTER TABLE data ADD COLUMN {_BAD} TINYINT; "
+        f"UPDATE data SET {_BAD} = CASE WHEN {target} IS NULL OR {empty} THEN NULL "
         f"WHEN {matches} THEN 1 ELSE 0 END"
     )
 
@@ -354,7 +381,7 @@ def _sql_text(value: str) -> str:
 
 def _balance(con: Any, rows: int, spec: DatasetSpec) -> ClassBalance:
     bads, goods = con.execute(
-        "SELECT count(*) FILTER (WHERE __bad = 1), count(*) FILTER (WHERE __bad = 0) FROM data"
+        f"SELECT count(*) FILTER (WHERE {_BAD} = 1), count(*) FILTER (WHERE {_BAD} = 0) FROM data"
     ).fetchone()
     if bads == 0:
         raise DataValidationError(
@@ -381,7 +408,7 @@ def _feature_kinds(
     con: Any, spec: DatasetSpec, types: dict[str, str], source: str
 ) -> tuple[list[str], list[str]]:
     """The spec's feature types, checked against the file; inferred where the spec is silent."""
-    reserved = {spec.target, spec.id, *spec.protected, "__bad"} - {None}
+    reserved = {spec.target, spec.id, *spec.protected, _BAD.strip('"')} - {None}
     if spec.features is not None:
         numeric, categorical = list(spec.features.numeric), list(spec.features.categorical)
         for column in numeric:
@@ -401,9 +428,12 @@ def _refuse_text(con: Any, column: str, source: str) -> None:
         f"AS value FROM data) WHERE value IS NOT NULL AND trim(value) <> '' "
         "AND TRY_CAST(value AS DOUBLE) IS NULL LIMIT 1"
     ).fetchone()
-    where = "" if found is None else f": {found[1]!r} in data row {found[0]}"
+    if found is None:  # nothing but blanks: a numeric column with every value missing
+        return
     raise DataValidationError(
-        f"column {column!r} is declared numeric but holds text{where}", column=column
+        f"column {column!r} is declared numeric but holds text: {found[1]!r} in data row "
+        f"{found[0]}",
+        column=column,
     )
 
 
@@ -411,14 +441,17 @@ def _grouped_counts(con: Any, column: str, numeric: bool) -> dict[str, np.ndarra
     """The column's distinct values (NaN / None for missing) with their goods, bads and rows
     (rows include those with a missing outcome)."""
     quoted = _quote(column)
+    # TRY_CAST: text cells were refused before, so what does not cast is a blank (missing)
     value = (
-        f"CAST({quoted} AS DOUBLE)" if numeric else f"NULLIF(trim(CAST({quoted} AS VARCHAR)), '')"
+        f"TRY_CAST({quoted} AS DOUBLE)"
+        if numeric
+        else f"NULLIF(trim(CAST({quoted} AS VARCHAR)), '')"
     )
     result = con.execute(
-        f"SELECT {value} AS v, count(*) FILTER (WHERE __bad = 0) AS goods, "
-        "count(*) FILTER (WHERE __bad = 1) AS bads, count(*) AS n FROM data GROUP BY v"
+        f"SELECT {value} AS __value, count(*) FILTER (WHERE {_BAD} = 0) AS __goods, "
+        f"count(*) FILTER (WHERE {_BAD} = 1) AS __bads, count(*) AS __rows FROM data GROUP BY 1"
     ).fetchnumpy()
-    values = result["v"]
+    values = result["__value"]
     if numeric:
         values = np.ma.filled(np.ma.asarray(values).astype(float), np.nan)
     else:
@@ -427,9 +460,9 @@ def _grouped_counts(con: Any, column: str, numeric: bool) -> dict[str, np.ndarra
         )
     return {
         "values": values,
-        "goods": np.asarray(result["goods"], dtype=np.int64),
-        "bads": np.asarray(result["bads"], dtype=np.int64),
-        "rows": np.asarray(result["n"], dtype=np.int64),
+        "goods": np.asarray(result["__goods"], dtype=np.int64),
+        "bads": np.asarray(result["__bads"], dtype=np.int64),
+        "rows": np.asarray(result["__rows"], dtype=np.int64),
     }
 
 
@@ -469,7 +502,9 @@ def _numeric_profile(
         bin_rows = np.append(bin_rows, missing)
         bin_goods = np.append(bin_goods, goods[~present].sum())
         bin_bads = np.append(bin_bads, bads[~present].sum())
-    table, iv = _bin_table(labels, bin_rows, bin_goods, bin_bads)
+    occupied = bin_rows > 0  # equal quantiles at the top can leave a bin with no rows
+    labels = [label for label, keep in zip(labels, occupied, strict=True) if keep]
+    table, iv = _bin_table(labels, bin_rows[occupied], bin_goods[occupied], bin_bads[occupied])
     # Missing values score lowest, as validation scores them.
     scores_goods = np.concatenate([goods[~present], g])
     scores_bads = np.concatenate([bads[~present], b])
@@ -520,11 +555,18 @@ def _categorical_profile(
     table, iv = _bin_table(
         labels, np.asarray(bin_rows), np.asarray(bin_goods), np.asarray(bin_bads)
     )
-    # Each category scored by its bad rate shrunk toward the overall rate (ten rows' worth),
-    # so a category of one row cannot look perfectly predictive.
-    prior = bads.sum() / max(goods.sum() + bads.sum(), 1)
-    rate = (bads + 10 * prior) / (goods + bads + 10)
-    order_by_rate = np.argsort(rate, kind="stable")
+    # Each row scored by its category's bad rate without the row itself (leave-one-out, shrunk
+    # toward the overall rate by ten rows' worth), so a category of one row, or an identifier,
+    # cannot look predictive: validation's out-of-fold rates, computed from the counts alone.
+    known = goods + bads
+    prior = bads.sum() / max(known.sum(), 1)
+    bad_scores = (bads - 1 + 10 * prior) / (known - 1 + 10)
+    good_scores = (bads + 10 * prior) / (known - 1 + 10)
+    auc = _scored_auc(
+        np.concatenate([bad_scores, good_scores]),
+        np.concatenate([np.zeros_like(goods), goods]),
+        np.concatenate([bads, np.zeros_like(bads)]),
+    )
     profile = FeatureProfile(
         name=column,
         kind="categorical",
@@ -537,7 +579,7 @@ def _categorical_profile(
         bins=table,
         information_value=iv,
         strength=None if iv is None else iv_strength(iv),
-        auc=_ranked_auc(goods[order_by_rate], bads[order_by_rate]),
+        auc=auc,
         leakage=False,
     )
     if reference is not None:
@@ -590,6 +632,15 @@ def _bin_table(
     return rows, iv if judged else None
 
 
+def _scored_auc(scores: np.ndarray, goods: np.ndarray, bads: np.ndarray) -> float | None:
+    """ROC AUC of groups of rows scored ``scores`` (equal scores tie), as max(AUC, 1 − AUC)."""
+    levels, where = np.unique(scores, return_inverse=True)
+    return _ranked_auc(
+        np.bincount(where, weights=goods, minlength=len(levels)),
+        np.bincount(where, weights=bads, minlength=len(levels)),
+    )
+
+
 def _ranked_auc(goods: np.ndarray, bads: np.ndarray) -> float | None:
     """ROC AUC of a score that orders the groups as given (ties within a group count half),
     as max(AUC, 1 − AUC); None without both outcomes."""
@@ -605,7 +656,9 @@ def _ranked_auc(goods: np.ndarray, bads: np.ndarray) -> float | None:
 def _histogram(
     x: np.ndarray, goods: np.ndarray, bads: np.ndarray, stats: dict[str, float | None]
 ) -> Histogram:
-    low, high = float(stats["p01"] or x[0]), float(stats["p99"] or x[-1])
+    p01, p99 = stats.get("p01"), stats.get("p99")
+    low = float(x[0] if p01 is None else p01)
+    high = float(x[-1] if p99 is None else p99)
     if high <= low:
         low, high = float(x[0]), float(x[-1]) if x[-1] > x[0] else float(x[0]) + 1.0
     edges = np.linspace(low, high, HISTOGRAM_BINS + 1)
@@ -638,11 +691,29 @@ def _numeric_psi(
     )
 
 
+def _category_key(value: Any) -> str | None:
+    """A category as text, numbers written alike on both sides (1, 1.0 and " 1 " are "1")."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return None
+    text = str(value).strip()
+    if not text:
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return str(int(number)) if math.isfinite(number) and number.is_integer() else text
+
+
 def _categorical_psi(reference: pd.Series, values: np.ndarray, rows: np.ndarray) -> float:
-    text = reference.astype("string").str.strip().replace("", pd.NA)
-    ref_counts = text.value_counts(dropna=False)
-    ref_shares = {(None if pd.isna(k) else str(k)): v for k, v in ref_counts.items()}
-    current = dict(zip(values.tolist(), rows.tolist(), strict=True))
+    ref_shares: dict[str | None, int] = {}
+    for value, count in reference.value_counts(dropna=False).items():
+        key = _category_key(value)
+        ref_shares[key] = ref_shares.get(key, 0) + int(count)
+    current: dict[str | None, int] = {}
+    for value, count in zip(values.tolist(), rows.tolist(), strict=True):
+        key = _category_key(value)
+        current[key] = current.get(key, 0) + int(count)
     levels = sorted(set(ref_shares) | set(current), key=lambda v: (v is None, str(v)))
     ref_total, cur_total = sum(ref_shares.values()) or 1, sum(current.values()) or 1
     return population_stability_index(

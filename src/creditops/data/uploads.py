@@ -22,13 +22,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from creditops.data.profile import duckdb_connection, load_file
+from creditops.data.profile import duckdb_connection, is_number_type, load_file
 from creditops.data.spec import DatasetSpec, FeatureTypes
 from creditops.exceptions import DataValidationError
 
 ALLOWED_SUFFIXES = (".csv", ".parquet")
 SPEC_FILE = "spec.yaml"
-_CHUNK = 1 << 20
 _TARGET_NAME = re.compile(
     r"^(status|target|default|defaulted|bad|label|class|outcome|y|loan_status|delinquent|"
     r"serious_?dlqin2yrs|default_payment.*|is_?bad|charged_?off)$",
@@ -96,7 +95,11 @@ def store_upload(
             raise DataValidationError(f"{name} is empty")
         sha = digest.hexdigest()
         folder = uploads_dir / sha[:16]
-        existing = sorted(folder.glob(f"*{suffix}")) if folder.is_dir() else []
+        existing = (
+            sorted(p for p in folder.iterdir() if p.suffix.lower() == suffix)
+            if folder.is_dir()
+            else []
+        )
         if existing:
             return Upload(path=existing[0], sha256=sha, size=size, reused=True)
         folder.mkdir(parents=True, exist_ok=True)
@@ -138,7 +141,8 @@ def infer_spec(path: Path) -> DatasetSpec:
             name
             for name, kind in types.items()
             if name != target
-            and kind in ("BIGINT", "INTEGER")
+            and is_number_type(kind)
+            and not kind.startswith(("DOUBLE", "FLOAT", "DECIMAL"))
             and distinct[name] == rows
             and _ID_NAME.search(name)
         ),
@@ -146,7 +150,7 @@ def infer_spec(path: Path) -> DatasetSpec:
     )
     protected = [n for n in types if n not in (target, id_column) and _PROTECTED_NAME.match(n)]
     features = [n for n in types if n not in (target, id_column, *protected)]
-    numeric = [n for n in features if types[n] in ("BIGINT", "DOUBLE", "INTEGER")]
+    numeric = [n for n in features if is_number_type(types[n])]
     label: str | int = int(positive) if positive.lstrip("-").isdigit() else positive
     return DatasetSpec(
         target=target,

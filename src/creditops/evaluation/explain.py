@@ -71,7 +71,7 @@ from creditops.evaluation.attribution import (
 )
 from creditops.evaluation.plots import beeswarm_figure, importance_figure
 from creditops.models.anatomy import anatomy, estimator_family, is_ensemble
-from creditops.models.ensemble import member_log_odds, stack
+from creditops.models.ensemble import PROBABILITY_FLOOR, member_log_odds, stack
 
 OutputSpace = Literal["log_odds", "probability"]
 Method = Literal[
@@ -338,6 +338,18 @@ class EnsembleExplainer(Explainer):
             odds = member_log_odds(proba)
             if member.output_space == "probability":
                 values = values * _log_odds_per_probability(raw, member.base_value)[:, None]
+            else:
+                # Where the stack clips the member's probability, its log-odds moves less than
+                # its contributions say: scale them to the clipped move, so the sum still holds.
+                clipped = (proba <= PROBABILITY_FLOOR) | (proba >= 1.0 - PROBABILITY_FLOOR)
+                moved = values.sum(axis=1)
+                scale = np.divide(
+                    odds - member.base_value,
+                    moved,
+                    out=np.ones_like(moved),
+                    where=clipped & (np.abs(moved) > 1e-12),
+                )
+                values = values * scale[:, None]
             contributions.append(values)
             log_odds.append(odds)
         return np.stack(contributions), np.column_stack(log_odds)

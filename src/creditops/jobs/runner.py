@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from creditops.config import Settings
 from creditops.exceptions import JobCancelledError, JobError
 from creditops.jobs.progress import JobProgress, TeeProgress
-from creditops.store.jobs import Job, JobStore, process_alive
+from creditops.store.jobs import Job, JobStore, process_alive, runs_job
 from creditops.training.candidate import Progress
 
 
@@ -77,7 +77,11 @@ def train_recorded(
     from creditops.training.tracking import data_fingerprint
     from creditops.training.train import load_training_data
 
-    store = store or JobStore.from_settings(settings)
+    if store is None:
+        with JobStore.from_settings(settings) as own:
+            return train_recorded(
+                settings, request, requested_by=requested_by, progress=progress, store=own
+            )
     if job_id is None:
         job_id = store.create(
             "train", request.model_dump(mode="json"), requested_by=requested_by, running_here=True
@@ -124,20 +128,26 @@ def train_recorded(
 
 def submit_training(settings: Settings, request: TrainingRequest, *, requested_by: str) -> Job:
     """Queue a training job and start it when a slot is free."""
-    store = JobStore.from_settings(settings)
-    job = store.create("train", request.model_dump(mode="json"), requested_by=requested_by)
-    dispatch(settings, store)
-    return store.get(job.id)
+    with JobStore.from_settings(settings) as store:
+        job = store.create("train", request.model_dump(mode="json"), requested_by=requested_by)
+        dispatch(settings, store)
+        return store.get(job.id)
 
 
 def dispatch(settings: Settings, store: JobStore | None = None) -> list[Job]:
     """Reap dead jobs, then start queued ones while fewer than ``max_jobs`` run; returns the
     jobs started."""
-    store = store or JobStore.from_settings(settings)
+    if store is None:
+        with JobStore.from_settings(settings) as own:
+            return dispatch(settings, own)
     store.reap(heartbeat_timeout_s=settings.job_heartbeat_timeout)
     started = []
     while (job := store.claim_next(settings.max_jobs)) is not None:
-        process = _spawn(settings, job.id)
+        try:
+            process = _spawn(settings, job.id)
+        except OSError as exc:  # the slot must not stay taken until the heartbeat times out
+            store.finish(job.id, "failed", message=f"could not start its process: {exc}")
+            continue
         store.attach(job.id, process.pid)
         started.append(store.get(job.id))
     return started
@@ -174,7 +184,11 @@ def _spawn(settings: Settings, job_id: str) -> subprocess.Popen[bytes]:
 def run_job(settings: Settings, job_id: str) -> Job:
     """Run a claimed job in this process (what ``creditops jobs run ID`` does), record how it
     ended, then start the next queued one."""
-    store = JobStore.from_settings(settings)
+    with JobStore.from_settings(settings) as store:
+        return _run_claimed(settings, store, job_id)
+
+
+def _run_claimed(settings: Settings, store: JobStore, job_id: str) -> Job:
     job = store.get(job_id)
     if job.state != "running":
         raise JobError(f"job {job_id} is {job.state}, not claimed to run")
@@ -203,17 +217,20 @@ def _stop_on_sigterm() -> None:
 def cancel_job(settings: Settings, job_id: str, *, by: str) -> Job:
     """Cancel a queued job, or stop a running one (its process on this machine is sent
     SIGTERM; elsewhere its worker stops at its next heartbeat)."""
-    store = JobStore.from_settings(settings)
-    job = store.cancel(job_id, by=by)
-    if (
-        job.state == "running"
-        and job.pid is not None
-        and job.host == socket.gethostname()
-        and job.pid != os.getpid()
-        and process_alive(job.pid)
-    ):
-        os.kill(job.pid, signal.SIGTERM)
-    return store.get(job_id)
+    with JobStore.from_settings(settings) as store:
+        # A dead job's pid may belong to another program by now: reap before signalling.
+        store.reap(heartbeat_timeout_s=settings.job_heartbeat_timeout)
+        job = store.cancel(job_id, by=by)
+        if (
+            job.state == "running"
+            and job.pid is not None
+            and job.host == socket.gethostname()
+            and job.pid != os.getpid()
+            and process_alive(job.pid)
+            and runs_job(job.pid, job_id)
+        ):
+            os.kill(job.pid, signal.SIGTERM)
+        return store.get(job_id)
 
 
 def describe(jobs: Sequence[Job]) -> list[dict[str, Any]]:

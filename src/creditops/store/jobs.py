@@ -28,7 +28,7 @@ from creditops.exceptions import JobError, SchemaError
 from creditops.store.database import create_store_engine, normalise_url, run_transaction
 from creditops.store.schema import ensure_schema, jobs_table
 
-__all__ = ["FINISHED", "Job", "JobKind", "JobState", "JobStore", "process_alive"]
+__all__ = ["FINISHED", "Job", "JobKind", "JobState", "JobStore", "process_alive", "runs_job"]
 
 _T = TypeVar("_T")
 
@@ -71,6 +71,18 @@ class Job(BaseModel):
         return (end - self.started_at).total_seconds()
 
 
+def runs_job(pid: int, job_id: str) -> bool:
+    """Whether process ``pid`` on this host is the one running ``job_id`` (a job process
+    names it on its command line; a command-line training is a ``creditops train``): a pid
+    the system gave to another program since is not."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            words = handle.read().decode(errors="replace").split("\0")
+    except OSError:
+        return False
+    return job_id in words or ("train" in words and any("creditops" in w for w in words))
+
+
 def process_alive(pid: int) -> bool:
     """Whether a process with this id exists on this host (and is not a zombie)."""
     try:
@@ -108,6 +120,12 @@ class JobStore:
 
     def close(self) -> None:
         self._engine.dispose()
+
+    def __enter__(self) -> JobStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _run(self, work: Callable[[Connection], _T], *, write: bool) -> _T:
         return run_transaction(

@@ -175,6 +175,10 @@ def train(
             selection = _confirm(
                 selection, finalists, results, candidates, validated, rows, settings, progress
             )
+        elif selection.champion == ENSEMBLE and settings.selection_repeats > 0:
+            # The budget left no room to confirm the ensemble on new folds, and its first-round
+            # evidence leans its way: the rule chooses among the single models instead.
+            selection = _without_ensemble(selection, results, settings)
         champion, reason = selection.champion, selection.reason
         _log_selection(selection, results)
         _test_once(results, fitted, validated, split, settings)
@@ -249,6 +253,26 @@ def _log_inputs(
     # against exactly what it was trained on.
     tracking.log_parquet(validated.frame, tracking.TRAINING_DATA_FILE)
     tracking.log_dict({"warnings": [w.to_dict() for w in validated.warnings]}, "validation.json")
+
+
+def _without_ensemble(
+    screening: Selection, results: list[CandidateResult], settings: Settings
+) -> Selection:
+    singles = choose_champion(
+        [
+            CandidateScores(r.name, r.label, r.complexity, r.fold_aucs, r.validation["roc_auc"])
+            for r in results
+            if r.name != ENSEMBLE
+        ],
+        settings.selection_se,
+    )
+    return singles.model_copy(
+        update={
+            "screening": screening,
+            "reason": f"{singles.reason}; the stacked ensemble led on the tuning folds, but the "
+            "time budget left no room to confirm it on new folds",
+        }
+    )
 
 
 def _finalists(selection: Selection) -> list[str]:
