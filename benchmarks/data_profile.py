@@ -61,9 +61,16 @@ def write_files(rows: int, folder: Path) -> tuple[Path, Path, Path]:
     return csv, parquet, spec
 
 
-# Each measurement runs in a child process that reports its own peak RSS (the profile's alone).
+# Each measurement runs in a child process that reports its own peak RSS: VmHWM of its own
+# address space (getrusage's ru_maxrss would carry the parent's over the fork and exec).
+_PEAK = """
+def peak_rss_mib():
+    with open("/proc/self/status") as status:
+        line = next(l for l in status if l.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
+"""
 _CREDITOPS = """
-import json, resource, sys, time
+import json, sys, time
 from creditops.data.profile import profile_file
 from creditops.data.spec import DatasetSpec
 started = time.perf_counter()
@@ -71,11 +78,11 @@ result = profile_file(sys.argv[1], DatasetSpec.from_yaml(sys.argv[2]))
 top = result.by_information_value()[0]
 print(json.dumps({"seconds": time.perf_counter() - started, "features": len(result.features),
                   "top": [top.name, round(top.information_value, 4)],
-                  "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "peak_rss_mib": peak_rss_mib()}))
 """
 
 _PANDAS = """
-import json, resource, sys, time
+import json, sys, time
 import numpy as np, pandas as pd
 started = time.perf_counter()
 path = sys.argv[1]
@@ -96,13 +103,13 @@ for column in frame.columns:
 top = max(ivs, key=ivs.get)
 print(json.dumps({"seconds": time.perf_counter() - started, "features": len(ivs),
                   "top": [top, round(ivs[top], 4)],
-                  "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "peak_rss_mib": peak_rss_mib()}))
 """
 
 
 def measure(script: str, *args: str) -> dict:
     done = subprocess.run(
-        [sys.executable, "-c", script, *args], capture_output=True, text=True, check=True
+        [sys.executable, "-c", _PEAK + script, *args], capture_output=True, text=True, check=True
     )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
