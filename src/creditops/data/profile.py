@@ -13,9 +13,8 @@ memory limit, so a file of millions of rows is profiled without a Python row loo
 copy of it. Each feature costs one grouped query (its distinct values with their counts of
 goods and bads); every figure of that feature is then computed exactly from those counts.
 
-Weight of evidence follows the scorecard's convention, ``ln(share of goods / share of bads)``:
-negative is riskier than average. A bin without goods or without bads counts half a row of
-them, so its WoE stays finite.
+The per-feature math from those counts (bins, WoE and IV, AUC, histograms, PSI) is
+:mod:`creditops.data.binning`.
 """
 
 from __future__ import annotations
@@ -26,7 +25,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
@@ -35,48 +34,31 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
 
+from creditops.data.binning import (
+    IV_BANDS,
+    BinRow,
+    Histogram,
+    bin_table,
+    categorical_psi,
+    histogram,
+    interval_labels,
+    iv_strength,
+    numeric_psi,
+    ranked_auc,
+    scored_auc,
+    weighted_quantile,
+)
 from creditops.data.spec import DatasetSpec
-from creditops.data.stability import population_stability_index
 from creditops.data.validate import leakage_message
 from creditops.exceptions import DataValidationError
 
 PROFILE_SCHEMA_VERSION = 1
-# Information value bands, as credit scoring texts give them (Siddiqi).
-IV_BANDS = (
-    (0.02, "not predictive"),
-    (0.1, "weak"),
-    (0.3, "medium"),
-    (0.5, "strong"),
-    (math.inf, "suspicious: check for leakage"),
-)
-HISTOGRAM_BINS = 20
 TOP_CATEGORIES = 20
 _MISSING = "Missing"
 _HIGH_MISSING = 0.5
 _FEW_BADS = 50
 # The outcome column the profile adds (1 bad, 0 good, NULL unknown): a name no file uses.
 _BAD = '"__creditops_outcome__"'
-
-
-class BinRow(BaseModel):
-    """One bin of a feature: its rows, bads, bad rate (of the rows with a known outcome), WoE
-    and IV (None without outcomes)."""
-
-    label: str
-    count: int
-    bads: int
-    bad_rate: float | None
-    woe: float | None
-    iv: float | None
-
-
-class Histogram(BaseModel):
-    """A numeric feature's distribution by outcome: counts per equal-width bin between its 1st
-    and 99th percentiles (values beyond them in the end bins)."""
-
-    edges: list[float]
-    goods: list[int]
-    bads: list[int]
 
 
 class FeatureProfile(BaseModel):
@@ -132,10 +114,6 @@ class DatasetProfile(BaseModel):
 
     def feature(self, name: str) -> FeatureProfile:
         return next(f for f in self.features if f.name == name)
-
-
-def iv_strength(iv: float) -> str:
-    return next(label for bound, label in IV_BANDS if iv < bound)
 
 
 # --------------------------------------------------------------------------- entry points
@@ -482,18 +460,18 @@ def _numeric_profile(
         mean = float(np.average(x, weights=n))
         stats = {
             "min": float(x[0]),
-            "p01": _weighted_quantile(x, n, 0.01),
-            "median": _weighted_quantile(x, n, 0.5),
+            "p01": weighted_quantile(x, n, 0.01),
+            "median": weighted_quantile(x, n, 0.5),
             "mean": mean,
-            "p99": _weighted_quantile(x, n, 0.99),
+            "p99": weighted_quantile(x, n, 0.99),
             "max": float(x[-1]),
             "std": float(math.sqrt(np.average((x - mean) ** 2, weights=n))),
         }
         probs = np.linspace(0.0, 1.0, bins + 1)[1:-1]
-        edges = sorted({_weighted_quantile(x, n, p) for p in probs})
+        edges = sorted({weighted_quantile(x, n, p) for p in probs})
     # Bin i holds edges[i-1] < x <= edges[i]; the last is open above; missing values apart.
     index = np.searchsorted(np.asarray(edges), x, side="left")
-    labels = _interval_labels(edges)
+    labels = interval_labels(edges)
     bin_rows = np.bincount(index, weights=n, minlength=len(labels))
     bin_goods = np.bincount(index, weights=g, minlength=len(labels))
     bin_bads = np.bincount(index, weights=b, minlength=len(labels))
@@ -504,7 +482,7 @@ def _numeric_profile(
         bin_bads = np.append(bin_bads, bads[~present].sum())
     occupied = bin_rows > 0  # equal quantiles at the top can leave a bin with no rows
     labels = [label for label, keep in zip(labels, occupied, strict=True) if keep]
-    table, iv = _bin_table(labels, bin_rows[occupied], bin_goods[occupied], bin_bads[occupied])
+    table, iv = bin_table(labels, bin_rows[occupied], bin_goods[occupied], bin_bads[occupied])
     # Missing values score lowest, as validation scores them.
     scores_goods = np.concatenate([goods[~present], g])
     scores_bads = np.concatenate([bads[~present], b])
@@ -520,12 +498,12 @@ def _numeric_profile(
         bins=table,
         information_value=iv,
         strength=None if iv is None else iv_strength(iv),
-        auc=_ranked_auc(scores_goods, scores_bads),
+        auc=ranked_auc(scores_goods, scores_bads),
         leakage=False,
-        histogram=_histogram(x, g, b, stats) if len(x) else None,
+        histogram=histogram(x, g, b, stats) if len(x) else None,
     )
     if reference is not None:
-        profile.psi = _numeric_psi(reference, x, n, missing, bins)
+        profile.psi = numeric_psi(reference, x, n, missing, bins)
     return profile
 
 
@@ -552,9 +530,7 @@ def _categorical_profile(
         bin_rows.append(missing)
         bin_goods.append(goods[~present].sum())
         bin_bads.append(bads[~present].sum())
-    table, iv = _bin_table(
-        labels, np.asarray(bin_rows), np.asarray(bin_goods), np.asarray(bin_bads)
-    )
+    table, iv = bin_table(labels, np.asarray(bin_rows), np.asarray(bin_goods), np.asarray(bin_bads))
     # Each row scored by its category's bad rate without the row itself (leave-one-out, shrunk
     # toward the overall rate by ten rows' worth), so a category of one row, or an identifier,
     # cannot look predictive: validation's out-of-fold rates, computed from the counts alone.
@@ -562,7 +538,7 @@ def _categorical_profile(
     prior = bads.sum() / max(known.sum(), 1)
     bad_scores = (bads - 1 + 10 * prior) / (known - 1 + 10)
     good_scores = (bads + 10 * prior) / (known - 1 + 10)
-    auc = _scored_auc(
+    auc = scored_auc(
         np.concatenate([bad_scores, good_scores]),
         np.concatenate([np.zeros_like(goods), goods]),
         np.concatenate([bads, np.zeros_like(bads)]),
@@ -583,143 +559,8 @@ def _categorical_profile(
         leakage=False,
     )
     if reference is not None:
-        profile.psi = _categorical_psi(reference, values, rows)
+        profile.psi = categorical_psi(reference, values, rows)
     return profile
-
-
-def _weighted_quantile(x: np.ndarray, weights: np.ndarray, q: float) -> float:
-    """The ``q`` quantile of values ``x`` (sorted) repeated ``weights`` times (lower value)."""
-    cumulative = np.cumsum(weights)
-    position = q * (cumulative[-1] - 1)
-    return float(x[int(np.searchsorted(cumulative, position, side="right"))])
-
-
-def _interval_labels(edges: Sequence[float]) -> list[str]:
-    bounds = ["-inf", *(f"{e:g}" for e in edges), "inf"]
-    labels = []
-    for i in range(len(bounds) - 1):
-        close = ")" if i == len(bounds) - 2 else "]"
-        labels.append(f"({bounds[i]}, {bounds[i + 1]}{close}")
-    return labels
-
-
-def _bin_table(
-    labels: list[str], counts: np.ndarray, goods: np.ndarray, bads: np.ndarray
-) -> tuple[list[BinRow], float | None]:
-    """The bins with their WoE and IV, and the feature's IV (None without both outcomes)."""
-    total_goods, total_bads = float(goods.sum()), float(bads.sum())
-    judged = total_goods > 0 and total_bads > 0
-    rows, iv = [], 0.0
-    for label, count, good, bad in zip(labels, counts, goods, bads, strict=True):
-        woe = part = None
-        if judged:
-            good_share = (good or 0.5) / total_goods
-            bad_share = (bad or 0.5) / total_bads
-            woe = math.log(good_share / bad_share)
-            part = (good / total_goods - bad / total_bads) * woe
-            iv += part
-        known = good + bad
-        rows.append(
-            BinRow(
-                label=label,
-                count=int(count),
-                bads=int(bad),
-                bad_rate=float(bad / known) if known else None,
-                woe=woe,
-                iv=part,
-            )
-        )
-    return rows, iv if judged else None
-
-
-def _scored_auc(scores: np.ndarray, goods: np.ndarray, bads: np.ndarray) -> float | None:
-    """ROC AUC of groups of rows scored ``scores`` (equal scores tie), as max(AUC, 1 − AUC)."""
-    levels, where = np.unique(scores, return_inverse=True)
-    return _ranked_auc(
-        np.bincount(where, weights=goods, minlength=len(levels)),
-        np.bincount(where, weights=bads, minlength=len(levels)),
-    )
-
-
-def _ranked_auc(goods: np.ndarray, bads: np.ndarray) -> float | None:
-    """ROC AUC of a score that orders the groups as given (ties within a group count half),
-    as max(AUC, 1 − AUC); None without both outcomes."""
-    total_goods, total_bads = float(goods.sum()), float(bads.sum())
-    if total_goods == 0 or total_bads == 0:
-        return None
-    goods_below = np.cumsum(goods) - goods
-    wins = float(np.sum(bads * (goods_below + 0.5 * goods)))
-    auc = wins / (total_goods * total_bads)
-    return max(auc, 1.0 - auc)
-
-
-def _histogram(
-    x: np.ndarray, goods: np.ndarray, bads: np.ndarray, stats: dict[str, float | None]
-) -> Histogram:
-    p01, p99 = stats.get("p01"), stats.get("p99")
-    low = float(x[0] if p01 is None else p01)
-    high = float(x[-1] if p99 is None else p99)
-    if high <= low:
-        low, high = float(x[0]), float(x[-1]) if x[-1] > x[0] else float(x[0]) + 1.0
-    edges = np.linspace(low, high, HISTOGRAM_BINS + 1)
-    index = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, HISTOGRAM_BINS - 1)
-    return Histogram(
-        edges=[float(e) for e in edges],
-        goods=[int(v) for v in np.bincount(index, weights=goods, minlength=HISTOGRAM_BINS)],
-        bads=[int(v) for v in np.bincount(index, weights=bads, minlength=HISTOGRAM_BINS)],
-    )
-
-
-def _numeric_psi(
-    reference: pd.Series, x: np.ndarray, n: np.ndarray, missing: int, bins: int
-) -> float:
-    """PSI over the reference's deciles, with missing values as one more bin."""
-    ref = pd.to_numeric(reference, errors="coerce").to_numpy(dtype=float)
-    ref_present = ref[~np.isnan(ref)]
-    probs = np.linspace(0.0, 1.0, bins + 1)[1:-1]
-    edges = np.unique(np.quantile(ref_present, probs)) if len(ref_present) else np.array([])
-    ref_counts = np.bincount(
-        np.searchsorted(edges, ref_present, side="left"), minlength=len(edges) + 1
-    ).astype(float)
-    cur_counts = np.bincount(
-        np.searchsorted(edges, x, side="left"), weights=n, minlength=len(edges) + 1
-    )
-    ref_counts = np.append(ref_counts, float(np.isnan(ref).sum()))
-    cur_counts = np.append(cur_counts, float(missing))
-    return population_stability_index(
-        ref_counts / max(ref_counts.sum(), 1.0), cur_counts / max(cur_counts.sum(), 1.0)
-    )
-
-
-def _category_key(value: Any) -> str | None:
-    """A category as text, numbers written alike on both sides (1, 1.0 and " 1 " are "1")."""
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
-        return None
-    text = str(value).strip()
-    if not text:
-        return None
-    try:
-        number = float(text)
-    except ValueError:
-        return text
-    return str(int(number)) if math.isfinite(number) and number.is_integer() else text
-
-
-def _categorical_psi(reference: pd.Series, values: np.ndarray, rows: np.ndarray) -> float:
-    ref_shares: dict[str | None, int] = {}
-    for value, count in reference.value_counts(dropna=False).items():
-        key = _category_key(value)
-        ref_shares[key] = ref_shares.get(key, 0) + int(count)
-    current: dict[str | None, int] = {}
-    for value, count in zip(values.tolist(), rows.tolist(), strict=True):
-        key = _category_key(value)
-        current[key] = current.get(key, 0) + int(count)
-    levels = sorted(set(ref_shares) | set(current), key=lambda v: (v is None, str(v)))
-    ref_total, cur_total = sum(ref_shares.values()) or 1, sum(current.values()) or 1
-    return population_stability_index(
-        [ref_shares.get(level, 0) / ref_total for level in levels],
-        [current.get(level, 0) / cur_total for level in levels],
-    )
 
 
 def _correlations(con: Any, numeric: list[str]) -> Correlations:
@@ -788,6 +629,7 @@ __all__ = [
     "FeatureProfile",
     "Histogram",
     "duckdb_connection",
+    "is_number_type",
     "iv_strength",
     "load_file",
     "profile_file",
