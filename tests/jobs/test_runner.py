@@ -114,3 +114,25 @@ def test_a_running_job_is_stopped_and_recorded_cancelled(home: Settings) -> None
     assert stopped.state == "cancelled"
     assert stopped.message == "cancelled by bob"
     assert stopped.model_version is None
+
+
+def test_a_server_start_marks_jobs_whose_process_died_failed(home: Settings) -> None:
+    import subprocess
+    import sys
+
+    from helpers import serving
+
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    with JobStore.from_settings(home) as store:
+        job = store.create("train", FAST_LR.model_dump(mode="json"), requested_by="alice")
+        store.claim_next(max_running=1)
+        store.attach(job.id, int(gone.stdout))  # as if the last server's job had been killed
+        with serving(home):
+            failed = store.get(job.id)
+    assert failed.state == "failed"
+    assert f"pid {int(gone.stdout)}" in failed.message

@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from creditops import __version__
 from creditops.config import Settings, get_settings
 from creditops.exceptions import CreditOpsError
+from creditops.jobs.runner import dispatch
 from creditops.serving.api import add_routes
 from creditops.serving.api.docs import ASSETS, assets
 from creditops.serving.api.errors import install_error_handlers
@@ -116,6 +117,12 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
                 app.state.load_error = str(error)
             if settings.champion_poll_seconds > 0:
                 watcher = asyncio.create_task(_follow_champion(app, settings.champion_poll_seconds))
+        try:
+            # A job whose process died with the last server is marked failed now, with the
+            # reason, not left "running"; queued jobs start while there is a free slot.
+            await run_in_threadpool(dispatch, settings)
+        except CreditOpsError as error:  # the service decides without the job store
+            logger.warning("could not check the background jobs: %s", error)
         yield
         if watcher is not None:
             watcher.cancel()
