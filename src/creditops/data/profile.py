@@ -242,7 +242,8 @@ def _read_error(name: str, message: str) -> str:
     return f"{name} could not be read{where}: {message.strip().splitlines()[0]}"
 
 
-def _quote(name: str) -> str:
+def quote_identifier(name: str) -> str:
+    """A column name as a DuckDB identifier, whatever characters it holds."""
     return '"' + name.replace('"', '""') + '"'
 
 
@@ -333,7 +334,7 @@ def _add_outcome(con: Any, spec: DatasetSpec, types: dict[str, str]) -> None:
     the target is missing. A numeric target is compared as a number (``positive: 1`` matches 1
     and 1.0), a text one without case or surrounding blanks; any value other than the positive
     one is a good (the profile does not check for more than two classes: validation does)."""
-    target = _quote(spec.target)
+    target = quote_identifier(spec.target)
     positive = str(spec.positive).strip().lower()
     if _is_number_type(types[spec.target]):
         try:
@@ -400,7 +401,7 @@ def _feature_kinds(
 
 def _refuse_text(con: Any, column: str, source: str) -> None:
     """Name the first cell of a numeric column that is not a number."""
-    quoted = _quote(column)
+    quoted = quote_identifier(column)
     found = con.execute(
         f"SELECT n, value FROM (SELECT row_number() OVER () AS n, CAST({quoted} AS VARCHAR) "
         f"AS value FROM data) WHERE value IS NOT NULL AND trim(value) <> '' "
@@ -418,7 +419,7 @@ def _refuse_text(con: Any, column: str, source: str) -> None:
 def _grouped_counts(con: Any, column: str, numeric: bool) -> dict[str, np.ndarray]:
     """The column's distinct values (NaN / None for missing) with their goods, bads and rows
     (rows include those with a missing outcome)."""
-    quoted = _quote(column)
+    quoted = quote_identifier(column)
     # TRY_CAST: text cells were refused before, so what does not cast is a blank (missing)
     value = (
         f"TRY_CAST({quoted} AS DOUBLE)"
@@ -568,9 +569,9 @@ def _correlations(con: Any, numeric: list[str]) -> Correlations:
     if len(numeric) < 2:
         return Correlations(features=list(numeric), matrix=[[1.0] for _ in numeric])
     pairs = [(i, j) for i in range(len(numeric)) for j in range(i + 1, len(numeric))]
+    quoted = [quote_identifier(name) for name in numeric]
     terms = ", ".join(
-        f"corr(CAST({_quote(numeric[i])} AS DOUBLE), CAST({_quote(numeric[j])} AS DOUBLE))"
-        for i, j in pairs
+        f"corr(CAST({quoted[i]} AS DOUBLE), CAST({quoted[j]} AS DOUBLE))" for i, j in pairs
     )
     found = con.execute(f"SELECT {terms} FROM data").fetchone()
     matrix: list[list[float | None]] = [
@@ -634,5 +635,6 @@ __all__ = [
     "load_file",
     "profile_file",
     "profile_frame",
+    "quote_identifier",
     "render_profile_html",
 ]

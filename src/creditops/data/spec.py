@@ -10,6 +10,7 @@ the features from one place.
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -131,6 +132,11 @@ class DatasetSpec(BaseModel):
                 for err in exc.errors()
             )
             raise ConfigurationError(f"spec file {path} is invalid: {problems}") from exc
+
+
+# Column names that say "identifier" (applicant_id, key, rownames, index): such a column is
+# never a feature (synthetic data renumbers it; a spec guess names it the id).
+ID_NAME = re.compile(r"(^|[_\s.-])(id|key)$|^(id|rownames)([_\s.-]|$)|^index$", re.IGNORECASE)
 
 
 # Share of a numeric feature's training range the service accepts beyond each end.

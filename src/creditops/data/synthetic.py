@@ -37,13 +37,14 @@ bounds the temporary arrays (it is rounded up to whole blocks).
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from pandas.api.extensions import ExtensionArray
 from pandas.api.types import is_bool_dtype, is_float_dtype, is_integer_dtype
+
+from creditops.data.spec import ID_NAME
 
 __all__ = ["BLOCK_ROWS", "synthesize"]
 
@@ -52,7 +53,6 @@ BLOCK_ROWS = 8192
 
 _ATOM_SHARE = 0.01
 _ATOM_MIN_COUNT = 5
-_ID_NAME = re.compile(r"(^|[_\s.-])(id|key)$|^(id|rownames)([_\s.-]|$)|^index$", re.IGNORECASE)
 _MIN_CONTIGUOUS_ID_ROWS = 10
 _GOLDEN = (1 + math.sqrt(5)) / 2
 
@@ -246,7 +246,7 @@ def _id_positions(data: pd.DataFrame, *, exclude: int | None) -> list[int]:
             continue
         span = int(column.max()) - int(column.min()) + 1
         contiguous = len(column) >= _MIN_CONTIGUOUS_ID_ROWS and span == len(column)
-        if contiguous or _ID_NAME.search(str(name)):
+        if contiguous or ID_NAME.search(str(name)):
             positions.append(position)
     return positions
 

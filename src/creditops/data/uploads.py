@@ -22,8 +22,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from creditops.data.profile import duckdb_connection, is_number_type, load_file
-from creditops.data.spec import DatasetSpec, FeatureTypes
+from creditops.data.profile import (
+    duckdb_connection,
+    is_number_type,
+    load_file,
+    quote_identifier,
+)
+from creditops.data.spec import ID_NAME, DatasetSpec, FeatureTypes
 from creditops.exceptions import DataValidationError
 
 ALLOWED_SUFFIXES = (".csv", ".parquet")
@@ -34,7 +39,6 @@ _TARGET_NAME = re.compile(
     re.IGNORECASE,
 )
 _POSITIVE_WORDS = ("bad", "default", "defaulted", "yes", "1", "true", "charged off", "deny")
-_ID_NAME = re.compile(r"(^|[_\s.-])(id|key)$|^(id|rownames)([_\s.-]|$)|^index$", re.IGNORECASE)
 _PROTECTED_NAME = re.compile(
     r"^(age|sex|gender|marital|marital_?status|race|ethnicity|religion|nationality|"
     r"national_?origin|foreign_?worker|disability)$",
@@ -119,7 +123,9 @@ def infer_spec(path: Path) -> DatasetSpec:
         types = {row[0]: str(row[1]) for row in con.execute("DESCRIBE data").fetchall()}
         rows = int(con.execute("SELECT count(*) FROM data").fetchone()[0])
         counts = con.execute(
-            "SELECT " + ", ".join(f"count(DISTINCT {_q(name)})" for name in types) + " FROM data"
+            "SELECT "
+            + ", ".join(f"count(DISTINCT {quote_identifier(name)})" for name in types)
+            + " FROM data"
         ).fetchone()
         distinct = {name: int(n) for name, n in zip(types, counts, strict=True)}
         target = _guess_target(types, distinct)
@@ -128,10 +134,11 @@ def infer_spec(path: Path) -> DatasetSpec:
                 f"{path.name}: no column looks like a two-valued outcome; name the target in "
                 "the spec"
             )
+        column = quote_identifier(target)
         values = [
             str(v[0]).strip()
             for v in con.execute(
-                f"SELECT {_q(target)}, count(*) AS n FROM data WHERE {_q(target)} IS NOT NULL "
+                f"SELECT {column}, count(*) AS n FROM data WHERE {column} IS NOT NULL "
                 "GROUP BY 1 ORDER BY n"
             ).fetchall()
         ]
@@ -144,7 +151,7 @@ def infer_spec(path: Path) -> DatasetSpec:
             and is_number_type(kind)
             and not kind.startswith(("DOUBLE", "FLOAT", "DECIMAL"))
             and distinct[name] == rows
-            and _ID_NAME.search(name)
+            and ID_NAME.search(name)
         ),
         None,
     )
@@ -169,10 +176,6 @@ def _guess_target(types: dict[str, str], distinct: dict[str, int]) -> str | None
     if named:
         return named[0]
     return two_valued[-1] if two_valued else None  # outcomes often come last
-
-
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 __all__ = ["ALLOWED_SUFFIXES", "SPEC_FILE", "Upload", "infer_spec", "safe_filename", "store_upload"]

@@ -9,18 +9,15 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
 import sqlalchemy as sa
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy.engine import URL, Connection
 
 from creditops.config import Settings
-from creditops.exceptions import AuditLogError, SchemaError
-from creditops.store.database import create_store_engine, normalise_url, run_transaction
-from creditops.store.schema import audit_table, ensure_schema
+from creditops.exceptions import AuditLogError
+from creditops.store.schema import RecordStore, audit_table
 from creditops.training.tracking import artifact_location, configure_tracking
 
 __all__ = ["EXPERIMENT", "Action", "AuditEntry", "AuditLog", "Gate", "Outcome", "record_everywhere"]
@@ -80,32 +77,13 @@ class AuditEntry(BaseModel):
         return value.astimezone(UTC)
 
 
-class AuditLog:
+class AuditLog(RecordStore):
     """Append-only audit entries in ``url`` (SQLite or PostgreSQL), usually the decision log's
     database: written with the same engine settings, transactions and busy retries."""
 
-    def __init__(self, url: str | URL, *, timeout_s: float = 30.0) -> None:
-        parsed = normalise_url(url, "the retraining audit", "audit entry")
-        self._timeout_s = float(timeout_s)
-        self._engine = create_store_engine(
-            parsed, timeout_s=self._timeout_s, busy_timeout_ms=5000, pool_size=1, max_overflow=2
-        )
-        try:
-            ensure_schema(self._engine, timeout_s=self._timeout_s)
-        except SchemaError as exc:
-            self._engine.dispose()
-            raise AuditLogError(f"cannot open the retraining audit: {exc}") from exc
-
-    def _run(self, work: Callable[[Connection], _T], *, write: bool) -> _T:
-        return run_transaction(
-            self._engine,
-            work,
-            write=write,
-            timeout_s=self._timeout_s,
-            store="retraining audit",
-            failure=AuditLogError,
-            rejected=AuditLogError,
-        )
+    store = "retraining audit"
+    holds = "audit entry"
+    error = AuditLogError
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AuditLog:
@@ -143,16 +121,6 @@ class AuditLog:
             stmt = stmt.where(t.c.challenger_version.is_not(None), t.c.outcome != "failed")
         rows = self._run(lambda conn: conn.execute(stmt).mappings().all(), write=False)
         return [AuditEntry.model_validate(dict(row)) for row in rows]
-
-    def close(self) -> None:
-        """Close the pooled connections."""
-        self._engine.dispose()
-
-    def __enter__(self) -> AuditLog:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
 
 
 def record_everywhere(settings: Settings, audit: AuditLog, entry: AuditEntry) -> AuditEntry:

@@ -15,18 +15,16 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, TypeVar
 
 import sqlalchemy as sa
 from pydantic import AwareDatetime, BaseModel, Field
-from sqlalchemy.engine import URL, Connection
+from sqlalchemy.engine import Connection
 
 from creditops.config import Settings
-from creditops.exceptions import JobError, SchemaError
-from creditops.store.database import create_store_engine, normalise_url, run_transaction
-from creditops.store.schema import ensure_schema, jobs_table
+from creditops.exceptions import JobError
+from creditops.store.schema import RecordStore, jobs_table
 
 __all__ = ["FINISHED", "Job", "JobKind", "JobState", "JobStore", "process_alive", "runs_job"]
 
@@ -98,45 +96,17 @@ def process_alive(pid: int) -> bool:
         return True
 
 
-class JobStore:
+class JobStore(RecordStore):
     """Jobs in ``url`` (SQLite or PostgreSQL), the decision log's database by default."""
 
-    def __init__(self, url: str | URL, *, timeout_s: float = 30.0) -> None:
-        parsed = normalise_url(url, "the job store", "job")
-        self._timeout_s = float(timeout_s)
-        self._engine = create_store_engine(
-            parsed, timeout_s=self._timeout_s, busy_timeout_ms=5000, pool_size=1, max_overflow=2
-        )
-        try:
-            ensure_schema(self._engine, timeout_s=self._timeout_s)
-        except SchemaError as exc:
-            self._engine.dispose()
-            raise JobError(f"cannot open the job store: {exc}") from exc
+    store = "job store"
+    holds = "job"
+    error = JobError
 
     @classmethod
     def from_settings(cls, settings: Settings) -> JobStore:
         settings.ensure_home()
         return cls(settings.resolved_database_url)
-
-    def close(self) -> None:
-        self._engine.dispose()
-
-    def __enter__(self) -> JobStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _run(self, work: Callable[[Connection], _T], *, write: bool) -> _T:
-        return run_transaction(
-            self._engine,
-            work,
-            write=write,
-            timeout_s=self._timeout_s,
-            store="job store",
-            failure=JobError,
-            rejected=JobError,
-        )
 
     # -- writing ------------------------------------------------------------------------
 

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Self, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import sqlalchemy as sa
@@ -39,6 +40,7 @@ from creditops.store.database import (
 )
 
 __all__ = [
+    "RecordStore",
     "SchemaStatus",
     "alerts_table",
     "audit_table",
@@ -470,3 +472,49 @@ def database_status(url: str | URL) -> SchemaStatus:
     finally:
         engine.dispose()
     return _status(parsed, current)
+
+
+_T = TypeVar("_T")
+
+
+class RecordStore:
+    """One kind of durable record in the creditops database (the retraining audit, the jobs):
+    the engine, the schema brought to head on open, and transactions with busy retries, all
+    failing as the subclass's ``error`` naming its ``store``."""
+
+    store: ClassVar[str]  # e.g. "retraining audit"
+    holds: ClassVar[str]  # one record, e.g. "audit entry"
+    error: ClassVar[type[Exception]]
+
+    def __init__(self, url: str | URL, *, timeout_s: float = 30.0) -> None:
+        parsed = normalise_url(url, f"the {self.store}", self.holds)
+        self._timeout_s = float(timeout_s)
+        self._engine = create_store_engine(
+            parsed, timeout_s=self._timeout_s, busy_timeout_ms=5000, pool_size=1, max_overflow=2
+        )
+        try:
+            ensure_schema(self._engine, timeout_s=self._timeout_s)
+        except SchemaError as exc:
+            self._engine.dispose()
+            raise self.error(f"cannot open the {self.store}: {exc}") from exc
+
+    def _run(self, work: Callable[[Connection], _T], *, write: bool) -> _T:
+        return run_transaction(
+            self._engine,
+            work,
+            write=write,
+            timeout_s=self._timeout_s,
+            store=self.store,
+            failure=self.error,
+            rejected=self.error,
+        )
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self._engine.dispose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
