@@ -18,6 +18,8 @@ One run:
    (:func:`~.alerts.alerts_from_flags`), dispatched (store, JSON log, gauges, webhook); the run
    itself is recorded (:class:`~creditops.store.alerts.MonitorRun`, from each check's
    ``run_figures``) so retraining triggers can read how long drift has lasted.
+5. With the decision log as its source, the run also builds the timeline of the last windows
+   (:mod:`.timeline`) and keeps its whole report, which the monitoring page reads.
 
 So a new check is one calculator class and one registration. Nothing here names a check, but
 for the report's ``drift`` and ``performance`` keys, kept for readers of its first schema.
@@ -64,6 +66,7 @@ from creditops.monitoring.base import (
 )
 from creditops.monitoring.gauges import MonitorGauges
 from creditops.monitoring.performance import reference_metrics_from_tags
+from creditops.monitoring.timeline import TimelineConfig, build_timeline
 from creditops.registry import (
     CHAMPION,
     LoadedModel,
@@ -94,6 +97,7 @@ class MonitorConfig(BaseModel):
     window_hours: float = Field(default=168.0, gt=0, description="the current window: 7 days")
     last_n: int | None = Field(default=None, ge=1, description="instead: the last n decisions")
     min_rows: int = Field(default=100, ge=1, description="fewer decisions: drift not judged")
+    timeline: TimelineConfig = Field(default_factory=TimelineConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     checks: dict[str, SerializeAsAny[BaseModel]] = Field(default_factory=dict)
 
@@ -219,6 +223,7 @@ class MonitorReport(BaseModel):
     alerts: list[dict[str, Any]]
     dispatch: dict[str, Any]
     notes: list[str]
+    timeline: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -402,6 +407,9 @@ def run_monitor(
     alerts = alerts_from_flags(
         flags, model_name=loaded.name, model_version=loaded.version, run_id=run_id
     )
+    timeline = None
+    if data is None and config.timeline.windows:
+        timeline = _timeline(settings, config, loaded, champion, started).model_dump(mode="json")
 
     # The checks' figures fill the run record's fields by name; the others go to its summary.
     fields = set(MonitorRun.model_fields) - _RUN_OWN
@@ -426,27 +434,61 @@ def run_monitor(
                 summary={**summary, "alerts": len(alerts), "source": current.source},
             )
         )
+        gauges.mark_run(finished_at=finished, duration_s=time.perf_counter() - clock)
+        for error in gauges.publish(
+            textfile=config.alerts.textfile_path, pushgateway=config.alerts.pushgateway_url
+        ):
+            notes.append(f"metrics not published: {error}")
+        drift, performance = checks.get("data_drift"), checks.get("performance")
+        report = MonitorReport(
+            run_id=run_id,
+            started_at=started,
+            finished_at=finished,
+            model_name=loaded.name,
+            model_version=loaded.version,
+            source=current.source,
+            rows=len(current.frame),
+            level=level,
+            checks=checks,
+            drift=None if drift is None else drift.result,
+            performance=None if performance is None else performance.result,
+            alerts=[a.to_dict() for a in alerts],
+            dispatch=dispatched.to_dict(),
+            notes=notes,
+            timeline=timeline,
+        )
+        store.save_report(report.to_dict())
     finally:
         store.close()
-    gauges.mark_run(finished_at=finished, duration_s=time.perf_counter() - clock)
-    for error in gauges.publish(
-        textfile=config.alerts.textfile_path, pushgateway=config.alerts.pushgateway_url
-    ):
-        notes.append(f"metrics not published: {error}")
-    drift, performance = checks.get("data_drift"), checks.get("performance")
-    return MonitorReport(
-        run_id=run_id,
-        started_at=started,
-        finished_at=finished,
-        model_name=loaded.name,
-        model_version=loaded.version,
-        source=current.source,
-        rows=len(current.frame),
-        level=level,
-        checks=checks,
-        drift=None if drift is None else drift.result,
-        performance=None if performance is None else performance.result,
-        alerts=[a.to_dict() for a in alerts],
-        dispatch=dispatched.to_dict(),
-        notes=notes,
-    )
+    return report
+
+
+def _timeline(
+    settings: Settings,
+    config: MonitorConfig,
+    loaded: LoadedModel,
+    champion: _Champion,
+    now: datetime,
+) -> Any:
+    """The champion's last ``config.timeline.windows`` windows of the decision log."""
+    log = PredictionLog(settings.resolved_database_url)
+
+    def read_window(start: datetime, end: datetime) -> pd.DataFrame:
+        return log.window(
+            since=start, until=end, model_name=loaded.name, model_version=loaded.version
+        )
+
+    try:
+        return build_timeline(
+            reference=champion.reference,
+            schema=loaded.spec.schema_,
+            make_calculator=champion.calculator,
+            read_window=read_window,
+            config=config.timeline,
+            drift=config.section("drift"),  # type: ignore[arg-type]
+            performance=config.section("performance"),  # type: ignore[arg-type]
+            now=now,
+            min_rows=config.min_rows,
+        )
+    finally:
+        log.close()

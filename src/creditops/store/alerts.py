@@ -1,5 +1,6 @@
-"""The alert store: alerts raised by the monitoring checks, and one row per monitor run, in the
-creditops database (tables ``alerts`` and ``monitor_runs``, beside the decision log: same URL,
+"""The alert store: alerts raised by the monitoring checks and their acknowledgements, one row
+per monitor run, and each run's whole report, in the creditops database (tables ``alerts``,
+``monitor_runs`` and ``monitor_reports``, beside the decision log: same URL,
 ``settings.resolved_database_url``), SQLite or PostgreSQL.
 
 The records it keeps (:class:`Alert`, :class:`MonitorRun`) are defined here, with the store,
@@ -24,7 +25,12 @@ from sqlalchemy.engine import URL, Connection, Engine
 
 from creditops.exceptions import AlertStoreError, SchemaError
 from creditops.store.database import create_store_engine, normalise_url, run_transaction
-from creditops.store.schema import alerts_table, ensure_schema, monitor_runs_table
+from creditops.store.schema import (
+    alerts_table,
+    ensure_schema,
+    monitor_reports_table,
+    monitor_runs_table,
+)
 
 if TYPE_CHECKING:
     from creditops.config import Settings
@@ -126,6 +132,9 @@ class Alert(BaseModel):
     model_version: str | None = None
     run_id: str | None = Field(default=None, description="the monitor run that raised it")
     details: dict[str, Any] = Field(default_factory=dict)
+    acknowledged_at: AwareDatetime | None = None
+    acknowledged_by: str | None = None
+    acknowledgement: str | None = Field(default=None, description="the person's note")
 
     @field_validator("created_at")
     @classmethod
@@ -199,6 +208,26 @@ class MonitorRun(BaseModel):
 # ---------------------------------------------------------------------------------------------
 # The store
 # ---------------------------------------------------------------------------------------------
+
+
+def _alert(row: Mapping[str, Any]) -> Alert:
+    return Alert(
+        id=row["id"],
+        created_at=row["created_at"],
+        check=row["check_name"],
+        level=row["level"],
+        metric=row["metric"],
+        value=row["value"],
+        threshold=row["threshold"],
+        message=row["message"],
+        model_name=row["model_name"],
+        model_version=row["model_version"],
+        run_id=row["run_id"],
+        details=row["details"] or {},
+        acknowledged_at=row["acknowledged_at"],
+        acknowledged_by=row["acknowledged_by"],
+        acknowledgement=row["acknowledgement"],
+    )
 
 
 def _as_tuple(value: str | Sequence[str] | None) -> tuple[str, ...] | None:
@@ -307,9 +336,12 @@ class AlertStore:
         check: str | Sequence[str] | None = None,
         since: datetime | None = None,
         run_id: str | None = None,
+        metric: str | None = None,
+        acknowledged: bool | None = None,
     ) -> list[Alert]:
         """The newest ``limit`` alerts, newest first, optionally of these levels / checks,
-        created at or after ``since`` (time-zone aware), or from one monitor run."""
+        created at or after ``since`` (time-zone aware), from one monitor run, whose metric
+        contains ``metric``, acknowledged or not."""
         if limit < 0:
             raise ValueError("limit must be >= 0")
         if since is not None and since.tzinfo is None:
@@ -327,24 +359,67 @@ class AlertStore:
             stmt = stmt.where(t.c.created_at >= since)
         if run_id is not None:
             stmt = stmt.where(t.c.run_id == run_id)
+        if metric:
+            stmt = stmt.where(t.c.metric.contains(metric, autoescape=True))
+        if acknowledged is not None:
+            ack = t.c.acknowledged_at
+            stmt = stmt.where(ack.is_not(None) if acknowledged else ack.is_(None))
         rows = self._run(lambda conn: conn.execute(stmt).mappings().all(), write=False)
-        return [
-            Alert(
-                id=row["id"],
-                created_at=row["created_at"],
-                check=row["check_name"],
-                level=row["level"],
-                metric=row["metric"],
-                value=row["value"],
-                threshold=row["threshold"],
-                message=row["message"],
-                model_name=row["model_name"],
-                model_version=row["model_version"],
-                run_id=row["run_id"],
-                details=row["details"] or {},
+        return [_alert(row) for row in rows]
+
+    def get(self, alert_id: str) -> Alert:
+        """One alert; AlertStoreError when there is none with this id."""
+        stmt = sa.select(alerts_table).where(alerts_table.c.id == str(alert_id))
+        row = self._run(lambda conn: conn.execute(stmt).mappings().first(), write=False)
+        if row is None:
+            raise AlertStoreError(f"no alert {alert_id}")
+        return _alert(row)
+
+    def acknowledge(self, alert_id: str, *, by: str, note: str) -> Alert:
+        """Record that ``by`` has seen the alert, with their ``note``; an alert keeps its first
+        acknowledgement (AlertStoreError for a second one, or for an unknown id)."""
+        note = note.strip()
+        if not note:
+            raise ValueError("an acknowledgement needs a note: what was found or done")
+        t = alerts_table
+        stmt = (
+            t.update()
+            .where(t.c.id == str(alert_id), t.c.acknowledged_at.is_(None))
+            .values(acknowledged_at=_utcnow(), acknowledged_by=by, acknowledgement=note)
+        )
+        with self._lock:
+            changed = self._run(lambda conn: conn.execute(stmt).rowcount, write=True)
+        alert = self.get(alert_id)
+        if not changed:
+            raise AlertStoreError(
+                f"alert {alert_id} was already acknowledged by {alert.acknowledged_by}"
             )
-            for row in rows
-        ]
+        return alert
+
+    def save_report(self, report: Mapping[str, Any]) -> None:
+        """Keep a monitor run's whole report (plain JSON, with ``run_id``)."""
+        row = {
+            "run_id": report["run_id"],
+            "created_at": datetime.fromisoformat(str(report["started_at"])),
+            "model_name": report.get("model_name"),
+            "model_version": report.get("model_version"),
+            "report": dict(report),
+        }
+        with self._lock:
+            self._run(lambda conn: conn.execute(monitor_reports_table.insert(), [row]), write=True)
+
+    def latest_report(
+        self, *, model_name: str | None = None, model_version: str | None = None
+    ) -> dict[str, Any] | None:
+        """The newest stored report (of this model version, when given), or None."""
+        t = monitor_reports_table
+        stmt = sa.select(t.c.report).order_by(t.c.created_at.desc()).limit(1)
+        if model_name is not None:
+            stmt = stmt.where(t.c.model_name == model_name)
+        if model_version is not None:
+            stmt = stmt.where(t.c.model_version == model_version)
+        found = self._run(lambda conn: conn.execute(stmt).scalar_one_or_none(), write=False)
+        return None if found is None else dict(found)
 
     def save_run(self, run: MonitorRun) -> None:
         """Record one monitor run."""

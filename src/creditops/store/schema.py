@@ -49,6 +49,7 @@ __all__ = [
     "head_revision",
     "jobs_table",
     "metadata",
+    "monitor_reports_table",
     "monitor_runs_table",
     "outcomes",
     "predictions",
@@ -187,8 +188,25 @@ alerts_table = sa.Table(
     sa.Column("model_version", sa.Text, nullable=True),
     sa.Column("run_id", sa.String(64), nullable=True, index=True),
     sa.Column("details", sa.JSON, nullable=False),
+    # A person's acknowledgement: who, when and their note (also in the audit trail).
+    sa.Column("acknowledged_at", UTCDateTime(), nullable=True),
+    sa.Column("acknowledged_by", sa.Text, nullable=True),
+    sa.Column("acknowledgement", sa.Text, nullable=True),
     sa.CheckConstraint("level IN ('info', 'warning', 'critical')", name="ck_alert_level"),
     sa.Index("ix_alerts_check_created", "check_name", "created_at"),
+)
+
+#: Each monitor run's whole report, its timeline included (what the monitoring page draws);
+#: kept apart from ``monitor_runs`` so reading the run history never loads them.
+monitor_reports_table = sa.Table(
+    "monitor_reports",
+    metadata,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("model_name", sa.Text, nullable=True),
+    sa.Column("model_version", sa.Text, nullable=True),
+    sa.Column("report", sa.JSON, nullable=False),
+    sa.Index("ix_monitor_reports_model_created", "model_name", "model_version", "created_at"),
 )
 
 #: One row per monitor run, alerts or not: the history retraining triggers read ("critical
