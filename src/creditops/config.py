@@ -120,6 +120,11 @@ class Settings(BaseSettings):
         ge=1024,
         description="Largest request body for a batch of applications or of outcomes.",
     )
+    max_upload_bytes: int = Field(
+        default=512 * 1024 * 1024,
+        ge=1024,
+        description="Largest data file the dashboard takes for training (CSV or Parquet).",
+    )
     monitoring_config: Path | None = Field(
         default=None,
         description="YAML with the monitor, drift, performance, alerts and retrain sections.",

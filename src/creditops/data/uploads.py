@@ -20,7 +20,10 @@ import re
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+
+import yaml
 
 from creditops.data.profile import (
     duckdb_connection,
@@ -170,6 +173,42 @@ def infer_spec(path: Path) -> DatasetSpec:
     )
 
 
+@dataclass(frozen=True)
+class FileSummary:
+    """A file's rows, its columns as stored (name → "number" or "text"), and the values of the
+    columns with few of them (the choices for a target's positive value)."""
+
+    rows: int
+    columns: dict[str, str]
+    few_values: dict[str, list[str]]
+
+
+def summarise_file(path: Path, *, few: int = 10) -> FileSummary:
+    """One read of ``path`` (DuckDB): DataValidationError when it cannot be read."""
+    with duckdb_connection() as con:
+        load_file(con, path)
+        types = {row[0]: str(row[1]) for row in con.execute("DESCRIBE data").fetchall()}
+        rows = int(con.execute("SELECT count(*) FROM data").fetchone()[0])
+        if not types:
+            raise DataValidationError(f"{path.name} has no columns")
+        counts = con.execute(
+            "SELECT "
+            + ", ".join(f"count(DISTINCT {quote_identifier(name)})" for name in types)
+            + " FROM data"
+        ).fetchone()
+        few_values = {}
+        for name, n in zip(types, counts, strict=True):
+            if 0 < int(n) <= few:
+                column = quote_identifier(name)
+                values = con.execute(
+                    f"SELECT DISTINCT CAST({column} AS VARCHAR) FROM data "
+                    f"WHERE {column} IS NOT NULL ORDER BY 1"
+                ).fetchall()
+                few_values[name] = [str(v[0]) for v in values]
+    columns = {n: "number" if is_number_type(k) else "text" for n, k in types.items()}
+    return FileSummary(rows=rows, columns=columns, few_values=few_values)
+
+
 def _guess_target(types: dict[str, str], distinct: dict[str, int]) -> str | None:
     two_valued = [name for name in types if distinct[name] == 2]
     named = [name for name in two_valued if _TARGET_NAME.match(name.strip())]
@@ -178,4 +217,87 @@ def _guess_target(types: dict[str, str], distinct: dict[str, int]) -> str | None
     return two_valued[-1] if two_valued else None  # outcomes often come last
 
 
-__all__ = ["ALLOWED_SUFFIXES", "SPEC_FILE", "Upload", "infer_spec", "safe_filename", "store_upload"]
+@dataclass(frozen=True)
+class StoredUpload:
+    """An upload already stored: its ``key`` (the folder, named by its content hash)."""
+
+    key: str
+    path: Path
+    size: int
+    modified: datetime
+
+    @property
+    def spec_path(self) -> Path:
+        return self.path.parent / SPEC_FILE
+
+    @property
+    def has_spec(self) -> bool:
+        return self.spec_path.is_file()
+
+
+_KEY = re.compile(r"^[0-9a-f]{16}$")
+
+
+def _stored(folder: Path) -> StoredUpload | None:
+    files = sorted(
+        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in ALLOWED_SUFFIXES
+    )
+    if not files:
+        return None
+    stat = files[0].stat()
+    modified = datetime.fromtimestamp(stat.st_mtime, tz=UTC)
+    return StoredUpload(key=folder.name, path=files[0], size=stat.st_size, modified=modified)
+
+
+def find_upload(uploads_dir: Path, key: str) -> StoredUpload:
+    """The upload stored under ``key``; DataValidationError for a key that is not one."""
+    folder = uploads_dir / key
+    found = _stored(folder) if _KEY.match(key) and folder.is_dir() else None
+    if found is None:
+        raise DataValidationError(f"no upload {key!r}: upload the file again")
+    return found
+
+
+def list_uploads(uploads_dir: Path) -> list[StoredUpload]:
+    """Every stored upload, the newest first."""
+    if not uploads_dir.is_dir():
+        return []
+    found = [
+        stored
+        for folder in uploads_dir.iterdir()
+        if folder.is_dir() and _KEY.match(folder.name) and (stored := _stored(folder))
+    ]
+    return sorted(found, key=lambda u: u.modified, reverse=True)
+
+
+def save_spec(upload: StoredUpload, spec: DatasetSpec) -> Path:
+    """Write ``spec`` as YAML next to the upload (replaced whole, never half-written)."""
+    text = yaml.safe_dump(
+        spec.model_dump(mode="json", exclude_defaults=True), sort_keys=False, allow_unicode=True
+    )
+    temporary = upload.spec_path.with_suffix(".yaml.tmp")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, upload.spec_path)
+    return upload.spec_path
+
+
+def read_spec(upload: StoredUpload) -> DatasetSpec | None:
+    """The spec saved with the upload, or None before one is saved."""
+    return DatasetSpec.from_yaml(upload.spec_path) if upload.has_spec else None
+
+
+__all__ = [
+    "ALLOWED_SUFFIXES",
+    "SPEC_FILE",
+    "FileSummary",
+    "StoredUpload",
+    "Upload",
+    "find_upload",
+    "infer_spec",
+    "list_uploads",
+    "read_spec",
+    "safe_filename",
+    "save_spec",
+    "store_upload",
+    "summarise_file",
+]

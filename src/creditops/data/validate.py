@@ -4,6 +4,7 @@ silent repair (a dropped column, dropped rows) becomes a warning the run records
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -110,6 +111,65 @@ def validate_dataset(
         positive_rate=round(float(y.mean()), 6),
     )
     return ValidatedDataset(frame=frame, y=y, spec=resolved, warnings=warnings)
+
+
+@dataclass(frozen=True)
+class ValidationProblem:
+    """One reason the data cannot be trained on, with the column it is about."""
+
+    message: str
+    column: str | None = None
+
+
+@dataclass
+class ValidationReport:
+    """Every problem found (none: the data can be trained on) and every warning."""
+
+    rows: int
+    columns: int
+    problems: list[ValidationProblem] = field(default_factory=list)
+    warnings: list[DataWarning] = field(default_factory=list)
+    spec: ResolvedSpec | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def check_dataset(
+    data: pd.DataFrame, spec: DatasetSpec, *, dataset_name: str = "user", n_folds: int = 5
+) -> ValidationReport:
+    """:func:`validate_dataset`'s checks, reporting every problem instead of the first: each
+    column's own checks run even when another column failed (the same words as the CLI)."""
+    report = ValidationReport(rows=int(data.shape[0]), columns=int(data.shape[1]))
+
+    def attempt(check: Callable[[], object]) -> bool:
+        try:
+            check()
+        except DataValidationError as error:
+            report.problems.append(ValidationProblem(str(error), error.column))
+            return False
+        return True
+
+    if data.shape[0] == 0 or data.shape[1] == 0:
+        attempt(lambda: validate_dataset(data, spec, dataset_name=dataset_name))
+        return report
+    if not attempt(lambda: _check_columns(data, spec)):
+        return report  # columns the spec names are not there: nothing else can be checked
+    attempt(lambda: _clean_target(data.copy(), spec, []))
+    attempt(lambda: _check_id(data, spec))
+    numeric, _ = _feature_types(data, spec)
+    for column in numeric:
+        attempt(lambda column=column: _coerce_types(data[[column]].copy(), [column], []))
+    if report.ok:
+        try:
+            validated = validate_dataset(data, spec, dataset_name=dataset_name, n_folds=n_folds)
+        except DataValidationError as error:
+            report.problems.append(ValidationProblem(str(error), error.column))
+        else:
+            report.warnings = validated.warnings
+            report.spec = validated.spec
+    return report
 
 
 def _check_columns(data: pd.DataFrame, spec: DatasetSpec) -> None:

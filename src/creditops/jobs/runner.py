@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from creditops.config import Settings
 from creditops.exceptions import JobCancelledError, JobError
 from creditops.jobs.progress import JobProgress, TeeProgress
-from creditops.store.jobs import Job, JobStore, process_alive, runs_job
+from creditops.store.jobs import Job, JobKind, JobStore, process_alive, runs_job
 from creditops.training.candidate import Progress
 
 
@@ -42,6 +42,9 @@ class TrainingRequest(BaseModel):
     profile: Literal["fast", "full"] | None = None
     models: list[str] = Field(default_factory=list)
     register_champion: bool = True
+    # Under which alias the best candidate is registered: a new champion serves at once, a
+    # challenger waits for the gates and a promotion.
+    alias: Literal["champion", "challenger"] = "champion"
     seed: int | None = None
     time_budget: float | None = Field(default=None, gt=0)
 
@@ -104,6 +107,7 @@ def train_recorded(
             profile=request.profile,
             models=request.models or None,
             register=request.register_champion,
+            alias=request.alias,
             progress=reporter if progress is None else TeeProgress(progress, reporter),
         )
     except JobCancelledError:
@@ -128,8 +132,24 @@ def train_recorded(
 
 def submit_training(settings: Settings, request: TrainingRequest, *, requested_by: str) -> Job:
     """Queue a training job and start it when a slot is free."""
+    return submit_job(settings, "train", request.model_dump(mode="json"), requested_by=requested_by)
+
+
+class RetrainRequest(BaseModel):
+    """A retrain job: whether to retrain without a trigger, and whether to promote."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    force: bool = False
+    auto_promote: bool | None = None
+
+
+def submit_job(
+    settings: Settings, kind: JobKind, params: dict[str, Any], *, requested_by: str
+) -> Job:
+    """Queue a job of any kind and start it when a slot is free."""
     with JobStore.from_settings(settings) as store:
-        job = store.create("train", request.model_dump(mode="json"), requested_by=requested_by)
+        job = store.create(kind, params, requested_by=requested_by)
         dispatch(settings, store)
         return store.get(job.id)
 
@@ -194,10 +214,17 @@ def _run_claimed(settings: Settings, store: JobStore, job_id: str) -> Job:
         raise JobError(f"job {job_id} is {job.state}, not claimed to run")
     _stop_on_sigterm()
     try:
-        if job.kind != "train":
-            raise JobError(f"job kind {job.kind!r} cannot run yet")
-        request = TrainingRequest.model_validate(job.params)
-        train_recorded(settings, request, requested_by=job.requested_by, store=store, job_id=job_id)
+        if job.kind == "train":
+            request = TrainingRequest.model_validate(job.params)
+            train_recorded(
+                settings, request, requested_by=job.requested_by, store=store, job_id=job_id
+            )
+        elif job.kind == "monitor":
+            _monitor(settings, store, job_id)
+        elif job.kind == "retrain":
+            _retrain(settings, store, job_id, RetrainRequest.model_validate(job.params))
+        else:
+            raise JobError(f"job kind {job.kind!r} cannot run")
     except JobCancelledError:
         pass  # recorded by train_recorded
     except Exception as exc:  # recorded (if it got that far) and ended: the next job may run
@@ -205,6 +232,40 @@ def _run_claimed(settings: Settings, store: JobStore, job_id: str) -> Job:
     finally:
         dispatch(settings, store)
     return store.get(job_id)
+
+
+def _monitor(settings: Settings, store: JobStore, job_id: str) -> None:
+    from creditops.monitoring.monitor import run_monitor
+
+    report = run_monitor(settings)
+    store.finish(
+        job_id,
+        "succeeded",
+        message=f"{report.rows:,} decisions checked; level {report.level}; "
+        f"{len(report.alerts)} alert(s)",
+        run_id=report.run_id,
+        model_version=report.model_version,
+    )
+
+
+def _retrain(settings: Settings, store: JobStore, job_id: str, request: RetrainRequest) -> None:
+    from creditops.retraining import decide_retrain, record_no_retrain, retrain, retrain_config
+
+    config = retrain_config(settings)
+    if request.auto_promote is not None:
+        config = config.model_copy(update={"auto_promote": request.auto_promote})
+    decision = decide_retrain(settings, config, force=request.force)
+    if not decision.retrain:
+        entry = record_no_retrain(settings, decision)
+        store.finish(job_id, "succeeded", message=entry.message)
+        return
+    result = retrain(settings, config, decision)
+    store.finish(
+        job_id,
+        "succeeded",
+        message=f"{result.outcome}: {result.message}",
+        model_version=result.challenger_version,
+    )
 
 
 def _stop_on_sigterm() -> None:
@@ -251,12 +312,14 @@ def describe(jobs: Sequence[Job]) -> list[dict[str, Any]]:
 
 
 __all__ = [
+    "RetrainRequest",
     "TrainingRequest",
     "cancel_job",
     "describe",
     "dispatch",
     "job_log",
     "run_job",
+    "submit_job",
     "submit_training",
     "train_recorded",
 ]

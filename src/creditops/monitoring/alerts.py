@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -33,16 +34,19 @@ import httpx
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from creditops.config import Settings
 from creditops.exceptions import AlertStoreError
 from creditops.monitoring.base import Flag
 from creditops.monitoring.gauges import MonitorGauges, safe_target
 from creditops.store.alerts import LEVELS, Alert, AlertStore, Level
+from creditops.store.audit import AuditEntry, AuditLog
 from creditops.store.database import dumps_json
 
 __all__ = [
     "AlertDispatcher",
     "AlertsConfig",
     "DispatchResult",
+    "acknowledge_alert",
     "alerts_from_flags",
 ]
 
@@ -235,3 +239,25 @@ class AlertDispatcher:
             "alert webhook failed (%d alert(s) stored, not posted): %s", len(payload), error
         )
         return "failed", error
+
+
+def acknowledge_alert(settings: Settings, alert_id: str, *, by: str, note: str) -> Alert:
+    """Record that ``by`` has seen the alert, with their note: on the alert (shown with it) and
+    in the audit trail (who acknowledged what, when, and what they said)."""
+    started = datetime.now(UTC)
+    with AlertStore.from_settings(settings) as store:
+        alert = store.acknowledge(alert_id, by=by, note=note)
+    with AuditLog.from_settings(settings) as audit:
+        audit.record(
+            AuditEntry(
+                started_at=started,
+                action="acknowledge",
+                outcome="acknowledged",
+                champion_version=alert.model_version,
+                reasons=[alert.message],
+                message=f"{by} acknowledged the {alert.level} {alert.check} alert "
+                f"({alert.metric}): {alert.acknowledgement}",
+                details={"alert_id": str(alert.id), "run_id": alert.run_id, "by": by},
+            )
+        )
+    return alert

@@ -80,9 +80,10 @@ def train_and_register(
     register: bool = True,
     progress: Progress | None = None,
     policy_config: PolicyConfig | None = None,
+    alias: str | None = CHAMPION,
 ) -> TrainingResult:
-    """Train and compare the candidates, then register the champion with its policy as the
-    ``champion`` (``register=False``: track only)."""
+    """Train and compare the candidates, then register the best with its policy under
+    ``alias`` (``champion`` by default; None: no alias; ``register=False``: track only)."""
     result = train(
         settings,
         frame=frame,
@@ -94,5 +95,5 @@ def train_and_register(
         policy_config=policy_config,
     )
     if register:
-        register_trained(settings, result)
+        register_trained(settings, result, alias=alias)
     return result

@@ -4,6 +4,7 @@ locks are in :mod:`creditops.store`)."""
 from creditops.retraining.pipeline import (
     CHALLENGER,
     RetrainResult,
+    current_triggers,
     decide_retrain,
     evaluate_gates,
     promote_challenger,
@@ -12,7 +13,14 @@ from creditops.retraining.pipeline import (
     retrain_config,
     rollback,
 )
-from creditops.retraining.policy import RetrainConfig, RetrainDecision, Trigger, should_retrain
+from creditops.retraining.policy import (
+    RetrainConfig,
+    RetrainDecision,
+    Trigger,
+    TriggerStatus,
+    should_retrain,
+    trigger_status,
+)
 
 __all__ = [
     "CHALLENGER",
@@ -20,6 +28,8 @@ __all__ = [
     "RetrainDecision",
     "RetrainResult",
     "Trigger",
+    "TriggerStatus",
+    "current_triggers",
     "decide_retrain",
     "evaluate_gates",
     "promote_challenger",
@@ -28,4 +38,5 @@ __all__ = [
     "retrain_config",
     "rollback",
     "should_retrain",
+    "trigger_status",
 ]

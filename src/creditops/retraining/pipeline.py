@@ -57,7 +57,13 @@ from creditops.registry import (
     set_alias,
     version_policy,
 )
-from creditops.retraining.policy import RetrainConfig, RetrainDecision, should_retrain
+from creditops.retraining.policy import (
+    RetrainConfig,
+    RetrainDecision,
+    TriggerStatus,
+    should_retrain,
+    trigger_status,
+)
 from creditops.store.alerts import AlertStore
 from creditops.store.audit import Action, AuditEntry, AuditLog, Gate, record_everywhere
 from creditops.store.locks import CHAMPION_LOCK, RETRAIN_LOCK, exclusive
@@ -260,14 +266,10 @@ def retrain_config(settings: Settings) -> RetrainConfig:
         raise ConfigurationError(f"monitoring config is invalid: {problems}") from None
 
 
-def decide_retrain(
-    settings: Settings, config: RetrainConfig, *, force: bool = False, now: datetime | None = None
-) -> RetrainDecision:
-    """The triggers, read from the recorded monitor runs of the current champion (runs about a
+def _trigger_inputs(settings: Settings, config: RetrainConfig, now: datetime) -> dict[str, Any]:
+    """What the triggers read: the recorded monitor runs of the current champion (runs about a
     replaced champion say nothing about this one), its registration time, and the audit
     trail's last retrain that trained a challenger."""
-
-    now = now or datetime.now(UTC)
     lookback = timedelta(hours=max(config.drift_critical_hours * 4, 24 * 7))
     with AlertStore.from_settings(settings) as store:
         runs = store.runs(since=now - lookback)
@@ -279,14 +281,23 @@ def decide_retrain(
     with AuditLog.from_settings(settings) as audit:
         trained = audit.recent(1, action="retrain", trained=True)
     last = trained[0].started_at if trained else None
-    return should_retrain(
-        config,
-        now=now,
-        runs=runs,
-        champion_created_at=created,
-        last_retrain_at=last,
-        force=force,
-    )
+    return {"runs": runs, "champion_created_at": created, "last_retrain_at": last}
+
+
+def decide_retrain(
+    settings: Settings, config: RetrainConfig, *, force: bool = False, now: datetime | None = None
+) -> RetrainDecision:
+    """Whether to retrain now, and why (see :func:`_trigger_inputs` for the evidence)."""
+    now = now or datetime.now(UTC)
+    return should_retrain(config, now=now, force=force, **_trigger_inputs(settings, config, now))
+
+
+def current_triggers(
+    settings: Settings, config: RetrainConfig, *, now: datetime | None = None
+) -> list[TriggerStatus]:
+    """Each trigger's value now against its threshold, fired or not."""
+    now = now or datetime.now(UTC)
+    return trigger_status(config, now=now, **_trigger_inputs(settings, config, now))
 
 
 def record_no_retrain(settings: Settings, decision: RetrainDecision) -> AuditEntry:

@@ -87,6 +87,94 @@ def _critical_streak(runs: Sequence[MonitorRun]) -> tuple[datetime | None, int]:
     return start, count
 
 
+class TriggerStatus(BaseModel):
+    """One evidence trigger now: its current value (None: nothing to judge yet) against its
+    threshold, whether it fires, and a sentence saying so."""
+
+    name: TriggerName
+    value: float | None
+    threshold: float | None
+    fired: bool
+    message: str
+
+
+def trigger_status(
+    config: RetrainConfig,
+    *,
+    now: datetime,
+    runs: Sequence[MonitorRun] = (),
+    champion_created_at: datetime | None = None,
+    last_retrain_at: datetime | None = None,
+) -> list[TriggerStatus]:
+    """Every trigger but ``forced``, fired or not, from the monitor runs (oldest first), the
+    champion's age and when the last retrain that trained a challenger started."""
+    latest = runs[-1] if runs else None
+    statuses: list[TriggerStatus] = []
+
+    drop = None if latest is None else latest.realised_auc_drop_relative
+    limit = config.auc_drop_relative
+    statuses.append(
+        TriggerStatus(
+            name="auc_drop",
+            value=drop,
+            threshold=limit,
+            fired=drop is not None and drop > limit,
+            message="no realised ROC AUC yet (outcomes not known)"
+            if drop is None
+            else f"realised ROC AUC is {drop:.1%} below the champion's test AUC "
+            f"(limit {limit:.0%})",
+        )
+    )
+
+    start, streak = _critical_streak(runs)
+    period = timedelta(hours=config.drift_critical_hours)
+    hours = 0.0
+    if start is not None and latest is not None and now - latest.started_at <= period:
+        hours = (now - start).total_seconds() / 3600
+    lasting = streak >= 2 and hours >= config.drift_critical_hours
+    statuses.append(
+        TriggerStatus(
+            name="drift_critical",
+            value=hours,
+            threshold=config.drift_critical_hours,
+            fired=lasting,
+            message=f"data drift has been critical in every monitor run for {hours:.0f} "
+            f"hours (limit {config.drift_critical_hours:g})"
+            if start is not None
+            else "the latest monitor run found no critical drift",
+        )
+    )
+
+    share = None if latest is None else latest.drift_share
+    statuses.append(
+        TriggerStatus(
+            name="features_drifted",
+            value=share,
+            threshold=config.drifted_share,
+            fired=share is not None and share > config.drifted_share,
+            message="no monitor run yet"
+            if share is None
+            else f"{share:.0%} of the features drifted in the latest monitor run "
+            f"(limit {config.drifted_share:.0%})",
+        )
+    )
+
+    if config.schedule_days is not None and champion_created_at is not None:
+        since = max(champion_created_at, last_retrain_at or champion_created_at)
+        days = (now - since).total_seconds() / 86400
+        what = "the champion is" if since == champion_created_at else "the last retrain was"
+        statuses.append(
+            TriggerStatus(
+                name="schedule",
+                value=days,
+                threshold=config.schedule_days,
+                fired=now - since >= timedelta(days=config.schedule_days),
+                message=f"{what} {days:.1f} days old (retrain every {config.schedule_days:g} days)",
+            )
+        )
+    return statuses
+
+
 def should_retrain(
     config: RetrainConfig,
     *,
@@ -101,61 +189,20 @@ def should_retrain(
     reasons: list[Trigger] = []
     if force:
         reasons.append(Trigger(name="forced", message="retraining was forced (--force)"))
-    latest = runs[-1] if runs else None
-    drop = None if latest is None else latest.realised_auc_drop_relative
-    if drop is not None and drop > config.auc_drop_relative:
-        reasons.append(
-            Trigger(
-                name="auc_drop",
-                value=drop,
-                threshold=config.auc_drop_relative,
-                message=f"realised ROC AUC is {drop:.1%} below the champion's test AUC "
-                f"(limit {config.auc_drop_relative:.0%})",
-            )
-        )
-    start, streak = _critical_streak(runs)
-    period = timedelta(hours=config.drift_critical_hours)
-    if (
-        start is not None
-        and latest is not None
-        and streak >= 2
-        and now - latest.started_at <= period
+    for status in trigger_status(
+        config,
+        now=now,
+        runs=runs,
+        champion_created_at=champion_created_at,
+        last_retrain_at=last_retrain_at,
     ):
-        hours = (now - start).total_seconds() / 3600
-        if hours >= config.drift_critical_hours:
+        if status.fired:
             reasons.append(
                 Trigger(
-                    name="drift_critical",
-                    value=hours,
-                    threshold=config.drift_critical_hours,
-                    message=f"data drift has been critical in every monitor run for {hours:.0f} "
-                    f"hours (limit {config.drift_critical_hours:g})",
-                )
-            )
-    share = None if latest is None else latest.drift_share
-    if share is not None and share > config.drifted_share:
-        reasons.append(
-            Trigger(
-                name="features_drifted",
-                value=share,
-                threshold=config.drifted_share,
-                message=f"{share:.0%} of the features drifted in the latest monitor run "
-                f"(limit {config.drifted_share:.0%})",
-            )
-        )
-    if config.schedule_days is not None and champion_created_at is not None:
-        since = max(champion_created_at, last_retrain_at or champion_created_at)
-        age = now - since
-        if age >= timedelta(days=config.schedule_days):
-            days = age.total_seconds() / 86400
-            what = "the champion is" if since == champion_created_at else "the last retrain was"
-            reasons.append(
-                Trigger(
-                    name="schedule",
-                    value=days,
-                    threshold=config.schedule_days,
-                    message=f"{what} {days:.1f} days old (retrain every "
-                    f"{config.schedule_days:g} days)",
+                    name=status.name,
+                    value=status.value,
+                    threshold=status.threshold,
+                    message=status.message,
                 )
             )
     notes: list[str] = []

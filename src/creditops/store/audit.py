@@ -27,7 +27,7 @@ EXPERIMENT = "creditops-retraining"
 
 _T = TypeVar("_T")
 
-Action = Literal["retrain", "promote", "rollback", "policy"]
+Action = Literal["retrain", "promote", "rollback", "policy", "acknowledge"]
 # "rejected": a retrain's challenger failed a gate; "refused": a promotion or rollback broke a
 # rule and changed nothing.
 Outcome = Literal[
@@ -39,6 +39,7 @@ Outcome = Literal[
     "rolled_back",
     "refused",
     "saved",  # a version's decision policy replaced (action "policy")
+    "acknowledged",  # a person has seen a monitoring alert (action "acknowledge")
 ]
 
 

@@ -2,7 +2,19 @@
 
 from fastapi import APIRouter
 
-from creditops.serving.ui.pages import audit, decide, login, models, overview, policy, version
+from creditops.serving.ui.pages import (
+    audit,
+    data,
+    decide,
+    jobs,
+    login,
+    models,
+    monitoring,
+    overview,
+    policy,
+    retraining,
+    version,
+)
 
 # models before version: /ui/models/compare is not a version number.
 ROUTERS: tuple[APIRouter, ...] = (
@@ -12,5 +24,9 @@ ROUTERS: tuple[APIRouter, ...] = (
     version.router,
     policy.router,
     decide.router,
+    data.router,
+    jobs.router,
+    monitoring.router,
+    retraining.router,
     audit.router,
 )

@@ -11,6 +11,22 @@
       var figure;
       try { figure = JSON.parse(el.getAttribute("data-figure")); } catch (e) { return; }
       window.Plotly.react(el, figure.data || [], figure.layout || {}, config);
+      clickable(el);
+    });
+  }
+
+  // A chart inside [data-click-url] loads, on a click on a point, the fragment for that point
+  // (its customdata: [name, index]) into [data-click-target]; the drift heatmap uses it.
+  function clickable(el) {
+    var host = el.closest && el.closest("[data-click-url]");
+    if (!host || el.dataset.clickBound || !window.htmx) { return; }
+    el.dataset.clickBound = "1";
+    el.on("plotly_click", function (data) {
+      var point = data && data.points && data.points[0];
+      if (!point || !point.customdata) { return; }
+      var url = host.getAttribute("data-click-url") + "?feature=" +
+        encodeURIComponent(point.customdata[0]) + "&window=" + encodeURIComponent(point.customdata[1]);
+      window.htmx.ajax("GET", url, { target: host.getAttribute("data-click-target"), swap: "outerHTML" });
     });
   }
 

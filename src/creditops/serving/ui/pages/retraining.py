@@ -1,0 +1,77 @@
+"""Retraining: each trigger's current value against its threshold, past retrains with their
+gates (challenger against champion on the holdout), "retrain now" as a job (admin), and the
+way to promote a challenger that cleared its gates (through the Models page's confirmation)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from creditops.exceptions import CreditOpsError
+from creditops.jobs.runner import RetrainRequest, submit_job
+from creditops.registry import CHALLENGER, CHAMPION, get_version
+from creditops.retraining import current_triggers, retrain_config
+from creditops.serving.ui.deps import Admin, Viewer
+from creditops.serving.ui.session import Session
+from creditops.serving.ui.stores import audit_log
+from creditops.serving.ui.templating import render
+from creditops.store.jobs import JobStore
+
+router = APIRouter(prefix="/ui/retraining")
+
+_RETRAINS_SHOWN = 20
+
+
+def _who(session: Session) -> str:
+    return f"dashboard ({session.role.value if session.role else 'anonymous'})"
+
+
+def _page(request: Request, **extra: Any) -> dict[str, Any]:
+    settings = request.app.state.settings
+    problem = None
+    try:
+        config = retrain_config(settings)
+        triggers = current_triggers(settings, config)
+    except CreditOpsError as error:
+        config, triggers, problem = None, [], str(error)
+    champion = get_version(settings, CHAMPION)
+    challenger = get_version(settings, CHALLENGER)
+    with JobStore.from_settings(settings) as store:
+        jobs = store.list(kind="retrain", limit=10)
+    return {
+        "config": config,
+        "triggers": triggers,
+        "problem": problem,
+        "retrains": audit_log(request).recent(_RETRAINS_SHOWN, action="retrain"),
+        "champion": None if champion is None else str(champion.version),
+        "challenger": None if challenger is None else str(challenger.version),
+        "jobs": jobs,
+        **extra,
+    }
+
+
+@router.get("")
+async def retraining_page(request: Request, _: Viewer) -> Response:
+    return render(request, "retraining.html", await run_in_threadpool(_page, request))
+
+
+@router.post("/run")
+async def retrain_now(
+    request: Request,
+    session: Admin,
+    force: Annotated[bool, Form()] = False,
+) -> Response:
+    params = RetrainRequest(force=force).model_dump(mode="json")
+    settings = request.app.state.settings
+    try:
+        job = await run_in_threadpool(
+            submit_job, settings, "retrain", params, requested_by=_who(session)
+        )
+    except CreditOpsError as error:
+        context = await run_in_threadpool(_page, request)
+        context["problem"] = f"The retrain job could not be started: {error}"
+        return render(request, "retraining.html", context, status_code=503)
+    return RedirectResponse(f"/ui/jobs/{job.id}", status_code=303)
