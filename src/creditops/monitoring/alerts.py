@@ -257,7 +257,7 @@ def acknowledge_alert(settings: Settings, alert_id: str, *, by: str, note: str) 
                 reasons=[alert.message],
                 message=f"{by} acknowledged the {alert.level} {alert.check} alert "
                 f"({alert.metric}): {alert.acknowledgement}",
-                details={"alert_id": str(alert.id), "run_id": alert.run_id, "by": by},
+                details={"alert_id": str(alert.id), "run_id": alert.run_id, "via": by},
             )
         )
     return alert

@@ -1,0 +1,101 @@
+"""Watching the live model in a real browser: shifted traffic sent by the simulator, the
+monitor run from the page as a job, the heatmap showing the shifted feature, its
+distributions beside the training data's, the alert raised and acknowledged with a note;
+the retraining page with every trigger against its threshold."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from creditops.config import Settings
+from creditops.simulation import simulate
+from helpers import serving
+from ui_helpers import ADMIN_KEY, READER_KEY, Dashboard, log_in
+
+pytestmark = pytest.mark.slow
+
+_JOB_TIMEOUT_MS = 180_000
+
+
+@pytest.fixture(scope="module")
+def dashboard(trained, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
+    """The shared trained champion, served from a copy of its home with an empty log."""
+    source, _ = trained
+    home = tmp_path_factory.mktemp("monitoring-home") / "home"
+    shutil.copytree(source.home, home)
+    (home / "predictions.db").unlink(missing_ok=True)
+    settings = Settings(home=home, api_key=ADMIN_KEY, reader_keys=READER_KEY)
+    with serving(settings) as url:
+        yield Dashboard(url=url, settings=settings)
+
+
+def test_shifted_traffic_shows_on_the_heatmap_and_its_alert_is_acknowledged(
+    page: Page, dashboard: Dashboard
+) -> None:
+    report = simulate(dashboard.url, "income_shock", 600, feedback=False, seed=5)
+    assert report.rows_decided == 600, report
+    log_in(page)
+    page.goto("/ui/monitoring")
+    expect(page.locator("#no-run")).to_be_visible()
+    page.get_by_role("button", name="Run the monitor now").click()
+    expect(page).to_have_url(re.compile(r"/ui/jobs/[0-9a-f-]{36}$"))
+    expect(page.locator("#job-state")).to_have_text("succeeded", timeout=_JOB_TIMEOUT_MS)
+    page.locator("#job-result").get_by_role("link", name="See the monitoring page.").click()
+
+    # The heatmap: Income (× 0.6) at warning or critical in the window that holds the traffic.
+    heatmap = page.locator("[data-click-url] .chart")
+    expect(heatmap.locator(".main-svg").first).to_be_visible()
+    figure = json.loads(heatmap.get_attribute("data-figure"))["data"][0]
+    row = figure["y"].index("Income")
+    assert figure["z"][row][-1] in (1, 2), figure["z"][row]
+    assert figure["y"][0] in ("Income", "Expenses")  # the most drifted first
+
+    # A click on its cell shows both distributions.
+    box = heatmap.locator(".nsewdrag").first.bounding_box()
+    rows, columns = len(figure["y"]), len(figure["x"])
+    page.mouse.click(
+        box["x"] + box["width"] * (columns - 0.5) / columns,
+        box["y"] + box["height"] * (row + 0.5) / rows,
+    )
+    distribution = page.locator("#distribution")
+    expect(distribution.locator("h3")).to_contain_text("Income")
+    expect(distribution.locator(".chart .main-svg").first).to_be_visible()
+    expect(distribution).to_contain_text(re.compile(r"(warning|critical)"))
+
+    # The alert is listed; acknowledged with a note, it says who and what.
+    alerts = page.locator("#alerts-table")
+    income = alerts.locator("tr.alert-row", has_text="Income").first
+    expect(income).to_be_visible()
+    income.get_by_label("Note for this alert").fill("Income feed rescaled upstream; fix deployed")
+    income.get_by_role("button", name="Acknowledge").click()
+    acknowledged = page.locator("#alerts-table tr.alert-row", has_text="Income").first
+    expect(acknowledged).to_contain_text("acknowledged by dashboard (admin)")
+    expect(acknowledged.locator(".ack-note")).to_have_text(
+        "Income feed rescaled upstream; fix deployed"
+    )
+    # Filtering keeps what is still open.
+    page.get_by_label("Not acknowledged only").check()
+    expect(page.locator("#alerts-table")).not_to_contain_text("Income feed rescaled upstream")
+    # The acknowledgement is in the audit trail.
+    page.goto("/ui/audit/changes")
+    expect(page.locator("main")).to_contain_text("Income feed rescaled upstream; fix deployed")
+
+    page.goto("/ui/retraining")
+    triggers = page.locator("#triggers")
+    expect(triggers).to_contain_text("features drifted")
+    expect(triggers).to_contain_text("auc drop")
+
+
+def test_a_reader_sees_monitoring_but_cannot_run_or_acknowledge(page: Page) -> None:
+    log_in(page, READER_KEY)
+    page.goto("/ui/monitoring")
+    expect(page.get_by_role("button", name="Run the monitor now")).to_be_disabled()
+    expect(page.get_by_role("button", name="Acknowledge")).to_have_count(0)
+    page.goto("/ui/retraining")
+    expect(page.get_by_role("button", name="Retrain now")).to_be_disabled()
