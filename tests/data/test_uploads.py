@@ -9,7 +9,16 @@ import pandas as pd
 import pytest
 
 from creditops.data.datasets import load_builtin
-from creditops.data.uploads import infer_spec, safe_filename, store_upload
+from creditops.data.uploads import (
+    find_upload,
+    infer_spec,
+    list_uploads,
+    read_spec,
+    safe_filename,
+    save_spec,
+    store_upload,
+    summarise_file,
+)
 from creditops.exceptions import DataValidationError
 
 
@@ -99,3 +108,37 @@ def test_no_two_valued_column_is_refused(tmp_path: Path) -> None:
     path.write_text("a,b\n1,x\n2,y\n3,z\n")
     with pytest.raises(DataValidationError, match="no column looks like a two-valued outcome"):
         infer_spec(path)
+
+
+def test_stored_uploads_are_listed_found_and_keep_their_spec(tmp_path: Path, credit_csv) -> None:
+    first = store_upload(_chunks(credit_csv), "loans.csv", tmp_path, max_bytes=10**7)
+    second = store_upload(_chunks(b"a,b\n1,2\n"), "other.csv", tmp_path, max_bytes=10**7)
+    listed = list_uploads(tmp_path)
+    assert {u.key for u in listed} == {first.path.parent.name, second.path.parent.name}
+    found = find_upload(tmp_path, first.path.parent.name)
+    assert found.path == first.path
+    assert not found.has_spec
+    assert read_spec(found) is None
+    spec = infer_spec(found.path)
+    spec = spec.model_copy(update={"reasons": {"Debt": "Debt is high"}})
+    save_spec(found, spec)
+    assert read_spec(found) == spec
+    assert not list(found.path.parent.glob("*.tmp"))
+    for key in ("../etc", "0123", "g" * 16, "0" * 16):
+        with pytest.raises(DataValidationError, match="no upload"):
+            find_upload(tmp_path, key)
+
+
+def test_a_file_is_summarised_in_one_read(tmp_path: Path, credit_csv) -> None:
+    path = tmp_path / "loans.csv"
+    path.write_bytes(credit_csv)
+    summary = summarise_file(path)
+    assert summary.rows == 4454
+    assert summary.columns["Income"] == "number"
+    assert summary.columns["Home"] == "text"
+    assert summary.few_values["Status"] == ["bad", "good"]
+    assert "Income" not in summary.few_values
+    binary = tmp_path / "binary.csv"
+    binary.write_bytes(bytes(range(256)) * 64)
+    with pytest.raises(DataValidationError, match=r"binary\.csv"):
+        summarise_file(binary)

@@ -10,7 +10,7 @@ import pytest
 
 from creditops.data.io import read_table
 from creditops.data.spec import DatasetSpec
-from creditops.data.validate import validate_dataset
+from creditops.data.validate import check_dataset, validate_dataset
 from creditops.exceptions import ConfigurationError, DataValidationError
 
 
@@ -237,3 +237,43 @@ def test_spec_yaml_errors_name_the_field(tmp_path: Path):
     path.write_text("target: [unclosed\n")
     with pytest.raises(ConfigurationError, match=r"not valid YAML"):
         DatasetSpec.from_yaml(path)
+
+
+def test_the_report_names_every_problem_with_its_column(frame):
+    frame["Income"] = frame["Income"].astype(object)
+    frame.loc[3, "Income"] = "n/a"
+    frame.loc[5, "Debt"] = np.inf
+    frame["Id"] = range(len(frame))
+    frame.loc[7, "Id"] = 0
+    spec = DatasetSpec(
+        target="Status",
+        positive="bad",
+        id="Id",
+        features={"numeric": ["Income", "Debt"], "categorical": ["Home"]},
+    )
+    report = check_dataset(frame, spec)
+    assert not report.ok
+    assert [p.column for p in report.problems] == ["Id", "Income", "Debt"]
+    assert "duplicated values" in report.problems[0].message
+    assert "'n/a'" in report.problems[1].message
+    assert "infinite" in report.problems[2].message
+    # The first of them is what training would refuse the data for.
+    with pytest.raises(DataValidationError) as raised:
+        validate_dataset(frame, spec)
+    assert str(raised.value) in {p.message for p in report.problems}
+
+
+def test_a_clean_report_carries_the_warnings_and_the_resolved_spec(frame):
+    frame["Empty"] = np.nan
+    report = check_dataset(frame, SPEC)
+    assert report.ok
+    assert report.spec is not None
+    assert report.spec.n_rows == len(frame)
+    assert [w.column for w in report.warnings] == ["Empty"]
+
+
+def test_a_spec_naming_absent_columns_stops_the_report_there(frame):
+    spec = DatasetSpec(target="Outcome", positive="bad")
+    report = check_dataset(frame, spec)
+    assert [p.column for p in report.problems] == ["Outcome"]
+    assert check_dataset(frame.iloc[0:0], SPEC).problems[0].message.startswith("the data has no")

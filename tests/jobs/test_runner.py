@@ -11,17 +11,21 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from creditops.cli import app
 from creditops.config import Settings
 from creditops.jobs.runner import (
+    RetrainRequest,
     TrainingRequest,
     cancel_job,
     dispatch,
     job_log,
+    submit_job,
     submit_training,
 )
+from creditops.store.alerts import AlertStore
 from creditops.store.jobs import Job, JobStore
 
 pytestmark = pytest.mark.slow
@@ -136,3 +140,27 @@ def test_a_server_start_marks_jobs_whose_process_died_failed(home: Settings) -> 
             failed = store.get(job.id)
     assert failed.state == "failed"
     assert f"pid {int(gone.stdout)}" in failed.message
+
+
+def test_monitor_and_retrain_run_as_jobs(home: Settings) -> None:
+    store = JobStore.from_settings(home)
+    trained = _wait(store, submit_training(home, FAST_LR, requested_by="alice").id, _finished)
+    assert trained.state == "succeeded", job_log(home, trained.id).read_text()
+    # No decision logged yet: the monitor still runs, and records its run and report.
+    monitor = submit_job(home, "monitor", {}, requested_by="carol")
+    monitored = _wait(store, monitor.id, _finished)
+    assert monitored.state == "succeeded", job_log(home, monitor.id).read_text()
+    assert "0 decisions checked" in monitored.message
+    with AlertStore.from_settings(home) as alerts:
+        assert alerts.latest_report()["run_id"] == monitored.run_id
+    # No trigger fires on a fresh champion: the retrain job says so, and the audit keeps it.
+    retrain = submit_job(home, "retrain", RetrainRequest().model_dump(), requested_by="dan")
+    retrained = _wait(store, retrain.id, _finished)
+    assert retrained.state == "succeeded", job_log(home, retrain.id).read_text()
+    assert retrained.message.startswith("not retrained: no trigger fired")
+    with pytest.raises(ValidationError):
+        RetrainRequest.model_validate({"force": True, "profile": "full"})
+
+
+def _finished(job: Job) -> bool:
+    return job.finished

@@ -72,7 +72,8 @@ def test_the_timeline_shows_the_shifted_week_on_the_shifted_feature(store):
     report = run_monitor(store, config=config, now=NOW)
     with AlertStore.from_settings(store) as alerts:
         stored = alerts.latest_report(model_version=report.model_version)
-    assert stored is not None and stored["run_id"] == report.run_id
+    assert stored is not None
+    assert stored["run_id"] == report.run_id
     timeline = stored["timeline"]
     # Five windows asked for; the first is empty and before any decision, so left out.
     weeks = timeline["windows"]

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from pydantic import ValidationError
 
-from creditops.retraining import RetrainConfig, RetrainDecision, should_retrain
+from creditops.retraining import RetrainConfig, RetrainDecision, should_retrain, trigger_status
 from helpers import NOW, monitor_run
 
 
@@ -134,3 +134,39 @@ def test_config_refuses_nonsense():
         RetrainConfig(holdout_share=1.0)
     with pytest.raises(ValidationError, match="unknown_key"):
         RetrainConfig(unknown_key=1)
+
+
+def test_every_trigger_reports_its_value_against_its_threshold_fired_or_not():
+    runs = [monitor_run(30, "critical"), monitor_run(2, "critical", share=0.2, drop=0.03)]
+    statuses = {
+        s.name: s
+        for s in trigger_status(
+            RetrainConfig(), now=NOW, runs=runs, champion_created_at=NOW - timedelta(days=3)
+        )
+    }
+    assert list(statuses) == ["auc_drop", "drift_critical", "features_drifted", "schedule"]
+    assert statuses["auc_drop"].value == pytest.approx(0.03)
+    assert not statuses["auc_drop"].fired
+    assert statuses["drift_critical"].value == pytest.approx(30.0)
+    assert statuses["drift_critical"].fired
+    assert statuses["features_drifted"].value == pytest.approx(0.2)
+    assert statuses["features_drifted"].threshold == pytest.approx(0.3)
+    assert statuses["schedule"].value == pytest.approx(3.0)
+    assert not statuses["schedule"].fired
+    # should_retrain fires exactly the statuses that fire, with the same words.
+    decision = should_retrain(
+        RetrainConfig(), now=NOW, runs=runs, champion_created_at=NOW - timedelta(days=3)
+    )
+    assert [(r.name, r.message) for r in decision.reasons] == [
+        (s.name, s.message) for s in statuses.values() if s.fired
+    ]
+
+
+def test_with_no_run_yet_the_triggers_say_there_is_nothing_to_judge():
+    statuses = trigger_status(RetrainConfig(), now=NOW)
+    assert [(s.name, s.value, s.fired) for s in statuses] == [
+        ("auc_drop", None, False),
+        ("drift_critical", 0.0, False),
+        ("features_drifted", None, False),
+    ]
+    assert statuses[0].message == "no realised ROC AUC yet (outcomes not known)"

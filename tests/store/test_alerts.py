@@ -201,3 +201,39 @@ def test_closed_store_raises(sqlite_store: AlertStore) -> None:
     sqlite_store.close()
     with pytest.raises(AlertStoreError, match="closed"):
         sqlite_store.save([make_alert()])
+
+
+# ---------------------------------------------------------------------------------------------
+# Acknowledgements and reports
+# ---------------------------------------------------------------------------------------------
+
+
+def test_an_alert_keeps_its_first_acknowledgement(store: AlertStore) -> None:
+    alert = make_alert()
+    store.save([alert, make_alert(metric="psi")])
+    acknowledged = store.acknowledge(str(alert.id), by="ana", note="  feed fixed  ")
+    assert acknowledged.acknowledged_by == "ana"
+    assert acknowledged.acknowledgement == "feed fixed"
+    assert acknowledged.acknowledged_at is not None
+    with pytest.raises(AlertStoreError, match="already acknowledged by ana"):
+        store.acknowledge(str(alert.id), by="bo", note="me too")
+    assert store.get(str(alert.id)).acknowledged_by == "ana"
+    with pytest.raises(ValueError, match="needs a note"):
+        store.acknowledge(str(alert.id), by="bo", note="   ")
+    with pytest.raises(AlertStoreError, match="no alert"):
+        store.acknowledge(str(uuid.uuid4()), by="bo", note="x")
+    assert [a.metric for a in store.recent(acknowledged=False)] == ["psi"]
+    assert [a.id for a in store.recent(acknowledged=True)] == [alert.id]
+    assert [a.metric for a in store.recent(metric="ps")] == ["psi"]
+    assert store.recent(metric="%") == []  # a wildcard is text, not a pattern
+
+
+def test_the_latest_report_of_a_version_is_found(store: AlertStore) -> None:
+    for run, version, hour in (("r1", "1", 1), ("r2", "2", 2), ("r3", "1", 3)):
+        started = (T0 + timedelta(hours=hour)).isoformat()
+        store.save_report(
+            {"run_id": run, "started_at": started, "model_name": "m", "model_version": version}
+        )
+    assert store.latest_report()["run_id"] == "r3"
+    assert store.latest_report(model_name="m", model_version="2")["run_id"] == "r2"
+    assert store.latest_report(model_version="9") is None
