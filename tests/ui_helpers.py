@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import Page
@@ -39,3 +41,12 @@ def application(row: int = 2) -> dict[str, Any]:
             {k: (None if v != v else v) for k, v in record.items()}, default=lambda v: v.item()
         )
     )
+
+
+def snapshot(page: Page, name: str) -> None:
+    """A full-page picture of this moment as ``$CREDITOPS_SCREENSHOTS/<name>.png``, when that
+    is set (how the README's pictures are made); nothing otherwise."""
+    target = os.environ.get("CREDITOPS_SCREENSHOTS")
+    if target:
+        Path(target).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(target) / f"{name}.png"), full_page=True)

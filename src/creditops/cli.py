@@ -128,12 +128,9 @@ def profile(
         dataset_spec = DatasetSpec.from_yaml(spec)
         reference, reference_name = None, None
         if against is not None:
-            from creditops.registry.load import load_model, load_version_data
+            from creditops.registry import training_reference
 
-            loaded = load_model(settings, against)
-            version_data = load_version_data(settings, loaded)
-            reference = version_data.frame.iloc[version_data.split.train]
-            reference_name = f"{loaded.name} v{loaded.version} (training rows)"
+            _, reference, reference_name = training_reference(settings, against)
         result = profile_file(
             data,
             dataset_spec,

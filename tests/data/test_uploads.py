@@ -123,7 +123,7 @@ def test_stored_uploads_are_listed_found_and_keep_their_spec(tmp_path: Path, cre
     spec = spec.model_copy(update={"reasons": {"Debt": "Debt is high"}})
     save_spec(found, spec)
     assert read_spec(found) == spec
-    assert not list(found.path.parent.glob("*.tmp"))
+    assert sorted(p.name for p in found.path.parent.iterdir()) == ["loans.csv", "spec.yaml"]
     for key in ("../etc", "0123", "g" * 16, "0" * 16):
         with pytest.raises(DataValidationError, match="no upload"):
             find_upload(tmp_path, key)

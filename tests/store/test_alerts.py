@@ -237,3 +237,23 @@ def test_the_latest_report_of_a_version_is_found(store: AlertStore) -> None:
     assert store.latest_report()["run_id"] == "r3"
     assert store.latest_report(model_name="m", model_version="2")["run_id"] == "r2"
     assert store.latest_report(model_version="9") is None
+
+
+def test_only_the_newest_reports_of_a_version_are_kept(store: AlertStore, db_url: str) -> None:
+    from creditops.store.alerts import REPORTS_KEPT
+
+    for i in range(REPORTS_KEPT + 3):
+        started = (T0 + timedelta(hours=i)).isoformat()
+        store.save_report(
+            {"run_id": f"r{i}", "started_at": started, "model_name": "m", "model_version": "1"}
+        )
+    store.save_report(
+        {"run_id": "other", "started_at": T0.isoformat(), "model_name": "m", "model_version": "2"}
+    )
+    engine = sa.create_engine(db_url)
+    with engine.connect() as conn:
+        kept = conn.execute(sa.text("SELECT run_id FROM monitor_reports")).scalars().all()
+    engine.dispose()
+    assert len(kept) == REPORTS_KEPT + 1
+    assert {"r0", "r1", "r2"}.isdisjoint(kept)
+    assert "other" in kept

@@ -22,7 +22,7 @@ from creditops.data.datasets import load_builtin
 from creditops.jobs.runner import TrainingRequest, submit_training
 from creditops.store.jobs import JobStore
 from helpers import serving
-from ui_helpers import ADMIN_KEY, READER_KEY, Dashboard, log_in
+from ui_helpers import ADMIN_KEY, READER_KEY, Dashboard, log_in, snapshot
 
 pytestmark = pytest.mark.slow
 
@@ -81,6 +81,7 @@ def test_upload_correct_the_spec_profile_and_train_as_a_job(
     page.get_by_label("Reason text for Debt").fill("Debt is high for the income")
     page.get_by_label("Reason text for Debt").blur()
     expect(page.locator("#validation-verdict")).to_have_text("ready to train")
+    snapshot(page, "data-spec")
     page.get_by_role("button", name="Save spec").click()
     expect(page.get_by_role("status").first).to_contain_text("Spec saved")
     key = page.url.split("/ui/data/")[1].split("?")[0]
@@ -96,13 +97,16 @@ def test_upload_correct_the_spec_profile_and_train_as_a_job(
     expect(page.locator("#feature .chart .main-svg").first).to_be_visible()
     page.locator("#iv-table").get_by_role("link", name="Income", exact=True).click()
     expect(page.locator("#feature-h")).to_have_text("Income")
+    expect(page.locator("#feature .chart .main-svg").first).to_be_visible()
+    snapshot(page, "data-profile")
 
     # No champion yet: the form offers to register the best model as the champion.
     expect(page.get_by_label("Register the best model as")).to_have_value("champion")
     page.get_by_role("button", name="Train").click()
     expect(page).to_have_url(re.compile(r"/ui/jobs/[0-9a-f-]{36}$"))
     # Live progress: the candidates fill in while the job runs...
-    expect(page.locator("#candidates tbody tr").first).to_be_visible(timeout=_JOB_TIMEOUT_MS)
+    expect(page.locator("#candidates tbody tr").nth(2)).to_be_visible(timeout=_JOB_TIMEOUT_MS)
+    snapshot(page, "job-progress")
     expect(page.locator("#job-state")).to_have_text("succeeded", timeout=_JOB_TIMEOUT_MS)
     result = page.locator("#job-result")
     expect(result).to_contain_text("registered as version 1")

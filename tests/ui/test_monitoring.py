@@ -14,9 +14,10 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from creditops.config import Settings
+from creditops.data.datasets import load_builtin
 from creditops.simulation import simulate
 from helpers import serving
-from ui_helpers import ADMIN_KEY, READER_KEY, Dashboard, log_in
+from ui_helpers import ADMIN_KEY, READER_KEY, Dashboard, log_in, snapshot
 
 pytestmark = pytest.mark.slow
 
@@ -67,6 +68,7 @@ def test_shifted_traffic_shows_on_the_heatmap_and_its_alert_is_acknowledged(
     expect(distribution.locator("h3")).to_contain_text("Income")
     expect(distribution.locator(".chart .main-svg").first).to_be_visible()
     expect(distribution).to_contain_text(re.compile(r"(warning|critical)"))
+    snapshot(page, "monitoring")
 
     # The alert is listed; acknowledged with a note, it says who and what.
     alerts = page.locator("#alerts-table")
@@ -90,6 +92,7 @@ def test_shifted_traffic_shows_on_the_heatmap_and_its_alert_is_acknowledged(
     triggers = page.locator("#triggers")
     expect(triggers).to_contain_text("features drifted")
     expect(triggers).to_contain_text("auc drop")
+    snapshot(page, "retraining")
 
 
 def test_a_reader_sees_monitoring_but_cannot_run_or_acknowledge(page: Page) -> None:
@@ -99,3 +102,27 @@ def test_a_reader_sees_monitoring_but_cannot_run_or_acknowledge(page: Page) -> N
     expect(page.get_by_role("button", name="Acknowledge")).to_have_count(0)
     page.goto("/ui/retraining")
     expect(page.get_by_role("button", name="Retrain now")).to_be_disabled()
+
+
+def test_recent_applications_are_compared_with_the_champions_training_data(
+    page: Page, tmp_path
+) -> None:
+    frame, spec = load_builtin("credit_data")
+    recent = frame.drop(columns=[spec.target]).sample(800, random_state=2)
+    recent["Income"] = recent["Income"] * 0.6
+    path = tmp_path / "recent_applications.csv"
+    recent.to_csv(path, index=False)
+    log_in(page)
+    page.goto("/ui/data")
+    page.get_by_label(re.compile(r"CSV \(UTF-8")).set_input_files(str(path))
+    page.get_by_role("button", name="Upload").click()
+    notice = page.locator("#no-outcome")
+    expect(notice).to_contain_text("no outcome column the served model knows")
+    notice.get_by_role("link", name="compare them with the champion's training data").click()
+    expect(page.get_by_role("status").first).to_contain_text("(training rows)")
+    table = page.locator("#iv-table")
+    income = table.locator("tbody tr", has=page.get_by_role("link", name="Income", exact=True))
+    psi = float(income.locator("td").last.inner_text())
+    assert psi > 0.1
+    # No outcome: nothing to train on, so no training form.
+    expect(page.get_by_role("button", name="Train")).to_have_count(0)

@@ -197,6 +197,18 @@ class ResolvedSpec(BaseModel):
 
     model_config = ConfigDict(populate_by_name=True)
 
+    def dataset_spec(self) -> DatasetSpec:
+        """The spec a user would write for the same data (to train or profile it again)."""
+        return DatasetSpec(
+            target=self.target,
+            positive=self.positive,
+            protected=list(self.protected),
+            features=FeatureTypes(numeric=list(self.numeric), categorical=list(self.categorical)),
+            id=self.id,
+            monotone=self.monotone,
+            reasons=dict(self.reasons or {}),
+        )
+
     @property
     def features(self) -> list[str]:
         return [*self.numeric, *self.categorical]

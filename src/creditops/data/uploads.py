@@ -252,7 +252,7 @@ def _stored(folder: Path) -> StoredUpload | None:
 def find_upload(uploads_dir: Path, key: str) -> StoredUpload:
     """The upload stored under ``key``; DataValidationError for a key that is not one."""
     folder = uploads_dir / key
-    found = _stored(folder) if _KEY.match(key) and folder.is_dir() else None
+    found = _stored(folder) if _KEY.fullmatch(key) and folder.is_dir() else None
     if found is None:
         raise DataValidationError(f"no upload {key!r}: upload the file again")
     return found
@@ -265,7 +265,7 @@ def list_uploads(uploads_dir: Path) -> list[StoredUpload]:
     found = [
         stored
         for folder in uploads_dir.iterdir()
-        if folder.is_dir() and _KEY.match(folder.name) and (stored := _stored(folder))
+        if folder.is_dir() and _KEY.fullmatch(folder.name) and (stored := _stored(folder))
     ]
     return sorted(found, key=lambda u: u.modified, reverse=True)
 
@@ -275,9 +275,14 @@ def save_spec(upload: StoredUpload, spec: DatasetSpec) -> Path:
     text = yaml.safe_dump(
         spec.model_dump(mode="json", exclude_defaults=True), sort_keys=False, allow_unicode=True
     )
-    temporary = upload.spec_path.with_suffix(".yaml.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, upload.spec_path)
+    handle, temporary = tempfile.mkstemp(dir=upload.path.parent, prefix=".spec-")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.replace(temporary, upload.spec_path)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
     return upload.spec_path
 
 

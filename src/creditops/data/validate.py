@@ -156,11 +156,18 @@ def check_dataset(
         return report
     if not attempt(lambda: _check_columns(data, spec)):
         return report  # columns the spec names are not there: nothing else can be checked
-    attempt(lambda: _clean_target(data.copy(), spec, []))
-    attempt(lambda: _check_id(data, spec))
-    numeric, _ = _feature_types(data, spec)
+    # The later checks see the rows training would keep: those with a known outcome.
+    cleaned = [data]
+
+    def clean_target() -> None:
+        cleaned[0] = _clean_target(data.copy(), spec, [])[0]
+
+    attempt(clean_target)
+    frame = cleaned[0]
+    attempt(lambda: _check_id(frame, spec))
+    numeric, _ = _feature_types(frame, spec)
     for column in numeric:
-        attempt(lambda column=column: _coerce_types(data[[column]].copy(), [column], []))
+        attempt(lambda column=column: _coerce_types(frame[[column]].copy(), [column], []))
     if report.ok:
         try:
             validated = validate_dataset(data, spec, dataset_name=dataset_name, n_folds=n_folds)

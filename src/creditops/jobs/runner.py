@@ -219,19 +219,31 @@ def _run_claimed(settings: Settings, store: JobStore, job_id: str) -> Job:
             train_recorded(
                 settings, request, requested_by=job.requested_by, store=store, job_id=job_id
             )
-        elif job.kind == "monitor":
-            _monitor(settings, store, job_id)
-        elif job.kind == "retrain":
-            _retrain(settings, store, job_id, RetrainRequest.model_validate(job.params))
         else:
-            raise JobError(f"job kind {job.kind!r} cannot run")
+            _run_other(settings, store, job)
     except JobCancelledError:
-        pass  # recorded by train_recorded
+        if job.kind != "train":  # train_recorded records its own
+            store.finish(job_id, "cancelled", message=store.get(job_id).message or "cancelled")
     except Exception as exc:  # recorded (if it got that far) and ended: the next job may run
         store.finish(job_id, "failed", message=str(exc) or type(exc).__name__)
     finally:
         dispatch(settings, store)
     return store.get(job_id)
+
+
+def _run_other(settings: Settings, store: JobStore, job: Job) -> None:
+    """A monitor or retrain job, its heartbeat beating while it works (so no dispatcher takes
+    it for dead)."""
+    beat = JobProgress(store, job.id)
+    try:
+        if job.kind == "monitor":
+            _monitor(settings, store, job.id)
+        elif job.kind == "retrain":
+            _retrain(settings, store, job.id, RetrainRequest.model_validate(job.params))
+        else:
+            raise JobError(f"job kind {job.kind!r} cannot run")
+    finally:
+        beat.close()
 
 
 def _monitor(settings: Settings, store: JobStore, job_id: str) -> None:

@@ -253,11 +253,15 @@ def acknowledge_alert(settings: Settings, alert_id: str, *, by: str, note: str) 
                 started_at=started,
                 action="acknowledge",
                 outcome="acknowledged",
-                champion_version=alert.model_version,
                 reasons=[alert.message],
                 message=f"{by} acknowledged the {alert.level} {alert.check} alert "
                 f"({alert.metric}): {alert.acknowledgement}",
-                details={"alert_id": str(alert.id), "run_id": alert.run_id, "via": by},
+                details={
+                    "alert_id": str(alert.id),
+                    "run_id": alert.run_id,
+                    "model_version": alert.model_version,
+                    "via": by,
+                },
             )
         )
     return alert

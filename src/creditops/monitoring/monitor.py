@@ -409,7 +409,12 @@ def run_monitor(
     )
     timeline = None
     if data is None and config.timeline.windows:
-        timeline = _timeline(settings, config, loaded, champion, started).model_dump(mode="json")
+        try:
+            built = _timeline(settings, config, loaded, champion, started)
+            timeline = built.model_dump(mode="json")
+        except Exception as error:  # the dashboard's picture must not cost the alerts
+            logger.exception("the monitoring timeline could not be built")
+            notes.append(f"timeline not built: {type(error).__name__}: {error}")
 
     # The checks' figures fill the run record's fields by name; the others go to its summary.
     fields = set(MonitorRun.model_fields) - _RUN_OWN

@@ -320,7 +320,9 @@ def _window(
         window.notes.append(f"{len(frame)} decisions: drift is judged on at least {min_rows}")
     for fitted in drift.features_:
         name = fitted.name
-        values = frame[columns.get(name, name)]
+        column = columns.get(name, name)
+        # A window whose decisions never carried the feature shows it all missing.
+        values = frame[column] if column in frame.columns else pd.Series([None] * len(frame))
         cell = FeatureCell(
             level="insufficient",
             n=int(values.notna().sum()),

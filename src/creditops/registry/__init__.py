@@ -15,6 +15,7 @@ from creditops.registry.load import (
     load_version_artifact,
     load_version_data,
     registered_versions,
+    training_reference,
 )
 from creditops.registry.policy import stored_policy, version_policy
 from creditops.registry.register import register_model, register_trained, train_and_register
@@ -37,5 +38,6 @@ __all__ = [
     "set_alias",
     "stored_policy",
     "train_and_register",
+    "training_reference",
     "version_policy",
 ]

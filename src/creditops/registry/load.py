@@ -135,3 +135,12 @@ def registered_versions(settings: Settings) -> list[dict[str, Any]]:
         ),
         key=lambda v: -int(v["version"]),
     )
+
+
+def training_reference(settings: Settings, ref: str = CHAMPION) -> tuple[LoadedModel, Any, str]:
+    """The version ``ref`` (a number or an alias), the rows it was trained on (what recent
+    data is compared with, e.g. each feature's PSI) and a name for them."""
+    loaded = load_model(settings, ref)
+    data = load_version_data(settings, loaded)
+    rows = data.frame.iloc[data.split.train]
+    return loaded, rows, f"{loaded.name} v{loaded.version} (training rows)"

@@ -33,7 +33,7 @@ import pandas as pd
 from pydantic import BaseModel
 
 from creditops.config import Settings
-from creditops.data.spec import DatasetSpec, FeatureTypes, ResolvedSpec
+from creditops.data.spec import ResolvedSpec
 from creditops.evaluation.fairness import FOUR_FIFTHS, fairness_report, four_fifths_verdict
 from creditops.evaluation.metrics import classification_metrics
 from creditops.exceptions import (
@@ -91,17 +91,6 @@ class RetrainResult(BaseModel):
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
-
-
-def _dataset_spec(spec: ResolvedSpec) -> DatasetSpec:
-    return DatasetSpec(
-        target=spec.target,
-        positive=spec.positive,
-        protected=list(spec.protected),
-        features=FeatureTypes(numeric=list(spec.numeric), categorical=list(spec.categorical)),
-        id=spec.id,
-        monotone=spec.monotone,
-    )
 
 
 def _logged_columns(frame: pd.DataFrame) -> tuple[dict[str, str], dict[str, str]]:
@@ -455,7 +444,7 @@ def _retrain(
     result = train(
         settings,
         frame=combined,
-        spec=_dataset_spec(spec),
+        spec=spec.dataset_spec(),
         dataset_name=f"{spec.dataset}+decisions",
         profile=config.profile,
         models=config.models,

@@ -128,20 +128,26 @@ def trigger_status(
 
     start, streak = _critical_streak(runs)
     period = timedelta(hours=config.drift_critical_hours)
-    hours = 0.0
-    if start is not None and latest is not None and now - latest.started_at <= period:
-        hours = (now - start).total_seconds() / 3600
-    lasting = streak >= 2 and hours >= config.drift_critical_hours
+    current = start is not None and latest is not None and now - latest.started_at <= period
+    hours = (now - start).total_seconds() / 3600 if current and start is not None else 0.0
+    if start is None:
+        message = "the latest monitor run found no critical drift"
+    elif not current:
+        message = f"the last critical run is more than {config.drift_critical_hours:g} hours old"
+    elif streak < 2:
+        message = "critical drift in the latest run only: a trend needs two runs or more"
+    else:
+        message = (
+            f"data drift has been critical in every monitor run for {hours:.0f} "
+            f"hours (limit {config.drift_critical_hours:g})"
+        )
     statuses.append(
         TriggerStatus(
             name="drift_critical",
             value=hours,
             threshold=config.drift_critical_hours,
-            fired=lasting,
-            message=f"data drift has been critical in every monitor run for {hours:.0f} "
-            f"hours (limit {config.drift_critical_hours:g})"
-            if start is not None
-            else "the latest monitor run found no critical drift",
+            fired=streak >= 2 and current and hours >= config.drift_critical_hours,
+            message=message,
         )
     )
 

@@ -210,6 +210,10 @@ class MonitorRun(BaseModel):
 # ---------------------------------------------------------------------------------------------
 
 
+#: Monitor reports kept per model version (hourly runs: two days of them).
+REPORTS_KEPT = 48
+
+
 def _alert(row: Mapping[str, Any]) -> Alert:
     return Alert(
         id=row["id"],
@@ -405,8 +409,26 @@ class AlertStore:
             "model_version": report.get("model_version"),
             "report": dict(report),
         }
+        t = monitor_reports_table
+        # The newest reports of this version are kept; older ones only repeat their windows.
+        keep = (
+            sa.select(t.c.run_id)
+            .where(t.c.model_name == row["model_name"], t.c.model_version == row["model_version"])
+            .order_by(t.c.created_at.desc())
+            .limit(REPORTS_KEPT)
+        )
+        prune = t.delete().where(
+            t.c.model_name == row["model_name"],
+            t.c.model_version == row["model_version"],
+            t.c.run_id.not_in(keep.scalar_subquery()),
+        )
+
+        def write(conn: Connection) -> None:
+            conn.execute(t.insert(), [row])
+            conn.execute(prune)
+
         with self._lock:
-            self._run(lambda conn: conn.execute(monitor_reports_table.insert(), [row]), write=True)
+            self._run(write, write=True)
 
     def latest_report(
         self, *, model_name: str | None = None, model_version: str | None = None

@@ -207,6 +207,7 @@ monitor_reports_table = sa.Table(
     sa.Column("model_version", sa.Text, nullable=True),
     sa.Column("report", sa.JSON, nullable=False),
     sa.Index("ix_monitor_reports_model_created", "model_name", "model_version", "created_at"),
+    sa.Index("ix_monitor_reports_created", "created_at"),
 )
 
 #: One row per monitor run, alerts or not: the history retraining triggers read ("critical

@@ -5,6 +5,7 @@ four-fifths line, and one feature's distribution in one window beside the refere
 
 from __future__ import annotations
 
+from html import escape
 from typing import Any
 
 from creditops.serving.ui.charts import APPROVE, DECLINE, GREY, LINE, REFER, Figure, layout
@@ -60,7 +61,7 @@ def drift_heatmap(timeline: dict[str, Any]) -> Figure | None:
             row.append(LEVEL_CODES.get(cell["level"]))
             reference = by_name[name]
             hover.append(
-                f"{name}, {window['label']}<br>{cell['level']}: {reference['method']} "
+                f"{escape(name)}, {window['label']}<br>{cell['level']}: {reference['method']} "
                 f"{_number(cell.get('statistic'))} (threshold {_number(reference['threshold'])})"
                 f"<br>{cell.get('n', 0):,} values"
             )

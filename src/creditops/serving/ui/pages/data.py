@@ -4,11 +4,14 @@ rate by bin, correlations), and train on it as a job."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
+import threading
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi import Path as PathParam
@@ -32,9 +35,14 @@ from creditops.data.uploads import (
     summarise_file,
 )
 from creditops.data.validate import ValidationProblem, ValidationReport, check_dataset
-from creditops.exceptions import ConfigurationError, CreditOpsError, DataValidationError
+from creditops.exceptions import (
+    ConfigurationError,
+    CreditOpsError,
+    DataValidationError,
+    ModelNotFoundError,
+)
 from creditops.jobs.runner import TrainingRequest, submit_training
-from creditops.registry import CHAMPION, get_version
+from creditops.registry import CHAMPION, get_version, training_reference
 from creditops.serving.ui import data_charts
 from creditops.serving.ui.deps import Admin, Viewer, check_csrf, is_htmx
 from creditops.serving.ui.session import Session
@@ -96,8 +104,8 @@ async def upload(request: Request, session: Viewer) -> Response:
         return _index_error(request, message, 413)
     if not session.is_admin:
         return _index_error(request, "Uploading data needs the admin key.", 403)
+    form = await request.form(max_files=1, max_fields=4)  # parsed once, with these limits
     await check_csrf(request)
-    form = await request.form(max_files=1, max_fields=4)
     file = form.get("file")
     if not isinstance(file, UploadFile) or not file.filename:
         return _index_error(request, "Choose a CSV or Parquet file to upload.", 422)
@@ -124,7 +132,8 @@ def _store(request: Request, file: UploadFile, limit: int) -> Any:
     except DataValidationError:
         if not stored.reused:
             stored.path.unlink(missing_ok=True)
-            stored.path.parent.rmdir()
+            with contextlib.suppress(OSError):  # the same bytes may be arriving again
+                stored.path.parent.rmdir()
         raise
     return stored
 
@@ -143,8 +152,18 @@ def _summary(path: str, modified_ns: int) -> FileSummary:
 
 
 @lru_cache(maxsize=1)
-def _frame(path: str, modified_ns: int) -> Any:
+def _cached_frame(path: str, modified_ns: int) -> Any:
     return read_table(path)
+
+
+_FRAME_LOCK = threading.Lock()
+
+
+def _frame(path: str, modified_ns: int) -> Any:
+    """The upload as a frame for validation: one file held per process, read once even when
+    several checks ask at the same moment."""
+    with _FRAME_LOCK:
+        return _cached_frame(path, modified_ns)
 
 
 def _stamp(upload: StoredUpload) -> int:
@@ -170,7 +189,7 @@ def _editor(
     upload = find_upload(_uploads_dir(request), key)
     summary = _summary(str(upload.path), _stamp(upload))
     saved = read_spec(upload)
-    inferred = False
+    inferred = no_outcome = False
     if spec is None:
         spec = saved
     if spec is None:
@@ -181,6 +200,7 @@ def _editor(
             first = next(iter(summary.columns))
             spec = DatasetSpec(target=first, positive="?")
             form_error = SpecFormError("target", str(error))
+            no_outcome = True
     report = None if form_error is not None else _check(upload, spec)
     return {
         "upload": upload,
@@ -197,7 +217,18 @@ def _editor(
         "size": _size,
         "champion": get_version(request.app.state.settings, CHAMPION) is not None,
         "train_refused": False,
+        "no_outcome": no_outcome or _lacks_served_target(request, summary),
     }
+
+
+def _lacks_served_target(request: Request, summary: FileSummary) -> bool:
+    """Whether the file has the served model's features but not its outcome: recent
+    applications, to compare with what the model was trained on."""
+    service = request.app.state.service
+    if not service.ready:
+        return False
+    spec = service.served.spec
+    return spec.target not in summary.columns and set(spec.features) <= set(summary.columns)
 
 
 @router.get("/{key}")
@@ -222,18 +253,28 @@ async def _form_spec(request: Request, key: str) -> tuple[DatasetSpec | None, Sp
         return None, error
 
 
+def _no_upload(request: Request, error: DataValidationError) -> Response:
+    return _index_error(request, str(error), 404)
+
+
 @router.post("/{key}/check")
 async def check_spec(request: Request, key: UploadKey, _: Viewer) -> Response:
     """The validation report for the spec as edited (htmx, on every change)."""
     await check_csrf(request)
-    spec, error = await _form_spec(request, key)
+    try:
+        spec, error = await _form_spec(request, key)
+    except DataValidationError as missing:
+        return _no_upload(request, missing)
     context = await run_in_threadpool(_editor, request, key, spec=spec, form_error=error)
     return render(request, "data_upload.html", context, block="validation")
 
 
 @router.post("/{key}/spec")
 async def save_upload_spec(request: Request, key: UploadKey, _: Admin) -> Response:
-    spec, error = await _form_spec(request, key)
+    try:
+        spec, error = await _form_spec(request, key)
+    except DataValidationError as missing:
+        return _no_upload(request, missing)
     if error is not None or spec is None:
         context = await run_in_threadpool(_editor, request, key, form_error=error)
         return render(request, "data_upload.html", context, status_code=422)
@@ -245,17 +286,32 @@ async def save_upload_spec(request: Request, key: UploadKey, _: Admin) -> Respon
 # --------------------------------------------------------------------------- profile
 
 
-def _profile_upload(upload: StoredUpload, spec: DatasetSpec) -> DatasetProfile:
-    """The profile for this spec, computed once and kept next to the file."""
-    digest = hashlib.sha256(spec.model_dump_json().encode()).hexdigest()[:16]
-    cached = upload.path.parent / _PROFILE_FILE
+def _profile_upload(
+    settings: Any, upload: StoredUpload, spec: DatasetSpec | None, against: str | None
+) -> DatasetProfile:
+    """The profile for this spec (with ``against``: each feature's PSI against that version's
+    training rows, and its spec when the upload has none), computed once and kept next to the
+    file for as long as the spec and the version stay the same."""
+    reference = reference_name = None
+    if against is not None:
+        loaded, reference, reference_name = training_reference(settings, against)
+        spec = spec or loaded.spec.dataset_spec()
+    if spec is None:
+        raise ConfigurationError("save the spec first")
+    key = f"{spec.model_dump_json()}|{reference_name}"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    cached = upload.path.parent / (_PROFILE_FILE if against is None else "profile-against.json")
     if cached.is_file():
-        stored = json.loads(cached.read_text(encoding="utf-8"))
-        if stored.get("spec") == digest:
-            return DatasetProfile.model_validate(stored["profile"])
-    profile = profile_file(upload.path, spec)
+        try:
+            stored = json.loads(cached.read_text(encoding="utf-8"))
+            if stored.get("spec") == digest:
+                return DatasetProfile.model_validate(stored["profile"])
+        except (ValueError, KeyError, AttributeError):
+            pass  # unreadable (cut short, older schema): computed again below
+    profile = profile_file(upload.path, spec, reference=reference, reference_name=reference_name)
     payload = {"spec": digest, "profile": profile.model_dump(mode="json")}
-    temporary = cached.with_suffix(".tmp")
+    # A name of its own per writer: two requests at once never interleave one file.
+    temporary = cached.with_name(f".{cached.name}.{os.getpid()}.{threading.get_ident()}")
     temporary.write_text(json.dumps(payload), encoding="utf-8")
     temporary.replace(cached)
     return profile
@@ -283,22 +339,25 @@ async def upload_profile(
     key: UploadKey,
     _: Viewer,
     feature: Annotated[str | None, Query(max_length=300)] = None,
+    against: Annotated[Literal["champion"] | None, Query()] = None,
 ) -> Response:
+    settings = request.app.state.settings
     try:
         upload = find_upload(_uploads_dir(request), key)
         spec = read_spec(upload)
-        if spec is None:
+        if spec is None and against is None:
             return RedirectResponse(f"/ui/data/{key}", status_code=303)
-        profile = await run_in_threadpool(_profile_upload, upload, spec)
-    except (DataValidationError, ConfigurationError) as error:
+        profile = await run_in_threadpool(_profile_upload, settings, upload, spec, against)
+    except (DataValidationError, ConfigurationError, ModelNotFoundError) as error:
         return _index_error(request, str(error), 422)
     context = _profile_context(
         profile,
         feature,
         title=upload.path.name,
         base=f"/ui/data/{key}",
-        train_url=f"/ui/data/{key}/train",
+        train_url=f"/ui/data/{key}/train" if spec is not None else None,
         editor_url=f"/ui/data/{key}",
+        against=against,
         champion=get_version(request.app.state.settings, CHAMPION) is not None,
     )
     block = "feature" if is_htmx(request) else None
@@ -328,6 +387,7 @@ async def builtin_profile(
         base=f"/ui/data/builtin/{name}",
         train_url=f"/ui/data/builtin/{name}/train",
         editor_url=None,
+        against=None,
         champion=get_version(request.app.state.settings, CHAMPION) is not None,
     )
     block = "feature" if is_htmx(request) else None
@@ -363,7 +423,10 @@ async def train_upload(
     time_budget: TimeBudget = None,
 ) -> Response:
     """Train on the upload with its saved spec, as a job: only data that passes validation."""
-    upload = find_upload(_uploads_dir(request), key)
+    try:
+        upload = find_upload(_uploads_dir(request), key)
+    except DataValidationError as missing:
+        return _no_upload(request, missing)
     spec = read_spec(upload)
     if spec is None:
         return RedirectResponse(f"/ui/data/{key}", status_code=303)

@@ -73,7 +73,8 @@ async def cancel(request: Request, job_id: JobId, session: Admin) -> Response:
     except JobError as error:
         context = await run_in_threadpool(_job, request, job_id)
         if context is None:
-            raise
+            message = {"title": "No such job", "message": f"There is no job {job_id}."}
+            return render(request, "error.html", message, status_code=404)
         context["error"] = str(error)
         return render(request, "job.html", context, status_code=409)
     return RedirectResponse(f"/ui/jobs/{job_id}", status_code=303)

@@ -109,7 +109,13 @@ def _distribution(timeline: dict[str, Any] | None, feature: str, index: int) -> 
     if not 0 <= index < len(windows):
         return {"problem": f"window {index} is not one of the {len(windows)} windows."}
     window = windows[index]
-    cell = window["features"].get(feature) or {"level": "insufficient"}
+    cell = window["features"].get(feature) or {
+        "level": "insufficient",
+        "statistic": None,
+        "n": 0,
+        "missing_rate": None,
+        "shares": None,
+    }
     return {
         "problem": None,
         "feature": feature,
@@ -173,13 +179,16 @@ async def acknowledge(
     problem = None
     try:
         await run_in_threadpool(acknowledge_alert, settings, alert_id, by=_who(session), note=note)
-    except (AlertStoreError, ValueError) as error:
-        problem = {"alert_id": alert_id, "message": str(error)}
+    except AlertStoreError as error:
+        unknown = str(error).startswith("no alert")
+        problem = {"alert_id": alert_id, "message": str(error), "status": 404 if unknown else 409}
+    except ValueError as error:
+        problem = {"alert_id": alert_id, "message": str(error), "status": 422}
     if not is_htmx(request) and problem is None:
         return RedirectResponse("/ui/monitoring#alerts", status_code=303)
     filters = _alert_filters(None, None, False)
     context = await run_in_threadpool(_page, request, filters, ack_error=problem)
-    status = 200 if problem is None else 422
+    status = 200 if problem is None else problem["status"]
     block = "alerts" if is_htmx(request) else None
     return render(request, "monitoring.html", context, block=block, status_code=status)
 

@@ -37,9 +37,11 @@ def upgrade() -> None:
         "monitor_reports",
         ["model_name", "model_version", "created_at"],
     )
+    op.create_index("ix_monitor_reports_created", "monitor_reports", ["created_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_monitor_reports_created", table_name="monitor_reports")
     op.drop_index("ix_monitor_reports_model_created", table_name="monitor_reports")
     op.drop_table("monitor_reports")
     with op.batch_alter_table("alerts") as alerts:
