@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -14,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pandas as pd
 import pytest
 import sqlalchemy as sa
@@ -86,6 +91,50 @@ def serving(settings: Settings, *, start_timeout_s: float = 120.0) -> Iterator[s
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@contextmanager
+def served_process(settings: Settings, *, start_timeout_s: float = 180.0) -> Iterator[str]:
+    """``creditops serve`` for ``settings`` in a process of its own (MLflow's store is global
+    to a process, so a server with another home must not share this one); yields its URL once
+    it answers ``/health``, and stops it (its whole process group) afterwards."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "CREDITOPS_HOME": str(settings.home),
+        "CREDITOPS_DATABASE_URL": settings.resolved_database_url,
+        "CREDITOPS_CHAMPION_POLL_SECONDS": str(settings.champion_poll_seconds),
+    }
+    for name, value in (("API_KEY", settings.api_key), ("READER_KEYS", settings.reader_keys)):
+        if value:
+            env[f"CREDITOPS_{name}"] = value
+    env.pop("MLFLOW_TRACKING_URI", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "creditops.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + start_timeout_s
+        while True:
+            assert process.poll() is None, process.stderr.read().decode()[-2000:]
+            assert time.time() < deadline, "the server did not start"
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            time.sleep(0.2)
+        yield url
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
 
 
 def monitor_run(

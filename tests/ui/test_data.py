@@ -21,7 +21,7 @@ from creditops.config import Settings
 from creditops.data.datasets import load_builtin
 from creditops.jobs.runner import TrainingRequest, submit_training
 from creditops.store.jobs import JobStore
-from helpers import serving
+from helpers import served_process
 from ui_helpers import ADMIN_KEY, READER_KEY, Dashboard, log_in, snapshot
 
 pytestmark = pytest.mark.slow
@@ -37,7 +37,7 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
     settings = Settings(
         home=tmp_path_factory.mktemp("data-home"), api_key=ADMIN_KEY, reader_keys=READER_KEY
     )
-    with serving(settings) as url:
+    with served_process(settings) as url:
         yield Dashboard(url=url, settings=settings)
 
 
@@ -193,7 +193,7 @@ def test_a_killed_job_shows_failed_with_its_reason_after_a_restart(
     os.kill(current.pid, signal.SIGKILL)  # as the OOM killer would
     _wait_gone(current.pid)
     # A restart of the service (a second server on the same home) finds it dead.
-    with serving(settings) as url:
+    with served_process(settings) as url:
         log_in(page, start=f"{url}/ui/jobs/{job.id}")
         page.goto(f"{url}/ui/jobs/{job.id}")
         expect(page.locator("#job-state")).to_have_text("failed")

@@ -16,7 +16,7 @@ from playwright.sync_api import Page, expect
 from creditops.config import Settings
 from creditops.data.datasets import load_builtin
 from creditops.simulation import simulate
-from helpers import serving
+from helpers import served_process
 from ui_helpers import ADMIN_KEY, READER_KEY, Dashboard, log_in, snapshot
 
 pytestmark = pytest.mark.slow
@@ -32,7 +32,7 @@ def dashboard(trained, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Das
     shutil.copytree(source.home, home)
     (home / "predictions.db").unlink(missing_ok=True)
     settings = Settings(home=home, api_key=ADMIN_KEY, reader_keys=READER_KEY)
-    with serving(settings) as url:
+    with served_process(settings) as url:
         yield Dashboard(url=url, settings=settings)
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from creditops.config import Settings
 from creditops.serving.app import create_app
-from helpers import serving
+from helpers import served_process
 from ui_helpers import ADMIN_KEY, READER_KEY
 
 # Valid values for each path parameter (they need not exist: access is checked first).
@@ -49,7 +49,7 @@ def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     settings = Settings(
         home=tmp_path_factory.mktemp("routes-home"), api_key=ADMIN_KEY, reader_keys=READER_KEY
     )
-    with serving(settings) as base:
+    with served_process(settings) as base:
         yield base
 
 

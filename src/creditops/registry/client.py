@@ -6,18 +6,26 @@ from __future__ import annotations
 from typing import Any
 
 from creditops.config import Settings
-from creditops.training.tracking import configure_tracking
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 
 
+def registry_uri(settings: Settings) -> str:
+    return settings.registry_uri or settings.resolved_tracking_uri
+
+
 def client(settings: Settings) -> Any:
-    """An MLflow client on the configured tracking and registry stores."""
+    """An MLflow client on the configured tracking and registry stores, named explicitly: it
+    leaves MLflow's process-wide store alone, so threads reading the registry (a server's
+    champion poll, its pages) never move where another thread's run is being written."""
     import mlflow
 
-    configure_tracking(settings)
-    return mlflow.MlflowClient()
+    if settings.uses_local_store:
+        settings.ensure_home()
+    return mlflow.MlflowClient(
+        tracking_uri=settings.resolved_tracking_uri, registry_uri=registry_uri(settings)
+    )
 
 
 def get_version(settings: Settings, ref: str = CHAMPION) -> Any | None:

@@ -23,7 +23,6 @@ from creditops.training.tracking import (
     SPEC_FILE,
     SPLIT_FILE,
     TRAINING_DATA_FILE,
-    configure_tracking,
     download_artifact,
 )
 
@@ -71,8 +70,16 @@ def load_model(settings: Settings, ref: str = CHAMPION) -> LoadedModel:
             f"no version {ref!r} of model {settings.registered_model_name!r} is registered; "
             "run `creditops train` first"
         )
-    uri = f"models:/{settings.registered_model_name}/{version.version}"
-    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
+    # Where the version's files are, asked of this store's own client (a models:/ URI would be
+    # resolved against MLflow's process-wide store).
+    uri = registry_client(settings).get_model_version_download_uri(
+        settings.registered_model_name, str(version.version)
+    )
+    local = Path(
+        mlflow.artifacts.download_artifacts(
+            artifact_uri=uri, tracking_uri=settings.resolved_tracking_uri
+        )
+    )
     with _trusted_store():
         model = mlflow.sklearn.load_model(str(local))
     spec = ResolvedSpec.from_json((local / "extra_files" / SPEC_FILE).read_text(encoding="utf-8"))
@@ -88,14 +95,14 @@ def load_model(settings: Settings, ref: str = CHAMPION) -> LoadedModel:
 
 def load_version_data(settings: Settings, loaded: LoadedModel) -> VersionData:
     """The training data and split stored with the training run that produced ``loaded``."""
-    configure_tracking(settings)
     parent = loaded.tags.get("parent_run_id")
     if not parent:
         raise ModelNotFoundError(
             f"version {loaded.version} of {loaded.name!r} has no training run recorded"
         )
-    frame = pd.read_parquet(download_artifact(parent, TRAINING_DATA_FILE))
-    table = pd.read_csv(download_artifact(parent, SPLIT_FILE))
+    store = settings.resolved_tracking_uri
+    frame = pd.read_parquet(download_artifact(parent, TRAINING_DATA_FILE, tracking_uri=store))
+    table = pd.read_csv(download_artifact(parent, SPLIT_FILE, tracking_uri=store))
     seed = int(loaded.tags.get("seed", 0))
     return VersionData(frame=frame, split=Split.from_frame(table, seed=seed))
 
@@ -104,11 +111,11 @@ def load_version_artifact(settings: Settings, loaded: LoadedModel, path: str) ->
     """A text artifact of the version's own run (e.g. its decision policy), or None if absent."""
     from mlflow.exceptions import MlflowException
 
-    configure_tracking(settings)
     if loaded.run_id is None:
         return None
     try:
-        return download_artifact(loaded.run_id, path).read_text(encoding="utf-8")
+        found = download_artifact(loaded.run_id, path, tracking_uri=settings.resolved_tracking_uri)
+        return found.read_text(encoding="utf-8")
     except (MlflowException, OSError):
         return None
 

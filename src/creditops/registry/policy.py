@@ -67,6 +67,7 @@ def save_policy(settings: Settings, version: str, policy: DecisionPolicy) -> Dec
             f"no version {version!r} of model {settings.registered_model_name!r} is registered"
         )
     if found.run_id:
+        tracking.configure_tracking(settings)
         with tracking.start_run("policy", run_id=found.run_id):
             tracking.log_text(policy.model_dump_json(indent=2), tracking.POLICY_FILE)
     mlflow_client = client(settings)
@@ -82,6 +83,7 @@ def policy_revision(policy: DecisionPolicy) -> str:
 
 def _store(settings: Settings, loaded: LoadedModel, policy: DecisionPolicy) -> None:
     if loaded.run_id is not None:
+        tracking.configure_tracking(settings)
         with tracking.start_run("policy", run_id=loaded.run_id):
             tracking.log_text(policy.model_dump_json(indent=2), tracking.POLICY_FILE)
     mlflow_client = client(settings)

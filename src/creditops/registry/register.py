@@ -28,6 +28,7 @@ def register_model(
     """Register ``model_uri`` under the configured name; point ``alias`` at the new version."""
     import mlflow
 
+    tracking.configure_tracking(settings)  # mlflow.register_model writes where it points
     mlflow_client = client(settings)
     name = settings.registered_model_name
     version = mlflow.register_model(

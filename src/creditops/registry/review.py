@@ -34,6 +34,7 @@ def evaluate_version(
 ) -> Evaluation:
     """Load a registered version (alias or number) with its data and review it against its
     stored decision policy."""
+    tracking.configure_tracking(settings)  # the run's tags are read, and its review written
     loaded = load_model(settings, ref)
     data = load_version_data(settings, loaded)
     parent = loaded.tags.get("parent_run_id")

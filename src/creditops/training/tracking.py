@@ -157,10 +157,15 @@ def log_parquet(frame: pd.DataFrame, artifact_file: str) -> None:
         mlflow.log_artifact(str(path), artifact_path=None if parent == "." else parent)
 
 
-def download_artifact(run_id: str, artifact_path: str) -> Path:
+def download_artifact(run_id: str, artifact_path: str, *, tracking_uri: str | None = None) -> Path:
+    """A run's artifact, from ``tracking_uri`` (default: the process-wide store)."""
     import mlflow.artifacts
 
-    return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact_path))
+    return Path(
+        mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path=artifact_path, tracking_uri=tracking_uri
+        )
+    )
 
 
 def log_figures(figures: dict[str, Any], directory: str) -> None:
