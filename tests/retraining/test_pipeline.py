@@ -93,7 +93,7 @@ def _log_decisions(settings: Settings, *, older: int, newest: int, flip_older: b
 def _mlflow_audit_runs(settings: Settings) -> list:
     import mlflow
 
-    client = mlflow.MlflowClient()
+    client = mlflow.MlflowClient(tracking_uri=settings.resolved_tracking_uri)
     experiment = client.get_experiment_by_name(EXPERIMENT)
     assert experiment is not None
     assert experiment.artifact_location == settings.artifacts_dir.as_uri()

@@ -15,6 +15,7 @@ from creditops.data.split import Split
 from creditops.data.validate import validate_dataset
 from creditops.models.zoo import CANDIDATES
 from creditops.registry import CHAMPION, champion_exists, load_model, train_and_register
+from creditops.training.tracking import configure_tracking
 from creditops.training.train import load_training_data
 
 pytestmark = pytest.mark.slow
@@ -107,6 +108,7 @@ def test_champion_is_registered_and_reloads_with_identical_probabilities(trained
     X = validated.X.head(300)
     expected = result.models[result.champion].predict_proba(X)
     os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "true"
+    configure_tracking(settings)  # MLflow's own loader reads its process-wide store
     try:
         pyfunc = mlflow.pyfunc.load_model(f"models:/{settings.registered_model_name}@champion")
         np.testing.assert_array_equal(np.asarray(pyfunc.predict(X)), expected)
