@@ -434,11 +434,14 @@ def report(
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
-    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    host: Annotated[str, typer.Option(envvar="HOST", help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="PORT", help="TCP port.")] = 8000,
+    workers: Annotated[
+        int, typer.Option(min=1, envvar="WEB_CONCURRENCY", help="Worker processes.")
+    ] = 1,
 ) -> None:
     """Serve the champion over HTTP (API docs at /docs, Prometheus metrics at /metrics)."""
+    from creditops.registry import prepare_registry
     from creditops.serving.access import issue_startup_admin_key
     from creditops.serving.server import serve as run_server
 
@@ -457,6 +460,7 @@ def serve(
         )
     else:
         console.print("log in with your CREDITOPS_API_KEY (admin) or a CREDITOPS_READER_KEYS key")
+    prepare_registry(settings)  # before any worker starts: they would race to create it
     try:
         status = run_server(host, port, workers)
     except (OSError, ValueError) as error:

@@ -6,7 +6,7 @@ brings the whole evaluation stack with it.
 """
 
 from creditops.registry.aliases import previous_champion, promote, set_alias
-from creditops.registry.client import CHALLENGER, CHAMPION, get_version
+from creditops.registry.client import CHALLENGER, CHAMPION, get_version, prepare_registry
 from creditops.registry.load import (
     LoadedModel,
     VersionData,
@@ -30,6 +30,7 @@ __all__ = [
     "load_model",
     "load_version_artifact",
     "load_version_data",
+    "prepare_registry",
     "previous_champion",
     "promote",
     "register_model",

@@ -40,3 +40,11 @@ def get_version(settings: Settings, ref: str = CHAMPION) -> Any | None:
         return mlflow_client.get_model_version_by_alias(name, ref)
     except MlflowException:
         return None
+
+
+def prepare_registry(settings: Settings) -> None:
+    """Create a local registry's database now, in this one process: server workers started
+    together on a fresh home would otherwise race to create the same tables (a remote
+    tracking server needs nothing)."""
+    if settings.uses_local_store:
+        client(settings).search_registered_models(max_results=1)
