@@ -2,6 +2,7 @@
 # Install the Debian packages a make target needs when they are missing, with one
 # `apt-get update` for all of them (needs root or password-less sudo, as on CI).
 #   bash scripts/system-packages.sh test    postgresql (log tests), prometheus (promtool),
+#                                           prometheus-alertmanager (amtool),
 #                                           chromium (dashboard tests, driven by Playwright)
 #   bash scripts/system-packages.sh bench   wrk (HTTP load generator)
 set -euo pipefail
@@ -10,6 +11,7 @@ case "${1:-}" in
   test)
     ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
     command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+    command -v amtool >/dev/null 2>&1 || need+=(prometheus-alertmanager)
     command -v chromium >/dev/null 2>&1 || need+=(chromium)
     ;;
   bench)
