@@ -3,6 +3,7 @@
 #   docker build -t creditops .
 #   docker run -p 8000:8000 -e CREDITOPS_API_KEY=... creditops               # serve
 #   docker run creditops monitor --every 1h                                   # any command
+# /var/lib/mlflow is where the image, run as `mlflow server` (compose.yaml), keeps artifacts.
 # PORT, HOST and WEB_CONCURRENCY are honoured by `creditops serve`.
 
 ARG PYTHON_IMAGE=python:3.11.11-slim-bookworm
@@ -34,7 +35,8 @@ RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     pip install --no-cache-dir --no-index --find-links /wheels /wheels/creditops-*.whl \
  && groupadd --system --gid 10001 creditops \
  && useradd --system --uid 10001 --gid creditops --home-dir /var/lib/creditops \
-        --create-home --shell /usr/sbin/nologin creditops
+        --create-home --shell /usr/sbin/nologin creditops \
+ && install -d -o creditops -g creditops /var/lib/mlflow
 USER 10001:10001
 WORKDIR /var/lib/creditops
 VOLUME ["/var/lib/creditops"]

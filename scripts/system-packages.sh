@@ -3,6 +3,7 @@
 # `apt-get update` for all of them (needs root or password-less sudo, as on CI).
 #   bash scripts/system-packages.sh test    postgresql (log tests), prometheus (promtool),
 #                                           prometheus-alertmanager (amtool),
+#                                           docker-compose (parses compose.yaml, no daemon),
 #                                           chromium (dashboard tests, driven by Playwright)
 #   bash scripts/system-packages.sh bench   wrk (HTTP load generator)
 set -euo pipefail
@@ -12,6 +13,7 @@ case "${1:-}" in
     ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
     command -v promtool >/dev/null 2>&1 || need+=(prometheus)
     command -v amtool >/dev/null 2>&1 || need+=(prometheus-alertmanager)
+    command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
     command -v chromium >/dev/null 2>&1 || need+=(chromium)
     ;;
   bench)
