@@ -91,6 +91,11 @@ def test_services_start_in_the_order_the_product_needs() -> None:
     assert services["migrate"]["command"] == ["db", "upgrade"]
     for name in ("postgres", "mlflow"):
         assert services[name]["healthcheck"]["test"]
+    # MLflow refuses Host names it was not given: the one the other services call it by.
+    tracking = services["api"]["environment"]["MLFLOW_TRACKING_URI"]
+    host = tracking.split("//")[1]
+    allowed = next(a for a in services["mlflow"]["command"] if a.startswith("--allowed-hosts="))
+    assert host in allowed.split("=", 1)[1].split(",")
     named = set(yaml.safe_load(COMPOSE.read_text())["volumes"])
     for service in services.values():
         for volume in service.get("volumes", []):
