@@ -4,7 +4,7 @@
 #   docker run -p 8000:8000 -e CREDITOPS_API_KEY=... creditops               # serve
 #   docker run creditops monitor --every 1h                                   # any command
 # /var/lib/mlflow is where the image, run as `mlflow server` (compose.yaml), keeps artifacts.
-# PORT, HOST and WEB_CONCURRENCY are honoured by `creditops serve`.
+# PORT, CREDITOPS_HOST and WEB_CONCURRENCY are honoured by `creditops serve`.
 
 ARG PYTHON_IMAGE=python:3.11.11-slim-bookworm
 
@@ -28,7 +28,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     CREDITOPS_HOME=/var/lib/creditops \
-    HOST=0.0.0.0 \
+    CREDITOPS_HOST=0.0.0.0 \
     PORT=8000 \
     WEB_CONCURRENCY=2
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \

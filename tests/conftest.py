@@ -56,3 +56,15 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty database of each kind the store tests run on (see helpers.DATABASES)."""
     with database_url(request.param, tmp_path) as url:
         yield url
+
+
+@pytest.fixture
+def trained_store(trained, tmp_path: Path) -> Settings:
+    """A copy of the trained store with an empty decision log, for a test to log into."""
+    import shutil
+
+    source, _ = trained
+    home = tmp_path / "home"
+    shutil.copytree(source.home, home)
+    (home / "predictions.db").unlink(missing_ok=True)
+    return Settings(home=home)

@@ -94,10 +94,13 @@ def serving(settings: Settings, *, start_timeout_s: float = 120.0) -> Iterator[s
 
 
 @contextmanager
-def served_process(settings: Settings, *, start_timeout_s: float = 180.0) -> Iterator[str]:
+def served_process(
+    settings: Settings, *, ready: bool = False, start_timeout_s: float = 240.0
+) -> Iterator[str]:
     """``creditops serve`` for ``settings`` in a process of its own (MLflow's store is global
     to a process, so a server with another home must not share this one); yields its URL once
-    it answers ``/health``, and stops it (its whole process group) afterwards."""
+    it answers ``/health`` (with ``ready``: ``/ready``, its model loaded), and stops it (its
+    whole process group) afterwards."""
     port = free_port()
     env = {
         **os.environ,
@@ -117,13 +120,14 @@ def served_process(settings: Settings, *, start_timeout_s: float = 180.0) -> Ite
         start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
+    probe = f"{url}/ready" if ready else f"{url}/health"
     try:
         deadline = time.time() + start_timeout_s
         while True:
             assert process.poll() is None, process.stderr.read().decode()[-2000:]
             assert time.time() < deadline, "the server did not start"
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                if httpx.get(probe, timeout=2).status_code == 200:
                     break
             time.sleep(0.2)
         yield url

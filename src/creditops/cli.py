@@ -434,7 +434,9 @@ def report(
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option(envvar="HOST", help="Interface to listen on.")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option(envvar="CREDITOPS_HOST", help="Interface to listen on.")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option(envvar="PORT", help="TCP port.")] = 8000,
     workers: Annotated[
         int, typer.Option(min=1, envvar="WEB_CONCURRENCY", help="Worker processes.")

@@ -160,7 +160,8 @@ def test_the_manifests_use_only_what_the_application_has() -> None:
 
 
 def test_serve_takes_its_address_and_workers_from_the_environment(tmp_path: Path) -> None:
-    """As the image and the platforms run it: no flags, PORT / HOST / WEB_CONCURRENCY set."""
+    """As the image and the platforms run it: no flags, PORT / CREDITOPS_HOST /
+    WEB_CONCURRENCY set."""
     import os
     import signal
     import time
@@ -174,7 +175,7 @@ def test_serve_takes_its_address_and_workers_from_the_environment(tmp_path: Path
         **os.environ,
         "CREDITOPS_HOME": str(tmp_path),
         "PORT": str(port),
-        "HOST": "127.0.0.1",
+        "CREDITOPS_HOST": "127.0.0.1",
         "WEB_CONCURRENCY": "2",
     }
     env.pop("MLFLOW_TRACKING_URI", None)

@@ -6,7 +6,6 @@ like the built-in ones, and one that cannot judge the window is skipped, with it
 from __future__ import annotations
 
 import json
-import shutil
 import threading
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -42,12 +41,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def store(trained, tmp_path) -> Settings:
-    source, _ = trained
-    home = tmp_path / "home"
-    shutil.copytree(source.home, home)
-    (home / "predictions.db").unlink(missing_ok=True)
-    return Settings(home=home)
+def store(trained_store: Settings) -> Settings:
+    return trained_store
 
 
 def _log_decisions(settings: Settings, frame, *, income_factor: float = 1.0) -> int:

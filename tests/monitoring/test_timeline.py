@@ -5,7 +5,6 @@ realised figures beside the estimate."""
 
 from __future__ import annotations
 
-import shutil
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -25,12 +24,8 @@ NOW = datetime(2026, 11, 30, 15, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def store(trained, tmp_path) -> Settings:
-    source, _ = trained
-    home = tmp_path / "home"
-    shutil.copytree(source.home, home)
-    (home / "predictions.db").unlink(missing_ok=True)
-    return Settings(home=home)
+def store(trained_store: Settings) -> Settings:
+    return trained_store
 
 
 def _log_weeks(settings: Settings, weeks: int, per_week: int, shifted_week: int) -> None:

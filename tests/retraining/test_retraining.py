@@ -4,7 +4,6 @@ never run at once."""
 
 from __future__ import annotations
 
-import shutil
 from datetime import timedelta
 
 import pytest
@@ -97,12 +96,8 @@ def test_the_pass_gate_reads_the_one_four_fifths_verdict(ratio: float):
 
 
 @pytest.fixture
-def store(trained, tmp_path) -> Settings:
-    source, _ = trained
-    home = tmp_path / "home"
-    shutil.copytree(source.home, home)
-    (home / "predictions.db").unlink(missing_ok=True)
-    return Settings(home=home)
+def store(trained_store: Settings) -> Settings:
+    return trained_store
 
 
 def _labelled_decisions(settings: Settings, n: int) -> None:

@@ -8,10 +8,8 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
@@ -21,7 +19,7 @@ import pytest
 
 from creditops.config import Settings
 from creditops.serving.schemas import ErrorBody
-from helpers import free_port, serving
+from helpers import served_process, serving
 
 pytestmark = pytest.mark.slow
 
@@ -42,36 +40,8 @@ def served(trained, tmp_path_factory) -> Iterator[str]:
     source, _ = trained
     home = tmp_path_factory.mktemp("openapi-home") / "home"
     shutil.copytree(source.home, home)
-    port = free_port()
-    env = {**os.environ, "CREDITOPS_HOME": str(home), "CREDITOPS_API_KEY": API_KEY}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "creditops.cli", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 240
-        while True:
-            assert process.poll() is None, process.stderr.read().decode()[-2000:]
-            assert time.time() < deadline, "the server did not become ready"
-            try:
-                if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
+    with served_process(Settings(home=home, api_key=API_KEY), ready=True) as url:
         yield url
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 def test_request_bodies_are_the_served_versions_models(served):

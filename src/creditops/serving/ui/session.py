@@ -44,6 +44,11 @@ class Session:
     def is_admin(self) -> bool:
         return self.role is Role.admin
 
+    @property
+    def actor(self) -> str:
+        """Who acts, as jobs, acknowledgements and the audit record it."""
+        return f"dashboard ({self.role.value if self.role else 'anonymous'})"
+
     def log_in(self, key: str, role: Role) -> None:
         self.role = role
         self.key_digest = hashlib.sha256(key.encode()).hexdigest()

@@ -45,7 +45,6 @@ from creditops.jobs.runner import TrainingRequest, submit_training
 from creditops.registry import CHAMPION, get_version, training_reference
 from creditops.serving.ui import data_charts
 from creditops.serving.ui.deps import Admin, Viewer, check_csrf, is_htmx
-from creditops.serving.ui.session import Session
 from creditops.serving.ui.spec_form import ROLES, SpecFormError, spec_from_form, spec_rows
 from creditops.serving.ui.templating import render
 
@@ -439,7 +438,7 @@ async def train_upload(
     request_ = _training_request(
         profile, alias, time_budget, data_path=str(upload.path), spec_path=str(upload.spec_path)
     )
-    return await _submit(request, request_, _who(session))
+    return await _submit(request, request_, session.actor)
 
 
 @router.post("/builtin/{name}/train")
@@ -454,11 +453,7 @@ async def train_builtin(
     if name not in CATALOG:
         return _index_error(request, f"no built-in dataset {name!r}", 404)
     request_ = _training_request(profile, alias, time_budget, dataset=name)
-    return await _submit(request, request_, _who(session))
-
-
-def _who(session: Session) -> str:
-    return f"dashboard ({session.role.value if session.role else 'anonymous'})"
+    return await _submit(request, request_, session.actor)
 
 
 async def _submit(request: Request, training: TrainingRequest, who: str) -> Response:

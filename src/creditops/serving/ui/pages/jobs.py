@@ -67,9 +67,8 @@ async def job_page(request: Request, job_id: JobId, _: Viewer) -> Response:
 
 @router.post("/{job_id}/cancel")
 async def cancel(request: Request, job_id: JobId, session: Admin) -> Response:
-    who = f"dashboard ({session.role.value if session.role else 'anonymous'})"
     try:
-        await run_in_threadpool(cancel_job, request.app.state.settings, job_id, by=who)
+        await run_in_threadpool(cancel_job, request.app.state.settings, job_id, by=session.actor)
     except JobError as error:
         context = await run_in_threadpool(_job, request, job_id)
         if context is None:

@@ -16,7 +16,6 @@ from creditops.jobs.runner import submit_job
 from creditops.monitoring.alerts import acknowledge_alert
 from creditops.serving.ui import monitoring_charts as charts
 from creditops.serving.ui.deps import Admin, Viewer, is_htmx
-from creditops.serving.ui.session import Session
 from creditops.serving.ui.templating import render
 from creditops.store.alerts import LEVELS, AlertStore
 
@@ -26,10 +25,6 @@ AlertId = Annotated[str, Path(pattern=r"^[0-9a-f-]{36}$", description="an alert 
 LevelFilter = Annotated[str | None, Query(pattern="^(info|warning|critical)?$")]
 MetricFilter = Annotated[str | None, Query(max_length=100)]
 _ALERTS_SHOWN = 100
-
-
-def _who(session: Session) -> str:
-    return f"dashboard ({session.role.value if session.role else 'anonymous'})"
 
 
 def _report(request: Request, store: AlertStore) -> tuple[dict[str, Any] | None, str | None]:
@@ -48,6 +43,12 @@ def _report(request: Request, store: AlertStore) -> tuple[dict[str, Any] | None,
             f"this is the last run, on version {found.get('model_version')}."
         )
     return found, note
+
+
+def _timeline(request: Request) -> dict[str, Any] | None:
+    with AlertStore.from_settings(request.app.state.settings) as store:
+        report, _ = _report(request, store)
+    return (report or {}).get("timeline")
 
 
 def _alert_filters(level: str | None, metric: str | None, open_only: bool) -> dict[str, Any]:
@@ -128,6 +129,7 @@ def _distribution(timeline: dict[str, Any] | None, feature: str, index: int) -> 
 
 
 @router.get("")
+@router.get("/alerts")
 async def monitoring_page(
     request: Request,
     _: Viewer,
@@ -135,9 +137,11 @@ async def monitoring_page(
     metric: MetricFilter = None,
     open_only: Annotated[bool, Query(alias="open")] = False,
 ) -> Response:
+    """The page; ``/alerts`` from htmx: only its alerts table, filtered."""
     filters = _alert_filters(level, metric, open_only)
     context = await run_in_threadpool(_page, request, filters)
-    return render(request, "monitoring.html", context)
+    block = "alerts" if is_htmx(request) and request.url.path.endswith("/alerts") else None
+    return render(request, "monitoring.html", context, block=block)
 
 
 @router.get("/distribution")
@@ -147,25 +151,17 @@ async def distribution(
     feature: Annotated[str, Query(min_length=1, max_length=300)],
     window: Annotated[int, Query(ge=0, le=10_000)],
 ) -> Response:
-    context = await run_in_threadpool(_page, request, _alert_filters(None, None, False))
-    context["selected"] = _distribution(context["timeline"], feature, window)
-    block = "distribution" if is_htmx(request) else None
+    if is_htmx(request):  # the fragment needs the timeline only, not the page's figures
+        context = {
+            "selected": _distribution(await run_in_threadpool(_timeline, request), feature, window)
+        }
+        block: str | None = "distribution"
+    else:
+        context = await run_in_threadpool(_page, request, _alert_filters(None, None, False))
+        context["selected"] = _distribution(context["timeline"], feature, window)
+        block = None
     status = 200 if context["selected"]["problem"] is None else 422
     return render(request, "monitoring.html", context, block=block, status_code=status)
-
-
-@router.get("/alerts")
-async def alerts(
-    request: Request,
-    _: Viewer,
-    level: LevelFilter = None,
-    metric: MetricFilter = None,
-    open_only: Annotated[bool, Query(alias="open")] = False,
-) -> Response:
-    filters = _alert_filters(level, metric, open_only)
-    context = await run_in_threadpool(_page, request, filters)
-    block = "alerts" if is_htmx(request) else None
-    return render(request, "monitoring.html", context, block=block)
 
 
 @router.post("/alerts/{alert_id}/acknowledge")
@@ -178,7 +174,7 @@ async def acknowledge(
     settings = request.app.state.settings
     problem = None
     try:
-        await run_in_threadpool(acknowledge_alert, settings, alert_id, by=_who(session), note=note)
+        await run_in_threadpool(acknowledge_alert, settings, alert_id, by=session.actor, note=note)
     except AlertStoreError as error:
         unknown = str(error).startswith("no alert")
         problem = {"alert_id": alert_id, "message": str(error), "status": 404 if unknown else 409}
@@ -198,7 +194,7 @@ async def run_monitor_now(request: Request, session: Admin) -> Response:
     settings = request.app.state.settings
     try:
         job = await run_in_threadpool(
-            submit_job, settings, "monitor", {}, requested_by=_who(session)
+            submit_job, settings, "monitor", {}, requested_by=session.actor
         )
     except CreditOpsError as error:
         filters = _alert_filters(None, None, False)

@@ -15,7 +15,6 @@ from creditops.jobs.runner import RetrainRequest, submit_job
 from creditops.registry import CHALLENGER, CHAMPION, get_version
 from creditops.retraining import current_triggers, retrain_config
 from creditops.serving.ui.deps import Admin, Viewer
-from creditops.serving.ui.session import Session
 from creditops.serving.ui.stores import audit_log
 from creditops.serving.ui.templating import render
 from creditops.store.jobs import JobStore
@@ -23,10 +22,6 @@ from creditops.store.jobs import JobStore
 router = APIRouter(prefix="/ui/retraining")
 
 _RETRAINS_SHOWN = 20
-
-
-def _who(session: Session) -> str:
-    return f"dashboard ({session.role.value if session.role else 'anonymous'})"
 
 
 def _page(request: Request, **extra: Any) -> dict[str, Any]:
@@ -68,7 +63,7 @@ async def retrain_now(
     settings = request.app.state.settings
     try:
         job = await run_in_threadpool(
-            submit_job, settings, "retrain", params, requested_by=_who(session)
+            submit_job, settings, "retrain", params, requested_by=session.actor
         )
     except CreditOpsError as error:
         context = await run_in_threadpool(_page, request)
