@@ -50,12 +50,16 @@ _REQUIREMENTS = (
 )
 
 
+def quiet_downloads() -> None:
+    """No per-file download bars: they would interleave with creditops' own output."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
 def configure_tracking(settings: Settings) -> str:
     """Point MLflow at the configured store and return the experiment id."""
     import mlflow
 
-    # Per-file download bars would interleave with creditops' own output.
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    quiet_downloads()
     if settings.uses_local_store:
         settings.ensure_home()
     # MLflow also exports these URIs as environment variables; creditops reads those variables
