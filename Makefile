@@ -37,6 +37,10 @@ test: $(STAMP) ## Run the whole test suite (lint first) against a local PostgreS
 	bash scripts/system-packages.sh test
 	CREDITOPS_TEST_POSTGRES_URL="$$(bash scripts/test-postgres.sh)" $(BIN)/pytest
 
+topology-test: $(STAMP) ## The production topology as local processes (PostgreSQL, MLflow server, train, serve, Prometheus, Alertmanager), checked end to end
+	bash scripts/system-packages.sh test
+	CREDITOPS_TEST_POSTGRES_URL="$$(bash scripts/test-postgres.sh)" $(BIN)/pytest tests/topology -s
+
 run: $(STAMP) ## Train on the built-in dataset if no champion is registered, then serve it on :8000
 	$(BIN)/creditops train --if-no-champion
 	$(BIN)/creditops where
@@ -75,4 +79,4 @@ mlflow-ui: $(STAMP) ## Open the MLflow UI on the local tracking store (http://12
 clean: ## Remove local state (.creditops) but keep .venv
 	rm -rf .creditops .pytest_cache
 
-.PHONY: help install lint format test run bench-serving bench-dashboard bench-quality bench-profile bench-drift mlflow-ui clean
+.PHONY: help install lint format test topology-test run bench-serving bench-dashboard bench-quality bench-profile bench-drift mlflow-ui clean

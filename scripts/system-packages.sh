@@ -2,7 +2,9 @@
 # Install the Debian packages a make target needs when they are missing, with one
 # `apt-get update` for all of them (needs root or password-less sudo, as on CI).
 #   bash scripts/system-packages.sh test    postgresql (log tests), prometheus (promtool),
-#                                           prometheus-alertmanager (amtool),
+#                                           prometheus-alertmanager (amtool, and the
+#                                           topology test's Alertmanager),
+#                                           prometheus-pushgateway (the topology test),
 #                                           docker-compose (parses compose.yaml, no daemon),
 #                                           chromium (dashboard tests, driven by Playwright)
 #   bash scripts/system-packages.sh bench   wrk (HTTP load generator)
@@ -13,6 +15,7 @@ case "${1:-}" in
     ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
     command -v promtool >/dev/null 2>&1 || need+=(prometheus)
     command -v amtool >/dev/null 2>&1 || need+=(prometheus-alertmanager)
+    command -v prometheus-pushgateway >/dev/null 2>&1 || need+=(prometheus-pushgateway)
     command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
     command -v chromium >/dev/null 2>&1 || need+=(chromium)
     ;;

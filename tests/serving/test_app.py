@@ -62,6 +62,7 @@ def test_health_and_ready(server):
         ready = client.get("/ready")
         assert ready.status_code == 200
         assert ready.json()["model_version"] == "1"
+        assert ready.json()["pid"] == health["pid"]  # one process serves this test
 
 
 def test_predict_decides_logs_and_keeps_protected_attributes_apart(server, application):

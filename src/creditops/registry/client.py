@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from creditops.config import Settings
-from creditops.training.tracking import quiet_downloads
+from creditops.training.tracking import quiet_mlflow_output
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -24,7 +24,7 @@ def client(settings: Settings) -> Any:
 
     if settings.uses_local_store:
         settings.ensure_home()
-    quiet_downloads()
+    quiet_mlflow_output()
     return mlflow.MlflowClient(
         tracking_uri=settings.resolved_tracking_uri, registry_uri=registry_uri(settings)
     )

@@ -554,6 +554,7 @@ class Readiness(BaseModel):
     status: Literal["ready"]
     model_name: str
     model_version: str
+    pid: int
 
 
 class ModelInfo(BaseModel):

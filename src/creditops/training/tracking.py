@@ -50,16 +50,19 @@ _REQUIREMENTS = (
 )
 
 
-def quiet_downloads() -> None:
-    """No per-file download bars: they would interleave with creditops' own output."""
+def quiet_mlflow_output() -> None:
+    """No per-file download bars, and no "View run at" links written to stdout after each run
+    on a tracking server: they would interleave with creditops' own output and break the
+    JSON that ``--json`` prints."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 
 def configure_tracking(settings: Settings) -> str:
     """Point MLflow at the configured store and return the experiment id."""
     import mlflow
 
-    quiet_downloads()
+    quiet_mlflow_output()
     if settings.uses_local_store:
         settings.ensure_home()
     # MLflow also exports these URIs as environment variables; creditops reads those variables

@@ -23,12 +23,15 @@ def health() -> Health:
 
 @router.get("/ready", response_model=Readiness, responses=errors(503))
 def ready(service: ServiceDep) -> Any:
-    """Readiness: a model is loaded and the decision log is writable."""
+    """Readiness: a model is loaded and the decision log is writable (``pid``: which worker
+    answered, so a rollout can tell that every worker serves the new version)."""
     writable, reason = service.log.is_writable()
     if not writable:
         return error_response(503, f"not ready: decision log not writable ({reason})")
     served = service.served
-    return Readiness(status="ready", model_name=served.name, model_version=served.version)
+    return Readiness(
+        status="ready", model_name=served.name, model_version=served.version, pid=os.getpid()
+    )
 
 
 @router.get("/metrics", include_in_schema=False)
