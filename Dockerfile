@@ -8,18 +8,22 @@
 
 ARG PYTHON_IMAGE=python:3.11.11-slim-bookworm
 
-# ---- build: every wheel the runtime needs, torch from the CPU-only index --------------------
+# ---- build: every wheel the runtime needs, at the versions and hashes of the lock --------------
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 RUN python -m pip install --no-cache-dir "pip==25.3" "build==1.3.0"
+# requirements/runtime.lock (`make lock`) pins every dependency with its hashes, torch as its
+# CPU-only build from the index the file names (the default build bundles CUDA: gigabytes the
+# service never uses). --no-deps: the lock is the whole set; it leaves out nvidia-nccl-cu12,
+# which xgboost's wheel asks for and only multi-GPU training loads. Copied before the source,
+# so this layer is rebuilt only when the lock changes.
+COPY requirements/runtime.lock requirements/
+RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels -r requirements/runtime.lock
 COPY pyproject.toml README.md ./
 COPY src ./src
-# The CPU build of torch (the default one bundles CUDA: gigabytes the service never uses).
-RUN pip wheel --wheel-dir /wheels \
-        --index-url https://download.pytorch.org/whl/cpu "torch==2.13.0" \
- && pip wheel --wheel-dir /wheels --find-links /wheels .
+RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
 
 # ---- runtime: the wheels installed, no compiler, a non-root user ------------------------------
 FROM ${PYTHON_IMAGE} AS runtime
@@ -32,7 +36,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PORT=8000 \
     WEB_CONCURRENCY=2
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
-    pip install --no-cache-dir --no-index --find-links /wheels /wheels/creditops-*.whl \
+    pip install --no-cache-dir --no-index --no-deps /wheels/*.whl \
  && groupadd --system --gid 10001 creditops \
  && useradd --system --uid 10001 --gid creditops --home-dir /var/lib/creditops \
         --create-home --shell /usr/sbin/nologin creditops \

@@ -25,17 +25,36 @@ $(STAMP): pyproject.toml | $(BIN)/python
 install: $(STAMP) ## Create .venv and install creditops with its dev tools
 
 lint: $(STAMP) ## Ruff lint and format check
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff format --check src tests benchmarks scripts
 
 format: $(STAMP) ## Apply ruff fixes and formatting
-	$(BIN)/ruff check --fix src tests benchmarks
-	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff check --fix src tests benchmarks scripts
+	$(BIN)/ruff format src tests benchmarks scripts
 
 test: $(STAMP) ## Run the whole test suite (lint first) against a local PostgreSQL too
 	$(MAKE) --no-print-directory lint
 	bash scripts/system-packages.sh test
 	CREDITOPS_TEST_POSTGRES_URL="$$(bash scripts/test-postgres.sh)" $(BIN)/pytest
+
+# Where `make lock` finds torch's CPU build: a page of links to wheels (by default the torch page
+# of PyTorch's CPU index) or a folder that holds the wheel (make lock TORCH_WHEELS=/opt/wheels).
+# The wheel is fetched into build/lock-wheels first: uv hashes a wheel it reads from a folder,
+# and records no hash for one found through a page of links.
+TORCH_WHEELS ?= https://download.pytorch.org/whl/cpu/torch/
+LOCK_WHEELS := build/lock-wheels
+LOCK := $(BIN)/uv pip compile pyproject.toml --quiet --python-version 3.11 \
+	--python-platform x86_64-manylinux_2_28 --find-links $(LOCK_WHEELS) --generate-hashes \
+	--no-emit-package nvidia-nccl-cu12 --custom-compile-command "make lock"
+
+lock: $(STAMP) ## Pin every dependency with its hashes: requirements/runtime.lock (image), dev.lock (CI)
+	$(BIN)/pip download --quiet --no-deps --only-binary=:all: --python-version 3.11 \
+		--platform manylinux_2_28_x86_64 --no-index --find-links $(TORCH_WHEELS) \
+		--dest $(LOCK_WHEELS) "$$(grep -oE 'torch==[^"]+' pyproject.toml)"
+	$(LOCK) -o requirements/runtime.lock
+	$(LOCK) --extra dev -o requirements/dev.lock
+	sed -i '2a --extra-index-url https://download.pytorch.org/whl/cpu' \
+		requirements/runtime.lock requirements/dev.lock
 
 topology-test: $(STAMP) ## The production topology as local processes (PostgreSQL, MLflow server, train, serve, Prometheus, Alertmanager), checked end to end
 	bash scripts/system-packages.sh test
@@ -79,4 +98,4 @@ mlflow-ui: $(STAMP) ## Open the MLflow UI on the local tracking store (http://12
 clean: ## Remove local state (.creditops) but keep .venv
 	rm -rf .creditops .pytest_cache
 
-.PHONY: help install lint format test topology-test run bench-serving bench-dashboard bench-quality bench-profile bench-drift mlflow-ui clean
+.PHONY: help install lint format test topology-test lock run bench-serving bench-dashboard bench-quality bench-profile bench-drift mlflow-ui clean

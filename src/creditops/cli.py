@@ -450,7 +450,7 @@ def serve(
     settings = _settings()
     settings.ensure_home()
     console.print(f"serving on http://{host}:{port} (docs: http://{host}:{port}/docs)")
-    shown = "localhost" if host in ("0.0.0.0", "::") else host
+    shown = "localhost" if host in ("0.0.0.0", "::") else host  # nosec B104
     console.print(f"dashboard: http://{shown}:{port}/ui", highlight=False)
     if settings.api_key is None:
         key = issue_startup_admin_key(settings)

@@ -10,6 +10,9 @@ spec needs: the target (a two-valued column named like an outcome), its positive
 word for default, or the rarer value), an id column (unique integers named like an id), the
 protected attributes (columns named like age, sex, marital status, race…) and each feature's
 type. The user corrects the guess; nothing is trained on a guess unchecked.
+
+The SQL here is assembled from column names quoted by ``quote_identifier`` and fixed fragments;
+every value is a bound parameter (hence the ``nosec B608`` marks for bandit).
 """
 
 from __future__ import annotations
@@ -126,7 +129,7 @@ def infer_spec(path: Path) -> DatasetSpec:
         types = {row[0]: str(row[1]) for row in con.execute("DESCRIBE data").fetchall()}
         rows = int(con.execute("SELECT count(*) FROM data").fetchone()[0])
         counts = con.execute(
-            "SELECT "
+            "SELECT "  # nosec B608
             + ", ".join(f"count(DISTINCT {quote_identifier(name)})" for name in types)
             + " FROM data"
         ).fetchone()
@@ -141,7 +144,7 @@ def infer_spec(path: Path) -> DatasetSpec:
         values = [
             str(v[0]).strip()
             for v in con.execute(
-                f"SELECT {column}, count(*) AS n FROM data WHERE {column} IS NOT NULL "
+                f"SELECT {column}, count(*) AS n FROM data WHERE {column} IS NOT NULL "  # nosec B608
                 "GROUP BY 1 ORDER BY n"
             ).fetchall()
         ]
@@ -192,7 +195,7 @@ def summarise_file(path: Path, *, few: int = 10) -> FileSummary:
         if not types:
             raise DataValidationError(f"{path.name} has no columns")
         counts = con.execute(
-            "SELECT "
+            "SELECT "  # nosec B608
             + ", ".join(f"count(DISTINCT {quote_identifier(name)})" for name in types)
             + " FROM data"
         ).fetchone()
@@ -201,7 +204,7 @@ def summarise_file(path: Path, *, few: int = 10) -> FileSummary:
             if 0 < int(n) <= few:
                 column = quote_identifier(name)
                 values = con.execute(
-                    f"SELECT DISTINCT CAST({column} AS VARCHAR) FROM data "
+                    f"SELECT DISTINCT CAST({column} AS VARCHAR) FROM data "  # nosec B608
                     f"WHERE {column} IS NOT NULL ORDER BY 1"
                 ).fetchall()
                 few_values[name] = [str(v[0]) for v in values]
