@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -63,6 +64,15 @@ def database_url(backend: str, directory: Path) -> Iterator[str]:
 
 #: The fixed "now" of tests that place monitor runs and decisions in time.
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+
+def tool(name: str, installed_by: str = "`make test` installs it") -> str:
+    """A command-line tool the tests run: on PATH, or beside this interpreter (a tool from a
+    wheel in the virtual environment); the test fails, never skips, when it is missing."""
+    found = shutil.which(name) or str(Path(sys.executable).parent / name)
+    if not Path(found).exists():
+        pytest.fail(f"{name} is not installed: {installed_by}")
+    return found
 
 
 def free_port() -> int:

@@ -7,21 +7,18 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
-import pytest
 import yaml
+
+from helpers import tool
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "compose.yaml"
 
 
 def _tool(name: str) -> str:
-    found = shutil.which(name) or str(Path(sys.executable).parent / name)
-    if not Path(found).exists():
-        pytest.fail(f"{name} is not installed: `make test` installs it")
-    return found
+    return tool(name, "`make test` installs it")
 
 
 def _project(tmp_path: Path, text: str | None = None) -> Path:

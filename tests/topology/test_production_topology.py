@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -41,7 +40,7 @@ import sqlalchemy as sa
 import yaml
 from sqlalchemy.engine import make_url
 
-from helpers import free_port
+from helpers import free_port, tool
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -57,13 +56,6 @@ DRIFT_ALERTS = {
     "CreditopsPredictionDriftWarning",
     "CreditopsPredictionDriftCritical",
 }
-
-
-def _binary(name: str, package: str) -> str:
-    found = shutil.which(name)
-    if found is None:
-        pytest.fail(f"{name} is not installed: `make test` installs Debian's {package}")
-    return found
 
 
 class Report:
@@ -265,9 +257,10 @@ def _wait(what: str, probe: Callable[[], Any], timeout: float, interval: float =
 
 
 def test_the_production_topology_runs_for_real(tmp_path: Path) -> None:
-    prometheus_bin = _binary("prometheus", "prometheus")
-    alertmanager_bin = _binary("prometheus-alertmanager", "prometheus-alertmanager")
-    pushgateway_bin = _binary("prometheus-pushgateway", "prometheus-pushgateway")
+    debian = "`make test` installs it from Debian's packages"
+    prometheus_bin = tool("prometheus", debian)
+    alertmanager_bin = tool("prometheus-alertmanager", debian)
+    pushgateway_bin = tool("prometheus-pushgateway", debian)
     report = Report()
     logs = tmp_path / "logs"
     logs.mkdir()
