@@ -199,6 +199,27 @@ def test_tree_values_match_a_fresh_shap_tree_explainer(credit_case, explainers):
     np.testing.assert_allclose(explainer.transformed_contributions(Xt), direct, atol=1e-12)
 
 
+def test_xgboost_path_dependent_values_are_xgboosts_own_and_add_up(credit_case):
+    model = credit_case.models["xgboost"]
+    explainer = build_explainer(
+        model, credit_case.X_train, credit_case.spec, tree_perturbation="tree_path_dependent"
+    )
+    assert (explainer.method, explainer.output_space) == ("tree_path_dependent", "log_odds")
+    rows = credit_case.X_test.iloc[:40]
+    Xt = explainer.transform(rows)
+    direct = shap.TreeExplainer(model[-1], feature_perturbation="tree_path_dependent")
+    np.testing.assert_allclose(
+        explainer.transformed_contributions(Xt), direct.shap_values(Xt), atol=1e-5
+    )
+    margin = model[-1].predict(Xt, output_margin=True)
+    for result, raw in zip(explain_rows(explainer, rows), margin, strict=True):
+        total = result.base_value + sum(c.contribution for c in result.contributions)
+        assert total == pytest.approx(float(raw), abs=5e-6)
+    # Not the interventional values: another attribution of the same margin.
+    interventional = build_explainer(model, credit_case.X_train, credit_case.spec)
+    assert not np.allclose(interventional.contributions(Xt), explainer.contributions(Xt))
+
+
 def _toy_spec() -> ResolvedSpec:
     return ResolvedSpec(
         dataset="toy",
