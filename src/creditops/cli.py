@@ -472,9 +472,19 @@ def serve(
 
 @app.command()
 def predict(
-    source: Annotated[Path, typer.Argument(help="Applications: a .csv or .parquet file.")],
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="Applications: a .csv or .parquet file, a directory of them, or a glob (quote it)."
+        ),
+    ],
     output: Annotated[
-        Path, typer.Option("--out", help="Decisions file to write: .csv or .parquet.")
+        Path,
+        typer.Option(
+            "--out",
+            help="Where the decisions go: a .csv or .parquet file, or a directory "
+            "(partitioned Parquet, resumable).",
+        ),
     ],
     log: Annotated[
         bool, typer.Option(help="Record the decisions in the decision log (--no-log: what-if).")
@@ -482,17 +492,55 @@ def predict(
     version: Annotated[
         str | None, typer.Option(help="Model version to use (default: the champion).")
     ] = None,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            help="A Dask scheduler (tcp://host:8786) or local[:N]; default "
+            "CREDITOPS_DASK_SCHEDULER. Decisions go to a directory.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
-    """Decide every application in a file with the champion (validated first: one bad row
-    rejects the file, naming its row and column)."""
+    """Decide every application with the champion, validated first: one bad cell rejects the
+    whole input, naming its file, row and column. A directory output is written partition by
+    partition, on a Dask cluster when one is given, and a rerun resumes an interrupted run."""
+    from creditops.data.io import table_format
     from creditops.registry import CHAMPION
+    from creditops.scale import cluster_address, predict_partitioned
     from creditops.serving.batch import predict_file
 
     settings = _settings()
     settings.ensure_home()
+    ref = version or CHAMPION
+    single = Path(source).is_file() and table_format(output) is not None
     try:
-        summary = predict_file(settings, source, output, log=log, ref=version or CHAMPION)
+        if single and cluster is None:
+            summary = predict_file(settings, Path(source), output, log=log, ref=ref)
+        else:
+            if table_format(output) is not None:
+                raise ConfigurationError(
+                    f"--out {output}: a directory, glob or cluster run writes a directory of "
+                    "Parquet parts; name a directory"
+                )
+            address = cluster_address(settings, cluster)
+            with Progress(
+                TextColumn("{task.description:<10}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=console,
+                disable=as_json,
+            ) as bars:
+                tasks: dict[str, Any] = {}
+
+                def progress(stage: str, done: int, total: int) -> None:
+                    if stage not in tasks:
+                        tasks[stage] = bars.add_task(stage, total=total)
+                    bars.update(tasks[stage], completed=done)
+
+                summary = predict_partitioned(
+                    settings, source, output, log=log, ref=ref, cluster=address, progress=progress
+                )
     except CreditOpsError as error:
         _fail(error)
     if as_json:
@@ -503,7 +551,13 @@ def predict(
         f"{summary.rows} application(s) decided by {summary.model_name} v{summary.model_version}"
         f" ({counts}) in {summary.total_seconds:.1f} s"
         + ("" if summary.logged else ", not logged")
-        + f"; written to {summary.output}",
+        + f"; written to {summary.output}"
+        + (
+            f" ({summary.partitions_skipped} of {summary.partitions} partitions were already "
+            "written: resumed)"
+            if getattr(summary, "partitions_skipped", 0)
+            else ""
+        ),
         highlight=False,
     )
 

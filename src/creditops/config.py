@@ -33,6 +33,16 @@ class Settings(BaseSettings):
         default=None,
         validation_alias=AliasChoices("MLFLOW_REGISTRY_URI", "CREDITOPS_REGISTRY_URI"),
     )
+    dask_scheduler: str | None = Field(
+        default=None,
+        description="A Dask scheduler (tcp://host:8786) or local[:N] (a LocalCluster of N "
+        "workers) for the commands that can use one; unset: everything runs in this process.",
+    )
+    batch_partition_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=1024,
+        description="Size of the CSV blocks a partitioned batch reads at a time.",
+    )
     experiment_name: str = "creditops"
     registered_model_name: str = "credit-default"
     database_url: str | None = None

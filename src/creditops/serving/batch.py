@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import math
 import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ from creditops.serving.parsing import (
     format_location,
     located_errors,
     parse_csv_applications,
+    read_text_cells,
     validation_errors,
 )
 from creditops.serving.schemas import ApplicationModel, build_batch_model
@@ -77,16 +79,41 @@ def read_applications(
             ) from None
         if len(frame) > max_rows:
             raise BatchValidationError(f"{name}: more than {max_rows} rows")
-        rows = [
-            {str(k): (None if _missing(v) else _plain(v)) for k, v in row.items()}
-            for row in frame.to_dict(orient="records")
-        ]
+        rows = typed_rows(frame)
     if not rows:
         raise BatchValidationError(f"{name}: no rows to score")
+    return split_inputs(rows, spec)
+
+
+def typed_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """A typed frame's rows (Parquet) as request dicts: missing cells None, numpy scalars plain."""
+    return [
+        {str(k): (None if _missing(v) else _plain(v)) for k, v in row.items()}
+        for row in frame.to_dict(orient="records")
+    ]
+
+
+def text_rows(frame: pd.DataFrame, spec: Any, name: str) -> list[dict[str, Any]]:
+    """A frame of text cells (a CSV read as text) as request dicts, read as a CSV upload is;
+    a cell that is not its column's type raises :class:`BatchValidationError` (row from 1)."""
+    try:
+        return read_text_cells(frame.to_dict(orient="records"), spec)
+    except CellError as error:
+        problem = {"row": error.row + 1, "column": error.column, "problem": error.problem}
+        raise BatchValidationError(
+            f"{name}: 1 invalid value(s), nothing decided: {error}", [problem]
+        ) from None
+
+
+def split_inputs(
+    rows: list[dict[str, Any]], spec: Any
+) -> tuple[list[dict[str, Any]], list[Any] | None]:
+    """The rows without their id column (returned apart, if the file has one) and without the
+    outcome column of a labelled file, which is not an input."""
     ids = None
-    if spec.id is not None and spec.id in rows[0]:
+    if rows and spec.id is not None and spec.id in rows[0]:
         ids = [row.pop(spec.id) for row in rows]
-    if spec.target in rows[0]:  # a labelled file: the outcome is not an input
+    if rows and spec.target in rows[0]:
         for row in rows:
             row.pop(spec.target, None)
     return rows, ids
@@ -170,13 +197,20 @@ def decide_applications(
     ids: list[Any] | None = None,
     log: bool = True,
     chunk: int,
+    prediction_ids: list[uuid.UUID] | None = None,
 ) -> DecidedBatch:
     """Decide validated applications ``chunk`` at a time (each chunk one transaction of the
-    decision log, ``log=False``: recorded nowhere)."""
+    decision log, ``log=False``: recorded nowhere).
+
+    ``prediction_ids``: the decisions' ids, fixed by the caller so that a rerun after a crash
+    finds what was logged: a chunk whose first id is already in the log (chunks are logged all
+    or nothing) is decided again for the output but not logged twice."""
     decisions = []
     for start in range(0, len(applications), chunk):
         part = applications[start : start + chunk]
-        decisions.extend(service.decide_batch(part, served, log=log))
+        chunk_ids = None if prediction_ids is None else prediction_ids[start : start + chunk]
+        logged = chunk_ids is not None and log and service.log.get(chunk_ids[0]) is not None
+        decisions.extend(service.decide_batch(part, served, log=log and not logged, ids=chunk_ids))
     texts = {r.code: r.text for d in decisions for r in d.reasons}
     frame = pd.DataFrame(
         {

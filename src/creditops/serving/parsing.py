@@ -252,13 +252,23 @@ def _csv_applications(reader: Any, spec: Any, max_rows: int) -> dict[str, Any]:
     duplicated = sorted({n for n in reader.fieldnames if reader.fieldnames.count(n) > 1})
     if duplicated:
         raise JSONBodyError(f"CSV header repeats column(s): {', '.join(duplicated)}")
-    cells = _CellReader(spec)
-    applications = []
+    rows = []
     for index, row in enumerate(reader):
         if index >= max_rows:
             raise JSONBodyError(f"CSV has more than {max_rows} rows")
         if None in row:
             raise JSONBodyError(f"applications[{index}]: more cells than header columns")
+        rows.append(row)
+    return {"applications": read_text_cells(rows, spec)}
+
+
+def read_text_cells(rows: Iterable[Mapping[str, str | None]], spec: Any) -> list[dict[str, Any]]:
+    """Rows of text cells (a CSV read as text) as the values JSON would carry, as
+    :func:`parse_csv_applications` reads them; a cell that is not its column's type raises
+    :class:`CellError` with its row (from 0) and column."""
+    cells = _CellReader(spec)
+    out = []
+    for index, row in enumerate(rows):
         application: dict[str, Any] = {}
         for column, cell in row.items():
             try:
@@ -268,8 +278,8 @@ def _csv_applications(reader: Any, spec: Any, max_rows: int) -> dict[str, Any]:
                 raise CellError(
                     f"{where}: {error}", row=index, column=column, problem=str(error)
                 ) from None
-        applications.append(application)
-    return {"applications": applications}
+        out.append(application)
+    return out
 
 
 class _CellReader:

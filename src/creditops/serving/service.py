@@ -401,10 +401,17 @@ class DecisionService:
         return result
 
     def decide_batch(
-        self, applications: list[ApplicationModel], served: ServedModel, *, log: bool = True
+        self,
+        applications: list[ApplicationModel],
+        served: ServedModel,
+        *,
+        log: bool = True,
+        ids: list[uuid.UUID] | None = None,
     ) -> list[Decision]:
         """All or nothing: the batch is scored, and its non-approvals explained, together, and
-        logged in one transaction (``log=False``: a what-if run that records nothing)."""
+        logged in one transaction (``log=False``: a what-if run that records nothing).
+        ``ids``: the decisions' prediction ids, when the caller must be able to find them again
+        (a resumable batch); new random ones otherwise."""
         started = time.perf_counter()
         parts = [split_application(a) for a in applications]
         features = [f for f, _, _ in parts]
@@ -419,9 +426,11 @@ class DecisionService:
             explained = self.reasons_many(served, [features[i] for i in chunk])
             reasons.update(zip(chunk, explained, strict=True))
         latency = (time.perf_counter() - started) * 1000.0
+        if ids is not None and len(ids) != len(applications):
+            raise ValueError(f"{len(ids)} prediction ids for {len(applications)} applications")
         decisions = [
             Decision(
-                prediction_id=uuid.uuid4(),
+                prediction_id=uuid.uuid4() if ids is None else ids[i],
                 model_name=served.name,
                 model_version=served.version,
                 probability_of_default=float(probabilities[i]),

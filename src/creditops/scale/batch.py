@@ -1,0 +1,439 @@
+"""Decisions on files of any size, a partition at a time (``creditops predict SOURCE --out DIR``),
+in this process or on a Dask cluster, with the same result.
+
+1. The source is a file, a directory (its ``.csv`` or ``.parquet`` files) or a glob, all of one
+   format. Each file is read with ``dask.dataframe``: CSV in blocks of
+   ``CREDITOPS_BATCH_PARTITION_BYTES`` as text (read as a CSV upload is), Parquet as typed.
+   The partitions are numbered across the files, in order.
+2. Every partition is validated first, by the rules of ``POST /predict/batch``. The first bad
+   cell anywhere stops the run with its file, its row in that file (from 1) and its column:
+   nothing is written and nothing is logged.
+3. Each partition is then decided with the served version's fast path, its reasons included,
+   and logged in transactions of ``CREDITOPS_MAX_BATCH`` rows (``--no-log``: not at all). Its
+   decisions go to ``part-NNNNN.parquet`` in the output directory, written under a temporary
+   name and renamed once its rows are logged.
+4. A rerun after a crash resumes: a part whose file exists is skipped, and the prediction ids
+   are fixed by the run (a UUID of the sources, the version, the partition and the row), so a
+   chunk that was logged before the crash is found in the log and not logged twice. The output
+   directory's ``_batch.json`` names its run; another run into it is refused.
+
+The version is pinned when the run starts (the champion of that moment), so every partition is
+decided by the same model even if the alias moves.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from creditops.config import Settings
+from creditops.data.io import table_format, write_table
+from creditops.exceptions import BatchValidationError, ConfigurationError, DataValidationError
+from creditops.registry import CHAMPION
+from creditops.scale.cluster import cluster_client
+from creditops.serving.batch import (
+    decide_applications,
+    split_inputs,
+    text_rows,
+    typed_rows,
+    validate_applications,
+)
+from creditops.serving.service import DecisionService, ServedModel
+from creditops.store.predlog import PredictionLog
+
+MANIFEST = "_batch.json"
+_MANIFEST_VERSION = 1
+_ID_NAMESPACE = uuid.UUID("6f1c3d2e-8a4b-5c7d-9e0f-1a2b3c4d5e6f")
+
+
+class PartitionedSummary(BaseModel):
+    """What one partitioned ``creditops predict`` did."""
+
+    rows: int
+    partitions: int
+    partitions_skipped: int
+    files: int
+    model_name: str
+    model_version: str
+    decisions: dict[str, int]
+    logged: bool
+    output: str
+    cluster: str | None
+    validate_seconds: float
+    decide_seconds: float
+    total_seconds: float
+
+
+@dataclass(frozen=True)
+class _Partition:
+    """Partition ``index`` of the run: partition ``number`` of ``file``."""
+
+    index: int
+    file: str
+    number: int
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What a worker needs to decide a partition: all plain, picklable values."""
+
+    settings: Settings
+    version: str
+    fmt: str
+    run_key: str
+    output: str
+    log: bool
+
+
+def source_files(source: str) -> tuple[list[Path], str]:
+    """The files a source names (a file, a directory's CSV / Parquet files, or a glob), sorted,
+    and their one format; refused when there is none or the formats are mixed."""
+    path = Path(source)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.is_file() and table_format(p) is not None)
+    elif path.is_file():
+        files = [path]
+    else:
+        files = sorted(Path(p) for p in glob.glob(source) if Path(p).is_file())
+    if not files:
+        raise DataValidationError(f"{source}: no .csv or .parquet file there")
+    formats = {table_format(p) for p in files}
+    if None in formats:
+        odd = next(p for p in files if table_format(p) is None)
+        raise DataValidationError(f"{odd}: use .csv or .parquet files")
+    if len(formats) > 1:
+        raise DataValidationError(f"{source}: CSV and Parquet files mixed; use one format")
+    return files, str(formats.pop())
+
+
+def predict_partitioned(
+    settings: Settings,
+    source: str,
+    output: Path,
+    *,
+    log: bool = True,
+    ref: str = CHAMPION,
+    cluster: str | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> PartitionedSummary:
+    """Decide every application under ``source`` into the directory ``output`` (module
+    docstring); ``cluster``: an address from :func:`~creditops.scale.cluster_address`.
+    ``progress(stage, done, total)`` is called as partitions finish."""
+    started = time.perf_counter()
+    files, fmt = source_files(source)
+    decision_log = PredictionLog(settings.resolved_database_url)
+    try:
+        served = DecisionService(settings, decision_log).load(ref)
+    finally:
+        decision_log.close()
+    run_key = _run_key(files, output, served, log)
+    job = _Job(settings, served.version, fmt, run_key, str(output), log)
+    frames, partitions = _read(files, fmt, settings)
+    manifest = _manifest(run_key, files, served, log, len(partitions))
+    _check_output(output, run_key)
+    try:
+        with cluster_client(cluster) as client:
+            checked, todo, validate_seconds, decide_seconds = _validate_and_decide(
+                frames, partitions, job, client, progress, started, manifest
+            )
+    finally:
+        _release_here()
+    # Every part's decisions, those written by an earlier, interrupted run included.
+    counts: Counter[str] = Counter()
+    for part in partitions:
+        counts.update(_decisions_in(_part_path(output, part.index)))
+    return PartitionedSummary(
+        rows=sum(r["rows"] for r in checked),
+        partitions=len(partitions),
+        partitions_skipped=len(partitions) - len(todo),
+        files=len(files),
+        model_name=served.name,
+        model_version=served.version,
+        decisions=dict(counts),
+        logged=log,
+        output=str(output),
+        cluster=cluster,
+        validate_seconds=validate_seconds,
+        decide_seconds=decide_seconds,
+        total_seconds=time.perf_counter() - started,
+    )
+
+
+def _validate_and_decide(
+    frames: dict[str, Any],
+    partitions: list[_Partition],
+    job: _Job,
+    client: Any,
+    progress: Callable[[str, int, int], None] | None,
+    started: float,
+    manifest: dict[str, Any],
+) -> tuple[list[dict[str, Any]], list[_Partition], float, float]:
+    """Every partition validated, then (nothing bad anywhere) the output claimed and each
+    partition not yet written decided."""
+    checked = _run(
+        [_delayed(_validate_part, frames, p, job) for p in partitions], client, progress, "validate"
+    )
+    validate_seconds = time.perf_counter() - started
+    _raise_first_problem(partitions, checked)
+    offsets = _row_offsets(partitions, checked)
+    output = Path(job.output)
+    _write_manifest(output, manifest)
+    todo = [p for p in partitions if not _part_path(output, p.index).exists()]
+    decide_started = time.perf_counter()
+    _run(
+        [_delayed(_decide_part, frames, p, job, offsets[p.index]) for p in todo],
+        client,
+        progress,
+        "decide",
+    )
+    return checked, todo, validate_seconds, time.perf_counter() - decide_started
+
+
+def _read(
+    files: list[Path], fmt: str, settings: Settings
+) -> tuple[dict[str, Any], list[_Partition]]:
+    """One dask frame per file, and every partition of them in order."""
+    import dask.dataframe as dd
+
+    frames: dict[str, Any] = {}
+    partitions: list[_Partition] = []
+    for path in files:
+        try:
+            if fmt == "csv":
+                frame = dd.read_csv(
+                    str(path),
+                    blocksize=settings.batch_partition_bytes,
+                    dtype=str,
+                    keep_default_na=False,
+                    na_filter=False,
+                    encoding="utf-8-sig",
+                )
+            else:
+                frame = dd.read_parquet(str(path))
+        except Exception as error:  # pandas and pyarrow raise many types for a broken file
+            raise BatchValidationError(
+                f"{path.name}: not a readable {fmt} file ({error})"
+            ) from None
+        frames[str(path)] = frame
+        for number in range(frame.npartitions):
+            partitions.append(_Partition(len(partitions), str(path), number))
+    return frames, partitions
+
+
+def _delayed(
+    function: Callable[..., Any], frames: dict[str, Any], part: _Partition, *args: Any
+) -> Any:
+    """``function(partition, part, *args)`` as a task that reads its partition itself."""
+    import dask
+
+    return dask.delayed(function)(frames[part.file].get_partition(part.number), part, *args)
+
+
+def _run(
+    tasks: list[Any],
+    client: Any,
+    progress: Callable[[str, int, int], None] | None,
+    stage: str,
+) -> list[Any]:
+    """Every task's result in order: on the cluster as they finish, else one at a time here
+    (one partition in memory at once)."""
+    total = len(tasks)
+    if progress is not None:
+        progress(stage, 0, total)
+    if client is None:
+        results = []
+        for done, task in enumerate(tasks, start=1):
+            results.append(task.compute(scheduler="synchronous"))
+            if progress is not None:
+                progress(stage, done, total)
+        return results
+    from distributed import as_completed
+
+    futures = client.compute(tasks)
+    order = {future.key: i for i, future in enumerate(futures)}
+    results: list[Any] = [None] * total
+    for done, (future, result) in enumerate(as_completed(futures, with_results=True), start=1):
+        results[order[future.key]] = result
+        if progress is not None:
+            progress(stage, done, total)
+    return results
+
+
+# -- the work of one partition (on a worker, or here) --------------------------------------------
+
+
+def _applications(frame: Any, part: _Partition, job: _Job, served: ServedModel) -> tuple[Any, Any]:
+    name = Path(part.file).name
+    rows = text_rows(frame, served.spec, name) if job.fmt == "csv" else typed_rows(frame)
+    rows, ids = split_inputs(rows, served.spec)
+    return validate_applications(rows, served.application_model, name), ids
+
+
+def _validate_part(frame: Any, part: _Partition, job: _Job) -> dict[str, Any]:
+    """The partition's row count, and its first problem (row within the partition, from 1)."""
+    _, served = _worker_model(job)
+    try:
+        _applications(frame, part, job, served)
+    except BatchValidationError as error:
+        first = error.problems[0] if error.problems else {"row": None, "column": None}
+        return {"rows": len(frame), "problem": {**first, "message": str(error)}}
+    return {"rows": len(frame), "problem": None}
+
+
+def _decide_part(frame: Any, part: _Partition, job: _Job, first_row: int) -> dict[str, Any]:
+    """Decide, log and write one partition; returns its row count and decisions."""
+    service, served = _worker_model(job)
+    applications, ids = _applications(frame, part, job, served)
+    prediction_ids = [
+        uuid.uuid5(_ID_NAMESPACE, f"{job.run_key}/{part.file}/{first_row + i}")
+        for i in range(len(applications))
+    ]
+    decided = decide_applications(
+        service,
+        served,
+        applications,
+        ids=ids,
+        log=job.log,
+        chunk=job.settings.max_batch,
+        prediction_ids=prediction_ids,
+    )
+    final = _part_path(Path(job.output), part.index)
+    temporary = final.with_name(f".{final.stem}.{os.getpid()}.tmp{final.suffix}")
+    write_table(decided.frame, temporary)
+    os.replace(temporary, final)
+    return {"rows": len(decided.frame), "decisions": dict(Counter(decided.frame["decision"]))}
+
+
+_WORKER_CACHE: dict[tuple[str, str, str], tuple[DecisionService, ServedModel]] = {}
+
+
+def _worker_model(job: _Job) -> tuple[DecisionService, ServedModel]:
+    """This process's service and the run's version, loaded once per process."""
+    key = (str(job.settings.resolved_database_url), job.settings.resolved_tracking_uri, job.version)
+    cached = _WORKER_CACHE.get(key)
+    if cached is None:
+        service = DecisionService(job.settings, PredictionLog(job.settings.resolved_database_url))
+        cached = (service, service.load(job.version))
+        _WORKER_CACHE[key] = cached
+    return cached
+
+
+def _release_here() -> None:
+    """Close the decision logs this process opened for partitions it decided itself."""
+    while _WORKER_CACHE:
+        _, (service, _) = _WORKER_CACHE.popitem()
+        service.log.close()
+
+
+# -- the run as a whole -------------------------------------------------------------------------
+
+
+def _decisions_in(part: Path) -> Counter[str]:
+    import pandas as pd
+
+    return Counter(pd.read_parquet(part, columns=["decision"])["decision"])
+
+
+def _part_path(output: Path, index: int) -> Path:
+    return output / f"part-{index:05d}.parquet"
+
+
+def _run_key(files: list[Path], output: Path, served: ServedModel, log: bool) -> str:
+    """What identifies a run: its files (path, size, modification time), its output directory,
+    the version, and whether it logs; the prediction ids derive from it, so only a rerun into
+    the same directory finds its own decisions in the log."""
+    identity = {
+        "files": [[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for p in files],
+        "output": str(output.resolve()),
+        "model": [served.name, served.version],
+        "log": log,
+    }
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+
+
+def _manifest(
+    run_key: str, files: list[Path], served: ServedModel, log: bool, parts: int
+) -> dict[str, Any]:
+    return {
+        "manifest_version": _MANIFEST_VERSION,
+        "run_key": run_key,
+        "model_name": served.name,
+        "model_version": served.version,
+        "logged": log,
+        "files": [str(p) for p in files],
+        "partitions": parts,
+    }
+
+
+def _check_output(output: Path, run_key: str) -> None:
+    """The output is new, empty, or this run's own (a rerun resumes it); nothing else."""
+    if not output.exists():
+        return
+    if not output.is_dir():
+        raise DataValidationError(f"{output}: the output of a partitioned run is a directory")
+    manifest = output / MANIFEST
+    if manifest.exists():
+        try:
+            existing = json.loads(manifest.read_text())
+        except (OSError, ValueError):
+            existing = {}
+        if existing.get("run_key") != run_key:
+            raise ConfigurationError(
+                f"{output} holds the decisions of another run (other files, another version or "
+                "another --log choice): write to an empty directory"
+            )
+    elif any(output.iterdir()):
+        raise ConfigurationError(
+            f"{output} is not empty: write a partitioned run to a new directory"
+        )
+
+
+def _write_manifest(output: Path, body: dict[str, Any]) -> None:
+    output.mkdir(parents=True, exist_ok=True)
+    manifest = output / MANIFEST
+    if manifest.exists():
+        return
+    temporary = manifest.with_name(f".{MANIFEST}.tmp")
+    temporary.write_text(json.dumps(body, indent=2) + "\n")
+    os.replace(temporary, manifest)
+
+
+def _raise_first_problem(partitions: list[_Partition], checked: list[dict[str, Any]]) -> None:
+    offsets = _row_offsets(partitions, checked)
+    for part, result in zip(partitions, checked, strict=True):
+        problem = result["problem"]
+        if problem is None:
+            continue
+        name = Path(part.file).name
+        if problem.get("row") is None:
+            raise BatchValidationError(f"{name}: {problem['message']}", [problem])
+        row = offsets[part.index] + problem["row"]
+        column = problem.get("column")
+        located = {"file": part.file, "row": row, "column": column, "problem": problem["problem"]}
+        raise BatchValidationError(
+            f"{name}, row {row}"
+            + (f", column {column}" if column else "")
+            + f": {problem['problem']}; nothing decided, nothing logged",
+            [located],
+        )
+
+
+def _row_offsets(partitions: list[_Partition], checked: list[dict[str, Any]]) -> dict[int, int]:
+    """Rows of the same file before each partition."""
+    offsets: dict[int, int] = {}
+    seen: Counter[str] = Counter()
+    for part, result in zip(partitions, checked, strict=True):
+        offsets[part.index] = seen[part.file]
+        seen[part.file] += result["rows"]
+    return offsets
