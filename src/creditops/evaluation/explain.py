@@ -9,7 +9,9 @@ the model:
   found by probing the fitted steps and verified on the background), so the interventional
   Shapley value of column ``j`` is ``coef_j · (x_j − mean_j)`` over the background: what
   ``shap.LinearExplainer`` computes, done here with one vectorised product.
-* XGBoost: ``shap.TreeExplainer`` (interventional, on the background) of the margin (log-odds),
+* XGBoost: interventional TreeSHAP on the background, of the margin (log-odds), computed exactly
+  from per-leaf tables (:mod:`creditops.evaluation.treeshap`; ``shap.TreeExplainer`` for
+  the trees the tables cannot hold),
   or with ``tree_perturbation="tree_path_dependent"`` XGBoost's own path-dependent TreeSHAP
   (``pred_contribs``, C++ on every core, no background): the values shap gives for it.
 * LightGBM: its own exact path-dependent TreeSHAP of the raw score (``pred_contrib``), which
@@ -72,6 +74,8 @@ from creditops.evaluation.attribution import (
     seeded_global_numpy,
 )
 from creditops.evaluation.plots import beeswarm_figure, importance_figure
+from creditops.evaluation.treeshap import InterventionalTreeShap
+from creditops.exceptions import UnsupportedModel
 from creditops.models.anatomy import anatomy, estimator_family, is_ensemble
 from creditops.models.ensemble import PROBABILITY_FLOOR, member_log_odds, stack
 
@@ -511,6 +515,15 @@ def build_explainer(
         # C++ on every core, no background; the values shap's TreeExplainer gives for it.
         explainer._native = _xgboost_contributions(final)
         explainer.base_value = float(explainer._native(background[:1])[0, -1])
+    elif (
+        method == "tree_interventional"
+        and model_type == "xgboost"
+        and (fast := _interventional_tables(final, background))
+    ):
+        # Exact interventional TreeSHAP from per-leaf tables (creditops.evaluation.treeshap):
+        # shap's values, tens of times faster per row.
+        explainer._native = fast.contributions
+        explainer.base_value = fast.base_value
     elif method.startswith("tree"):
         import shap
 
@@ -536,6 +549,15 @@ def build_explainer(
     if warm_up:  # first calls compile shap's numba kernels; pay that here, not per applicant
         explainer.contributions(background[:1])
     return explainer
+
+
+def _interventional_tables(estimator: Any, background: np.ndarray) -> Any:
+    """The table-driven interventional TreeSHAP of an XGBoost model, or None where it does not
+    apply (categorical splits, dart, trees too deep for the tables): shap explains those."""
+    try:
+        return InterventionalTreeShap(estimator, background)
+    except UnsupportedModel:
+        return None
 
 
 def _xgboost_contributions(estimator: Any) -> Any:
