@@ -84,6 +84,12 @@ bench-quality: $(STAMP) $(BENCH_STAMP) ## Champion vs a default HistGradientBoos
 bench-profile: $(STAMP) ## Data profile of a 1,000,000-row × 30-column file beside a pandas baseline (ROWS=...)
 	$(BIN)/python benchmarks/data_profile.py $(if $(ROWS),--rows $(ROWS))
 
+bench-scale: $(STAMP) ## Batch decide + explain + log: one file, partitioned, LocalCluster 1 and 2 workers (ROWS=...)
+	$(BIN)/python benchmarks/scale.py $(if $(ROWS),--rows $(ROWS))
+
+bench-reasons: $(STAMP) $(BENCH_STAMP) ## Interventional vs path-dependent TreeSHAP reasons on every offline credit dataset, beside shap
+	$(BIN)/python benchmarks/reason_agreement.py
+
 .venv-evidently:
 	# Evidently 0.7 does not import under pandas 3: the comparison runs in its own interpreter.
 	$(PYTHON) -m venv .venv-evidently
@@ -98,4 +104,4 @@ mlflow-ui: $(STAMP) ## Open the MLflow UI on the local tracking store (http://12
 clean: ## Remove local state (.creditops) but keep .venv
 	rm -rf .creditops .pytest_cache
 
-.PHONY: help install lint format test topology-test lock run bench-serving bench-dashboard bench-quality bench-profile bench-drift mlflow-ui clean
+.PHONY: help install lint format test topology-test lock run bench-serving bench-dashboard bench-quality bench-profile bench-drift bench-scale bench-reasons mlflow-ui clean

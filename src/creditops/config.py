@@ -43,6 +43,12 @@ class Settings(BaseSettings):
         ge=1024,
         description="Size of the CSV blocks a partitioned batch reads at a time.",
     )
+    tree_shap: Literal["auto", "interventional", "tree_path_dependent"] = Field(
+        default="auto",
+        description="TreeSHAP of the served tree models, for every decision (single and "
+        "batch alike, so an applicant's reasons never depend on the channel): auto = "
+        "interventional for XGBoost, path-dependent for the forest.",
+    )
     experiment_name: str = "creditops"
     registered_model_name: str = "credit-default"
     database_url: str | None = None

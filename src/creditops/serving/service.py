@@ -186,7 +186,9 @@ def build_served_model(
         loaded=loaded,
         policy=policy,
         scorer=compile_or_none(loaded.model, spec),
-        explainer=build_explainer(loaded.model, train[spec.features], spec),
+        explainer=build_explainer(
+            loaded.model, train[spec.features], spec, tree_perturbation=settings.tree_shap
+        ),
         application_model=build_application_model(spec, example=example_application(spec, train)),
         reference=reference.reset_index(drop=True),
         loaded_at=datetime.now(UTC).isoformat(timespec="seconds"),
