@@ -44,6 +44,7 @@ def test_docker_compose_resolves_the_file(tmp_path: Path) -> None:
     assert sorted(services) == sorted([
         "postgres", "mlflow", "migrate", "train", "api", "monitor", "retrain",
         "pushgateway", "prometheus", "alertmanager", "grafana",
+        "dask-scheduler", "dask-worker",  # the optional "dask" profile
     ])  # fmt: skip
 
 
@@ -124,3 +125,21 @@ def test_the_prometheus_of_the_compose_file_loads_its_rules() -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout + result.stderr
+
+
+def test_the_dask_profile_is_optional_and_its_workers_reach_the_scheduler() -> None:
+    services = yaml.safe_load((ROOT / "compose.yaml").read_text())["services"]
+    dask = {name for name, s in services.items() if "dask" in s.get("profiles", [])}
+    assert dask == {"dask-scheduler", "dask-worker"}  # nothing else needs Dask
+    worker = services["dask-worker"]
+    assert worker["entrypoint"] == ["dask"]
+    assert worker["command"][:2] == ["worker", "tcp://dask-scheduler:8786"]
+    assert worker["depends_on"]["dask-scheduler"]["condition"] == "service_healthy"
+    # Like the API, the workers log to the creditops database and read the MLflow server.
+    for name in ("CREDITOPS_DATABASE_URL", "MLFLOW_TRACKING_URI", "CREDITOPS_HOME"):
+        assert worker["environment"][name] == services["api"]["environment"][name]
+    help_text = subprocess.run(
+        [_tool("dask"), "worker", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    for option in (a for a in worker["command"] if a.startswith("--")):
+        assert option in help_text
