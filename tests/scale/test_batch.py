@@ -177,3 +177,19 @@ def test_the_cluster_setting_is_checked_before_anything_runs(store):
     for bad in ("local:0", "scheduler:8786", "http://x:8786/path"):
         with pytest.raises(ConfigurationError):
             cluster_address(store, bad)
+
+
+def test_a_file_without_rows_is_decided_as_nothing_and_no_rows_at_all_is_refused(
+    store, applications, tmp_path
+):
+    header = (applications / "a.csv").read_text().splitlines()[0]
+    (applications / "c-empty.csv").write_text(header + "\n")
+    decided = predict_partitioned(store, str(applications), tmp_path / "decided", log=False)
+    assert decided.rows == 4454
+    assert decided.files == 3
+    only_empty = tmp_path / "only-empty"
+    only_empty.mkdir()
+    (only_empty / "empty.csv").write_text(header + "\n")
+    with pytest.raises(BatchValidationError, match="no rows to score"):
+        predict_partitioned(store, str(only_empty), tmp_path / "nothing", log=False)
+    assert not (tmp_path / "nothing").exists()

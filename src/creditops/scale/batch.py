@@ -108,6 +108,8 @@ def source_files(source: str) -> tuple[list[Path], str]:
         files = sorted(Path(p) for p in glob.glob(source) if Path(p).is_file())
     if not files:
         raise DataValidationError(f"{source}: no .csv or .parquet file there")
+    # Absolute paths: the prediction ids derive from them, whatever directory a rerun starts in.
+    files = [p.resolve() for p in files]
     formats = {table_format(p) for p in files}
     if None in formats:
         odd = next(p for p in files if table_format(p) is None)
@@ -137,7 +139,7 @@ def predict_partitioned(
         served = DecisionService(settings, decision_log).load(ref)
     finally:
         decision_log.close()
-    run_key = _run_key(files, output, served, log)
+    run_key = _run_key(files, output, served, log, settings)
     job = _Job(settings, served.version, fmt, run_key, str(output), log)
     frames, partitions = _read(files, fmt, settings)
     manifest = _manifest(run_key, files, served, log, len(partitions))
@@ -186,13 +188,22 @@ def _validate_and_decide(
     )
     validate_seconds = time.perf_counter() - started
     _raise_first_problem(partitions, checked)
+    if not any(r["rows"] for r in checked):
+        raise BatchValidationError("no rows to score in the files given")
     offsets = _row_offsets(partitions, checked)
     output = Path(job.output)
+    if _files_identity(manifest["files"]) != manifest["identity"]:
+        raise DataValidationError(
+            "an input file changed while it was being validated: nothing decided; run again"
+        )
     _write_manifest(output, manifest)
     todo = [p for p in partitions if not _part_path(output, p.index).exists()]
     decide_started = time.perf_counter()
     _run(
-        [_delayed(_decide_part, frames, p, job, offsets[p.index]) for p in todo],
+        [
+            _delayed(_decide_part, frames, p, job, offsets[p.index], checked[p.index]["rows"])
+            for p in todo
+        ],
         client,
         progress,
         "decide",
@@ -277,6 +288,8 @@ def _applications(frame: Any, part: _Partition, job: _Job, served: ServedModel) 
     name = Path(part.file).name
     rows = text_rows(frame, served.spec, name) if job.fmt == "csv" else typed_rows(frame)
     rows, ids = split_inputs(rows, served.spec)
+    if not rows:  # an empty file, or a block with no row: nothing to validate or decide
+        return [], ids
     return validate_applications(rows, served.application_model, name), ids
 
 
@@ -291,8 +304,15 @@ def _validate_part(frame: Any, part: _Partition, job: _Job) -> dict[str, Any]:
     return {"rows": len(frame), "problem": None}
 
 
-def _decide_part(frame: Any, part: _Partition, job: _Job, first_row: int) -> dict[str, Any]:
+def _decide_part(
+    frame: Any, part: _Partition, job: _Job, first_row: int, validated_rows: int
+) -> dict[str, Any]:
     """Decide, log and write one partition; returns its row count and decisions."""
+    if len(frame) != validated_rows:  # the file changed since it was validated
+        raise DataValidationError(
+            f"{Path(part.file).name}: changed during the run ({validated_rows} rows validated, "
+            f"{len(frame)} read now); the parts already written stand, run again to finish"
+        )
     service, served = _worker_model(job)
     applications, ids = _applications(frame, part, job, served)
     prediction_ids = [
@@ -349,7 +369,9 @@ def _part_path(output: Path, index: int) -> Path:
     return output / f"part-{index:05d}.parquet"
 
 
-def _run_key(files: list[Path], output: Path, served: ServedModel, log: bool) -> str:
+def _run_key(
+    files: list[Path], output: Path, served: ServedModel, log: bool, settings: Settings
+) -> str:
     """What identifies a run: its files (path, size, modification time), its output directory,
     the version, and whether it logs; the prediction ids derive from it, so only a rerun into
     the same directory finds its own decisions in the log."""
@@ -358,6 +380,10 @@ def _run_key(files: list[Path], output: Path, served: ServedModel, log: bool) ->
         "output": str(output.resolve()),
         "model": [served.name, served.version],
         "log": log,
+        # Partitions and log chunks must fall where they fell, or a resumed run would find
+        # other rows under the same part names and chunk ids.
+        "partition_bytes": settings.batch_partition_bytes,
+        "chunk_rows": settings.max_batch,
     }
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 
@@ -372,8 +398,14 @@ def _manifest(
         "model_version": served.version,
         "logged": log,
         "files": [str(p) for p in files],
+        "identity": _files_identity([str(p) for p in files]),
         "partitions": parts,
     }
+
+
+def _files_identity(files: list[str]) -> list[list[Any]]:
+    """Each file's size and modification time, to notice a file that changes mid-run."""
+    return [[f, Path(f).stat().st_size, Path(f).stat().st_mtime_ns] for f in files]
 
 
 def _check_output(output: Path, run_key: str) -> None:
