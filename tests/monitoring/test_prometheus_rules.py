@@ -8,7 +8,6 @@ failure; elsewhere those tests are skipped with the command that installs it.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -22,12 +21,12 @@ from prometheus_client.metrics import MetricWrapperBase
 
 from creditops.monitoring.gauges import MonitorGauges
 from creditops.serving.prometheus import ServiceMetrics
+from helpers import tool
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
 RULES = DEPLOY / "alerts.yml"
 RULES_TEST = DEPLOY / "alerts_test.yml"
 CONFIG = DEPLOY / "prometheus.yml"
-IN_CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 INSTALL = "apt-get install -y prometheus"
 
 METRIC = re.compile(r"\b(creditops_[a-zA-Z0-9_]+)\b")
@@ -37,12 +36,8 @@ MATCHER = re.compile(r"([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)")
 
 @pytest.fixture(scope="module")
 def promtool() -> str:
-    path = shutil.which("promtool")
-    if path is None:
-        if IN_CI:
-            pytest.fail(f"promtool is missing on CI: install it with `{INSTALL}`")
-        pytest.skip(f"promtool is not installed (Debian: `{INSTALL}`); CI runs these tests")
-    return path
+    # `make test` installs it (scripts/system-packages.sh): missing, the test fails, never skips.
+    return tool("promtool", f"`make test` installs it (Debian: `{INSTALL}`)")
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:

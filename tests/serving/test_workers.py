@@ -292,11 +292,9 @@ def test_a_version_that_fails_its_checks_is_refused_and_the_old_one_serves(train
     assert decided.json()["model_version"] == "1"
 
 
-@pytest.mark.skipif(
-    POSTGRES_URL is None and not os.environ.get("CI"),
-    reason="needs CREDITOPS_TEST_POSTGRES_URL (make test starts a server; CI always has one)",
-)
 def test_the_service_logs_to_postgresql(home):
+    if not POSTGRES_URL:  # `make test` always starts one: its absence fails, never skips
+        pytest.fail("set CREDITOPS_TEST_POSTGRES_URL (`make test` starts a local PostgreSQL)")
     store, _ = home
     schema = f"serve_{uuid.uuid4().hex[:12]}"
     admin_url = sa.make_url(POSTGRES_URL).set(drivername="postgresql+psycopg")

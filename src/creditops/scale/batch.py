@@ -328,10 +328,8 @@ def _decide_part(
         chunk=job.settings.max_batch,
         prediction_ids=prediction_ids,
     )
-    final = _part_path(Path(job.output), part.index)
-    temporary = final.with_name(f".{final.stem}.{os.getpid()}.tmp{final.suffix}")
-    write_table(decided.frame, temporary)
-    os.replace(temporary, final)
+    # Written beside its name and renamed (write_table): a part exists whole or not at all.
+    write_table(decided.frame, _part_path(Path(job.output), part.index))
     return {"rows": len(decided.frame), "decisions": dict(Counter(decided.frame["decision"]))}
 
 
@@ -376,7 +374,7 @@ def _run_key(
     the version, and whether it logs; the prediction ids derive from it, so only a rerun into
     the same directory finds its own decisions in the log."""
     identity = {
-        "files": [[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for p in files],
+        "files": _files_identity([str(p) for p in files]),
         "output": str(output.resolve()),
         "model": [served.name, served.version],
         "log": log,
