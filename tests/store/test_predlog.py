@@ -743,3 +743,40 @@ def test_from_settings_uses_home_unless_a_url_is_set(tmp_path: Path) -> None:
     with PredictionLog.from_settings(Settings(home=tmp_path / "h", database_url=url)) as other:
         assert other.count() == 0
     assert (tmp_path / "elsewhere.db").is_file()
+
+
+def test_bulk_writes_store_what_an_insert_stores(log: PredictionLog, db_url: str) -> None:
+    """The log's writes (COPY on PostgreSQL, one executemany on SQLite) leave the same stored
+    text as SQLAlchemy's insert(): dates, JSON and numbers compare and sort alike."""
+    import sqlalchemy as sa
+
+    from creditops.store.database import dumps_json
+    from creditops.store.schema import predictions
+
+    logged = record(features={"Income": 0.1 + 0.2, "Home": "ünï 🏦", "Job": None})
+    log.write(logged)
+    inserted = record(prediction_id=uuid.uuid4(), features=logged.features)
+    row = {**_stored_row(logged), "id": str(inserted.prediction_id)}
+    engine = sa.create_engine(make_url(db_url), json_serializer=dumps_json)
+    try:
+        with engine.begin() as conn:
+            conn.execute(predictions.insert(), [{**row, "created_at": logged.created_at}])
+        with engine.connect() as conn:
+            as_text = [sa.cast(column, sa.Text) for column in predictions.columns]
+            stored = conn.execute(sa.select(*as_text).order_by(predictions.c.id)).all()
+    finally:
+        engine.dispose()
+    by_id = {values[0]: values[1:] for values in stored}
+    assert by_id[str(logged.prediction_id)] == by_id[str(inserted.prediction_id)]
+
+
+def _stored_row(item: PredictionRecord) -> dict[str, Any]:
+    dumped = item.model_dump()
+    return {
+        "id": str(item.prediction_id),
+        "created_at": item.created_at,
+        **{k: dumped[k] for k in ("model_name", "model_version", "features", "protected")},
+        **{k: dumped[k] for k in ("imputed", "probability", "points", "grade", "decision")},
+        "reasons": dumped["reasons"],
+        "latency_ms": item.latency_ms,
+    }

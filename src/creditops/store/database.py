@@ -163,6 +163,44 @@ def transaction(engine: Engine, *, write: bool) -> Iterator[Connection]:
             yield conn
 
 
+def bulk_insert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+    """Insert ``rows`` (dicts with the same keys) into ``table`` within ``conn``'s transaction:
+    PostgreSQL ``COPY``, SQLite one ``executemany``.
+
+    Each value goes through its column type's own bind processing (JSON text, UTC datetimes), so
+    what is stored is what an ``insert()`` would store; what is skipped is SQLAlchemy's
+    per-row statement machinery, most of the cost of logging a large batch. Driver errors
+    arrive wrapped as SQLAlchemy's (``IntegrityError`` for a duplicate key), as from
+    ``execute``."""
+    if not rows:
+        return
+    dialect = conn.dialect
+    columns = [column for column in table.columns if column.name in rows[0]]
+    processors = [column.type.dialect_impl(dialect).bind_processor(dialect) for column in columns]
+    names = [column.name for column in columns]
+    values = [
+        tuple(
+            row[name] if process is None else process(row[name])
+            for name, process in zip(names, processors, strict=True)
+        )
+        for row in rows
+    ]
+    quoted = ", ".join(dialect.identifier_preparer.quote(name) for name in names)
+    target = dialect.identifier_preparer.format_table(table)
+    if dialect.name == "postgresql":
+        statement = f"COPY {target} ({quoted}) FROM STDIN"
+        raw = conn.connection.driver_connection
+        try:
+            with raw.cursor() as cursor, cursor.copy(statement) as copy:
+                for value in values:
+                    copy.write_row(value)
+        except raw.Error as error:  # the driver's own: wrapped as execute() would wrap it
+            raise DBAPIError.instance(statement, None, error, type(raw).Error) from error
+        return
+    marks = ", ".join("?" for _ in names)
+    conn.exec_driver_sql(f"INSERT INTO {target} ({quoted}) VALUES ({marks})", values)
+
+
 def is_busy(exc: DBAPIError, *, sqlite: bool) -> bool:
     """Whether the same transaction may succeed if tried again: SQLite locked or busy,
     PostgreSQL serialization failure or deadlock."""

@@ -45,6 +45,7 @@ from creditops.exceptions import (
     UnknownPredictionError,
 )
 from creditops.store.database import (
+    bulk_insert,
     create_store_engine,
     dumps_json,
     normalise_url,
@@ -340,7 +341,7 @@ class PredictionLog:
 
     def _insert_rows(self, rows: list[dict[str, Any]]) -> None:
         try:
-            self._run(lambda conn: conn.execute(predictions.insert(), rows), write=True)
+            self._run(lambda conn: bulk_insert(conn, predictions, rows), write=True)
         except PredictionLogError as exc:
             if isinstance(exc.__cause__, IntegrityError):
                 raise self._duplicate_error(rows) from exc.__cause__
