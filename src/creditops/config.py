@@ -145,6 +145,13 @@ class Settings(BaseSettings):
         default=None,
         description="YAML with the monitor, drift, performance, alerts and retrain sections.",
     )
+    monitor_chunk_rows: int = Field(
+        default=50_000,
+        ge=100,
+        le=5_000_000,
+        description="Decisions the monitor reads from the log at a time: its memory is bounded "
+        "by one chunk and the checks' summaries, not by the window's size.",
+    )
     alert_webhook_url: str | None = Field(default=None, description="POST alerts here (JSON).")
     alert_textfile: Path | None = Field(
         default=None, description="Write monitor gauges here (node_exporter textfile collector)."

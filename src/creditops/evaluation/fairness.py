@@ -226,7 +226,7 @@ def approval_rates(
     categorical ``groups``, else sorted); with fewer than two judged groups, or none approved,
     the verdict is "not assessable".
     """
-    from fairlearn.metrics import MetricFrame, count, demographic_parity_ratio, selection_rate
+    from fairlearn.metrics import MetricFrame, count, selection_rate
 
     flags = np.asarray(approved).astype(np.int64).ravel()
     labels = pd.Series(np.asarray(groups.astype(str), dtype=object), name="group")
@@ -256,6 +256,36 @@ def approval_rates(
         .by_group.reindex(order)
         .assign(approved=pd.Series(flags).groupby(labels.to_numpy()).sum())
     )
+    return _approval_table(table, order, min_group_size, not_judged)
+
+
+def approval_rates_from_counts(
+    sizes: Mapping[str, int],
+    approved: Mapping[str, int],
+    *,
+    min_group_size: int = 1,
+    not_judged: Mapping[str, GroupStatus] | None = None,
+    order: Sequence[str],
+) -> ApprovalRates:
+    """:func:`approval_rates` from each group's rows and approvals (as a monitor counts them
+    chunk by chunk over millions of decisions): the same rates, statuses and verdict."""
+    order = [g for g in order if sizes.get(g, 0) > 0]
+    if not order:
+        return approval_rates(np.array([], dtype=int), pd.Series([], dtype=object))
+    size = pd.Series({g: int(sizes[g]) for g in order}, dtype="int64")
+    yes = pd.Series({g: int(approved.get(g, 0)) for g in order}, dtype="int64")
+    table = pd.DataFrame({"size": size, "approval_rate": yes / size, "approved": yes})
+    return _approval_table(table, order, min_group_size, not_judged)
+
+
+def _approval_table(
+    table: pd.DataFrame,
+    order: list[str],
+    min_group_size: int,
+    not_judged: Mapping[str, GroupStatus] | None,
+) -> ApprovalRates:
+    """Statuses, ratios and the verdict from a table of size / approval_rate / approved by
+    group (in ``order``)."""
     excluded = dict(not_judged or {})
     status: dict[str, GroupStatus] = {
         group: excluded.get(group)
@@ -270,10 +300,8 @@ def approval_rates(
         top = float(rates.max())
         high, low = str(rates.idxmax()), str(rates.idxmin())
         if top > 0:
-            mask = labels.isin(judged).to_numpy()
-            di = float(
-                demographic_parity_ratio(flags[mask], flags[mask], sensitive_features=labels[mask])
-            )
+            # demographic parity ratio over the judged groups: lowest / highest approval rate
+            di = float(rates.min()) / top
     verdict = four_fifths_verdict(di)
     rows = [
         GroupApprovalRate(
@@ -335,13 +363,32 @@ def _numbers_as_numbers(series: pd.Series) -> pd.Series:
     return series
 
 
-def bin_protected(values: pd.Series, name: str | None = None) -> pd.Series:
+def _weighted_quantiles(values: np.ndarray, weights: np.ndarray, qs: list[float]) -> np.ndarray:
+    """``np.nanquantile`` (linear) of the values each repeated ``weights`` times."""
+    keep = ~np.isnan(values)
+    order = np.argsort(values[keep], kind="stable")
+    sorted_values, counts = values[keep][order], np.asarray(weights)[keep][order]
+    ends = np.cumsum(counts)
+    n = int(ends[-1])
+    out = []
+    for q in qs:
+        h = (n - 1) * q
+        lo = int(np.floor(h))
+        a = sorted_values[np.searchsorted(ends, lo, side="right")]
+        b = sorted_values[np.searchsorted(ends, min(lo + 1, n - 1), side="right")]
+        out.append(a + (b - a) * (h - lo))
+    return np.array(out)
+
+
+def bin_protected(values: pd.Series, name: str | None = None, *, weights: Any = None) -> pd.Series:
     """Readable group labels for one protected attribute, as an ordered categorical.
 
     Age (a column named "age", case-insensitive) uses the credit bins ``<25``, ``25–39``,
     ``40–59``, ``60+``; other numeric columns with many values are cut at their quartiles
     (labels like ``Q2 (28–36]``); categorical and low-cardinality columns keep their values.
     Missing values become the group ``"missing"`` so they are seen, not dropped.
+    ``weights``: how many rows each value stands for (the distinct values of a monitoring
+    window with their counts), so quartiles are those of the rows.
     """
     name = str(values.name if name is None else name)
     series = _numbers_as_numbers(pd.Series(values).reset_index(drop=True))
@@ -359,7 +406,12 @@ def bin_protected(values: pd.Series, name: str | None = None) -> pd.Series:
             result = _with_missing(cut.astype(object), list(AGE_LABELS), missing)
             return result.set_axis(values.index).rename(name)
         if number.nunique() > MAX_NUMERIC_GROUPS:
-            edges = np.unique(np.nanquantile(number, [0.0, 0.25, 0.5, 0.75, 1.0]))
+            quartiles = [0.0, 0.25, 0.5, 0.75, 1.0]
+            edges = np.unique(
+                np.nanquantile(number, quartiles)
+                if weights is None
+                else _weighted_quantiles(number.to_numpy(), np.asarray(weights), quartiles)
+            )
             labels = [
                 f"Q{i + 1} {'[' if i == 0 else '('}{_fmt(lo)}–{_fmt(hi)}]"
                 for i, (lo, hi) in enumerate(itertools.pairwise(edges))

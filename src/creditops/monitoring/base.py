@@ -11,13 +11,21 @@ registered calculator the same way, through the few hooks :class:`Calculator` de
 run's :class:`CurrentData`, ``run_figures`` and ``export`` for the run record and the gauges,
 ``config_section`` for its part of the monitoring YAML). So a new check is one class and one
 registration; the job, the config file and the alert levels pick it up from here.
+
+A window of the decision log may hold millions of decisions, so a check can also be fed chunk
+by chunk: :meth:`Calculator.stream` (and, in a run, :meth:`Calculator.stream_current`) returns a
+:class:`Stream` whose ``update(chunk)`` folds a chunk into the check's sufficient statistics and
+whose ``finish()`` returns the same Result ``calculate`` would. The built-in checks keep only
+bounded summaries (counts on the reference's bins, score histograms, counts by group);
+``calculate(frame)`` is the one-chunk case. A check that does not stream is fed the chunks
+joined into one frame (:class:`CollectedStream`), so every check still runs.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
@@ -31,11 +39,13 @@ from creditops.store.alerts import Level
 
 __all__ = [
     "Calculator",
+    "CollectedStream",
     "CurrentData",
     "Flag",
     "Level",
     "Reference",
     "Result",
+    "Stream",
     "StrictResult",
     "alert_checks",
     "available_calculators",
@@ -110,6 +120,9 @@ class Flag(Result):
         return value
 
 
+R = TypeVar("R", bound=Result)
+
+
 @dataclass(frozen=True, eq=False)
 class Reference:
     """What a monitored model is compared with, as the monitor job hands it to every check.
@@ -132,17 +145,62 @@ class Reference:
 
 @dataclass(frozen=True, eq=False)
 class CurrentData:
-    """What one monitor run judges: ``frame``, the monitored model's decisions in the columns of
+    """What one monitor run judges: the monitored model's decisions in the columns of
     ``PredictionLog.window`` (``created_at``, ``probability``, ``decision``, ``outcome``, the
-    features and protected attributes mapped in ``frame.attrs``); ``source``, where they came
-    from, in words; ``min_rows``, the fewest decisions on which a distribution is judged."""
+    features and protected attributes mapped in ``frame.attrs``), either as one ``frame`` or as
+    ``chunks`` (a function giving the chunks of the window, oldest first, each time it is
+    called); ``source``, where they came from, in words; ``min_rows``, the fewest decisions on
+    which a distribution is judged."""
 
-    frame: pd.DataFrame
     source: str
     min_rows: int
+    frame: pd.DataFrame | None = None
+    chunks: Callable[[], Iterable[pd.DataFrame]] | None = None
+
+    def iter_chunks(self) -> Iterable[pd.DataFrame]:
+        """The decisions chunk by chunk (a frame is its own one chunk)."""
+        if self.frame is not None:
+            return [self.frame]
+        if self.chunks is None:
+            raise ValueError("CurrentData needs a frame or chunks")
+        return self.chunks()
 
 
-R = TypeVar("R", bound=Result)
+class Stream(Generic[R]):
+    """One calculation fed chunk by chunk: ``update`` with each chunk of decisions (oldest
+    first), then ``finish`` once for the Result."""
+
+    def update(self, chunk: pd.DataFrame) -> None:
+        raise NotImplementedError
+
+    def finish(self) -> R:
+        raise NotImplementedError
+
+
+def concat_chunks(chunks: list[pd.DataFrame]) -> pd.DataFrame:
+    """Chunks joined into one frame, keeping the first chunk's ``attrs`` (the column maps)."""
+    if len(chunks) == 1:
+        return chunks[0]
+    frame = pd.concat(chunks, ignore_index=True)
+    frame.attrs = dict(chunks[0].attrs)
+    return frame
+
+
+class CollectedStream(Stream[R]):
+    """The stream of a check that only calculates on frames: the chunks are kept and joined
+    (memory grows with the window; the built-in checks summarise instead)."""
+
+    def __init__(self, finish: Callable[[pd.DataFrame], R]) -> None:
+        self._finish = finish
+        self._chunks: list[pd.DataFrame] = []
+
+    def update(self, chunk: pd.DataFrame) -> None:
+        self._chunks.append(chunk)
+
+    def finish(self) -> R:
+        if not self._chunks:
+            return self._finish(pd.DataFrame())
+        return self._finish(concat_chunks(self._chunks))
 
 
 class Calculator(Generic[R]):
@@ -184,6 +242,24 @@ class Calculator(Generic[R]):
             raise NotFittedError(f"{type(self).__name__}.calculate called before fit")
         return self._calculate(current, *args, **kwargs)
 
+    def stream(self, *args: Any, **kwargs: Any) -> Stream[R]:
+        """A calculation fed chunk by chunk (arguments as ``calculate`` takes them besides the
+        data); its ``finish()`` returns what ``calculate`` would on the chunks joined."""
+        if not self._fitted:
+            raise NotFittedError(f"{type(self).__name__}.stream called before fit")
+        return self._stream(*args, **kwargs)
+
+    def calculate_chunks(self, chunks: Iterable[pd.DataFrame], *args: Any, **kwargs: Any) -> R:
+        """``calculate`` on data given chunk by chunk (oldest first)."""
+        stream = self.stream(*args, **kwargs)
+        for chunk in chunks:
+            stream.update(chunk)
+        return stream.finish()
+
+    def _stream(self, *args: Any, **kwargs: Any) -> Stream[R]:
+        """By default the chunks are joined and calculated on; streaming checks summarise."""
+        return CollectedStream(lambda frame: self._calculate(frame, *args, **kwargs))
+
     def _fit(self, reference: Any, *args: Any, **kwargs: Any) -> None:
         raise NotImplementedError
 
@@ -202,6 +278,13 @@ class Calculator(Generic[R]):
     def calculate_current(self, current: CurrentData) -> R:
         """This check on one run's decisions; the default calculates on ``current.frame``."""
         return self.calculate(current.frame)
+
+    def stream_current(self, current: CurrentData) -> Stream[R]:
+        """This check on one run's decisions, fed chunk by chunk; the default joins the chunks
+        and calls :meth:`calculate_current` (a check that summarises overrides it)."""
+        return CollectedStream(
+            lambda frame: self.calculate_current(replace(current, frame=frame, chunks=None))
+        )
 
     def flags(self, result: R) -> list[Flag]:
         """The findings in ``result``, which the run turns into alerts: by default its ``flags``

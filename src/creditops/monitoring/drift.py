@@ -18,6 +18,11 @@ Everything that depends only on the reference (sorted values, decile edges, hist
 category counts) is computed in ``fit``, so ``calculate`` costs one pass over the current data
 per feature. Missing values are not part of any distribution test; their rate is tracked and
 flagged separately, as are categories never seen in the reference.
+
+A window can also be fed chunk by chunk (``stream()``, and ``stream_current`` in a monitor
+run): each chunk is folded into counts on the reference's bins and categories
+(:mod:`.drift_counts`), so memory is bounded by the reference, not by the window;
+``calculate(frame)`` is the one-chunk case and gives the same result.
 """
 
 from __future__ import annotations
@@ -39,8 +44,10 @@ from creditops.monitoring.base import (
     Level,
     Reference,
     Result,
+    Stream,
     register_calculator,
 )
+from creditops.monitoring.drift_counts import FeatureCounts, numeric_values
 from creditops.monitoring.drift_methods import (
     AUTO,
     DriftMethod,
@@ -245,7 +252,14 @@ class _ScoreReference:
         self.bins = QuantileBins(scores, bins)
 
     def compare(self, scores: np.ndarray, warning: float, drift: float) -> PredictionDriftResult:
-        shares = self.bins.shares(scores)
+        return self.compare_counts(self.bins.counts(scores), warning, drift)
+
+    def compare_counts(
+        self, counts: np.ndarray, warning: float, drift: float
+    ) -> PredictionDriftResult:
+        """PSI of current scores counted on the reference's bins."""
+        total = counts.sum()
+        shares = counts / total if total else counts
         psi = population_stability_index(self.bins.reference_shares, shares)
         band: Band = "drift" if psi >= drift else "warning" if psi >= warning else "stable"
         return PredictionDriftResult(
@@ -254,7 +268,7 @@ class _ScoreReference:
             warning_threshold=warning,
             drift_threshold=drift,
             n_ref=self.n,
-            n_cur=len(scores),
+            n_cur=int(total),
             edges=[float(e) for e in self.bins.edges],
             reference_shares=[float(s) for s in self.bins.reference_shares],
             current_shares=[float(s) for s in shares],
@@ -303,22 +317,6 @@ class _Feature:
     categories: Any = None  # pd.Index (categorical) or sorted float array (discrete numeric)
 
 
-def _numeric_values(series: pd.Series, column: str) -> np.ndarray:
-    """Float values with NaN for missing; refuses text and infinities, naming the column."""
-    if not pd.api.types.is_numeric_dtype(series.dtype):
-        try:
-            series = pd.to_numeric(series, errors="raise")
-        except (TypeError, ValueError):
-            raise DataValidationError(
-                f"column {column!r} is numeric in the reference but holds non-numeric values",
-                column=column,
-            ) from None
-    values = series.to_numpy(dtype=float, na_value=np.nan)
-    if np.isinf(values).any():
-        raise DataValidationError(f"column {column!r} holds infinite values", column=column)
-    return values
-
-
 @register_calculator("data_drift")
 class DataDriftCalculator(Calculator[DataDriftResult]):
     """Fit on the reference once, then ``calculate`` any number of current windows.
@@ -353,14 +351,17 @@ class DataDriftCalculator(Calculator[DataDriftResult]):
     def calculate_current(self, current: CurrentData) -> DataDriftResult:
         """The run's decisions and their scores; fewer than ``current.min_rows`` are not
         judged (a distribution of a few dozen rows drifts by chance)."""
-        rows = len(current.frame)
-        if rows < current.min_rows:
-            raise InsufficientDataError(
-                f"{rows} decision(s) ({current.source}); drift is judged on at least "
-                f"{current.min_rows}"
-            )
-        scores = current.frame["probability"].to_numpy(dtype=float)
-        return self.calculate(current.frame, current_scores=scores)
+        return self.calculate_chunks(
+            current.iter_chunks(),
+            score_column="probability",
+            min_rows=current.min_rows,
+            source=current.source,
+        )
+
+    def stream_current(self, current: CurrentData) -> Stream[DataDriftResult]:
+        return self.stream(
+            score_column="probability", min_rows=current.min_rows, source=current.source
+        )
 
     def run_figures(self, result: DataDriftResult) -> dict[str, Any]:
         return {
@@ -426,22 +427,23 @@ class DataDriftCalculator(Calculator[DataDriftResult]):
         """Compare ``current`` with the reference. ``columns`` maps feature names to columns
         of ``current`` when they differ (a decision-log window carries this mapping in
         ``attrs['feature_columns']``, used by default)."""
-        if not isinstance(current, pd.DataFrame):
-            raise DataValidationError("current data must be a pandas DataFrame")
-        if len(current) == 0:
-            raise DataValidationError("current data has no rows: nothing to compare")
-        if columns is None:
-            columns = current.attrs.get("feature_columns") or {}
-        mapping = {f.name: columns.get(f.name, f.name) for f in self.features_}
-        for name, column in mapping.items():
-            if column not in current.columns:
-                raise DataValidationError(
-                    f"feature {name!r} is missing from the current data (column {column!r})",
-                    column=name,
-                )
-        if current_scores is not None and self.scores_ is None:
-            raise ConfigurationError("current_scores given but fit had no reference_scores")
-        return self._compare(current, mapping, current_scores)
+        stream = _DriftStream(self, columns=columns, given_scores=current_scores is not None)
+        stream.update(current, scores=current_scores)
+        return stream.finish()
+
+    def _stream(
+        self,
+        *,
+        columns: Mapping[str, str] | None = None,
+        score_column: str | None = None,
+        min_rows: int = 0,
+        source: str = "the window",
+    ) -> _DriftStream:
+        """Chunks of current data; ``score_column`` names their scores (for prediction
+        drift); fewer than ``min_rows`` rows in all are not judged."""
+        return _DriftStream(
+            self, columns=columns, score_column=score_column, min_rows=min_rows, source=source
+        )
 
     def _fit_features(
         self,
@@ -459,7 +461,7 @@ class DataDriftCalculator(Calculator[DataDriftResult]):
                 raise ConfigurationError("feature weights of the monitored features sum to 0")
         fitted: list[_Feature] = []
         for name in numeric:
-            values = _numeric_values(reference[name], name)
+            values = numeric_values(reference[name], name)
             present = np.sort(values[~np.isnan(values)])
             self._require_values(name, len(present))
             distinct = np.unique(present)
@@ -546,12 +548,10 @@ class DataDriftCalculator(Calculator[DataDriftResult]):
 
     # -- calculating ------------------------------------------------------------------------
 
-    def _compare(
-        self, current: pd.DataFrame, mapping: Mapping[str, str], current_scores: Any
+    def _result(
+        self, counts: list[FeatureCounts], n_cur: int, score_counts: np.ndarray | None
     ) -> DataDriftResult:
-        n_cur = len(current)
-        features = [self._feature(f, current[mapping[f.name]], n_cur) for f in self.features_]
-
+        features = [self._feature(f, c, n_cur) for f, c in zip(self.features_, counts, strict=True)]
         total_weight = sum(f.weight for f in features)
         drift_share = sum(f.weight for f in features if f.drifted) / total_weight
         cfg = self.config
@@ -563,11 +563,9 @@ class DataDriftCalculator(Calculator[DataDriftResult]):
             else Level.OK
         )
         prediction = None
-        if current_scores is not None and self.scores_ is not None:
-            prediction = self.scores_.compare(
-                _scores(current_scores, "current"),
-                cfg.prediction_psi_warning,
-                cfg.prediction_psi_drift,
+        if score_counts is not None and self.scores_ is not None:
+            prediction = self.scores_.compare_counts(
+                score_counts, cfg.prediction_psi_warning, cfg.prediction_psi_drift
             )
         drifted = [f.feature for f in features if f.drifted]
         return DataDriftResult(
@@ -588,26 +586,10 @@ class DataDriftCalculator(Calculator[DataDriftResult]):
             flags=_flags(features, drift_share, level, prediction, cfg),
         )
 
-    def _feature(self, feature: _Feature, series: pd.Series, n_cur: int) -> FeatureDrift:
+    def _feature(self, feature: _Feature, counts: FeatureCounts, n_cur: int) -> FeatureDrift:
         method = feature.method
-        unseen: list[str] = []
-        unseen_rows = 0
-        if feature.kind == "numeric":
-            values = _numeric_values(series, feature.name)
-            present = values[~np.isnan(values)]
-            n_present = len(present)
-            if feature.categorical_path:
-                counts, unseen, unseen_rows = _discrete_counts(feature.categories, present)
-        else:
-            counts, unseen, unseen_rows, n_present = _category_counts(feature.categories, series)
-
-        statistic: float | None = None
-        p_value: float | None = None
-        if n_present:
-            if feature.categorical_path:
-                statistic, p_value = method.measure_categorical(counts)
-            else:
-                statistic, p_value = method.measure_numeric(present)
+        statistic, p_value, unseen, unseen_rows = counts.measure()
+        n_present = counts.present
         drifted = statistic is not None and method.is_drift(statistic, p_value)
         warning = statistic is not None and method.is_warning(statistic, p_value)
         missing_rate = 1.0 - n_present / n_cur
@@ -634,42 +616,69 @@ class DataDriftCalculator(Calculator[DataDriftResult]):
         )
 
 
-def _category_counts(
-    categories: pd.Index, series: pd.Series
-) -> tuple[np.ndarray, list[str], int, int]:
-    """Counts per reference category then per unseen category, the unseen names (most
-    frequent first), unseen rows and non-missing rows. One factorize pass over the rows."""
-    codes, uniques = pd.factorize(series, use_na_sentinel=True)
-    uniques = pd.Index(np.asarray(uniques, dtype=object))
-    per_unique = np.bincount(codes[codes >= 0], minlength=len(uniques))
-    position = categories.get_indexer(uniques)
-    counts = np.zeros(len(categories), dtype=float)
-    seen = position >= 0
-    np.add.at(counts, position[seen], per_unique[seen])
-    unseen_counts = per_unique[~seen]
-    order = np.argsort(-unseen_counts, kind="stable")
-    unseen_names = [str(v) for v in np.asarray(uniques[~seen], dtype=object)[order]]
-    unseen_counts = unseen_counts[order]
-    full = np.concatenate([counts, unseen_counts.astype(float)])
-    return full, unseen_names, int(unseen_counts.sum()), int(per_unique.sum())
+class _DriftStream(Stream[DataDriftResult]):
+    """A window of current data, chunk by chunk: counts per feature and on the score bins."""
 
+    def __init__(
+        self,
+        calculator: DataDriftCalculator,
+        *,
+        columns: Mapping[str, str] | None = None,
+        score_column: str | None = None,
+        given_scores: bool = False,
+        min_rows: int = 0,
+        source: str = "the window",
+    ) -> None:
+        if (score_column is not None or given_scores) and calculator.scores_ is None:
+            raise ConfigurationError("current_scores given but fit had no reference_scores")
+        self.calculator = calculator
+        self.columns = columns
+        self.score_column = score_column
+        self.min_rows, self.source = min_rows, source
+        self.rows = 0
+        self.counts = [
+            FeatureCounts(f.name, f.kind, f.categorical_path, f.method, f.categories)
+            for f in calculator.features_
+        ]
+        self.score_counts: np.ndarray | None = None
+        self.mapping: dict[str, str] | None = None
 
-def _discrete_counts(
-    categories: np.ndarray, present: np.ndarray
-) -> tuple[np.ndarray, list[str], int]:
-    index = np.searchsorted(categories, present)
-    clipped = np.minimum(index, len(categories) - 1)
-    match = categories[clipped] == present
-    counts = np.bincount(index[match], minlength=len(categories)).astype(float)
-    other, other_counts = np.unique(present[~match], return_counts=True)
-    order = np.argsort(-other_counts, kind="stable")
-    names = [_number(v) for v in other[order]]
-    full = np.concatenate([counts, other_counts[order].astype(float)])
-    return full, names, int(other_counts.sum())
+    def update(self, chunk: pd.DataFrame, scores: Any = None) -> None:
+        if not isinstance(chunk, pd.DataFrame):
+            raise DataValidationError("current data must be a pandas DataFrame")
+        if self.mapping is None:
+            columns = self.columns
+            if columns is None:
+                columns = chunk.attrs.get("feature_columns") or {}
+            self.mapping = {f.name: columns.get(f.name, f.name) for f in self.calculator.features_}
+        if chunk.empty:
+            return
+        for name, column in self.mapping.items():
+            if column not in chunk.columns:
+                raise DataValidationError(
+                    f"feature {name!r} is missing from the current data (column {column!r})",
+                    column=name,
+                )
+        self.rows += len(chunk)
+        for counts in self.counts:
+            counts.update(chunk[self.mapping[counts.name]])
+        if scores is None and self.score_column is not None:
+            scores = chunk[self.score_column]
+        if scores is not None:
+            reference = self.calculator.scores_
+            assert reference is not None
+            found = reference.bins.counts(_scores(scores, "current"))
+            self.score_counts = found if self.score_counts is None else self.score_counts + found
 
-
-def _number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else repr(float(value))
+    def finish(self) -> DataDriftResult:
+        if self.rows < self.min_rows:
+            raise InsufficientDataError(
+                f"{self.rows} decision(s) ({self.source}); drift is judged on at least "
+                f"{self.min_rows}"
+            )
+        if self.rows == 0:
+            raise DataValidationError("current data has no rows: nothing to compare")
+        return self.calculator._result(self.counts, self.rows, self.score_counts)
 
 
 def _flags(

@@ -5,6 +5,19 @@ the data drift calculator (:mod:`creditops.monitoring.drift`) chooses a method p
 aggregates. A new method is one class under :func:`register_method`. Methods read their bin
 counts and bands from :class:`MethodSettings`, which the calculator's ``DriftConfig`` satisfies,
 so this module depends on nothing above it.
+
+A window of millions of decisions is measured chunk by chunk: each method gives a
+:class:`NumericSummary` (``begin_numeric``) that folds in the values of each chunk and that it
+then measures (``measure_summary``). Every built-in summary is bounded by the reference, not by
+the window: counts on the reference's bins (PSI, Jensen–Shannon), counts in the cells the
+reference's sorted values cut the line into (KS: exact, the statistic and its p-value are those
+of ``scipy.stats.ks_2samp`` on the raw values), and for Wasserstein the current values' counts,
+exact up to :data:`WASSERSTEIN_EXACT_VALUES` distinct values, then on a fine grid of
+:data:`WASSERSTEIN_GRID_BINS` bins across the reference's range (each bin keeps its count and
+sum, so its mass sits at its mean): the distance then moves by at most one bin width, a normed
+error of at most ``range / (WASSERSTEIN_GRID_BINS * std)`` of the reference
+(:attr:`FineHistogram.error_bound`). A method registered without a summary of its own keeps
+the values (:class:`AllValues`), so it still works, at the cost of memory.
 """
 
 from __future__ import annotations
@@ -22,8 +35,15 @@ from creditops.exceptions import ConfigurationError
 __all__ = [
     "AUTO",
     "PSI_EPSILON",
+    "WASSERSTEIN_EXACT_VALUES",
+    "WASSERSTEIN_GRID_BINS",
+    "AllValues",
+    "BinCounts",
+    "CellCounts",
     "DriftMethod",
+    "FineHistogram",
     "MethodSettings",
+    "NumericSummary",
     "QuantileBins",
     "available_methods",
     "get_method",
@@ -33,6 +53,10 @@ __all__ = [
 
 AUTO = "auto"
 _MIN_SCALE = 1e-3
+#: Distinct current values a Wasserstein summary keeps exactly before it moves to its grid.
+WASSERSTEIN_EXACT_VALUES = 100_000
+#: Bins of the Wasserstein grid across the reference's range (wider ranges get more bins).
+WASSERSTEIN_GRID_BINS = 1 << 16
 
 
 class MethodSettings(Protocol):
@@ -41,6 +65,136 @@ class MethodSettings(Protocol):
     psi_bins: int
     psi_warning: float
     histogram_bins: int
+
+
+class NumericSummary:
+    """What a method keeps of the current values of one numeric column, chunk by chunk:
+    ``update`` with each chunk's non-missing values; ``n`` counts them."""
+
+    n: int = 0
+
+    def update(self, values: np.ndarray) -> None:
+        raise NotImplementedError
+
+
+class AllValues(NumericSummary):
+    """Every value (the summary of a method that only measures raw values)."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self._parts: list[np.ndarray] = []
+
+    def update(self, values: np.ndarray) -> None:
+        self._parts.append(np.asarray(values, dtype=float))
+        self.n += len(values)
+
+    def values(self) -> np.ndarray:
+        return np.concatenate(self._parts) if self._parts else np.array([], dtype=float)
+
+
+class BinCounts(NumericSummary):
+    """Counts on a reference's quantile bins: exactly what PSI and Jensen–Shannon read."""
+
+    def __init__(self, bins: QuantileBins) -> None:
+        self.bins = bins
+        self.n = 0
+        self.counts = np.zeros(len(bins.edges) + 1, dtype=float)
+
+    def update(self, values: np.ndarray) -> None:
+        self.counts += self.bins.counts(values)
+        self.n += len(values)
+
+    def shares(self) -> np.ndarray:
+        total = self.counts.sum()
+        return self.counts / total if total else self.counts
+
+
+class CellCounts(NumericSummary):
+    """Counts of current values at each of the reference's sorted distinct values and in each
+    gap between them (2k + 1 cells): every gap between the two empirical distribution functions
+    is read off them, so the Kolmogorov–Smirnov statistic is exact."""
+
+    def __init__(self, reference: np.ndarray) -> None:
+        self.reference = reference
+        self.distinct = np.unique(reference)
+        self.n = 0
+        self.counts = np.zeros(2 * len(self.distinct) + 1, dtype=np.int64)
+
+    def update(self, values: np.ndarray) -> None:
+        left = np.searchsorted(self.distinct, values, side="left")
+        right = np.searchsorted(self.distinct, values, side="right")
+        cells = 2 * left + (right > left)
+        self.counts += np.bincount(cells, minlength=len(self.counts))
+        self.n += len(values)
+
+    def representatives(self) -> np.ndarray:
+        """A sample with the same counts in every cell (so the same statistic as the values)."""
+        d = self.distinct
+        gaps = np.concatenate([[d[0] - 1.0], (d[:-1] + d[1:]) / 2.0, [d[-1] + 1.0]])
+        points = np.empty(len(self.counts))
+        points[0::2], points[1::2] = gaps, d
+        return np.repeat(points, self.counts)
+
+    def statistic(self) -> float:
+        """sup |F_ref − F_cur|, evaluated as ``scipy.stats.ks_2samp`` does."""
+        ref_at = np.searchsorted(np.sort(self.reference), self.distinct, side="right")
+        cum = np.cumsum(self.counts)
+        n1, n2 = len(self.reference), self.n
+        # At each reference value, and at the largest current value of each non-empty gap
+        # (where the current distribution gains most on the reference's).
+        at = ref_at / n1 - cum[1::2] / n2
+        gaps = np.concatenate([[0], ref_at]) / n1 - cum[0::2] / n2
+        diffs = np.concatenate([at, gaps[self.counts[0::2] > 0]])
+        high = float(np.max(diffs))
+        low = float(np.clip(-np.min(diffs), 0, 1))
+        return low if low > high else high
+
+
+class FineHistogram(NumericSummary):
+    """The current values' counts: exact while they have at most ``exact_values`` distinct
+    values, then on a grid of bins of width ``width`` (each with its count and sum, so its mass
+    sits at its mean). The Wasserstein distance it gives then differs from the exact one by at
+    most ``width`` (:attr:`error_bound`, before norming)."""
+
+    def __init__(self, origin: float, width: float, exact_values: int) -> None:
+        self.origin, self.width, self.exact_values = origin, width, exact_values
+        self.n = 0
+        self.binned = False
+        self._keys = np.array([], dtype=float)
+        self._counts = np.array([], dtype=float)
+        self._sums = np.array([], dtype=float)
+
+    @property
+    def error_bound(self) -> float:
+        """Largest change of the distance from the grid: 0 while exact, else one bin width."""
+        return self.width if self.binned else 0.0
+
+    def _bin(self, values: np.ndarray) -> np.ndarray:
+        index = np.floor((values - self.origin) / self.width)
+        return np.clip(index, -(2.0**62), 2.0**62)
+
+    def update(self, values: np.ndarray) -> None:
+        values = np.asarray(values, dtype=float)
+        self.n += len(values)
+        keys = self._bin(values) if self.binned else values
+        keys, inverse = np.unique(np.concatenate([self._keys, keys]), return_inverse=True)
+        counts = np.concatenate([self._counts, np.ones(len(values))])
+        sums = np.concatenate([self._sums, values])
+        self._keys = keys
+        self._counts = np.bincount(inverse, weights=counts, minlength=len(keys))
+        self._sums = np.bincount(inverse, weights=sums, minlength=len(keys))
+        if not self.binned and len(self._keys) > self.exact_values:
+            self.binned = True
+            keys, inverse = np.unique(self._bin(self._keys), return_inverse=True)
+            self._counts = np.bincount(inverse, weights=self._counts, minlength=len(keys))
+            self._sums = np.bincount(inverse, weights=self._sums, minlength=len(keys))
+            self._keys = keys
+
+    def distribution(self) -> tuple[np.ndarray, np.ndarray]:
+        """(values, counts): the distinct values, or each bin's mean once binned."""
+        if not self.binned:
+            return self._keys, self._counts
+        return self._sums / self._counts, self._counts
 
 
 class DriftMethod:
@@ -78,6 +232,16 @@ class DriftMethod:
         raise NotImplementedError(
             f"{type(self).__name__} fits categorical data but cannot measure it"
         )
+
+    def begin_numeric(self) -> NumericSummary:
+        """An empty summary of current values (after ``fit_numeric``); by default every value
+        is kept, for methods that only measure raw values."""
+        return AllValues()
+
+    def measure_summary(self, summary: NumericSummary) -> tuple[float, float | None]:
+        """``measure_numeric`` on the values a summary of :meth:`begin_numeric` folded in."""
+        assert isinstance(summary, AllValues)
+        return self.measure_numeric(summary.values())
 
     def is_drift(self, statistic: float, p_value: float | None) -> bool:
         if self.uses_p_value:
@@ -136,12 +300,19 @@ class QuantileBins:
         self.edges = np.unique(np.quantile(values, probs)) if len(values) else np.array([])
         self.reference_shares = self.shares(values)
 
-    def shares(self, values: np.ndarray) -> np.ndarray:
+    def counts(self, values: np.ndarray) -> np.ndarray:
         # Bin i holds edges[i-1] < x <= edges[i].
         index = np.searchsorted(self.edges, values, side="left")
-        counts = np.bincount(index, minlength=len(self.edges) + 1).astype(float)
+        return np.bincount(index, minlength=len(self.edges) + 1).astype(float)
+
+    def shares(self, values: np.ndarray) -> np.ndarray:
+        counts = self.counts(values)
         total = counts.sum()
         return counts / total if total else counts
+
+
+# Sample sizes up to which scipy's ks_2samp computes the exact p-value (its MAX_AUTO_N).
+_KS_EXACT_N = 10_000
 
 
 @register_method("ks")
@@ -158,6 +329,19 @@ class KolmogorovSmirnov(DriftMethod):
     def measure_numeric(self, values: np.ndarray) -> tuple[float, float | None]:
         result = stats.ks_2samp(self._reference, values)
         return float(result.statistic), float(result.pvalue)
+
+    def begin_numeric(self) -> NumericSummary:
+        return CellCounts(self._reference)
+
+    def measure_summary(self, summary: NumericSummary) -> tuple[float, float | None]:
+        assert isinstance(summary, CellCounts)
+        n1, n2 = len(self._reference), summary.n
+        if max(n1, n2) <= _KS_EXACT_N:  # scipy's exact p-value: on a sample of the same cells
+            return self.measure_numeric(summary.representatives())
+        statistic = summary.statistic()
+        m, n = sorted([float(n1), float(n2)], reverse=True)
+        p_value = float(np.clip(stats.kstwo.sf(statistic, np.round(m * n / (m + n))), 0, 1))
+        return statistic, p_value
 
 
 @register_method("chi2")
@@ -195,6 +379,13 @@ class PopulationStability(DriftMethod):
             self._bins.reference_shares, self._bins.shares(values)
         ), None
 
+    def begin_numeric(self) -> NumericSummary:
+        return BinCounts(self._bins)
+
+    def measure_summary(self, summary: NumericSummary) -> tuple[float, float | None]:
+        assert isinstance(summary, BinCounts)
+        return population_stability_index(self._bins.reference_shares, summary.shares()), None
+
     def fit_categorical(self, counts: np.ndarray) -> None:
         self._reference = counts / counts.sum()
 
@@ -220,6 +411,9 @@ class NormedWasserstein(DriftMethod):
         self._values, counts = np.unique(values, return_counts=True)
         self._weights = counts.astype(float)
         self._scale = max(float(np.std(values)), _MIN_SCALE)
+        self._origin = float(self._values[0])
+        span = max(float(self._values[-1] - self._values[0]), self._scale)
+        self._width = span / WASSERSTEIN_GRID_BINS
 
     def measure_numeric(self, values: np.ndarray) -> tuple[float, float | None]:
         current, counts = np.unique(values, return_counts=True)
@@ -227,6 +421,19 @@ class NormedWasserstein(DriftMethod):
             self._values, current, self._weights, counts.astype(float)
         )
         return float(value) / self._scale, None
+
+    def begin_numeric(self) -> NumericSummary:
+        return FineHistogram(self._origin, self._width, WASSERSTEIN_EXACT_VALUES)
+
+    def measure_summary(self, summary: NumericSummary) -> tuple[float, float | None]:
+        assert isinstance(summary, FineHistogram)
+        current, counts = summary.distribution()
+        value = stats.wasserstein_distance(self._values, current, self._weights, counts)
+        return float(value) / self._scale, None
+
+    def error_bound(self, summary: FineHistogram) -> float:
+        """The largest normed error the summary's grid can cause (0 while exact)."""
+        return summary.error_bound / self._scale
 
 
 @register_method("jensenshannon")
@@ -244,6 +451,13 @@ class JensenShannon(DriftMethod):
         return float(
             distance.jensenshannon(self._bins.reference_shares, self._bins.shares(values))
         ), None
+
+    def begin_numeric(self) -> NumericSummary:
+        return BinCounts(self._bins)
+
+    def measure_summary(self, summary: NumericSummary) -> tuple[float, float | None]:
+        assert isinstance(summary, BinCounts)
+        return float(distance.jensenshannon(self._bins.reference_shares, summary.shares())), None
 
     def fit_categorical(self, counts: np.ndarray) -> None:
         self._reference = counts.astype(float)

@@ -16,6 +16,9 @@ model's labelled reference (placement variances, the calibration test, an isoton
 recalibration when the reference fails it; see :mod:`.performance`), and flags a drop of the
 estimate only in windows whose outcomes are not yet known well enough to judge: once they are,
 the realised check speaks.
+
+Each window is summarised chunk by chunk (:class:`~.score_summary.ScoreSummary`), so the
+estimate on millions of decisions costs a histogram of their scores, not the rows.
 """
 
 from __future__ import annotations
@@ -25,7 +28,6 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from pydantic import Field
 
 from creditops.monitoring.base import Flag, Level, StrictResult, register_calculator, worst_level
@@ -34,15 +36,15 @@ from creditops.monitoring.performance import (
     INSUFFICIENT,
     ConfusionCounts,
     LabelledReferenceCalculator,
-    RealisedPerformance,
     ReferenceSummary,
     Status,
     auc_level,
     auc_sampling_error,
     pct,
-    realised_performance,
+    realised_from_summary,
 )
-from creditops.monitoring.windows import PerformanceConfig, latest_finite
+from creditops.monitoring.score_summary import ScoreSummary
+from creditops.monitoring.windows import PerformanceConfig, WindowedStream, latest_finite
 
 __all__ = [
     "EstimatedPerformance",
@@ -164,7 +166,33 @@ def estimate_performance(
     recalibrated on the reference, or ``score`` itself). With ``labelled`` (a mask of the rows
     whose outcome is known) and their ``realised_auc``, the estimate on those rows is set beside
     what they realised."""
-    n = len(score)
+    summary = ScoreSummary(threshold)
+    known = np.zeros(len(score)) if labelled is None else np.where(labelled, 0.0, np.nan)
+    if labelled is None:
+        known[:] = np.nan
+    summary.update(score, proba, known)
+    return estimate_from_summary(
+        summary,
+        reference_auc=reference_auc,
+        components=components,
+        noise_sigmas=noise_sigmas,
+        min_rows=min_rows,
+        realised_auc=realised_auc if labelled is not None else None,
+    )
+
+
+def estimate_from_summary(
+    summary: ScoreSummary,
+    *,
+    reference_auc: float,
+    components: tuple[float, float] | None,
+    noise_sigmas: float,
+    min_rows: int,
+    realised_auc: float | None = None,
+) -> EstimatedPerformance:
+    """:func:`estimate_performance` from a window's :class:`ScoreSummary` (its labelled rows
+    set beside ``realised_auc`` when that is given)."""
+    n = summary.rows
     if n < min_rows:
         return EstimatedPerformance(
             status=INSUFFICIENT,
@@ -182,16 +210,16 @@ def estimate_performance(
             auc_drop_relative=None,
             note=f"{n} decisions; at least {min_rows} are needed",
         )
-    p = proba
-    matrix = expected_confusion_matrix(score, threshold, p)
-    auc = expected_roc_auc(score, p)
-    error, low, high = sampling_band(auc, float(p.sum()), n, components, noise_sigmas)
+    tp, fp, fn, tn = (float(v) for v in summary.expected)
+    matrix = ConfusionCounts(tp=tp, fp=fp, fn=fn, tn=tn)
+    auc = summary.expected_roc_auc()
+    error, low, high = sampling_band(auc, summary.sum_p, n, components, noise_sigmas)
     drop = reference_auc - auc if auc is not None else None
     comparison: dict[str, float | bool | None] = {}
-    if labelled is not None and realised_auc is not None:
-        on_labelled = expected_roc_auc(score[labelled], p[labelled])
+    if realised_auc is not None:
+        on_labelled = summary.expected_roc_auc(labelled=True)
         _, low_l, high_l = sampling_band(
-            on_labelled, float(p[labelled].sum()), labelled.sum(), components, noise_sigmas
+            on_labelled, summary.sum_p_labelled, summary.labelled, components, noise_sigmas
         )
         comparison = {
             "roc_auc_on_labelled": on_labelled,
@@ -208,7 +236,7 @@ def estimate_performance(
     return EstimatedPerformance(
         status="ok",
         rows=n,
-        expected_default_rate=float(p.mean()),
+        expected_default_rate=summary.sum_p / n,
         expected_confusion_matrix=matrix,
         expected_precision=matrix.tp / predicted_defaults if predicted_defaults > 0 else None,
         expected_recall=matrix.tp / actual_defaults if actual_defaults > 0 else None,
@@ -261,9 +289,16 @@ class EstimatedPerformanceCalculator(LabelledReferenceCalculator[EstimatedPerfor
     ``calculate`` on decision-log frames.
     """
 
-    def _calculate(self, frame: pd.DataFrame) -> EstimatedPerformanceResult:
-        """Every window of ``frame`` (``PredictionLog.window`` columns), with its flags."""
-        reference = self._checked(frame)
+    def _windowed_stream(self) -> WindowedStream[EstimatedPerformanceResult]:
+        new, fold = self._summarised(recalibrate=True)
+        return WindowedStream(self.config, new, fold, self._result)
+
+    def _result(
+        self, found: list[tuple[Any, Any, str, int, ScoreSummary]]
+    ) -> EstimatedPerformanceResult:
+        """Every window (``PredictionLog.window`` columns), with its flags."""
+        assert self.reference_ is not None  # calculate runs after fit
+        reference = self.reference_
         notes: list[str] = []
         if reference.recalibrated:
             notes.append(
@@ -277,15 +312,23 @@ class EstimatedPerformanceCalculator(LabelledReferenceCalculator[EstimatedPerfor
             notes.append("Fitted without reference predictions: no sampling band for estimates.")
         windows: list[EstimatedWindow] = []
         flags: list[Flag] = []
-        for start, end, label, rows in self._windows(frame):
-            realised = realised_performance(rows, self.config, reference, self._components)
+        for start, end, label, rows, summary in found:
+            realised = realised_from_summary(summary, self.config, reference, self._components)
+            known = realised.status == "ok" and realised.roc_auc is not None
             window = EstimatedWindow(
                 start=start,
                 end=end,
                 label=label,
-                rows=len(rows),
+                rows=rows,
                 realised_status=realised.status,
-                estimated=self._estimated(rows, realised, reference),
+                estimated=estimate_from_summary(
+                    summary,
+                    reference_auc=reference.roc_auc,
+                    components=self._components,
+                    noise_sigmas=self.config.noise_sigmas,
+                    min_rows=self.config.min_estimation_rows,
+                    realised_auc=realised.roc_auc if known else None,
+                ),
             )
             windows.append(window)
             flags.extend(self._flags(window, reference))
@@ -293,25 +336,6 @@ class EstimatedPerformanceCalculator(LabelledReferenceCalculator[EstimatedPerfor
             notes.append("The frame holds no decisions.")
         return EstimatedPerformanceResult(
             config=self.config, reference=reference, windows=windows, flags=flags, notes=notes
-        )
-
-    def _estimated(
-        self, rows: pd.DataFrame, realised: RealisedPerformance, reference: ReferenceSummary
-    ) -> EstimatedPerformance:
-        score = rows["probability"].to_numpy(dtype=np.float64)
-        labelled = None
-        if realised.status == "ok" and realised.roc_auc is not None:
-            labelled = pd.to_numeric(rows["outcome"], errors="coerce").notna().to_numpy()
-        return estimate_performance(
-            score,
-            self._recalibrated(score),
-            threshold=self.config.threshold,
-            reference_auc=reference.roc_auc,
-            components=self._components,
-            noise_sigmas=self.config.noise_sigmas,
-            min_rows=self.config.min_estimation_rows,
-            labelled=labelled,
-            realised_auc=realised.roc_auc if labelled is not None else None,
         )
 
     def _flags(self, window: EstimatedWindow, reference: ReferenceSummary) -> list[Flag]:

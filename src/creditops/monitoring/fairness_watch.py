@@ -15,6 +15,10 @@ groups, since the extremes were picked): a few refusals in a group of 40 raise n
 :class:`FairnessCalculator` (check ``fairness``) reads the decision log window by window with
 the other decision checks (:mod:`.windows`, the ``performance`` section of the config). It
 needs no reference: the groups are compared with each other, not with the test split.
+
+A window is counted chunk by chunk: per protected attribute, its rows and approvals by distinct
+value; the groups are formed from those counts at the end (quartile edges weighted by them), so
+millions of decisions cost one counter per distinct value of each attribute.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from pydantic import Field
 from scipy.stats import norm
@@ -33,7 +38,7 @@ from creditops.evaluation.fairness import (
     NOT_RECORDED,
     ApprovalRates,
     GroupApprovalRate,
-    approval_rates,
+    approval_rates_from_counts,
     bin_protected,
 )
 from creditops.exceptions import DataValidationError
@@ -46,7 +51,10 @@ from creditops.monitoring.base import (
     worst_level,
 )
 from creditops.monitoring.gauges import MonitorGauges
-from creditops.monitoring.windows import PerformanceConfig, WindowedCalculator
+from creditops.monitoring.windows import PerformanceConfig, WindowedCalculator, WindowedStream
+
+# Rows and approvals per distinct value (None: missing) of each protected attribute.
+_Counts = dict[str, dict[Any, list[int]]]
 
 __all__ = [
     "AttributeApproval",
@@ -92,15 +100,48 @@ def approval_fairness(
     their own group, shown but never compared: not a group of people); groups under
     ``min_group`` rows are shown but left out of the ratio.
     """
-    approved = (frame["decision"] == "approve").to_numpy()
+    counts: _Counts = {}
+    _count(counts, frame, columns)
+    return _approvals(counts, columns, min_group)
+
+
+def _count(counts: _Counts, frame: pd.DataFrame, columns: Mapping[str, str]) -> None:
+    """Fold ``frame``'s rows and approvals by value of each attribute into ``counts``."""
+    approved = (frame["decision"] == "approve").to_numpy(dtype=np.int64)
+    for attribute, column in columns.items():
+        by_value = counts.setdefault(attribute, {})
+        codes, uniques = pd.factorize(frame[column], use_na_sentinel=True)
+        sizes = np.bincount(codes + 1, minlength=len(uniques) + 1)
+        yes = np.bincount(codes + 1, weights=approved, minlength=len(uniques) + 1)
+        values = [None, *np.asarray(uniques, dtype=object).tolist()]
+        for value, size, ok in zip(values, sizes.tolist(), yes.tolist(), strict=True):
+            if size:
+                found = by_value.setdefault(value, [0, 0])
+                found[0] += size
+                found[1] += int(ok)
+
+
+def _approvals(
+    counts: _Counts, columns: Mapping[str, str], min_group: int
+) -> list[AttributeApproval]:
     out: list[AttributeApproval] = []
     for attribute, column in columns.items():
-        labels = bin_protected(frame[column].reset_index(drop=True), attribute)
-        rates = approval_rates(
-            approved,
-            labels,
+        by_value = counts.get(attribute, {})
+        values = list(by_value)
+        sizes = np.array([by_value[v][0] for v in values], dtype=np.int64)
+        yes = np.array([by_value[v][1] for v in values], dtype=np.int64)
+        labels = bin_protected(pd.Series(values, dtype=object if not values else None),
+                               attribute, weights=sizes)  # fmt: skip
+        text = labels.astype(str).to_numpy()
+        order = [str(c) for c in labels.cat.categories] if values else []
+        size_by = pd.Series(sizes).groupby(text).sum().to_dict()
+        yes_by = pd.Series(yes).groupby(text).sum().to_dict()
+        rates = approval_rates_from_counts(
+            size_by,
+            yes_by,
             min_group_size=min_group,
             not_judged={MISSING_CATEGORY: NOT_RECORDED},
+            order=order,
         )
         p_value = None
         if rates.most_approved_group is not None and rates.least_approved_group is not None:
@@ -212,23 +253,43 @@ class FairnessCalculator(WindowedCalculator[FairnessResult]):
     def _fit(self, reference: Any = None) -> None:
         """Nothing to learn: approval rates are judged between the groups of one window."""
 
-    def _calculate(self, frame: pd.DataFrame) -> FairnessResult:
-        """Every window of ``frame`` (``PredictionLog.window`` columns), with its flags."""
-        config = self.config
+    def _windowed_stream(self) -> WindowedStream[FairnessResult]:
         notes: list[str] = []
-        protected = self._protected_columns(frame, notes)
+        found: dict[str, Any] = {}  # the protected columns, from the first chunk
+        recorded: set[str] | None = None
+
+        def fold(counts: _Counts, rows: pd.DataFrame) -> None:
+            nonlocal recorded
+            if "columns" not in found:
+                found["columns"] = self._protected_columns(rows, notes)
+            if "recorded_protected" in rows.attrs:
+                recorded = (recorded or set()) | set(rows.attrs["recorded_protected"])
+            _count(counts, rows, found["columns"])
+
+        def done(windows: list[tuple[Any, Any, str, int, _Counts]]) -> FairnessResult:
+            columns = dict(found.get("columns") or {})
+            if recorded is not None:  # attributes no decision of the window carries: none
+                columns = {a: c for a, c in columns.items() if a in recorded}
+            return self._result(windows, columns, notes)
+
+        return WindowedStream(self.config, dict, fold, done)
+
+    def _result(
+        self,
+        found: list[tuple[Any, Any, str, int, _Counts]],
+        protected: dict[str, str],
+        notes: list[str],
+    ) -> FairnessResult:
+        """Every window, with its flags."""
+        config = self.config
         windows: list[FairnessWindow] = []
         flags: list[Flag] = []
-        for start, end, label, rows in self._windows(frame):
+        for start, end, label, rows, counts in found:
             attributes = (
-                approval_fairness(rows, protected, min_group=config.fairness_min_group)
-                if protected
-                else []
+                _approvals(counts, protected, config.fairness_min_group) if protected else []
             )
             windows.append(
-                FairnessWindow(
-                    start=start, end=end, label=label, rows=len(rows), attributes=attributes
-                )
+                FairnessWindow(start=start, end=end, label=label, rows=rows, attributes=attributes)
             )
             flags.extend(
                 fairness_flags(
@@ -243,7 +304,7 @@ class FairnessCalculator(WindowedCalculator[FairnessResult]):
             )
         if not windows:
             notes.append("The frame holds no decisions.")
-        return FairnessResult(config=config, windows=windows, flags=flags, notes=notes)
+        return FairnessResult(config=config, windows=windows, flags=flags, notes=list(notes))
 
     def _protected_columns(self, frame: pd.DataFrame, notes: list[str]) -> dict[str, str]:
         if self.config.protected is not None:

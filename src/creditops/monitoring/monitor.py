@@ -8,12 +8,18 @@ One run:
    test split, its recorded test figures and its decision policy's decline threshold.
 2. The current window: the champion's decisions of the last ``window_hours`` (or the last
    ``last_n``) from the decision log, or any file of applications (scored with the champion).
+   The log is read in chunks of ``CREDITOPS_MONITOR_CHUNK_ROWS`` decisions
+   (:mod:`creditops.store.decision_chunks`), only the columns the checks read, and never as
+   one frame: every check folds each chunk into its sufficient statistics (counts on the
+   reference's bins and categories, score histograms, approvals by group) and gives its result
+   at the end, so a window of ten million decisions costs one chunk and those summaries.
 3. Every calculator registered in :mod:`creditops.monitoring.base` (importing
    :mod:`creditops.monitoring` registers the built-in ones: data and prediction drift, realised
    and estimated performance, fairness of approvals), each built from its section of the config,
    fitted on the reference (once per champion and config, kept between scheduled runs) and
-   calculated on the window, all in the same way. A check that cannot judge the window (too few
-   decisions, no outcomes) is reported skipped, with its reason; the others run.
+   fed the window's chunks in one pass, all in the same way. A check that cannot judge the
+   window (too few decisions, no outcomes) is reported skipped, with its reason; the others
+   run.
 4. Their flags become :class:`~creditops.store.alerts.Alert`\\ s through one function
    (:func:`~.alerts.alerts_from_flags`), dispatched (store, JSON log, gauges, webhook); the run
    itself is recorded (:class:`~creditops.store.alerts.MonitorRun`, from each check's
@@ -33,7 +39,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -59,6 +65,7 @@ from creditops.monitoring.base import (
     CurrentData,
     Flag,
     Reference,
+    Stream,
     alert_checks,
     calculators,
     config_sections,
@@ -76,6 +83,7 @@ from creditops.registry import (
     version_policy,
 )
 from creditops.store.alerts import LEVELS, AlertStore, MonitorRun
+from creditops.store.decision_chunks import read_decision_chunks
 from creditops.store.predlog import PredictionLog
 
 logger = logging.getLogger(__name__)
@@ -315,23 +323,33 @@ def _current(
     if data is not None:
         frame = _current_from_file(Path(data), loaded, policy)
         return CurrentData(frame=frame, source=str(data), min_rows=config.min_rows)
-    log = PredictionLog(settings.resolved_database_url)
-    try:
-        frame = log.window(
-            since=None if config.last_n else started - timedelta(hours=config.window_hours),
-            until=started + timedelta(microseconds=1),
-            last_n=config.last_n,
-            model_name=loaded.name,
-            model_version=loaded.version,
-        )
-    finally:
-        log.close()
+    # Only the model's features and protected attributes are read, chunk by chunk.
+    spec = loaded.spec
+    since = None if config.last_n else started - timedelta(hours=config.window_hours)
+
+    def chunks() -> Iterator[pd.DataFrame]:
+        log = PredictionLog(settings.resolved_database_url)
+        try:
+            yield from read_decision_chunks(
+                log,
+                features=list(spec.features),
+                protected=list(spec.protected),
+                since=since,
+                until=started + timedelta(microseconds=1),
+                last_n=config.last_n,
+                model_name=loaded.name,
+                model_version=loaded.version,
+                chunk_rows=settings.monitor_chunk_rows,
+            )
+        finally:
+            log.close()
+
     source = (
         f"the last {config.last_n} decisions"
         if config.last_n
         else f"decisions of the last {config.window_hours:g} hours"
     )
-    return CurrentData(frame=frame, source=source, min_rows=config.min_rows)
+    return CurrentData(chunks=chunks, source=source, min_rows=config.min_rows)
 
 
 #: MonitorRun fields the run fills itself; a check's figures fill the others.
@@ -387,14 +405,37 @@ def run_monitor(
     flags: list[Flag] = []
     figures: dict[str, Any] = {}
     notes: list[str] = []
+
+    def skip(name: str, error: InsufficientDataError) -> None:
+        checks[name] = CheckReport(status="skipped", reason=str(error))
+        notes.append(f"{name} skipped: {error}")
+
+    # Every check is fed the window's chunks in one pass over the log.
+    streams: dict[str, tuple[Calculator[Any], Stream[Any]]] = {}
     for name, cls in calculators().items():
         section = None if cls.config_section is None else config.section(cls.config_section)
         try:
             calculator = champion.calculator(cls, section)
-            result = calculator.calculate_current(current)
+            streams[name] = (calculator, calculator.stream_current(current))
         except InsufficientDataError as error:
-            checks[name] = CheckReport(status="skipped", reason=str(error))
-            notes.append(f"{name} skipped: {error}")
+            skip(name, error)
+    rows = 0
+    for chunk in current.iter_chunks():
+        rows += len(chunk)
+        for name, (_, stream) in list(streams.items()):
+            try:
+                stream.update(chunk)
+            except InsufficientDataError as error:
+                skip(name, error)
+                del streams[name]
+    for name in calculators():
+        if name not in streams:
+            continue
+        calculator, stream = streams[name]
+        try:
+            result = stream.finish()
+        except InsufficientDataError as error:
+            skip(name, error)
             continue
         found = calculator.flags(result)
         flags.extend(found)
@@ -434,7 +475,7 @@ def run_monitor(
                 finished_at=finished,
                 model_name=loaded.name,
                 model_version=loaded.version,
-                rows=len(current.frame),
+                rows=rows,
                 level=level,
                 summary={**summary, "alerts": len(alerts), "source": current.source},
             )
@@ -452,7 +493,7 @@ def run_monitor(
             model_name=loaded.name,
             model_version=loaded.version,
             source=current.source,
-            rows=len(current.frame),
+            rows=rows,
             level=level,
             checks=checks,
             drift=None if drift is None else drift.result,
@@ -478,9 +519,16 @@ def _timeline(
     """The champion's last ``config.timeline.windows`` windows of the decision log."""
     log = PredictionLog(settings.resolved_database_url)
 
-    def read_window(start: datetime, end: datetime) -> pd.DataFrame:
-        return log.window(
-            since=start, until=end, model_name=loaded.name, model_version=loaded.version
+    def read_window(start: datetime, end: datetime) -> Iterator[pd.DataFrame]:
+        return read_decision_chunks(
+            log,
+            features=list(loaded.spec.features),
+            protected=list(loaded.spec.protected),
+            since=start,
+            until=end,
+            model_name=loaded.name,
+            model_version=loaded.version,
+            chunk_rows=settings.monitor_chunk_rows,
         )
 
     try:

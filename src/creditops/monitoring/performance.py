@@ -21,6 +21,10 @@ give the sampling error of an AUC at any window size, the Hosmer–Lemeshow test
 whether estimates recalibrate) and :func:`realised_performance`, beside which the estimate is
 set once outcomes arrive. ``calculate`` takes a frame from ``PredictionLog.window(...)``; filter
 it to one model version first: the figures compare the window with *that* model's test results.
+
+Each window is summarised chunk by chunk (:class:`~.score_summary.ScoreSummary`: a histogram of
+its scores with the outcomes known, and exact sums), so a window of millions of decisions costs
+a bounded summary; ``calculate(frame)`` is the one-chunk case.
 """
 
 from __future__ import annotations
@@ -48,9 +52,11 @@ from creditops.monitoring.base import (
     worst_level,
 )
 from creditops.monitoring.gauges import MonitorGauges
+from creditops.monitoring.score_summary import ScoreSummary
 from creditops.monitoring.windows import (
     PerformanceConfig,
     WindowedCalculator,
+    WindowedStream,
     latest_finite,
 )
 
@@ -360,6 +366,34 @@ class LabelledReferenceCalculator(WindowedCalculator[R]):
         assert self.reference_ is not None  # calculate runs after fit
         return self.reference_
 
+    def _summarised(self, recalibrate: bool) -> tuple[Any, Any]:
+        """(new, fold) for a :class:`WindowedStream`: each window a :class:`ScoreSummary` of
+        its scores (recalibrated for the estimate) and known outcomes."""
+
+        def new() -> ScoreSummary:
+            return ScoreSummary(self.config.threshold)
+
+        def fold(summary: ScoreSummary, rows: pd.DataFrame) -> None:
+            self._checked(rows)
+            score = rows["probability"].to_numpy(dtype=np.float64)
+            p = self._recalibrated(score) if recalibrate else score
+            summary.update(score, p, outcomes(rows))
+
+        return new, fold
+
+
+def outcomes(rows: pd.DataFrame) -> np.ndarray:
+    """The rows' outcomes as floats: 1 default, 0 good, NaN not yet known."""
+    if "outcome" not in rows.columns:
+        return np.full(len(rows), np.nan)
+    outcome = pd.to_numeric(rows["outcome"], errors="coerce").to_numpy(
+        dtype=np.float64, na_value=np.nan
+    )
+    known = outcome[~np.isnan(outcome)]
+    if not np.isin(known, (0.0, 1.0)).all():
+        raise DataValidationError("outcomes must be 1 (default) or 0", column="outcome")
+    return outcome
+
 
 def realised_performance(
     rows: pd.DataFrame,
@@ -370,26 +404,29 @@ def realised_performance(
     """Performance on the decisions of ``rows`` whose outcome is known, against ``reference``;
     "insufficient data" below ``config.min_labelled_rows`` labelled decisions or
     ``config.min_class_rows`` of either class."""
-    if "outcome" in rows.columns:
-        outcome = pd.to_numeric(rows["outcome"], errors="coerce")
-        labelled = outcome.notna().to_numpy()
-    else:
-        outcome = pd.Series(np.nan, index=rows.index)
-        labelled = np.zeros(len(rows), dtype=bool)
-    y = outcome[labelled].to_numpy(dtype=np.float64)
-    if not np.isin(y, (0.0, 1.0)).all():
-        raise DataValidationError("outcomes must be 1 (default) or 0", column="outcome")
-    y = y.astype(int)
-    proba = rows.loc[labelled, "probability"].to_numpy(dtype=np.float64)
-    n, defaults = len(y), int(y.sum())
+    summary = ScoreSummary(config.threshold)
+    score = rows["probability"].to_numpy(dtype=np.float64)
+    summary.update(score, score, outcomes(rows))
+    return realised_from_summary(summary, config, reference, components)
+
+
+def realised_from_summary(
+    summary: ScoreSummary,
+    config: PerformanceConfig,
+    reference: ReferenceSummary,
+    components: tuple[float, float] | None,
+) -> RealisedPerformance:
+    """:func:`realised_performance` from a window's :class:`ScoreSummary`."""
+    n, defaults = summary.labelled, summary.defaults
     goods = n - defaults
+    mean_predicted = summary.sum_score / n if n else None
     base: dict[str, Any] = {
         "labelled_rows": n,
-        "labelled_share": n / len(rows) if len(rows) else 0.0,
+        "labelled_share": n / summary.rows if summary.rows else 0.0,
         "defaults": defaults,
         "default_rate": defaults / n if n else None,
-        "mean_predicted": float(proba.mean()) if n else None,
-        "calibration_gap": float(y.mean() - proba.mean()) if n else None,
+        "mean_predicted": mean_predicted,
+        "calibration_gap": defaults / n - mean_predicted if mean_predicted is not None else None,
     }
     empty = dict.fromkeys(
         (
@@ -412,29 +449,23 @@ def realised_performance(
             "needed to judge"
         )
         return RealisedPerformance(status=INSUFFICIENT, **base, **empty, note=note)
-    metrics = classification_metrics(y, proba, threshold=config.threshold)
-    _, ece = calibration_table(y, proba)
-    predicted = proba >= config.threshold
-    auc = metrics["roc_auc"]
+    auc = summary.roc_auc()
+    ks = summary.ks()
     drop = reference.roc_auc - auc
+    tp, fp, fn, tn = (float(v) for v in summary.confusion)
     return RealisedPerformance(
         status="ok",
         **base,
         roc_auc=auc,
-        gini=metrics["gini"],
-        ks=metrics["ks"],
-        brier=metrics["brier"],
-        ece=ece,
+        gini=2.0 * auc - 1.0,
+        ks=ks,
+        brier=summary.brier(),
+        ece=summary.ece(),
         sampling_error=auc_sampling_error(components, defaults, goods) if components else None,
         auc_drop=drop,
         auc_drop_relative=drop / reference.roc_auc,
-        ks_drop=reference.ks - metrics["ks"] if reference.ks is not None else None,
-        confusion_matrix=ConfusionCounts(
-            tp=float(np.sum(predicted & (y == 1))),
-            fp=float(np.sum(predicted & (y == 0))),
-            fn=float(np.sum(~predicted & (y == 1))),
-            tn=float(np.sum(~predicted & (y == 0))),
-        ),
+        ks_drop=reference.ks - ks if reference.ks is not None else None,
+        confusion_matrix=ConfusionCounts(tp=tp, fp=fp, fn=fn, tn=tn),
     )
 
 
@@ -462,21 +493,24 @@ class PerformanceCalculator(LabelledReferenceCalculator[PerformanceResult]):
     figures; then ``calculate`` on decision-log frames.
     """
 
-    def _calculate(self, frame: pd.DataFrame) -> PerformanceResult:
-        """Every window of ``frame`` (``PredictionLog.window`` columns), with its flags."""
-        reference = self._checked(frame)
+    def _windowed_stream(self) -> WindowedStream[PerformanceResult]:
+        new, fold = self._summarised(recalibrate=False)
+        return WindowedStream(self.config, new, fold, self._result)
+
+    def _result(self, found: list[tuple[Any, Any, str, int, ScoreSummary]]) -> PerformanceResult:
+        """Every window (``PredictionLog.window`` columns), with its flags."""
+        assert self.reference_ is not None  # calculate runs after fit
+        reference = self.reference_
         notes: list[str] = []
-        if "outcome" not in frame.columns:
-            notes.append("No outcome column: realised performance is not available.")
         windows: list[WindowPerformance] = []
         flags: list[Flag] = []
-        for start, end, label, rows in self._windows(frame):
+        for start, end, label, rows, summary in found:
             window = WindowPerformance(
                 start=start,
                 end=end,
                 label=label,
-                rows=len(rows),
-                realised=realised_performance(rows, self.config, reference, self._components),
+                rows=rows,
+                realised=realised_from_summary(summary, self.config, reference, self._components),
             )
             windows.append(window)
             flags.extend(self._flags(window, reference))

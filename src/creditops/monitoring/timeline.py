@@ -6,8 +6,9 @@ its distribution on fixed reference bins (what a click on a cell shows), the PSI
 the share of decisions with an input outside the training range, realised performance on the
 outcomes known so far beside the CBPE estimate and its band, and approval rates by protected
 group. The checks are the monitor's own calculators, fitted once on the champion and applied
-window by window, so a window means the same here as in an alert, and no more than one window
-of decisions is in memory at once.
+window by window, so a window means the same here as in an alert. Each window is read chunk by
+chunk and every figure folded in as it comes (counts on fixed bins, the checks' streams), so no
+more than one chunk of decisions is in memory at once.
 
 A monitor run builds the timeline and stores it in its report (``monitor_reports``); the pages
 only read it, so they cost the same with a million decisions in the log as with a hundred.
@@ -16,7 +17,7 @@ only read it, so they cost the same with a million decisions in the log as with 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -26,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from creditops.data.spec import FeatureSchema
 from creditops.exceptions import DataValidationError, InsufficientDataError
-from creditops.monitoring.base import Calculator, Reference
+from creditops.monitoring.base import Calculator, Reference, Stream
 from creditops.monitoring.drift import DataDriftCalculator, DataDriftResult, DriftConfig
 from creditops.monitoring.drift_methods import QuantileBins
 from creditops.monitoring.estimated import EstimatedPerformanceCalculator
@@ -163,10 +164,19 @@ class _Distributions:
             self.references[name] = ("categorical", [*top, "other"], shares)
 
     def shares(self, name: str, values: pd.Series) -> list[float]:
+        counts = self.counts(name, values)
+        total = counts.sum()
+        return _rounded(counts / total if total else counts)
+
+    def counts(self, name: str, values: pd.Series) -> np.ndarray:
+        """Non-missing ``values`` counted on the feature's bins (the last: other categories)."""
         if name in self.numeric:
             numbers = pd.to_numeric(values, errors="coerce").to_numpy(float)
-            return _rounded(self.numeric[name].shares(numbers[~np.isnan(numbers)]))
-        return self._category_shares(name, values)
+            return self.numeric[name].counts(numbers[~np.isnan(numbers)])
+        present = values.dropna().astype(str)
+        found = present.value_counts()
+        top = [float(found.get(c, 0)) for c in self.categories[name]]
+        return np.array([*top, float(len(present)) - sum(top)])
 
     def _category_shares(self, name: str, values: pd.Series) -> list[float]:
         present = values.dropna().astype(str)
@@ -196,29 +206,6 @@ def _level(result: DataDriftResult, name: str) -> tuple[CellLevel, Any]:
     return level, feature
 
 
-def _out_of_range(
-    frame: pd.DataFrame, columns: dict[str, str], schema: Sequence[FeatureSchema]
-) -> tuple[float | None, dict[str, float]]:
-    """The share of decisions with a numeric input outside the training range, overall and
-    per feature (only features where some are)."""
-    if frame.empty:
-        return None, {}
-    outside = np.zeros(len(frame), dtype=bool)
-    by_feature: dict[str, float] = {}
-    for item in schema:
-        if item.kind != "numeric" or item.minimum is None or item.maximum is None:
-            continue
-        column = columns.get(item.name, item.name)
-        if column not in frame.columns:
-            continue
-        values = pd.to_numeric(frame[column], errors="coerce").to_numpy(float)
-        beyond = (values < item.minimum) | (values > item.maximum)
-        if beyond.any():
-            by_feature[item.name] = round(float(beyond.mean()), 5)
-            outside |= beyond
-    return round(float(outside.mean()), 5), by_feature
-
-
 def _windowed(
     make: Callable[[type[Calculator[Any]], Any], Calculator[Any]],
     performance: PerformanceConfig,
@@ -237,7 +224,7 @@ def build_timeline(
     reference: Reference,
     schema: Sequence[FeatureSchema],
     make_calculator: Callable[[type[Calculator[Any]], Any], Calculator[Any]],
-    read_window: Callable[[datetime, datetime], pd.DataFrame],
+    read_window: Callable[[datetime, datetime], pd.DataFrame | Iterable[pd.DataFrame]],
     config: TimelineConfig,
     drift: DriftConfig | None,
     performance: PerformanceConfig | None,
@@ -245,8 +232,9 @@ def build_timeline(
     min_rows: int,
 ) -> Timeline:
     """The timeline up to ``now``: ``read_window(start, end)`` gives one window's decisions
-    (``PredictionLog.window`` columns); ``make_calculator(cls, config)`` a check fitted on
-    the monitored model (the monitor's own, so they are fitted once per run)."""
+    (``PredictionLog.window`` columns), as one frame or as chunks, oldest first;
+    ``make_calculator(cls, config)`` a check fitted on the monitored model (the monitor's own,
+    so they are fitted once per run)."""
     import time
 
     started = time.perf_counter()
@@ -271,13 +259,15 @@ def build_timeline(
     size = pd.Timedelta(config.window).to_pytimedelta()
     windows: list[TimelineWindow] = []
     for start, end in window_bounds(config, now):
-        frame = read_window(start, end)
-        if not windows and frame.empty:
+        read = read_window(start, end)
+        chunks = [read] if isinstance(read, pd.DataFrame) else read
+        window = _WindowFigures(start, end, _label(start, size), drift_calculator, windowed,
+                                distributions, schema, min_rows)  # fmt: skip
+        for chunk in chunks:
+            window.update(chunk)
+        if not windows and not window.rows:
             continue  # the timeline starts with the first decision
-        windows.append(
-            _window(frame, start, end, _label(start, size), drift_calculator, windowed,
-                    distributions, schema, min_rows)
-        )  # fmt: skip
+        windows.append(window.finish())
     return Timeline(
         window=config.window,
         features=references,
@@ -293,65 +283,128 @@ def _reference_auc(reference: Reference) -> float | None:
     return None if value is None else float(value)
 
 
-def _window(
-    frame: pd.DataFrame,
-    start: datetime,
-    end: datetime,
-    label: str,
-    drift: DataDriftCalculator,
-    windowed: dict[str, Calculator[Any]],
-    distributions: _Distributions,
-    schema: Sequence[FeatureSchema],
-    min_rows: int,
-) -> TimelineWindow:
-    window = TimelineWindow(start=start, end=end, label=label, rows=len(frame))
-    if frame.empty:
-        return window
-    columns = frame.attrs.get("feature_columns") or {}
-    window.out_of_range_share, window.out_of_range = _out_of_range(frame, columns, schema)
-    window.approval_rate = round(float((frame["decision"] == "approve").mean()), 5)
-    result: DataDriftResult | None = None
-    if len(frame) >= min_rows:
-        try:
-            result = drift.calculate(frame, current_scores=frame["probability"].to_numpy(float))
-        except (DataValidationError, InsufficientDataError) as error:
-            window.notes.append(f"drift not judged: {error}")
-    else:
-        window.notes.append(f"{len(frame)} decisions: drift is judged on at least {min_rows}")
-    for fitted in drift.features_:
-        name = fitted.name
-        column = columns.get(name, name)
-        # A window whose decisions never carried the feature shows it all missing.
-        values = frame[column] if column in frame.columns else pd.Series([None] * len(frame))
-        cell = FeatureCell(
-            level="insufficient",
-            n=int(values.notna().sum()),
-            missing_rate=round(float(values.isna().mean()), 5),
-            shares=distributions.shares(name, values),
-        )
+class _WindowFigures:
+    """One window's figures, folded in chunk by chunk."""
+
+    def __init__(
+        self,
+        start: datetime,
+        end: datetime,
+        label: str,
+        drift: DataDriftCalculator,
+        windowed: dict[str, Calculator[Any]],
+        distributions: _Distributions,
+        schema: Sequence[FeatureSchema],
+        min_rows: int,
+    ) -> None:
+        self.window = TimelineWindow(start=start, end=end, label=label, rows=0)
+        self.drift_calculator, self.distributions, self.min_rows = drift, distributions, min_rows
+        self.ranges = {
+            item.name: (item.minimum, item.maximum)
+            for item in schema
+            if item.kind == "numeric" and item.minimum is not None and item.maximum is not None
+        }
+        self.rows = 0
+        self.approved = 0
+        self.outside_any = 0
+        self.outside: dict[str, int] = {}
+        self.present = {f.name: 0 for f in drift.features_}
+        self.bins: dict[str, np.ndarray] = {}
+        self.drift: Stream[DataDriftResult] | None = drift.stream(score_column="probability")
+        self.drift_error: str | None = None
+        self.streams: dict[str, Stream[Any] | None] = {
+            name: calculator.stream() for name, calculator in windowed.items()
+        }
+        self.errors: dict[str, str] = {}
+
+    def update(self, frame: pd.DataFrame) -> None:
+        if frame.empty:
+            return
+        self.rows += len(frame)
+        columns = frame.attrs.get("feature_columns") or {}
+        outside = np.zeros(len(frame), dtype=bool)
+        for name, (low, high) in self.ranges.items():
+            column = columns.get(name, name)
+            if column not in frame.columns:
+                continue
+            values = pd.to_numeric(frame[column], errors="coerce").to_numpy(float)
+            beyond = (values < low) | (values > high)
+            if beyond.any():
+                self.outside[name] = self.outside.get(name, 0) + int(beyond.sum())
+                outside |= beyond
+        self.outside_any += int(outside.sum())
+        self.approved += int((frame["decision"] == "approve").sum())
+        for name in self.present:
+            column = columns.get(name, name)
+            # A window whose decisions never carried the feature shows it all missing.
+            values = frame[column] if column in frame.columns else pd.Series([None] * len(frame))
+            self.present[name] += int(values.notna().sum())
+            found = self.distributions.counts(name, values)
+            self.bins[name] = found if name not in self.bins else self.bins[name] + found
+        if self.drift is not None:
+            try:
+                self.drift.update(frame)
+            except DataValidationError as error:
+                self.drift, self.drift_error = None, f"drift not judged: {error}"
+        for name, stream in self.streams.items():
+            if stream is None:
+                continue
+            try:
+                stream.update(frame)
+            except InsufficientDataError as error:
+                self.streams[name], self.errors[name] = None, str(error)
+
+    def finish(self) -> TimelineWindow:
+        window, rows = self.window, self.rows
+        window.rows = rows
+        if not rows:
+            return window
+        window.out_of_range_share = round(self.outside_any / rows, 5)
+        window.out_of_range = {k: round(v / rows, 5) for k, v in self.outside.items()}
+        window.approval_rate = round(self.approved / rows, 5)
+        result: DataDriftResult | None = None
+        if rows < self.min_rows:
+            window.notes.append(f"{rows} decisions: drift is judged on at least {self.min_rows}")
+        elif self.drift is None:
+            window.notes.append(str(self.drift_error))
+        else:
+            try:
+                result = self.drift.finish()
+            except (DataValidationError, InsufficientDataError) as error:
+                window.notes.append(f"drift not judged: {error}")
+        for fitted in self.drift_calculator.features_:
+            name = fitted.name
+            counts = self.bins[name]
+            total = counts.sum()
+            cell = FeatureCell(
+                level="insufficient",
+                n=self.present[name],
+                missing_rate=round(1.0 - self.present[name] / rows, 5),
+                shares=_rounded(counts / total if total else counts),
+            )
+            if result is not None:
+                level, feature = _level(result, name)
+                cell.level, cell.statistic, cell.p_value = level, feature.statistic, feature.p_value
+            window.features[name] = cell
         if result is not None:
-            level, feature = _level(result, name)
-            cell.level, cell.statistic, cell.p_value = level, feature.statistic, feature.p_value
-        window.features[name] = cell
-    if result is not None:
-        window.drift_share = result.drift_share
-        window.prediction_psi = None if result.prediction is None else result.prediction.psi
-    window.realised = _first_window(windowed["realised"], frame, "realised", window.notes)
-    window.estimated = _first_window(windowed["estimated"], frame, "estimated", window.notes)
-    fairness = _first_window(windowed["fairness"], frame, "attributes", window.notes)
-    window.fairness = list(fairness or [])  # type: ignore[arg-type]
-    return window
+            window.drift_share = result.drift_share
+            window.prediction_psi = None if result.prediction is None else result.prediction.psi
+        window.realised = self._first_window("realised", "realised")
+        window.estimated = self._first_window("estimated", "estimated")
+        window.fairness = list(self._first_window("fairness", "attributes") or [])
+        return window
 
-
-def _first_window(
-    calculator: Calculator[Any], frame: pd.DataFrame, field: str, notes: list[str]
-) -> Any:
-    """``field`` of the check's one window on ``frame`` (plain JSON), or None when it has
-    too few decisions or outcomes to say anything."""
-    try:
-        result = calculator.calculate(frame)
-    except InsufficientDataError as error:
-        notes.append(str(error))
-        return None
-    windows = result.to_dict().get("windows") or []
-    return windows[0].get(field) if windows else None
+    def _first_window(self, name: str, field: str) -> Any:
+        """``field`` of the check's one window (plain JSON), or None when it has too few
+        decisions or outcomes to say anything."""
+        stream = self.streams[name]
+        if stream is None:
+            self.window.notes.append(self.errors[name])
+            return None
+        try:
+            result = stream.finish()
+        except InsufficientDataError as error:
+            self.window.notes.append(str(error))
+            return None
+        windows = result.to_dict().get("windows") or []
+        return windows[0].get(field) if windows else None

@@ -13,20 +13,21 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Iterator
-from typing import Literal, NamedTuple, Self, TypeVar
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Literal, NamedTuple, Self, TypeVar
 
 import pandas as pd
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from creditops.evaluation.fairness import FOUR_FIFTHS
 from creditops.exceptions import DataValidationError, InsufficientDataError
-from creditops.monitoring.base import Calculator, CurrentData, Reference, Result
+from creditops.monitoring.base import Calculator, CurrentData, Reference, Result, Stream
 
 __all__ = [
     "DecisionWindow",
     "PerformanceConfig",
     "WindowedCalculator",
+    "WindowedStream",
     "decision_windows",
     "latest_finite",
 ]
@@ -214,9 +215,126 @@ class WindowedCalculator(Calculator[R]):
         return section.model_copy(update={"threshold": reference.decline_threshold})
 
     def calculate_current(self, current: CurrentData) -> R:
-        if current.frame.empty:
-            raise InsufficientDataError(f"no decisions to judge ({current.source})")
-        return self.calculate(current.frame)
+        return self.calculate_chunks(current.iter_chunks(), source=current.source)
 
-    def _windows(self, frame: pd.DataFrame) -> Iterator[DecisionWindow]:
-        return decision_windows(frame, self.config)
+    def stream_current(self, current: CurrentData) -> Stream[R]:
+        return self.stream(source=current.source)
+
+    def _calculate(self, frame: pd.DataFrame) -> R:
+        """The windows of one frame: the one-chunk case of the stream."""
+        return self.calculate_chunks([frame])
+
+    def _stream(self, *, source: str | None = None) -> Stream[R]:
+        """Chunks of decisions, oldest first; with ``source`` (a monitor run) a window
+        without decisions is not judged."""
+        stream = self._windowed_stream()
+        if source is None:
+            return stream
+        return _Required(stream, source)
+
+    def _windowed_stream(self) -> Stream[R]:
+        raise NotImplementedError
+
+
+class _Required(Stream[R]):
+    """A monitor run's stream: no decisions at all is "nothing to judge", not a result."""
+
+    def __init__(self, stream: Stream[R], source: str) -> None:
+        self.stream, self.source, self.rows = stream, source, 0
+
+    def update(self, chunk: pd.DataFrame) -> None:
+        self.rows += len(chunk)
+        self.stream.update(chunk)
+
+    def finish(self) -> R:
+        if not self.rows:
+            raise InsufficientDataError(f"no decisions to judge ({self.source})")
+        return self.stream.finish()
+
+
+class WindowedStream(Stream[R]):
+    """Decisions chunk by chunk (oldest first), cut into the config's windows: each window
+    keeps only the summary its check folds the rows into (``new``/``fold``), and ``finish``
+    hands the windows, oldest first, to ``done`` as ``(start, end, label, rows, summary)``."""
+
+    def __init__(
+        self,
+        config: PerformanceConfig,
+        new: Callable[[], Any],
+        fold: Callable[[Any, pd.DataFrame], None],
+        done: Callable[[list[tuple[pd.Timestamp, pd.Timestamp, str, int, Any]]], R],
+    ) -> None:
+        self.config = config
+        self._new, self._fold, self._done = new, fold, done
+        self._spec = None if config.window is None else _parse_window(config.window)
+        self._origin: pd.Timestamp | None = (
+            None if config.origin is None else pd.Timestamp(config.origin).tz_convert("UTC")
+        )
+        self._windows: dict[pd.Timestamp, list[Any]] = {}
+        self._first: pd.Timestamp | None = None
+        self._last: pd.Timestamp | None = None
+
+    def update(self, chunk: pd.DataFrame) -> None:
+        if chunk.empty:
+            return
+        if "created_at" not in chunk.columns:
+            raise DataValidationError("the frame has no 'created_at' column", column="created_at")
+        created = pd.to_datetime(chunk["created_at"], utc=True)
+        if created.isna().any():
+            raise DataValidationError("created_at holds missing values", column="created_at")
+        low, high = created.min(), created.max()
+        self._first = low if self._first is None else min(self._first, low)
+        self._last = high if self._last is None else max(self._last, high)
+        spec = self._spec
+        if spec is None:
+            self._add(pd.Timestamp(0, tz="UTC"), pd.Timestamp(0, tz="UTC"), chunk)
+            return
+        if isinstance(spec, pd.Timedelta):
+            if self._origin is None:
+                self._origin = low.floor("D")
+            elif config_origin_missing(self.config) and low < self._origin:
+                raise DataValidationError(
+                    "decisions must come oldest first: a chunk starts before the first one",
+                    column="created_at",
+                )
+            starts = self._origin + ((created - self._origin) // spec) * spec
+            ends = starts + spec
+        else:
+            periods = created.dt.tz_convert("UTC").dt.tz_localize(None).dt.to_period(spec)
+            starts = periods.dt.start_time.dt.tz_localize("UTC")
+            ends = (periods + 1).dt.start_time.dt.tz_localize("UTC")
+        if starts.nunique() == 1:
+            self._add(starts.iloc[0], ends.iloc[0], chunk)
+            return
+        for key, index in chunk.groupby(pd.DatetimeIndex(starts), sort=True).indices.items():
+            rows = chunk.iloc[index]
+            rows.attrs = chunk.attrs
+            self._add(pd.Timestamp(key), ends.iloc[index[0]], rows)
+
+    def _add(self, start: pd.Timestamp, end: pd.Timestamp, rows: pd.DataFrame) -> None:
+        window = self._windows.get(start)
+        if window is None:
+            window = self._windows[start] = [end, 0, self._new()]
+        window[1] += len(rows)
+        self._fold(window[2], rows.reset_index(drop=True))
+
+    def finish(self) -> R:
+        out: list[tuple[pd.Timestamp, pd.Timestamp, str, int, Any]] = []
+        if self._spec is None:
+            if self._windows:
+                (_, rows, state), = self._windows.values()  # fmt: skip
+                start, last = self._first, self._last
+                assert start is not None
+                assert last is not None
+                label = f"between {start:%Y-%m-%d} and {last:%Y-%m-%d}"
+                out.append((start, last, label, rows, state))
+            return self._done(out)
+        for start in sorted(self._windows):
+            end, rows, state = self._windows[start]
+            out.append((start, end, _label(self._spec, start, end), rows, state))
+        return self._done(out)
+
+
+def config_origin_missing(config: PerformanceConfig) -> bool:
+    """Whether windows count from the first decision (no fixed ``origin``)."""
+    return config.origin is None

@@ -23,7 +23,7 @@ import logging
 import os
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -332,6 +332,24 @@ class PredictionLog:
         searches live in their own modules and run through here)."""
         self._check_process()
         return self._run(work, write=False)
+
+    def read_chunks(self, stmt: sa.Select[Any], *, chunk_rows: int) -> Iterator[list[Any]]:
+        """The rows of ``stmt`` in lists of at most ``chunk_rows``, over one connection and one
+        read transaction (one consistent snapshot), with a server-side cursor where the backend
+        has one: a read of millions of decisions holds one chunk at a time, never all of them
+        (the monitor reads its windows this way, :mod:`creditops.store.decision_chunks`)."""
+        self._check_process()
+        try:
+            with self._engine.connect() as conn:
+                result = conn.execution_options(stream_results=True, yield_per=chunk_rows).execute(
+                    stmt
+                )
+                for part in result.partitions(chunk_rows):
+                    yield list(part)
+        except DBAPIError as exc:
+            raise PredictionLogError(f"cannot read the prediction log: {exc.orig}") from exc
+        except SQLAlchemyError as exc:
+            raise PredictionLogError(f"cannot read the prediction log: {exc}") from exc
 
     @property
     def dialect(self) -> str:
