@@ -87,6 +87,15 @@ bench-profile: $(STAMP) ## Data profile of a 1,000,000-row × 30-column file bes
 bench-scale: $(STAMP) ## Batch decide + explain + log: one file, partitioned, LocalCluster 1 and 2 workers (ROWS=...)
 	$(BIN)/python benchmarks/scale.py $(if $(ROWS),--rows $(ROWS))
 
+bench-train-scale: $(STAMP) ## XGBoost fit on 1,000,000 rows and 8 Optuna trials, in one process and on a 2-worker LocalCluster (ROWS=...)
+	$(BIN)/python benchmarks/train_scale.py $(if $(ROWS),--rows $(ROWS))
+
+bench-log-write: $(STAMP) ## Decision-log writes: SQLAlchemy insert() beside the bulk write (COPY / executemany), SQLite and PostgreSQL
+	CREDITOPS_TEST_POSTGRES_URL="$$(bash scripts/test-postgres.sh)" $(BIN)/python benchmarks/log_write.py
+
+bench-monitor: $(STAMP) ## One monitor run over a SQLite log of 1,000,000 decisions, chunked beside the one-frame path (ROWS=...)
+	$(BIN)/python benchmarks/monitor_scale.py $(if $(ROWS),--rows $(ROWS))
+
 bench-reasons: $(STAMP) $(BENCH_STAMP) ## Interventional vs path-dependent TreeSHAP reasons on every offline credit dataset, beside shap
 	$(BIN)/python benchmarks/reason_agreement.py
 
@@ -104,4 +113,4 @@ mlflow-ui: $(STAMP) ## Open the MLflow UI on the local tracking store (http://12
 clean: ## Remove local state (.creditops) but keep .venv
 	rm -rf .creditops .pytest_cache
 
-.PHONY: help install lint format test topology-test lock run bench-serving bench-dashboard bench-quality bench-profile bench-drift bench-scale bench-reasons mlflow-ui clean
+.PHONY: help install lint format test topology-test lock run bench-serving bench-dashboard bench-quality bench-profile bench-drift bench-scale bench-train-scale bench-log-write bench-monitor bench-reasons mlflow-ui clean

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -53,6 +56,25 @@ def _settings() -> Settings:
 
 def _print_json(payload: Any) -> None:
     sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
+
+
+@contextmanager
+def _stdout_for_json(as_json: bool) -> Iterator[None]:
+    """With --json, whatever else writes to stdout while the command works (C libraries, the
+    worker processes of a local Dask cluster, which inherit it) goes to stderr: stdout then
+    holds the JSON alone."""
+    if not as_json:
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 @app.command()
@@ -208,12 +230,22 @@ def train(
             "up to 10,000 training rows, 300 s above).",
         ),
     ] = None,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            help="Tune on a Dask cluster: tcp://host:8786, or local[:N] to start N local "
+            "workers (default: CREDITOPS_DASK_SCHEDULER, else this process)."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Train every candidate, track them in MLflow and register the champion with its decision
-    policy (recorded as a job: see `creditops jobs list`)."""
+    policy (recorded as a job: see `creditops jobs list`). With a cluster, Optuna's trials and
+    the classical candidates' cross-validation folds run on its workers."""
     from creditops.jobs.runner import TrainingRequest, train_recorded
     from creditops.registry import champion_exists, get_version
+    from creditops.scale.cluster import cluster_address
+    from creditops.scale.training import training_cluster
 
     settings = _settings()
     try:
@@ -237,6 +269,7 @@ def train(
             register_champion=register,
             seed=seed,
             time_budget=time_budget,
+            cluster=cluster_address(settings, cluster),
         )
         columns = (
             TextColumn("{task.description:<28}"),
@@ -245,9 +278,17 @@ def train(
             TimeElapsedColumn(),
             TextColumn("{task.fields[note]}"),
         )
-        with Progress(*columns, console=console, disable=as_json) as bars:
+        with (
+            _stdout_for_json(as_json),
+            training_cluster(settings, request.cluster) as place,
+            Progress(*columns, console=console, disable=as_json) as bars,
+        ):
             result = train_recorded(
-                settings, request, requested_by="cli", progress=_RichProgress(bars)
+                place.settings,
+                request,
+                requested_by="cli",
+                progress=_RichProgress(bars),
+                parallel=place.parallel,
             )
     except CreditOpsError as error:
         _fail(error)
@@ -523,14 +564,17 @@ def predict(
                     "Parquet parts; name a directory"
                 )
             address = cluster_address(settings, cluster)
-            with Progress(
-                TextColumn("{task.description:<10}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=console,
-                disable=as_json,
-            ) as bars:
+            with (
+                _stdout_for_json(as_json),
+                Progress(
+                    TextColumn("{task.description:<10}"),
+                    BarColumn(),
+                    MofNCompleteColumn(),
+                    TimeElapsedColumn(),
+                    console=console,
+                    disable=as_json,
+                ) as bars,
+            ):
                 tasks: dict[str, Any] = {}
 
                 def progress(stage: str, done: int, total: int) -> None:

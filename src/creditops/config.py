@@ -38,6 +38,18 @@ class Settings(BaseSettings):
         description="A Dask scheduler (tcp://host:8786) or local[:N] (a LocalCluster of N "
         "workers) for the commands that can use one; unset: everything runs in this process.",
     )
+    dask_xgboost_rows: int = Field(
+        default=1_000_000,
+        ge=1,
+        description="On a Dask cluster, XGBoost's final fit runs with xgboost.dask on the "
+        "workers from this many training rows (fewer: in this process).",
+    )
+    dask_fit_timeout_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="How long a distributed XGBoost fit may wait on its workers (one that "
+        "leaves mid-fit) before the run fails with a clear error instead of hanging.",
+    )
     batch_partition_bytes: int = Field(
         default=64 * 1024 * 1024,
         ge=1024,

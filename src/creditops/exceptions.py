@@ -84,6 +84,10 @@ class RetrainInProgressError(CreditOpsError):
     """Another retrain holds the lock."""
 
 
+class ClusterError(CreditOpsError):
+    """Work sent to a Dask cluster failed there (a worker left, the scheduler went away)."""
+
+
 class SchemaError(CreditOpsError):
     """The database's schema cannot be brought to the revision this creditops needs (a newer
     release wrote it, its tables are not creditops's, or the upgrade failed)."""

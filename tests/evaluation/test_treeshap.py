@@ -66,3 +66,17 @@ def test_categorical_splits_are_left_to_shap():
     model.fit(frame, y)
     with pytest.raises(UnsupportedModel, match="categorical"):
         InterventionalTreeShap(model, frame.head(20))
+
+
+def test_a_missing_value_other_than_nan_is_left_to_shap():
+    """XGBoost sends its ``missing`` value (here 0) the default way; the tables send NaN only,
+    so such a model must not be explained by them."""
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(500, 3)).astype(np.float32)
+    X[rng.random(X.shape) < 0.2] = 0.0
+    y = (X[:, 0] > 0).astype(int)
+    model = xgboost.XGBClassifier(n_estimators=5, max_depth=3, missing=0.0).fit(X, y)
+    with pytest.raises(UnsupportedModel, match="missing value other than NaN"):
+        InterventionalTreeShap(model, X[:50])
+    default = xgboost.XGBClassifier(n_estimators=5, max_depth=3).fit(X, y)
+    InterventionalTreeShap(default, X[:50])  # NaN, the default: the tables hold it

@@ -193,3 +193,30 @@ def test_a_file_without_rows_is_decided_as_nothing_and_no_rows_at_all_is_refused
     with pytest.raises(BatchValidationError, match="no rows to score"):
         predict_partitioned(store, str(only_empty), tmp_path / "nothing", log=False)
     assert not (tmp_path / "nothing").exists()
+
+
+def test_a_block_that_cannot_be_read_is_named_before_anything_is_written(
+    store, applications, tmp_path
+):
+    lines = (applications / "b.csv").read_text().splitlines(keepends=True)
+    # A line with one field too many, past the first 30 KB blocks of the file.
+    lines[1500] = lines[1500].rstrip("\n") + ",surplus\n"
+    (applications / "b.csv").write_text("".join(lines))
+    output = tmp_path / "decided"
+    with pytest.raises(BatchValidationError) as raised:
+        predict_partitioned(store, str(applications), output, cluster="local:2")
+    message = str(raised.value)
+    assert message.startswith("b.csv, partition ")
+    assert "(from byte " in message and "cannot be read (ParserError" in message
+    assert not output.exists()
+    assert not (store.home / "predictions.db").exists() or _logged(store) == (0, 0)
+
+
+def test_of_two_runs_claiming_one_directory_only_one_goes_on(tmp_path):
+    output = tmp_path / "decided"
+    scale_batch._write_manifest(output, {"run_key": "first"})
+    scale_batch._write_manifest(output, {"run_key": "first"})  # the same run: resumes
+    with pytest.raises(ConfigurationError, match="another run"):
+        scale_batch._write_manifest(output, {"run_key": "second"})
+    assert json.loads((output / scale_batch.MANIFEST).read_text())["run_key"] == "first"
+    assert [p.name for p in output.iterdir()] == [scale_batch.MANIFEST]  # no temporary left

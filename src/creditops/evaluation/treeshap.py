@@ -39,6 +39,10 @@ class InterventionalTreeShap:
         booster = estimator.get_booster()
         if getattr(estimator, "booster", None) not in (None, "gbtree"):
             raise UnsupportedModel(f"XGBoost booster {estimator.booster!r}")
+        missing = getattr(estimator, "missing", np.nan)
+        if missing is not None and not (isinstance(missing, float) and np.isnan(missing)):
+            # The tables send NaN, and only NaN, the missing way; XGBoost would send this value.
+            raise UnsupportedModel(f"a missing value other than NaN ({missing!r})")
         trees = booster.trees_to_dataframe()
         if "Category" in trees and trees["Category"].notna().any():
             raise UnsupportedModel("categorical splits")

@@ -26,6 +26,7 @@ from creditops.exceptions import JobCancelledError, JobError
 from creditops.jobs.progress import JobProgress, TeeProgress
 from creditops.store.jobs import Job, JobKind, JobStore, process_alive, runs_job
 from creditops.training.candidate import Progress
+from creditops.training.offload import Offload
 
 
 class TrainingRequest(BaseModel):
@@ -47,6 +48,8 @@ class TrainingRequest(BaseModel):
     alias: Literal["champion", "challenger"] = "champion"
     seed: int | None = None
     time_budget: float | None = Field(default=None, gt=0)
+    # The Dask cluster the run used (tcp://… or local[:N]), for the record; None: this process.
+    cluster: str | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> TrainingRequest:
@@ -73,9 +76,11 @@ def train_recorded(
     progress: Progress | None = None,
     store: JobStore | None = None,
     job_id: str | None = None,
+    parallel: Offload | None = None,
 ) -> Any:
     """Train (and register) here, in this process, recorded as a job: a new running one, or
-    ``job_id`` already claimed for this process. Returns the TrainingResult."""
+    ``job_id`` already claimed for this process. Returns the TrainingResult. ``parallel``:
+    where Optuna's trials run (a Dask cluster, :mod:`creditops.scale.training`)."""
     from creditops.registry import train_and_register
     from creditops.training.tracking import data_fingerprint
     from creditops.training.train import load_training_data
@@ -83,7 +88,12 @@ def train_recorded(
     if store is None:
         with JobStore.from_settings(settings) as own:
             return train_recorded(
-                settings, request, requested_by=requested_by, progress=progress, store=own
+                settings,
+                request,
+                requested_by=requested_by,
+                progress=progress,
+                store=own,
+                parallel=parallel,
             )
     if job_id is None:
         job_id = store.create(
@@ -109,6 +119,7 @@ def train_recorded(
             register=request.register_champion,
             alias=request.alias,
             progress=reporter if progress is None else TeeProgress(progress, reporter),
+            parallel=parallel,
         )
     except JobCancelledError:
         store.finish(job_id, "cancelled", message=store.get(job_id).message or "cancelled")

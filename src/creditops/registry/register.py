@@ -15,6 +15,7 @@ from creditops.data.spec import DatasetSpec
 from creditops.evaluation.business import PolicyConfig
 from creditops.registry.client import CHAMPION, client
 from creditops.training import tracking
+from creditops.training.offload import Offload
 from creditops.training.train import Progress, TrainingResult, train
 
 
@@ -82,9 +83,11 @@ def train_and_register(
     progress: Progress | None = None,
     policy_config: PolicyConfig | None = None,
     alias: str | None = CHAMPION,
+    parallel: Offload | None = None,
 ) -> TrainingResult:
     """Train and compare the candidates, then register the best with its policy under
-    ``alias`` (``champion`` by default; None: no alias; ``register=False``: track only)."""
+    ``alias`` (``champion`` by default; None: no alias; ``register=False``: track only);
+    ``parallel``: where Optuna's trials run (:func:`~creditops.training.train.train`)."""
     result = train(
         settings,
         frame=frame,
@@ -94,6 +97,7 @@ def train_and_register(
         models=models,
         progress=progress,
         policy_config=policy_config,
+        parallel=parallel,
     )
     if register:
         register_trained(settings, result, alias=alias)

@@ -141,13 +141,13 @@ def predict_partitioned(
         decision_log.close()
     run_key = _run_key(files, output, served, log, settings)
     job = _Job(settings, served.version, fmt, run_key, str(output), log)
-    frames, partitions = _read(files, fmt, settings)
+    partitions = _partitions(files, fmt, settings)
     manifest = _manifest(run_key, files, served, log, len(partitions))
     _check_output(output, run_key)
     try:
         with cluster_client(cluster) as client:
             checked, todo, validate_seconds, decide_seconds = _validate_and_decide(
-                frames, partitions, job, client, progress, started, manifest
+                partitions, job, client, progress, started, manifest
             )
     finally:
         _release_here()
@@ -173,7 +173,6 @@ def predict_partitioned(
 
 
 def _validate_and_decide(
-    frames: dict[str, Any],
     partitions: list[_Partition],
     job: _Job,
     client: Any,
@@ -184,7 +183,7 @@ def _validate_and_decide(
     """Every partition validated, then (nothing bad anywhere) the output claimed and each
     partition not yet written decided."""
     checked = _run(
-        [_delayed(_validate_part, frames, p, job) for p in partitions], client, progress, "validate"
+        [_delayed(_validate_part, p, job) for p in partitions], client, progress, "validate"
     )
     validate_seconds = time.perf_counter() - started
     _raise_first_problem(partitions, checked)
@@ -200,10 +199,7 @@ def _validate_and_decide(
     todo = [p for p in partitions if not _part_path(output, p.index).exists()]
     decide_started = time.perf_counter()
     _run(
-        [
-            _delayed(_decide_part, frames, p, job, offsets[p.index], checked[p.index]["rows"])
-            for p in todo
-        ],
+        [_delayed(_decide_part, p, job, offsets[p.index], checked[p.index]["rows"]) for p in todo],
         client,
         progress,
         "decide",
@@ -211,44 +207,57 @@ def _validate_and_decide(
     return checked, todo, validate_seconds, time.perf_counter() - decide_started
 
 
-def _read(
-    files: list[Path], fmt: str, settings: Settings
-) -> tuple[dict[str, Any], list[_Partition]]:
-    """One dask frame per file, and every partition of them in order."""
-    import dask.dataframe as dd
-
-    frames: dict[str, Any] = {}
+def _partitions(files: list[Path], fmt: str, settings: Settings) -> list[_Partition]:
+    """Every partition of the files in order (each file opened to count them; each task reads
+    its own)."""
     partitions: list[_Partition] = []
     for path in files:
-        try:
-            if fmt == "csv":
-                frame = dd.read_csv(
-                    str(path),
-                    blocksize=settings.batch_partition_bytes,
-                    dtype=str,
-                    keep_default_na=False,
-                    na_filter=False,
-                    encoding="utf-8-sig",
-                )
-            else:
-                frame = dd.read_parquet(str(path))
-        except Exception as error:  # pandas and pyarrow raise many types for a broken file
-            raise BatchValidationError(
-                f"{path.name}: not a readable {fmt} file ({error})"
-            ) from None
-        frames[str(path)] = frame
-        for number in range(frame.npartitions):
+        for number in range(_open(path, fmt, settings).npartitions):
             partitions.append(_Partition(len(partitions), str(path), number))
-    return frames, partitions
+    return partitions
 
 
-def _delayed(
-    function: Callable[..., Any], frames: dict[str, Any], part: _Partition, *args: Any
-) -> Any:
-    """``function(partition, part, *args)`` as a task that reads its partition itself."""
+def _open(path: Path, fmt: str, settings: Settings) -> Any:
+    import dask.dataframe as dd
+
+    try:
+        if fmt == "csv":
+            return dd.read_csv(
+                str(path),
+                blocksize=settings.batch_partition_bytes,
+                dtype=str,
+                keep_default_na=False,
+                na_filter=False,
+                encoding="utf-8-sig",
+            )
+        return dd.read_parquet(str(path))
+    except Exception as error:  # pandas and pyarrow raise many types for a broken file
+        raise BatchValidationError(f"{path.name}: not a readable {fmt} file ({error})") from None
+
+
+def _read_partition(part: _Partition, job: _Job) -> Any:
+    """Partition ``part`` as a pandas frame, read here (in the task, on a worker with a
+    cluster), so that a block that cannot be read is named by its file and place."""
+    path = Path(part.file)
+    frame = _open(path, job.fmt, job.settings)
+    try:
+        return frame.get_partition(part.number).compute(scheduler="synchronous")
+    except Exception as error:  # a malformed line, a bad encoding, a truncated file
+        where = f"partition {part.number + 1} of {frame.npartitions}"
+        if job.fmt == "csv":
+            size = job.settings.batch_partition_bytes
+            where += f" (from byte {part.number * size:,})"
+        first = next((line for line in str(error).splitlines() if line.strip()), "")
+        raise BatchValidationError(
+            f"{path.name}, {where}: cannot be read ({type(error).__name__}: {first[:300]})"
+        ) from None
+
+
+def _delayed(function: Callable[..., Any], part: _Partition, *args: Any) -> Any:
+    """``function(part, *args)`` as a task (it reads its partition itself)."""
     import dask
 
-    return dask.delayed(function)(frames[part.file].get_partition(part.number), part, *args)
+    return dask.delayed(function, pure=False)(part, *args)
 
 
 def _run(
@@ -293,8 +302,13 @@ def _applications(frame: Any, part: _Partition, job: _Job, served: ServedModel) 
     return validate_applications(rows, served.application_model, name), ids
 
 
-def _validate_part(frame: Any, part: _Partition, job: _Job) -> dict[str, Any]:
-    """The partition's row count, and its first problem (row within the partition, from 1)."""
+def _validate_part(part: _Partition, job: _Job) -> dict[str, Any]:
+    """The partition's row count, and its first problem (row within the partition, from 1;
+    none for a block that cannot be read at all)."""
+    try:
+        frame = _read_partition(part, job)
+    except BatchValidationError as error:
+        return {"rows": 0, "problem": {"row": None, "column": None, "message": str(error)}}
     _, served = _worker_model(job)
     try:
         _applications(frame, part, job, served)
@@ -305,9 +319,10 @@ def _validate_part(frame: Any, part: _Partition, job: _Job) -> dict[str, Any]:
 
 
 def _decide_part(
-    frame: Any, part: _Partition, job: _Job, first_row: int, validated_rows: int
+    part: _Partition, job: _Job, first_row: int, validated_rows: int
 ) -> dict[str, Any]:
     """Decide, log and write one partition; returns its row count and decisions."""
+    frame = _read_partition(part, job)
     if len(frame) != validated_rows:  # the file changed since it was validated
         raise DataValidationError(
             f"{Path(part.file).name}: changed during the run ({validated_rows} rows validated, "
@@ -333,12 +348,22 @@ def _decide_part(
     return {"rows": len(decided.frame), "decisions": dict(Counter(decided.frame["decision"]))}
 
 
-_WORKER_CACHE: dict[tuple[str, str, str], tuple[DecisionService, ServedModel]] = {}
+_WORKER_CACHE: dict[tuple[str, ...], tuple[DecisionService, ServedModel]] = {}
 
 
 def _worker_model(job: _Job) -> tuple[DecisionService, ServedModel]:
     """This process's service and the run's version, loaded once per process."""
-    key = (str(job.settings.resolved_database_url), job.settings.resolved_tracking_uri, job.version)
+    settings = job.settings
+    # Everything that changes what is loaded or how it explains: two runs in one worker with
+    # other stores, another registered model or another TreeSHAP setting never share one.
+    key = (
+        str(settings.resolved_database_url),
+        settings.resolved_tracking_uri,
+        str(settings.registry_uri),
+        settings.registered_model_name,
+        settings.tree_shap,
+        job.version,
+    )
     cached = _WORKER_CACHE.get(key)
     if cached is None:
         service = DecisionService(job.settings, PredictionLog(job.settings.resolved_database_url))
@@ -423,20 +448,26 @@ def _check_output(output: Path, run_key: str) -> None:
                 f"{output} holds the decisions of another run (other files, another version or "
                 "another --log choice): write to an empty directory"
             )
-    elif any(output.iterdir()):
+    elif any(not p.name.startswith(f".{MANIFEST}.") for p in output.iterdir()):
         raise ConfigurationError(
             f"{output} is not empty: write a partitioned run to a new directory"
         )
 
 
 def _write_manifest(output: Path, body: dict[str, Any]) -> None:
+    """Claim ``output`` for this run: the manifest is written whole beside its name and linked
+    into place, which fails if it exists, so of two runs started into one directory at once
+    exactly one claims it; the other is refused unless it is the same run."""
     output.mkdir(parents=True, exist_ok=True)
     manifest = output / MANIFEST
-    if manifest.exists():
-        return
-    temporary = manifest.with_name(f".{MANIFEST}.tmp")
+    temporary = output / f".{MANIFEST}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
     temporary.write_text(json.dumps(body, indent=2) + "\n")
-    os.replace(temporary, manifest)
+    try:
+        os.link(temporary, manifest)
+    except FileExistsError:
+        _check_output(output, body["run_key"])  # claimed meanwhile: only this run may go on
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def _raise_first_problem(partitions: list[_Partition], checked: list[dict[str, Any]]) -> None:
@@ -446,8 +477,12 @@ def _raise_first_problem(partitions: list[_Partition], checked: list[dict[str, A
         if problem is None:
             continue
         name = Path(part.file).name
-        if problem.get("row") is None:
-            raise BatchValidationError(f"{name}: {problem['message']}", [problem])
+        if problem.get("row") is None:  # the file or block as a whole
+            text = problem["message"]
+            text = text if text.startswith(f"{name}") else f"{name}: {text}"
+            if "nothing decided" not in text:
+                text += "; nothing decided, nothing logged"
+            raise BatchValidationError(text, [problem])
         row = offsets[part.index] + problem["row"]
         column = problem.get("column")
         located = {"file": part.file, "row": row, "column": column, "problem": problem["problem"]}

@@ -18,6 +18,7 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.metrics import log_loss
 from sklearn.model_selection import train_test_split
 
+from creditops.training.offload import Offload
 from creditops.training.tune import make_folds
 
 CALIBRATION_METHODS = ("none", "sigmoid", "isotonic")
@@ -28,6 +29,8 @@ class FittedCandidate:
     model: BaseEstimator
     calibration: str
     validation_log_loss: dict[str, float]
+    # Where the model itself was fitted: "here", or the offload's name (e.g. "xgboost.dask").
+    fitted_on: str = "here"
 
 
 def fit_calibrated(
@@ -88,15 +91,22 @@ def fit_with_holdout_calibration(
     y_val: np.ndarray,
     *,
     seed: int,
+    offload: Offload | None = None,
 ) -> FittedCandidate:
     """One fit on all training rows, calibrated on the validation split: for large data, where
-    the out-of-fold calibration of :func:`fit_with_calibration` costs many full fits.
+    the out-of-fold calibration of :func:`fit_with_calibration` costs many full fits. The fit
+    runs on ``offload`` (a Dask cluster) when it takes this model and data.
 
     Each calibrator is fitted on one half of validation and judged by log loss on the other
     half; the chosen one is then refitted on all of validation around the frozen model. The
     calibrator is monotone, so what validation says about ranking is unchanged.
     """
-    model = clone(pipeline).fit(X_train, y_train)
+    model, fitted_on = None, "here"
+    if offload is not None:
+        model = offload.fit(pipeline, X_train, y_train)
+        fitted_on = "here" if model is None else offload.name
+    if model is None:
+        model = clone(pipeline).fit(X_train, y_train)
     fit_half, judge_half = train_test_split(
         np.arange(len(y_val)), test_size=0.5, stratify=y_val, random_state=seed
     )
@@ -112,4 +122,6 @@ def fit_with_holdout_calibration(
     best = min(losses, key=lambda m: losses[m] + (0.0 if m == "none" else 1e-4))
     if best != "none":
         model = CalibratedClassifierCV(FrozenEstimator(model), method=best).fit(X_val, y_val)
-    return FittedCandidate(model=model, calibration=best, validation_log_loss=losses)
+    return FittedCandidate(
+        model=model, calibration=best, validation_log_loss=losses, fitted_on=fitted_on
+    )

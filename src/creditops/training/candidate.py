@@ -21,6 +21,7 @@ from creditops.models.anatomy import model_kind
 from creditops.models.zoo import Candidate, FeatureSet
 from creditops.training import tracking
 from creditops.training.calibration import fit_with_calibration, fit_with_holdout_calibration
+from creditops.training.offload import Offload
 from creditops.training.tune import fold_aucs, number_of_steps, tune
 
 # A scorecard candidate's points table, on its run.
@@ -80,9 +81,11 @@ def train_candidate(
     progress: Progress,
     deadline: float | None,
     scale: ScoreScale,
+    parallel: Offload | None = None,
 ) -> tuple[CandidateResult, Any, np.ndarray | None]:
     """Tune, fit, calibrate and log one candidate; returns its result, its fitted model and
-    its out-of-fold predictions on the tuning folds when tuning kept them."""
+    its out-of-fold predictions on the tuning folds when tuning kept them. ``parallel``: where
+    Optuna's trials run (:func:`~creditops.training.tune.tune`)."""
     resolved = validated.spec
     features = FeatureSet.from_spec(resolved)
     X, y = validated.X, validated.y
@@ -103,6 +106,7 @@ def train_candidate(
             n_jobs=settings.n_jobs,
             on_step=lambda note: progress.advance(candidate.name, note),
             deadline=deadline,
+            parallel=parallel,
         )
         cost = None
         if deadline is None or time.monotonic() < deadline:  # evidence, not a necessity
@@ -125,6 +129,7 @@ def train_candidate(
                 X_val,
                 y_val,
                 seed=settings.seed,
+                offload=parallel,
             )
         else:
             fitted = fit_with_calibration(
@@ -142,6 +147,8 @@ def train_candidate(
         validation = classification_metrics(y_val, val_proba, threshold=settings.decision_threshold)
 
         tracking.set_tags({"candidate": candidate.name, "tuner": candidate.tuner})
+        if fitted.fitted_on != "here":  # provenance; the model and its artifacts are the same
+            tracking.set_tags({"fitted_on": fitted.fitted_on})
         tracking.log_params(
             {
                 **{f"param_{k}": v for k, v in tuning.params.items()},

@@ -37,6 +37,7 @@ from creditops.training.candidate import (
     train_candidate,
 )
 from creditops.training.ensemble import ENSEMBLE, stacked_out_of_fold, train_ensemble
+from creditops.training.offload import Offload
 from creditops.training.select import CandidateScores, Selection, choose_champion, confirmed
 from creditops.training.tune import aucs_by_fold, fold_splits, out_of_fold
 
@@ -110,8 +111,10 @@ def train(
     models: Sequence[str] | None = None,
     progress: Progress | None = None,
     policy_config: PolicyConfig | None = None,
+    parallel: Offload | None = None,
 ) -> TrainingResult:
-    """Train, compare and track; see the module docstring for the steps."""
+    """Train, compare and track; see the module docstring for the steps. ``parallel``: where
+    the Optuna trials run (a Dask cluster, :mod:`creditops.scale.training`), else here."""
     started = time.perf_counter()
     profile = profile or settings.profile
     progress = progress or Silent()
@@ -149,6 +152,7 @@ def train(
                 progress,
                 budget.tuning_deadline(candidate, candidates[i:]),
                 scale,
+                parallel,
             )
             results.append(result)
             fitted[candidate.name] = model

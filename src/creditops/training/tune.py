@@ -33,6 +33,7 @@ from sklearn.model_selection import (
 from creditops.config import Profile
 from creditops.evaluation.metrics import ks_statistic
 from creditops.models.zoo import Candidate, FeatureSet
+from creditops.training.offload import Offload
 
 CV_METRICS = ("roc_auc", "ks", "pr_auc", "log_loss", "brier")
 _SKLEARN_SCORERS = {
@@ -80,11 +81,13 @@ def tune(
     n_jobs: int,
     on_step: Step | None = None,
     deadline: float | None = None,
+    parallel: Offload | None = None,
 ) -> TuningResult:
     """Find the best parameters of ``candidate`` by cross-validated ROC AUC.
 
     ``deadline`` (a ``time.monotonic()`` instant): no new grid point or trial starts after it;
-    the first always runs, so every candidate has evidence for the selection.
+    the first always runs, so every candidate has evidence for the selection. ``parallel``:
+    Optuna's trials run there, several at once, on one shared study.
     """
     pos_weight = float((y == 0).sum() / max(int(y.sum()), 1))
     step = on_step or (lambda _: None)
@@ -95,7 +98,7 @@ def tune(
         )
     else:
         result = _optuna(
-            candidate, features, X, y, profile, n_folds, seed, pos_weight, step, deadline
+            candidate, features, X, y, profile, n_folds, seed, pos_weight, step, deadline, parallel
         )
     result.seconds = time.perf_counter() - started
     return result
@@ -238,25 +241,22 @@ def fold_scores(y_true: np.ndarray, proba: np.ndarray) -> dict[str, float]:
     }
 
 
-def _optuna(
+def _objective(
     candidate: Candidate,
     features: FeatureSet,
     X: pd.DataFrame,
     y: np.ndarray,
+    folds: list[tuple[np.ndarray, np.ndarray]],
     profile: Profile,
-    n_folds: int,
-    seed: int,
     pos_weight: float,
-    step: Step,
-    deadline: float | None,
-) -> TuningResult:
+    seed: int,
+    oof_by_trial: dict[int, np.ndarray],
+) -> Callable[[Any], float]:
+    """The cross-validated ROC AUC of a trial's parameters, pruned between folds; the trial's
+    out-of-fold predictions go to ``oof_by_trial``."""
     import optuna
 
     assert candidate.suggest is not None
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    folds = list(make_folds(n_folds, seed).split(X, y))
-
-    oof_by_trial: dict[int, np.ndarray] = {}
 
     def objective(trial: optuna.Trial) -> float:
         params = candidate.suggest(trial, profile)
@@ -279,25 +279,119 @@ def _optuna(
         oof_by_trial[trial.number] = oof
         return float(np.mean([s["roc_auc"] for s in per_fold]))
 
+    return objective
+
+
+def _sampler(seed: int) -> Any:
+    import optuna
+
+    return optuna.samplers.TPESampler(seed=seed)
+
+
+def _pruner() -> Any:
+    import optuna
+
+    return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
+
+
+def _trials_elsewhere(
+    study_name: str,
+    storage: Any,
+    runner: int,
+    candidate: Candidate,
+    features: FeatureSet,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    folds: list[tuple[np.ndarray, np.ndarray]],
+    profile: Profile,
+    pos_weight: float,
+    seed: int,
+    total: int,
+    timeout: float | None,
+) -> dict[int, np.ndarray]:
+    """One runner's share of a shared study: trials until the study holds ``total`` (counting
+    those still running elsewhere) or ``timeout``; its trials' out-of-fold predictions."""
+    import optuna
+    from optuna.study import MaxTrialsCallback
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # Each runner samples from its own seed, or every runner's first random trials would be
+    # the same parameters.
+    study = optuna.load_study(
+        study_name=study_name, storage=storage, sampler=_sampler(seed + runner), pruner=_pruner()
+    )
+    oof_by_trial: dict[int, np.ndarray] = {}
+    if len(study.trials) >= total:
+        return oof_by_trial
+    objective = _objective(
+        candidate, features, X, y, folds, profile, pos_weight, seed, oof_by_trial
+    )
+    study.optimize(
+        objective,
+        n_trials=total,
+        timeout=timeout,
+        callbacks=[MaxTrialsCallback(total, states=None)],
+    )
+    return oof_by_trial
+
+
+def _optuna(
+    candidate: Candidate,
+    features: FeatureSet,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    profile: Profile,
+    n_folds: int,
+    seed: int,
+    pos_weight: float,
+    step: Step,
+    deadline: float | None,
+    parallel: Offload | None = None,
+) -> TuningResult:
+    import optuna
+
+    assert candidate.suggest is not None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    folds = list(make_folds(n_folds, seed).split(X, y))
+    trials = candidate.trials[profile]
+    oof_by_trial: dict[int, np.ndarray] = {}
+    storage = None if parallel is None else parallel.storage()
     study = optuna.create_study(
         direction="maximize",
-        sampler=optuna.samplers.TPESampler(seed=seed),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1),
+        sampler=_sampler(seed),
+        pruner=_pruner(),
         study_name=candidate.name,
+        storage=storage,
     )
-
-    def report(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        state = "pruned" if trial.state == optuna.trial.TrialState.PRUNED else "done"
-        best = study.best_value if study.best_trial else float("nan")
-        step(f"trial {trial.number + 1} {state}, best AUC {best:.4f}")
-
     if candidate.first_trial:
         study.enqueue_trial(dict(candidate.first_trial))
-    trials = candidate.trials[profile]
-    study.optimize(objective, n_trials=1, callbacks=[report])  # the first always runs
-    left = None if deadline is None else deadline - time.monotonic()
-    if trials > 1 and (left is None or left > 0):
-        study.optimize(objective, n_trials=trials - 1, timeout=left, callbacks=[report])
+    if parallel is None:
+
+        def report(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+            state = "pruned" if trial.state == optuna.trial.TrialState.PRUNED else "done"
+            best = study.best_value if study.best_trial else float("nan")
+            step(f"trial {trial.number + 1} {state}, best AUC {best:.4f}")
+
+        objective = _objective(
+            candidate, features, X, y, folds, profile, pos_weight, seed, oof_by_trial
+        )
+        study.optimize(objective, n_trials=1, callbacks=[report])  # the first always runs
+        left = None if deadline is None else deadline - time.monotonic()
+        if trials > 1 and (left is None or left > 0):
+            study.optimize(objective, n_trials=trials - 1, timeout=left, callbacks=[report])
+    else:
+        # Every runner starts at least one trial (Optuna checks the timeout after a trial), so
+        # the first runs even when the budget is spent; the study stops them at ``trials``.
+        left = None if deadline is None else max(deadline - time.monotonic(), 1e-3)
+        runners = min(parallel.width, trials)
+        shared = (candidate, features, X, y, folds, profile, pos_weight, seed, trials, left)
+        copies = [(study.study_name, storage, runner, *shared) for runner in range(runners)]
+        for done, found in enumerate(parallel.run(_trials_elsewhere, copies), start=1):
+            oof_by_trial.update(found)
+            best = study.best_value if oof_by_trial else float("nan")
+            step(
+                f"{done} of {runners} runners done, {len(study.trials)} trials, best AUC {best:.4f}"
+            )
     best = study.best_trial
     history = study.trials_dataframe(attrs=("number", "value", "params", "user_attrs", "state"))
     pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials)
