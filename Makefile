@@ -90,6 +90,9 @@ bench-scale: $(STAMP) ## Batch decide + explain + log: one file, partitioned, Lo
 bench-train-scale: $(STAMP) ## XGBoost fit on 1,000,000 rows and 8 Optuna trials, in one process and on a 2-worker LocalCluster (ROWS=...)
 	$(BIN)/python benchmarks/train_scale.py $(if $(ROWS),--rows $(ROWS))
 
+bench-batch-stages: $(STAMP) ## Where a logged, explained batch decision spends its time, per row and stage
+	$(BIN)/python benchmarks/batch_stages.py
+
 bench-log-write: $(STAMP) ## Decision-log writes: SQLAlchemy insert() beside the bulk write (COPY / executemany), SQLite and PostgreSQL
 	CREDITOPS_TEST_POSTGRES_URL="$$(bash scripts/test-postgres.sh)" $(BIN)/python benchmarks/log_write.py
 
@@ -113,4 +116,4 @@ mlflow-ui: $(STAMP) ## Open the MLflow UI on the local tracking store (http://12
 clean: ## Remove local state (.creditops) but keep .venv
 	rm -rf .creditops .pytest_cache
 
-.PHONY: help install lint format test topology-test lock run bench-serving bench-dashboard bench-quality bench-profile bench-drift bench-scale bench-train-scale bench-log-write bench-monitor bench-reasons mlflow-ui clean
+.PHONY: help install lint format test topology-test lock run bench-serving bench-dashboard bench-quality bench-profile bench-drift bench-scale bench-train-scale bench-batch-stages bench-log-write bench-monitor bench-reasons mlflow-ui clean

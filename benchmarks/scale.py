@@ -7,9 +7,8 @@
 The data is synthetic, of credit_data's shape (``creditops.data.synthetic``), written as
 Parquet files; the champion is an XGBoost model trained with the fast profile on credit_data
 (``--home`` reuses a store that has one). Each configuration runs in a process of its own, so
-its peak RSS is its own: the client's (``ru_maxrss`` of that process) and the largest worker's
-(of its finished child processes). The decision log is SQLite in the store unless
-``CREDITOPS_DATABASE_URL`` says otherwise.
+its peak RSS is its own: the client's and each worker's (VmHWM, read in each process). The
+decision log is SQLite in the store unless ``CREDITOPS_DATABASE_URL`` says otherwise.
 
 Usage: ``python benchmarks/scale.py --rows 200000 [--files 16] [--home DIR] [--no-log]``
 """
@@ -58,29 +57,54 @@ def _prepare(home: Path, data: Path, rows: int, files: int, seed: int) -> None:
     synthetic.to_parquet(data.parent / "all.parquet", index=False)
 
 
+def _peak_rss_mib() -> float:
+    """This process's peak RSS since it started (VmHWM). Not ``ru_maxrss``: Linux carries that
+    across fork and exec, so a child would report its parent's peak (here, the parent that
+    built the synthetic data)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def _one(config: str, home: Path, data: Path, out: Path, log: bool) -> dict:
     from creditops.config import Settings
 
     settings = Settings(home=home)
     out.mkdir(parents=True, exist_ok=True) if config == "file" else None
+    workers: list[float] = []
     started = time.perf_counter()
     if config == "file":
         from creditops.serving.batch import predict_file
 
         summary = predict_file(settings, data.parent / "all.parquet", out / "all.parquet", log=log)
-    else:
+    elif config == "partitioned":
         from creditops.scale import predict_partitioned
 
-        cluster = None if config == "partitioned" else config
-        summary = predict_partitioned(settings, str(data), out, log=log, cluster=cluster)
+        summary = predict_partitioned(settings, str(data), out, log=log)
+    else:
+        # The same LocalCluster creditops starts for local:N, started here so that each
+        # worker's own peak can be read before it stops.
+        from distributed import Client, LocalCluster
+
+        from creditops.scale import predict_partitioned
+
+        n = int(config.split(":")[1])
+        with (
+            LocalCluster(n_workers=n, threads_per_worker=1, dashboard_address=":0") as cluster,
+            Client(cluster) as client,
+        ):
+            address = cluster.scheduler_address
+            summary = predict_partitioned(settings, str(data), out, log=log, cluster=address)
+            workers = list(client.run(_peak_rss_mib).values())
     seconds = time.perf_counter() - started
     return {
         "config": config,
         "rows": summary.rows,
         "seconds": seconds,
         "rows_s": summary.rows / seconds,
-        "client_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "worker_rss_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+        "client_rss_mib": _peak_rss_mib(),
+        "worker_rss_mib": max(workers, default=0.0),
     }
 
 

@@ -207,7 +207,8 @@ def test_a_block_that_cannot_be_read_is_named_before_anything_is_written(
         predict_partitioned(store, str(applications), output, cluster="local:2")
     message = str(raised.value)
     assert message.startswith("b.csv, partition ")
-    assert "(from byte " in message and "cannot be read (ParserError" in message
+    assert "(from byte " in message
+    assert "cannot be read (ParserError" in message
     assert not output.exists()
     assert not (store.home / "predictions.db").exists() or _logged(store) == (0, 0)
 

@@ -62,11 +62,18 @@ class DaskOffload:
     def run(self, function: Callable[..., _T], copies: list[tuple[Any, ...]]) -> Iterator[_T]:
         from distributed import as_completed
 
+        # What every copy shares (the data, the search) goes to the workers once, not once
+        # per task; the rest (a runner's number) travels with its task.
+        shared = {
+            id(value)
+            for value in copies[0]
+            if not isinstance(value, str | int | float | type(None))
+            and all(any(v is value for v in args) for args in copies[1:])
+        }
         shipped: dict[int, Any] = {}
 
         def ship(value: Any) -> Any:
-            # Data shared by every copy goes to the workers once, not once per task.
-            if not isinstance(value, pd.DataFrame | pd.Series | np.ndarray | list):
+            if id(value) not in shared:
                 return value
             if id(value) not in shipped:
                 shipped[id(value)] = self._client.scatter(value, broadcast=True, hash=False)

@@ -25,7 +25,7 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
-from creditops.store.predlog import _META_COLUMNS, PredictionLog
+from creditops.store.predlog import _META_COLUMNS, PredictionLog, window_filter
 from creditops.store.schema import outcomes, predictions
 
 __all__ = ["DEFAULT_CHUNK_ROWS", "column_names", "read_decision_chunks"]
@@ -52,24 +52,6 @@ def _json_value(column: sa.Column[Any], name: str, dialect: str) -> sa.ColumnEle
         path = '$."' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
         return sa.func.json_extract(column, path, type_=sa.types.NullType())
     return column[name]
-
-
-def _filtered(
-    stmt: sa.Select[Any],
-    since: datetime | None,
-    until: datetime | None,
-    model_name: str | None,
-    model_version: str | None,
-) -> sa.Select[Any]:
-    if since is not None:
-        stmt = stmt.where(predictions.c.created_at >= since)
-    if until is not None:
-        stmt = stmt.where(predictions.c.created_at < until)
-    if model_name is not None:
-        stmt = stmt.where(predictions.c.model_name == model_name)
-    if model_version is not None:
-        stmt = stmt.where(predictions.c.model_version == model_version)
-    return stmt
 
 
 def read_decision_chunks(
@@ -121,14 +103,14 @@ def read_decision_chunks(
         ),
     ]
     joined = predictions.outerjoin(outcomes, outcomes.c.prediction_id == predictions.c.id)
-    stmt = _filtered(
+    stmt = window_filter(
         sa.select(*selected).select_from(joined), since, until, model_name, model_version
     )
     if last_n is not None:
         # The oldest of the last n decisions: the window starts there.
         newest = sa.select(predictions.c.created_at, predictions.c.id)
         boundary = (
-            _filtered(newest, since, until, model_name, model_version)
+            window_filter(newest, since, until, model_name, model_version)
             .order_by(predictions.c.created_at.desc(), predictions.c.id.desc())
             .offset(last_n - 1)
         )

@@ -195,6 +195,26 @@ def _outcome_value(value: Any) -> int:
 # ---------------------------------------------------------------------------------------------
 
 
+def window_filter(
+    stmt: sa.Select[Any],
+    since: datetime | None,
+    until: datetime | None,
+    model_name: str | None,
+    model_version: str | None,
+) -> sa.Select[Any]:
+    """``stmt`` kept to the decisions of a monitoring window: made from ``since`` (inclusive)
+    until ``until`` (exclusive), by that model and version where given."""
+    if since is not None:
+        stmt = stmt.where(predictions.c.created_at >= since)
+    if until is not None:
+        stmt = stmt.where(predictions.c.created_at < until)
+    if model_name is not None:
+        stmt = stmt.where(predictions.c.model_name == model_name)
+    if model_version is not None:
+        stmt = stmt.where(predictions.c.model_version == model_version)
+    return stmt
+
+
 def _sqlite_path(url: URL) -> Path | None:
     database = url.database or ""
     if database.startswith("file:"):
@@ -567,14 +587,7 @@ class PredictionLog:
         )
         join = predictions.join if with_outcomes_only else predictions.outerjoin
         stmt = stmt.select_from(join(outcomes, outcomes.c.prediction_id == predictions.c.id))
-        if since is not None:
-            stmt = stmt.where(predictions.c.created_at >= since)
-        if until is not None:
-            stmt = stmt.where(predictions.c.created_at < until)
-        if model_name is not None:
-            stmt = stmt.where(predictions.c.model_name == model_name)
-        if model_version is not None:
-            stmt = stmt.where(predictions.c.model_version == model_version)
+        stmt = window_filter(stmt, since, until, model_name, model_version)
         if last_n is not None:
             stmt = stmt.order_by(predictions.c.created_at.desc(), predictions.c.id.desc())
             stmt = stmt.limit(last_n)

@@ -241,29 +241,34 @@ def fold_scores(y_true: np.ndarray, proba: np.ndarray) -> dict[str, float]:
     }
 
 
-def _objective(
-    candidate: Candidate,
-    features: FeatureSet,
-    X: pd.DataFrame,
-    y: np.ndarray,
-    folds: list[tuple[np.ndarray, np.ndarray]],
-    profile: Profile,
-    pos_weight: float,
-    seed: int,
-    oof_by_trial: dict[int, np.ndarray],
-) -> Callable[[Any], float]:
+@dataclass(frozen=True)
+class _Search:
+    """What every trial of one candidate's search needs (a runner elsewhere gets it once)."""
+
+    candidate: Candidate
+    features: FeatureSet
+    X: pd.DataFrame
+    y: np.ndarray
+    folds: list[tuple[np.ndarray, np.ndarray]]
+    profile: Profile
+    pos_weight: float
+    seed: int
+
+
+def _objective(search: _Search, oof_by_trial: dict[int, np.ndarray]) -> Callable[[Any], float]:
     """The cross-validated ROC AUC of a trial's parameters, pruned between folds; the trial's
     out-of-fold predictions go to ``oof_by_trial``."""
     import optuna
 
+    candidate, X, y = search.candidate, search.X, search.y
     assert candidate.suggest is not None
 
     def objective(trial: optuna.Trial) -> float:
-        params = candidate.suggest(trial, profile)
+        params = candidate.suggest(trial, search.profile)
         per_fold: list[dict[str, float]] = []
         oof = np.full(len(y), np.nan)
-        for fold, (fit_idx, score_idx) in enumerate(folds):
-            model = clone(candidate.build(features, params, pos_weight, seed))
+        for fold, (fit_idx, score_idx) in enumerate(search.folds):
+            model = clone(candidate.build(search.features, params, search.pos_weight, search.seed))
             model.fit(X.iloc[fit_idx], y[fit_idx])
             proba = model.predict_proba(X.iloc[score_idx])[:, 1]
             oof[score_idx] = proba
@@ -295,19 +300,7 @@ def _pruner() -> Any:
 
 
 def _trials_elsewhere(
-    study_name: str,
-    storage: Any,
-    runner: int,
-    candidate: Candidate,
-    features: FeatureSet,
-    X: pd.DataFrame,
-    y: np.ndarray,
-    folds: list[tuple[np.ndarray, np.ndarray]],
-    profile: Profile,
-    pos_weight: float,
-    seed: int,
-    total: int,
-    timeout: float | None,
+    study_name: str, storage: Any, runner: int, search: _Search, total: int, timeout: float | None
 ) -> dict[int, np.ndarray]:
     """One runner's share of a shared study: trials until the study holds ``total`` (counting
     those still running elsewhere) or ``timeout``; its trials' out-of-fold predictions."""
@@ -318,16 +311,16 @@ def _trials_elsewhere(
     # Each runner samples from its own seed, or every runner's first random trials would be
     # the same parameters.
     study = optuna.load_study(
-        study_name=study_name, storage=storage, sampler=_sampler(seed + runner), pruner=_pruner()
+        study_name=study_name,
+        storage=storage,
+        sampler=_sampler(search.seed + runner),
+        pruner=_pruner(),
     )
     oof_by_trial: dict[int, np.ndarray] = {}
     if len(study.trials) >= total:
         return oof_by_trial
-    objective = _objective(
-        candidate, features, X, y, folds, profile, pos_weight, seed, oof_by_trial
-    )
     study.optimize(
-        objective,
+        _objective(search, oof_by_trial),
         n_trials=total,
         timeout=timeout,
         callbacks=[MaxTrialsCallback(total, states=None)],
@@ -353,6 +346,7 @@ def _optuna(
     assert candidate.suggest is not None
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     folds = list(make_folds(n_folds, seed).split(X, y))
+    search = _Search(candidate, features, X, y, folds, profile, pos_weight, seed)
     trials = candidate.trials[profile]
     oof_by_trial: dict[int, np.ndarray] = {}
     storage = None if parallel is None else parallel.storage()
@@ -372,9 +366,7 @@ def _optuna(
             best = study.best_value if study.best_trial else float("nan")
             step(f"trial {trial.number + 1} {state}, best AUC {best:.4f}")
 
-        objective = _objective(
-            candidate, features, X, y, folds, profile, pos_weight, seed, oof_by_trial
-        )
+        objective = _objective(search, oof_by_trial)
         study.optimize(objective, n_trials=1, callbacks=[report])  # the first always runs
         left = None if deadline is None else deadline - time.monotonic()
         if trials > 1 and (left is None or left > 0):
@@ -384,8 +376,9 @@ def _optuna(
         # the first runs even when the budget is spent; the study stops them at ``trials``.
         left = None if deadline is None else max(deadline - time.monotonic(), 1e-3)
         runners = min(parallel.width, trials)
-        shared = (candidate, features, X, y, folds, profile, pos_weight, seed, trials, left)
-        copies = [(study.study_name, storage, runner, *shared) for runner in range(runners)]
+        copies = [
+            (study.study_name, storage, runner, search, trials, left) for runner in range(runners)
+        ]
         for done, found in enumerate(parallel.run(_trials_elsewhere, copies), start=1):
             oof_by_trial.update(found)
             best = study.best_value if oof_by_trial else float("nan")
