@@ -57,6 +57,30 @@ def test_deep_trees_missing_values_and_early_stopping():
     np.testing.assert_allclose(values.sum(axis=1), margin, atol=1e-4)  # additive
 
 
+def test_one_row_at_a_time_values_on_the_splits_and_infinities_match_shap():
+    """A single decision takes the row-by-row loop and a batch the leaf-by-leaf one: both give
+    shap's values, for values exactly on a split (which go right, as in XGBoost), and for
+    infinities (which no validated application holds, but the tables must not misplace)."""
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(1500, 4)).astype(np.float32)
+    y = (X[:, 0] - X[:, 1] + X[:, 2] * X[:, 3] + rng.normal(size=1500) > 0).astype(int)
+    model = xgboost.XGBClassifier(n_estimators=60, max_depth=5, learning_rate=0.2)
+    model.fit(X, y)
+    splits = model.get_booster().trees_to_dataframe()
+    splits = splits[splits["Feature"] != "Leaf"]
+    rows = X[1000:1040].copy()
+    for i, (_, node) in enumerate(splits.head(20).iterrows()):
+        rows[i, int(str(node["Feature"]).removeprefix("f"))] = node["Split"]  # on the split
+    rows[20:25, 0], rows[25:30, 1], rows[30:35, 2] = np.inf, -np.inf, np.nan
+    background = X[:100]
+    tables = InterventionalTreeShap(model, background)
+    expected, _ = _shap_interventional(model, background, rows)
+    batch = tables.contributions(rows)
+    one_by_one = np.vstack([tables.contributions(rows[i : i + 1]) for i in range(len(rows))])
+    np.testing.assert_allclose(batch[:, :-1], expected, atol=1e-6)
+    np.testing.assert_allclose(one_by_one, batch, atol=1e-12)
+
+
 def test_categorical_splits_are_left_to_shap():
     frame = pd.DataFrame(
         {"home": pd.Categorical(["own", "rent", "other", "rent"] * 100), "debt": range(400)}

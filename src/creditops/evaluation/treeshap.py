@@ -16,6 +16,11 @@ So a leaf's contribution depends on ``x`` only through which of its path feature
 satisfies (a pattern of at most 2^depth values), and the background enters only through how
 many of its rows show each pattern. Both are tabulated once per model and background, and
 explaining a row is one pattern lookup per leaf: no loop over background rows at all.
+
+The lookups run in a compiled loop (numba, already installed with shap): one pass over the
+split nodes and one over the leaves' conditions per row, about 20 µs for 2,000 leaves, where
+the same lookups as whole-array numpy operations cost about 45 µs per row in batches and
+240 µs for a single row.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numba
 import numpy as np
 
 from creditops.exceptions import UnsupportedModel
@@ -62,13 +68,10 @@ class InterventionalTreeShap:
         if len(self._leaves) * (2**self.slots) * self.slots > MAX_TABLE_CELLS:
             raise UnsupportedModel(f"trees too deep for the tables (depth {depth})")
         self._compile()
-        self._index_slots()
         background = np.asarray(background, dtype=np.float64)
         table = self._tabulate(background)  # leaves × patterns × slots
-        # One flat table per slot, indexed by leaf × patterns + pattern.
-        self._slot_tables = [
-            np.ascontiguousarray(table[:, :, s]).ravel() for s in range(self.slots)
-        ]
+        # Row leaf × patterns + pattern holds that pattern's values per slot.
+        self._table = np.ascontiguousarray(table.reshape(-1, self.slots))
         margin = np.asarray(
             estimator.predict(background, output_margin=True), dtype=np.float64
         )  # float32 sums in XGBoost; the mean in float64
@@ -116,6 +119,23 @@ class InterventionalTreeShap:
         self._node_missing_left = np.asarray(node_missing_left, dtype=bool)[:, None]
         self._cond_node = cond_node.ravel()
         self._cond_left = cond_left.reshape(-1, 1)
+        # For the compiled loop: a feature's conditions on one path, taken together, say its
+        # value lies in [low, high) (right turns raise low, left turns lower high, compared in
+        # float32 as XGBoost compares), or, for a missing value, that every one of those nodes
+        # sends a missing value the way the path goes.
+        low = np.full((n_leaves, self.slots), -np.inf, dtype=np.float32)
+        high = np.full((n_leaves, self.slots), np.inf, dtype=np.float32)
+        missing_ok = np.ones((n_leaves, self.slots), dtype=np.bool_)
+        for leaf, slots in enumerate(grouped):
+            for slot, conditions in enumerate(slots):
+                for node, goes_left in conditions:
+                    split = np.float32(node_split[node])
+                    if goes_left:
+                        high[leaf, slot] = min(high[leaf, slot], split)
+                    else:
+                        low[leaf, slot] = max(low[leaf, slot], split)
+                    missing_ok[leaf, slot] &= node_missing_left[node] == goes_left
+        self._low, self._high, self._missing_ok = low, high, missing_ok
 
     def patterns(self, X: np.ndarray) -> np.ndarray:
         """Per leaf and row (leaves × rows), the bits of the leaf's path features the row
@@ -167,35 +187,107 @@ class InterventionalTreeShap:
 
     # -- explaining ------------------------------------------------------------------------------
 
-    def contributions(self, X: np.ndarray, chunk: int = 1024) -> np.ndarray:
+    def contributions(self, X: np.ndarray) -> np.ndarray:
         """SHAP values per column, the base value last (as XGBoost's ``pred_contribs``)."""
-        X = np.asarray(X)
-        out = np.zeros((X.shape[0], self.n_features + 1))
+        # Column-major, so the compiled loop reads each feature's values contiguously.
+        columns = np.ascontiguousarray(np.asarray(X, dtype=np.float32).T)
+        summed = np.zeros((self.n_features, columns.shape[1]))
+        lookup = _lookup_few if columns.shape[1] < _FEW_ROWS else _lookup_contributions
+        lookup(
+            columns,
+            self._slot_feature,
+            self._low,
+            self._high,
+            self._missing_ok,
+            self._table,
+            summed,
+        )
+        out = np.empty((columns.shape[1], self.n_features + 1))
+        out[:, :-1] = summed.T
         out[:, -1] = self.base_value
-        offsets = (np.arange(self._shape[0]) * 2**self.slots)[:, None]
-        for start in range(0, X.shape[0], chunk):
-            index = offsets + self.patterns(X[start : start + chunk])  # leaves × rows
-            summed = sum(
-                to_feature @ table[index]
-                for to_feature, table in zip(self._to_feature, self._slot_tables, strict=True)
-            )
-            out[start : start + chunk, :-1] = np.asarray(summed).T
         return out
 
-    def _index_slots(self) -> None:
-        """Per slot, a sparse (features × leaves) map adding each leaf's value to its feature."""
-        from scipy import sparse
 
-        n_leaves = self._shape[0]
-        self._to_feature = []
-        for slot in range(self.slots):
-            used = np.flatnonzero(self._slot_feature[:, slot] >= 0)
-            self._to_feature.append(
-                sparse.csr_matrix(
-                    (np.ones(len(used)), (self._slot_feature[used, slot], used)),
-                    shape=(self.n_features, n_leaves),
-                )
-            )
+#: A single row is looked up leaf by leaf (the row loops below pay their setup per leaf).
+_FEW_ROWS = 2
+
+
+@numba.njit(nogil=True, cache=False)
+def _lookup_few(  # pragma: no cover - compiled; tested through contributions()
+    columns: np.ndarray,
+    slot_feature: np.ndarray,
+    low: np.ndarray,
+    high: np.ndarray,
+    missing_ok: np.ndarray,
+    table: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """:func:`_lookup_contributions` a row at a time, for single decisions."""
+    n_leaves, slots = slot_feature.shape
+    size = 1 << slots
+    for row in range(columns.shape[1]):
+        for leaf in range(n_leaves):
+            pattern = 0
+            for slot in range(slots):
+                feature = slot_feature[leaf, slot]
+                if feature < 0:
+                    pattern |= 1 << slot
+                    continue
+                value = columns[feature, row]
+                hi = high[leaf, slot]
+                if np.isnan(value):
+                    met = missing_ok[leaf, slot]
+                else:
+                    met = value >= low[leaf, slot] and (value < hi or hi == np.inf)
+                if met:
+                    pattern |= 1 << slot
+            at = leaf * size + pattern
+            for slot in range(slots):
+                feature = slot_feature[leaf, slot]
+                if feature >= 0:
+                    out[feature, row] += table[at, slot]
+
+
+@numba.njit(nogil=True, cache=False)
+def _lookup_contributions(  # pragma: no cover - compiled; tested through contributions()
+    columns: np.ndarray,
+    slot_feature: np.ndarray,
+    low: np.ndarray,
+    high: np.ndarray,
+    missing_ok: np.ndarray,
+    table: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """Add each leaf's tabulated values for each row's pattern into ``out`` (columns × rows),
+    a leaf at a time over all the rows (loops the compiler vectorises)."""
+    n_leaves, slots = slot_feature.shape
+    size = 1 << slots
+    rows = columns.shape[1]
+    pattern = np.empty(rows, dtype=np.int64)
+    for leaf in range(n_leaves):
+        pattern[:] = 0
+        for slot in range(slots):
+            bit = 1 << slot
+            feature = slot_feature[leaf, slot]
+            if feature < 0:  # no feature in this slot: always met
+                for row in range(rows):
+                    pattern[row] |= bit
+                continue
+            lo, hi, nan_ok = low[leaf, slot], high[leaf, slot], missing_ok[leaf, slot]
+            unbounded = hi == np.inf  # no left turn: +inf meets it too
+            values = columns[feature]
+            for row in range(rows):
+                value = values[row]
+                met = ((value >= lo) & ((value < hi) | unbounded)) | (np.isnan(value) & nan_ok)
+                if met:
+                    pattern[row] |= bit
+        base = leaf * size
+        for slot in range(slots):
+            feature = slot_feature[leaf, slot]
+            if feature >= 0:
+                target = out[feature]
+                for row in range(rows):
+                    target[row] += table[base + pattern[row], slot]
 
 
 def _leaf_paths(
