@@ -17,7 +17,9 @@ from creditops.evaluation.reasons import (
     ReasonEntry,
     ReasonMap,
     default_reason_map,
+    rank_reasons,
     reason_codes,
+    reasons_from_contributions,
 )
 from creditops.models.zoo import CANDIDATES, FeatureSet
 
@@ -86,6 +88,42 @@ def test_no_reasons_when_nothing_raises_the_risk():
     assert reason_codes(_explanation({"Debt": -0.2, "Income": 0.0}), spec) == []
     with pytest.raises(ValueError, match=r"between 1 and 4"):
         reason_codes(_explanation({"Debt": 1.0}), spec, max_reasons=5)
+
+
+def test_ranking_a_whole_batch_gives_each_rows_reasons_exactly():
+    """The batch ranking equals the one-row function on every row: ties broken by name,
+    negatives, zeros and NaN never a reason, a protected feature never one, mapped codes,
+    and generated sentences that depend on the applicant's value (high, low, a category)."""
+    names = ["Debt", "Income", "Age", "zeta_ratio", "alpha_home", "Records"]
+    spec = _spec(["Debt", "Income", "Age", "zeta_ratio"], ["alpha_home", "Records"], ["Age"])
+    schema = {s.name: s for s in spec.schema_}
+    schema["zeta_ratio"] = schema["zeta_ratio"].model_copy(update={"median": 0.5})
+    spec = spec.model_copy(update={"schema_": list(schema.values()), "reasons": {}})
+    reason_map = ReasonMap.from_texts({"Debt": "Debt is high", "Records": "{feature} held"},
+                                      generate=True)  # fmt: skip
+    rng = np.random.default_rng(3)
+    values = np.round(rng.normal(size=(400, len(names))), 1)  # many ties
+    values[rng.random(values.shape) < 0.05] = np.nan
+    applicants = [
+        {"zeta_ratio": float(rng.choice([0.1, 0.5, 0.9])),
+         "alpha_home": str(rng.choice(["own", "rent"]))}
+        for _ in range(400)
+    ]  # fmt: skip
+    ranked = rank_reasons(
+        names, values, spec, reason_map, value_of=lambda row, name: applicants[row].get(name)
+    )
+    for row, reasons in enumerate(ranked):
+        one = reasons_from_contributions(
+            names, values[row], spec, reason_map, values=applicants[row]
+        )
+        assert [tuple(r) for r in reasons] == [
+            (r.code, r.text, r.feature, r.contribution) for r in one
+        ]
+    texts = {r.text for reasons in ranked for r in reasons}
+    assert {"Zeta ratio is too high", "Zeta ratio is too low", "Alpha home (rent)"} <= texts
+    assert all(r.feature != "Age" for reasons in ranked for r in reasons)
+    assert max(len(r) for r in ranked) == 4
+    assert min(len(r) for r in ranked) < 4
 
 
 def test_unknown_features_get_generic_wording_and_positional_codes():

@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
 
+import numpy as np
 from pydantic import BaseModel, Field, model_validator
 
 from creditops.data.datasets import CATALOG, DEFAULT_DATASET, reason_texts
@@ -215,3 +216,62 @@ def reasons_from_contributions(
             ReasonCode(code=entry.code, feature=feature, text=entry.text, contribution=contribution)
         )
     return reasons
+
+
+class RankedReason(NamedTuple):
+    """A reason as plain values, for batches that build no object per reason."""
+
+    code: str
+    text: str
+    feature: str
+    contribution: float
+
+
+def rank_reasons(
+    features: Sequence[str],
+    contributions: np.ndarray,
+    spec: ResolvedSpec,
+    reason_map: ReasonMap | None = None,
+    *,
+    value_of: Callable[[int, str], Any] | None = None,
+    max_reasons: int = MAX_REASONS,
+) -> list[list[RankedReason]]:
+    """:func:`reasons_from_contributions` for every row of ``contributions`` (rows ×
+    ``features``) at once: the same reasons in the same order (tested), ranked with whole-array
+    operations. ``value_of(row, feature)``: the applicant's value, which generated sentences
+    use (only features without a sentence in the map ask for it)."""
+    if not 1 <= max_reasons <= MAX_REASONS:
+        raise ValueError(f"max_reasons must be between 1 and {MAX_REASONS}, got {max_reasons}")
+    reason_map = reason_map or reason_map_for(spec)
+    values = np.asarray(contributions, dtype=np.float64).reshape(-1, len(features))
+    # Columns in name order, so a stable sort on the contribution breaks ties by name.
+    order = sorted(range(len(features)), key=lambda j: features[j])
+    names = [features[j] for j in order]
+    ranked = values[:, order]
+    protected = set(spec.protected)
+    keep = np.array([name not in protected for name in names], dtype=bool)
+    risky = (ranked > 0.0) & keep  # NaN is never a reason
+    ranked = np.where(risky, ranked, -np.inf)
+    k = min(max_reasons, len(names))
+    top = np.argsort(-ranked, axis=1, kind="stable")[:, :k]
+    top_values = np.take_along_axis(ranked, top, axis=1)
+    counts = (top_values > -np.inf).sum(axis=1)
+    mapped = {
+        name: (entry.code, entry.text.replace("{feature}", name))
+        for name, entry in reason_map.entries.items()
+    }
+    out: list[list[RankedReason]] = []
+    for row, (columns, numbers, n) in enumerate(
+        zip(top.tolist(), top_values.tolist(), counts.tolist(), strict=True)
+    ):
+        reasons = []
+        for column, contribution in zip(columns[:n], numbers[:n], strict=True):
+            name = names[column]
+            known = mapped.get(name)
+            if known is None:
+                value = value_of(row, name) if value_of is not None else _UNKNOWN
+                entry = reason_map.entry(name, spec, value)
+                known = (entry.code, entry.text)
+            reasons.append(RankedReason(known[0], known[1], name, contribution))
+        out.append(reasons)
+    return out

@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -28,11 +28,12 @@ from creditops.evaluation.explain import Explainer, LocalExplanation, build_expl
 from creditops.evaluation.local_surrogate import explain_lime
 from creditops.evaluation.policy import DecisionPolicy
 from creditops.evaluation.reasons import (
+    RankedReason,
     ReasonCode,
     ReasonMap,
+    rank_reasons,
     reason_codes,
     reason_map_for,
-    reasons_from_contributions,
 )
 from creditops.exceptions import (
     CreditOpsError,
@@ -154,14 +155,32 @@ class ServedModel:
             transformed = self.explainer.transform(
                 pd.DataFrame.from_records(features, columns=self.spec.features)
             )
-        values = self.explainer.contributions(transformed)
-        names = self.explainer.features
+        ranked = self.rank_reasons(transformed, features, reason_map)
         return [
-            reasons_from_contributions(
-                names, row, self.spec, reason_map or self.reason_map, values=record
-            )
-            for row, record in zip(values, features, strict=True)
+            [
+                ReasonCode.model_construct(  # plain values already checked: no validation
+                    code=r.code, feature=r.feature, text=r.text, contribution=r.contribution
+                )
+                for r in reasons
+            ]
+            for reasons in ranked
         ]
+
+    def rank_reasons(
+        self,
+        transformed: np.ndarray,
+        features: Sequence[Mapping[str, Any]],
+        reason_map: ReasonMap | None = None,
+    ) -> list[list[RankedReason]]:
+        """The reasons of preprocessed rows (``features``: the same applications as sent),
+        ranked for all of them at once."""
+        return rank_reasons(
+            self.explainer.features,
+            self.explainer.contributions(transformed),
+            self.spec,
+            reason_map or self.reason_map,
+            value_of=lambda row, name: features[row].get(name),
+        )
 
     def probability(self, record: dict[str, Any]) -> float:
         if self.scorer is not None:
