@@ -32,10 +32,34 @@ format: $(STAMP) ## Apply ruff fixes and formatting
 	$(BIN)/ruff check --fix src tests benchmarks scripts
 	$(BIN)/ruff format src tests benchmarks scripts
 
-test: $(STAMP) ## Run the whole test suite (lint first) against a local PostgreSQL too
+test: $(STAMP) ## Run the whole test suite (lint and the security checks first) against a local PostgreSQL too
 	$(MAKE) --no-print-directory lint
+	$(MAKE) --no-print-directory security AUDIT_FLAGS=--offline-ok
 	bash scripts/system-packages.sh test
 	CREDITOPS_TEST_POSTGRES_URL="$$(bash scripts/test-postgres.sh)" $(BIN)/pytest
+
+# The supply-chain checks. `make test` audits with --offline-ok: on a machine that cannot reach
+# PyPI's vulnerability data it says so and checks only the exceptions file; CI's security job
+# runs `make security` in full.
+AUDIT_FLAGS ?=
+SBOM := build/sbom/creditops-runtime.cdx.json
+
+audit: $(STAMP) ## pip-audit --strict on both locks; accepted risks, each with a reason and an expiry: deploy/security/pip-audit-exceptions.toml
+	$(BIN)/python scripts/audit.py $(AUDIT_FLAGS) requirements/runtime.lock requirements/dev.lock
+
+bandit: $(STAMP) ## bandit over src: no finding of medium severity or above
+	$(BIN)/bandit --recursive src --severity-level medium --quiet
+	@echo "bandit: no issue of medium severity or above in src"
+
+sbom: $(STAMP) ## CycloneDX SBOM (JSON) of the runtime lock: build/sbom/creditops-runtime.cdx.json
+	@mkdir -p $(dir $(SBOM))
+	# cyclonedx-py warns that a requirements file has no dependency graph: a lock is flat.
+	PYTHONWARNINGS=ignore::UserWarning $(BIN)/cyclonedx-py requirements requirements/runtime.lock \
+		--pyproject pyproject.toml --output-reproducible --output-format JSON --output-file $(SBOM)
+	@$(BIN)/python -c 'import json, sys; bom = json.load(open(sys.argv[1])); \
+		print("SBOM: %s (CycloneDX %s, %d components)" % (sys.argv[1], bom["specVersion"], len(bom["components"])))' $(SBOM)
+
+security: audit bandit sbom ## The supply-chain checks: audit, bandit and the SBOM
 
 # Where `make lock` finds torch's CPU build: a page of links to wheels (by default the torch page
 # of PyTorch's CPU index) or a folder that holds the wheel (make lock TORCH_WHEELS=/opt/wheels).
@@ -116,4 +140,4 @@ mlflow-ui: $(STAMP) ## Open the MLflow UI on the local tracking store (http://12
 clean: ## Remove local state (.creditops) but keep .venv
 	rm -rf .creditops .pytest_cache
 
-.PHONY: help install lint format test topology-test lock run bench-serving bench-dashboard bench-quality bench-profile bench-drift bench-scale bench-train-scale bench-batch-stages bench-log-write bench-monitor bench-reasons mlflow-ui clean
+.PHONY: help install lint format test audit bandit sbom security topology-test lock run bench-serving bench-dashboard bench-quality bench-profile bench-drift bench-scale bench-train-scale bench-batch-stages bench-log-write bench-monitor bench-reasons mlflow-ui clean

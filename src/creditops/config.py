@@ -6,6 +6,7 @@ command needs it (:meth:`Settings.ensure_home`).
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -16,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from creditops.exceptions import ConfigurationError
 
 Profile = Literal["fast", "full"]
+_ORIGIN = re.compile(r"https?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\])(:[0-9]{1,5})?")
 
 
 class Settings(BaseSettings):
@@ -79,6 +81,11 @@ class Settings(BaseSettings):
         "home (set it when several hosts serve one dashboard).",
     )
     session_hours: float = Field(default=8.0, gt=0.0, le=24.0 * 30)
+    cors_origins: str | None = Field(
+        default=None,
+        description="Comma-separated origins (https://host[:port]) whose browser pages may "
+        "call the API; unset: no cross-origin access at all.",
+    )
     seed: int = 42
     profile: Profile = "full"
     cv_folds: int = Field(default=5, ge=2, le=20)
@@ -198,6 +205,23 @@ class Settings(BaseSettings):
         if value is not None and len(value) < 32:
             raise ValueError("CREDITOPS_SESSION_SECRET must be at least 32 characters")
         return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _exact_cors_origins(cls, value: str | None) -> str | None:
+        # An origin is scheme, host and port: a path, a wildcard or a typo would either never
+        # match or open the API to every site.
+        for origin in (o.strip() for o in (value or "").split(",")):
+            if origin and not _ORIGIN.fullmatch(origin):
+                raise ValueError(
+                    f"CREDITOPS_CORS_ORIGINS: {origin!r} is not an origin like "
+                    "https://lender.example or http://localhost:3000 (no path, no wildcard)"
+                )
+        return value
+
+    @property
+    def cors_origin_list(self) -> tuple[str, ...]:
+        return tuple(o.strip() for o in (self.cors_origins or "").split(",") if o.strip())
 
     @property
     def reader_key_list(self) -> tuple[str, ...]:

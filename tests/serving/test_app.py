@@ -172,6 +172,29 @@ def test_oversized_body_is_413(server):
     assert response.status_code == 413
 
 
+def test_decisions_and_refusals_carry_the_header_policy_over_real_http(server, application):
+    """A decision is personal data: never stored by a cache; the body limit still holds behind
+    the middleware, declared or streamed; every answer names its request."""
+    url, settings = server
+    limit = settings.max_body_bytes
+    json_type = {"content-type": "application/json"}
+    with _client(url) as client:
+        decided = client.post("/predict", json=application, headers={"X-Request-ID": "loan-1"})
+        declared = client.post("/predict", content=b" " * (limit + 1), headers=json_type)
+        streamed = client.post(
+            "/predict", content=iter([b" " * limit, b" " * limit]), headers=json_type
+        )
+    assert decided.status_code == 200
+    assert decided.headers["x-request-id"] == "loan-1"
+    assert [declared.status_code, streamed.status_code] == [413, 413]
+    for response in (decided, declared, streamed):
+        assert response.headers["cache-control"] == "no-store"
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["x-frame-options"] == "DENY"
+        assert response.headers["x-request-id"]
+    assert declared.headers["x-request-id"] != streamed.headers["x-request-id"]
+
+
 def test_batch_is_atomic_and_names_the_row(server, application):
     url, settings = server
     log = PredictionLog(settings.resolved_database_url)

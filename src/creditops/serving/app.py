@@ -28,10 +28,11 @@ from creditops.serving.api import add_routes
 from creditops.serving.api.docs import ASSETS, assets
 from creditops.serving.api.errors import install_error_handlers
 from creditops.serving.api.openapi import served_openapi
+from creditops.serving.middleware import install_http_policy
 from creditops.serving.prometheus import ServiceMetrics
 from creditops.serving.schemas import Decision
 from creditops.serving.service import DecisionService
-from creditops.serving.ui import add_ui
+from creditops.serving.ui import DASHBOARD, STATIC, add_ui
 from creditops.store.predlog import PredictionLog
 
 logger = logging.getLogger(__name__)
@@ -147,5 +148,6 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
     add_routes(app)
     app.mount(ASSETS, assets(), name="docs-assets")
     add_ui(app)
+    install_http_policy(app, settings, dashboard=DASHBOARD, static=(STATIC, ASSETS))
     app.openapi = lambda: served_openapi(app)  # type: ignore[method-assign]
     return app

@@ -497,12 +497,16 @@ class FieldError(BaseModel):
 
 
 class ErrorBody(BaseModel):
-    """Every error response: a one-line summary and, for invalid requests, one entry per field."""
+    """Every error response: a one-line summary and, for invalid requests, one entry per field;
+    a server-side failure (5xx) names its request id, the key to the server's log."""
 
     model_config = ConfigDict(extra="forbid")
 
     detail: str
     errors: list[FieldError] = Field(default_factory=list)
+    request_id: str | None = Field(
+        default=None, description="5xx only: the X-Request-ID of the failed request"
+    )
 
 
 class LoggedDecision(BaseModel):

@@ -20,6 +20,7 @@ dies. Three measured traps decide this shape:
 
 from __future__ import annotations
 
+import copy
 import logging
 import multiprocessing
 import os
@@ -80,6 +81,34 @@ def _exit_with_parent(parent: int) -> None:
     os.kill(os.getpid(), signal.SIGTERM)
 
 
+def log_config(level: str) -> dict[str, Any]:
+    """uvicorn's logging configuration plus creditops' own loggers at ``level``; every line,
+    uvicorn's included, names the request it was written for (the X-Request-ID its response
+    carries), so a client's report of a failure leads to its traceback."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["filters"] = {"request_id": {"()": "creditops.serving.middleware.RequestIdFilter"}}
+    config["formatters"]["creditops"] = {
+        "format": "%(asctime)s %(levelname)s %(name)s [request %(request_id)s] %(message)s"
+    }
+    for formatter in ("default", "access"):
+        config["formatters"][formatter]["fmt"] += " [request %(request_id)s]"
+    config["handlers"]["creditops"] = {
+        "class": "logging.StreamHandler",
+        "formatter": "creditops",
+        "stream": "ext://sys.stderr",
+    }
+    for handler in config["handlers"].values():
+        handler["filters"] = ["request_id"]
+    config["loggers"]["creditops"] = {
+        "handlers": ["creditops"],
+        "level": level.upper(),
+        "propagate": False,
+    }
+    return config
+
+
 def run_worker(
     host: str,
     port: int,
@@ -99,6 +128,7 @@ def run_worker(
         "creditops.serving.app:create_app",
         factory=True,
         log_level=log_level,
+        log_config=log_config(log_level),
         loop="uvloop",
         http="httptools",
         lifespan="on",

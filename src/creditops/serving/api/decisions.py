@@ -7,6 +7,7 @@ the app's own decision threads, each costing per request about as much as scorin
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import time
 from collections.abc import Callable
@@ -34,10 +35,12 @@ async def decide_in_thread(request: Request, work: Callable[..., _T], *args: Any
     """Run a decision in the app's decision threads, so the event loop keeps parsing other
     requests while this one waits for its fsync and concurrent decisions share one group
     commit. A plain executor: anyio's ``run_in_threadpool`` costs about as much event-loop time
-    per call as the rest of the request's routing."""
+    per call as the rest of the request's routing. The request's context goes along, so what
+    the decision logs names its request id."""
     loop = asyncio.get_running_loop()
     executor: ThreadPoolExecutor = request.app.state.decision_threads
-    return await loop.run_in_executor(executor, functools.partial(work, *args))
+    run = contextvars.copy_context().run
+    return await loop.run_in_executor(executor, functools.partial(run, work, *args))
 
 
 def _json(model: Decision | BatchDecision) -> Response:

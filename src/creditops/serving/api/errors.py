@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from creditops.exceptions import PredictionLogError
+from creditops.serving.middleware import current_request_id
 from creditops.serving.parsing import field_errors
 from creditops.serving.schemas import ErrorBody
 
@@ -28,8 +29,10 @@ _MEANING = {
 def error_response(
     status: int, detail: str, errors: list[dict[str, str]] | None = None
 ) -> JSONResponse:
-    body = ErrorBody(detail=detail, errors=errors or [])
-    return JSONResponse(status_code=status, content=body.model_dump())
+    """An :class:`ErrorBody` answer; a 5xx one carries the request id, the key to the log."""
+    request_id = current_request_id() if status >= 500 else None
+    body = ErrorBody(detail=detail, errors=errors or [], request_id=request_id)
+    return JSONResponse(status_code=status, content=body.model_dump(exclude_none=True))
 
 
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:

@@ -4,6 +4,6 @@ the API. Each page is a module of :mod:`creditops.serving.ui.pages`: a few thin 
 parse, call and render.
 """
 
-from creditops.serving.ui.app import add_ui
+from creditops.serving.ui.app import DASHBOARD, STATIC, add_ui
 
-__all__ = ["add_ui"]
+__all__ = ["DASHBOARD", "STATIC", "add_ui"]
