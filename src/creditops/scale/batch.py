@@ -43,12 +43,15 @@ from creditops.exceptions import BatchValidationError, ConfigurationError, DataV
 from creditops.registry import CHAMPION
 from creditops.scale.cluster import cluster_client
 from creditops.serving.batch import (
-    decide_applications,
+    is_missing_cell,
+    plain_value,
     split_inputs,
     text_rows,
     typed_rows,
     validate_applications,
 )
+from creditops.serving.bulk import column_rules, decide_records, table_is_valid, table_records
+from creditops.serving.schemas import split_application
 from creditops.serving.service import DecisionService, ServedModel
 from creditops.store.predlog import PredictionLog
 
@@ -293,13 +296,29 @@ def _run(
 # -- the work of one partition (on a worker, or here) --------------------------------------------
 
 
-def _applications(frame: Any, part: _Partition, job: _Job, served: ServedModel) -> tuple[Any, Any]:
+def _records(
+    frame: Any, part: _Partition, job: _Job, served: ServedModel
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[Any] | None]:
+    """The partition's validated features and protected attributes per row, and its ids:
+    a typed table the column checks vouch for without a model per row, anything else
+    validated row by row (which names the first bad cell)."""
+    spec = served.spec
+    inputs = frame.drop(columns=[c for c in (spec.id, spec.target) if c in frame])
+    if job.fmt == "parquet" and table_is_valid(inputs, column_rules(served.application_model)):
+        ids = None
+        if spec.id is not None and spec.id in frame:
+            ids = [None if is_missing_cell(v) else plain_value(v) for v in frame[spec.id]]
+        features, protected = table_records(inputs, served)
+        return features, protected, ids
     name = Path(part.file).name
-    rows = text_rows(frame, served.spec, name) if job.fmt == "csv" else typed_rows(frame)
-    rows, ids = split_inputs(rows, served.spec)
+    rows = text_rows(frame, spec, name) if job.fmt == "csv" else typed_rows(frame)
+    rows, ids = split_inputs(rows, spec)
     if not rows:  # an empty file, or a block with no row: nothing to validate or decide
-        return [], ids
-    return validate_applications(rows, served.application_model, name), ids
+        return [], [], ids
+    parts = [
+        split_application(a) for a in validate_applications(rows, served.application_model, name)
+    ]
+    return [f for f, _, _ in parts], [p for _, p, _ in parts], ids
 
 
 def _validate_part(part: _Partition, job: _Job) -> dict[str, Any]:
@@ -311,7 +330,7 @@ def _validate_part(part: _Partition, job: _Job) -> dict[str, Any]:
         return {"rows": 0, "problem": {"row": None, "column": None, "message": str(error)}}
     _, served = _worker_model(job)
     try:
-        _applications(frame, part, job, served)
+        _records(frame, part, job, served)
     except BatchValidationError as error:
         first = error.problems[0] if error.problems else {"row": None, "column": None}
         return {"rows": len(frame), "problem": {**first, "message": str(error)}}
@@ -329,23 +348,25 @@ def _decide_part(
             f"{len(frame)} read now); the parts already written stand, run again to finish"
         )
     service, served = _worker_model(job)
-    applications, ids = _applications(frame, part, job, served)
+    features, protected, ids = _records(frame, part, job, served)
     prediction_ids = [
         uuid.uuid5(_ID_NAMESPACE, f"{job.run_key}/{part.file}/{first_row + i}")
-        for i in range(len(applications))
+        for i in range(len(features))
     ]
-    decided = decide_applications(
+    decided = decide_records(
         service,
         served,
-        applications,
-        ids=ids,
+        features,
+        protected,
+        prediction_ids=prediction_ids,
         log=job.log,
         chunk=job.settings.max_batch,
-        prediction_ids=prediction_ids,
     )
+    if ids is not None:
+        decided.insert(0, served.spec.id, ids)
     # Written beside its name and renamed (write_table): a part exists whole or not at all.
-    write_table(decided.frame, _part_path(Path(job.output), part.index))
-    return {"rows": len(decided.frame), "decisions": dict(Counter(decided.frame["decision"]))}
+    write_table(decided, _part_path(Path(job.output), part.index))
+    return {"rows": len(decided), "decisions": dict(Counter(decided["decision"]))}
 
 
 _WORKER_CACHE: dict[tuple[str, ...], tuple[DecisionService, ServedModel]] = {}

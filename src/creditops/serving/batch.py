@@ -88,7 +88,7 @@ def read_applications(
 def typed_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """A typed frame's rows (Parquet) as request dicts: missing cells None, numpy scalars plain."""
     return [
-        {str(k): (None if _missing(v) else _plain(v)) for k, v in row.items()}
+        {str(k): (None if is_missing_cell(v) else plain_value(v)) for k, v in row.items()}
         for row in frame.to_dict(orient="records")
     ]
 
@@ -145,11 +145,13 @@ def _first_line(error: Exception) -> str:
     return text[0][:200] if text else type(error).__name__
 
 
-def _missing(value: Any) -> bool:
+def is_missing_cell(value: Any) -> bool:
+    """A cell of a typed table that stands for a missing value (null, NaN, pandas' NA)."""
     return value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA
 
 
-def _plain(value: Any) -> Any:
+def plain_value(value: Any) -> Any:
+    """A typed table's cell as a plain Python value (numpy scalars unwrapped)."""
     return value.item() if hasattr(value, "item") else value
 
 

@@ -427,6 +427,14 @@ class PredictionLog:
         if rows:
             self._group.submit(rows)
 
+    def write_rows(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Log a batch atomically from rows already in the table's shape (the keys
+        :class:`PredictionRecord` maps to), for producers that check their values themselves
+        and build no record per decision (:mod:`creditops.serving.bulk`)."""
+        self._check_process()
+        if rows:
+            self._group.submit(list(rows))
+
     # -- reading decisions --------------------------------------------------------------------
 
     def get(self, prediction_id: UUID | str) -> PredictionRecord | None:
