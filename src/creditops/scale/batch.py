@@ -57,7 +57,9 @@ from creditops.store.predlog import PredictionLog
 
 MANIFEST = "_batch.json"
 _MANIFEST_VERSION = 1
-_ID_NAMESPACE = uuid.UUID("6f1c3d2e-8a4b-5c7d-9e0f-1a2b3c4d5e6f")
+_ROW_BITS = 62  # a UUIDv8's last field: the row's number in its file
+_VERSION_8 = 8 << 76  # the version nibble (bits 76-79)
+_VARIANT = 0b10 << 62  # RFC 9562's variant (bits 62-63)
 
 
 class PartitionedSummary(BaseModel):
@@ -97,6 +99,21 @@ class _Job:
     run_key: str
     output: str
     log: bool
+
+
+def run_prediction_ids(run_key: str, file: str, first_row: int, n: int) -> list[uuid.UUID]:
+    """The prediction ids of rows ``first_row`` to ``first_row + n - 1`` of ``file`` in the
+    run ``run_key``: fixed by the run (a rerun finds them in the log), and in row order within
+    a file. They are RFC 9562 version-8 UUIDs: 60 bits of a hash of the run and the file, then
+    the row number, so one file's decisions go to one place of the log's primary-key index
+    instead of random places, which cost a logged row about four times as much in a SQLite
+    log of 840,000 decisions (measured: 40 µs against 10 µs per row)."""
+    digest = hashlib.sha256(f"{run_key}/{file}".encode()).digest()
+    prefix = int.from_bytes(digest[:8]) >> 4  # 60 bits
+    high = ((prefix >> 12) << 80) | _VERSION_8 | ((prefix & 0xFFF) << 64) | _VARIANT
+    if first_row + n > 1 << _ROW_BITS:
+        raise ValueError(f"{file}: more rows than a prediction id can number")
+    return [uuid.UUID(int=high | row) for row in range(first_row, first_row + n)]
 
 
 def source_files(source: str) -> tuple[list[Path], str]:
@@ -349,10 +366,7 @@ def _decide_part(
         )
     service, served = _worker_model(job)
     features, protected, ids = _records(frame, part, job, served)
-    prediction_ids = [
-        uuid.uuid5(_ID_NAMESPACE, f"{job.run_key}/{part.file}/{first_row + i}")
-        for i in range(len(features))
-    ]
+    prediction_ids = run_prediction_ids(job.run_key, part.file, first_row, len(features))
     decided = decide_records(
         service,
         served,

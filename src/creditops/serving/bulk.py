@@ -33,6 +33,7 @@ from pandas.api.types import infer_dtype, is_bool_dtype, is_numeric_dtype
 
 from creditops.serving.schemas import ApplicationModel
 from creditops.serving.service import DecisionService, ServedModel
+from creditops.store.database import JSONText, dumps_json
 
 _EXPLAIN_CHUNK = 2_000  # declined rows explained per call: bounds the memory it takes
 _ANNOTATIONS = ("title", "description", "default", "examples")  # words, not constraints
@@ -251,6 +252,7 @@ def _decide_chunk(
     frame = _frame(ids, probabilities, points, grades, labels, reasons, imputed)
     if log:
         created_at = datetime.now(UTC)
+        empty = JSONText("[]")
         service.log.write_rows(
             [
                 {
@@ -258,15 +260,18 @@ def _decide_chunk(
                     "created_at": created_at,
                     "model_name": served.name,
                     "model_version": served.version,
-                    "features": features[i],
-                    "protected": protected[i],
-                    "imputed": imputed[i],
+                    # JSON encoded here as the log encodes it, the common empty lists once
+                    "features": JSONText(dumps_json(features[i])),
+                    "protected": JSONText(dumps_json(protected[i])),
+                    "imputed": JSONText(dumps_json(imputed[i])) if imputed[i] else empty,
                     "probability": probabilities[i].item(),
                     "points": points[i].item(),
                     "grade": grades[i],
                     "decision": labels[i],
                     # the keys and order of the API's Reason, as a logged Decision stores them
-                    "reasons": [r._asdict() for r in reasons[i]],
+                    "reasons": JSONText(dumps_json([r._asdict() for r in reasons[i]]))
+                    if reasons[i]
+                    else empty,
                     "latency_ms": latency_ms,
                 }
                 for i in range(len(labels))

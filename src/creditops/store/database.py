@@ -163,12 +163,36 @@ def transaction(engine: Engine, *, write: bool) -> Iterator[Connection]:
             yield conn
 
 
+class JSONText(str):
+    """A JSON column's value already encoded by :func:`dumps_json`: :func:`bulk_insert` stores
+    it as it is (writers of large batches encode their rows themselves)."""
+
+    __slots__ = ()
+
+
+def _bind(values: list[Any], process: Callable[[Any], Any]) -> list[Any]:
+    """A column's values through its bind processor; an already encoded JSON text kept, and a
+    value repeated from the row before (a batch's timestamp) processed once."""
+    out: list[Any] = []
+    last: Any = object()
+    last_bound: Any = None
+    for value in values:
+        if type(value) is JSONText:
+            out.append(str(value))
+            continue
+        if value is not last:
+            last, last_bound = value, process(value)
+        out.append(last_bound)
+    return out
+
+
 def bulk_insert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
     """Insert ``rows`` (dicts with the same keys) into ``table`` within ``conn``'s transaction:
     PostgreSQL ``COPY``, SQLite one ``executemany``.
 
     Each value goes through its column type's own bind processing (JSON text, UTC datetimes), so
-    what is stored is what an ``insert()`` would store; what is skipped is SQLAlchemy's
+    what is stored is what an ``insert()`` would store (a :class:`JSONText` is that text
+    already); what is skipped is SQLAlchemy's
     per-row statement machinery, most of the cost of logging a large batch. Driver errors
     arrive wrapped as SQLAlchemy's (``IntegrityError`` for a duplicate key), as from
     ``execute``."""
@@ -176,15 +200,15 @@ def bulk_insert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -
         return
     dialect = conn.dialect
     columns = [column for column in table.columns if column.name in rows[0]]
-    processors = [column.type.dialect_impl(dialect).bind_processor(dialect) for column in columns]
     names = [column.name for column in columns]
-    values = [
-        tuple(
-            row[name] if process is None else process(row[name])
-            for name, process in zip(names, processors, strict=True)
-        )
-        for row in rows
-    ]
+    bound = []
+    for column in columns:
+        process = column.type.dialect_impl(dialect).bind_processor(dialect)
+        values = [row[column.name] for row in rows]
+        if process is not None:
+            values = _bind(values, process)
+        bound.append(values)
+    values = list(zip(*bound, strict=True))
     quoted = ", ".join(dialect.identifier_preparer.quote(name) for name in names)
     target = dialect.identifier_preparer.format_table(table)
     if dialect.name == "postgresql":
