@@ -125,7 +125,7 @@ def _bulk_stages(data: Any, served: Any, service: Any, home: Path, chunk: int) -
     import pandas as pd
 
     from creditops.scale.batch import run_prediction_ids
-    from creditops.serving.bulk import column_rules, decide_records, table_is_valid, table_records
+    from creditops.serving.bulk import column_rules, decide_records, table_is_valid, table_rows
 
     path = home / "stages.parquet"
     data.to_parquet(path, index=False)
@@ -142,22 +142,33 @@ def _bulk_stages(data: Any, served: Any, service: Any, home: Path, chunk: int) -
     inputs = frame.drop(columns=[served.spec.id], errors="ignore")
     rules = column_rules(served.application_model)
     assert timed("validate", lambda: table_is_valid(inputs, rules))
-    features, protected = timed("records", lambda: table_records(inputs, served))
-    probabilities = timed("score", lambda: served.probabilities(features))
+    rows = timed("records", lambda: table_rows(inputs, served))
+    features = rows.features
+    probabilities = timed("score", lambda: served.scorer.score_columns(rows.columns, n))
     labels = served.policy.decide_many(probabilities)
     declined = [features[i] for i in range(n) if labels[i] != "approve"]
 
     def explain() -> None:
         for start in range(0, len(declined), 2_000):
             part = declined[start : start + 2_000]
-            served.rank_reasons(served.scorer.transform_many(part), part)
+            columns = {name: values[start : start + 2_000] for name, values in picked.items()}
+            served.rank_reasons(served.scorer.transform_columns(columns, len(part)), part)
+
+    picked = {name: values[labels != "approve"] for name, values in rows.columns.items()}
 
     timed("explain", explain)
     ids = run_prediction_ids(str(time.time()), str(path), 0, n)  # as a partitioned run numbers them
     timed(
         "decide + log",
         lambda: decide_records(
-            service, served, features, protected, prediction_ids=ids, log=True, chunk=chunk
+            service,
+            served,
+            features,
+            rows.protected,
+            prediction_ids=ids,
+            log=True,
+            chunk=chunk,
+            columns=rows.columns,
         ),
     )
     return per_row

@@ -21,7 +21,7 @@ from creditops.serving.batch import (
     typed_rows,
     validate_applications,
 )
-from creditops.serving.bulk import column_rules, decide_records, table_is_valid, table_records
+from creditops.serving.bulk import column_rules, decide_records, table_is_valid, table_rows
 from creditops.serving.schemas import split_application
 from creditops.serving.service import DecisionService, ServedModel
 from creditops.store.predlog import PredictionLog
@@ -68,7 +68,8 @@ def _row_path(table: pd.DataFrame, served: ServedModel) -> tuple[list[Any], list
 
 def test_a_valid_table_gives_the_records_the_application_model_gives(table, served):
     assert table_is_valid(table, column_rules(served.application_model))
-    features, protected = table_records(table, served)
+    rows = table_rows(table, served)
+    features, protected = rows.features, rows.protected
     _, parts = _row_path(table, served)
     assert features == [f for f, _, _ in parts]
     assert protected == [p for _, p, _ in parts]
@@ -90,11 +91,12 @@ def test_bulk_decisions_reasons_and_log_rows_equal_the_row_paths(
     expected = decide_applications(
         service, served, applications, log=True, chunk=400, prediction_ids=by_rows
     ).frame
-    features, protected = table_records(table, served)
-    in_bulk = [uuid.uuid4() for _ in features]
+    rows = table_rows(table, served)
+    in_bulk = [uuid.uuid4() for _ in rows.features]
     decided = decide_records(
-        service, served, features, protected, prediction_ids=in_bulk, log=True, chunk=400
-    )
+        service, served, rows.features, rows.protected, prediction_ids=in_bulk, log=True,
+        chunk=400, columns=rows.columns,
+    )  # fmt: skip
     assert decided["prediction_id"].tolist() == [str(i) for i in in_bulk]
     columns = [c for c in expected.columns if c != "prediction_id"]
     pd.testing.assert_frame_equal(decided[columns], expected[columns])
@@ -105,7 +107,8 @@ def test_bulk_decisions_reasons_and_log_rows_equal_the_row_paths(
 
 
 def test_a_chunk_already_logged_is_decided_again_but_not_logged_twice(table, served, service):
-    features, protected = table_records(table.head(300), served)
+    rows = table_rows(table.head(300), served)
+    features, protected = rows.features, rows.protected
     ids = [uuid.uuid4() for _ in features]
     decide_records(
         service, served, features[:100], protected[:100], prediction_ids=ids[:100], log=True,

@@ -216,6 +216,32 @@ def test_score_one_equals_score_many(
         np.testing.assert_allclose(one_by_one, want, rtol=0, atol=TOLERANCE)
 
 
+@pytest.mark.parametrize("name", list(MODELS))
+def test_columns_transform_and_score_as_the_records_do(case: Case, name: str) -> None:
+    """Rows given as columns (what a large batch has) transform to the very same array as the
+    records, for every request value the records hold (text numbers, missing keys, None,
+    unseen categories); numbers given as a float array with NaN for missing, too."""
+    scorer = FastScorer.compile(case.model(name), case.spec)
+    records = case.records[: case.n_original + 1500]
+    n = len(records)
+    columns = {c: np.array([r.get(c) for r in records], dtype=object) for c in case.spec.features}
+    want = scorer.transform_many(records)
+    np.testing.assert_array_equal(scorer.transform_columns(columns, n), want)
+    np.testing.assert_array_equal(scorer.score_columns(columns, n), scorer.score_many(records))
+    numeric = [c for c in case.spec.numeric if c in case.spec.features]
+    plain = [r for r in records if not any(isinstance(r.get(c), str) for c in numeric)]
+    floats = {
+        c: np.array([np.nan if r.get(c) is None else float(r[c]) for r in plain])
+        if c in numeric
+        else np.array([r.get(c) for r in plain], dtype=object)
+        for c in case.spec.features
+    }
+    assert len(plain) > 500
+    np.testing.assert_array_equal(
+        scorer.transform_columns(floats, len(plain)), scorer.transform_many(plain)
+    )
+
+
 @pytest.mark.parametrize("name", ["logistic_regression", "random_forest"])
 def test_transform_equals_the_column_transformer(case: Case, name: str) -> None:
     pipeline = case.model(name)

@@ -39,8 +39,13 @@ from pydantic import BaseModel
 
 from creditops.config import Settings
 from creditops.data.io import table_format, write_table
-from creditops.exceptions import BatchValidationError, ConfigurationError, DataValidationError
-from creditops.registry import CHAMPION
+from creditops.exceptions import (
+    BatchValidationError,
+    ConfigurationError,
+    DataValidationError,
+    ModelNotFoundError,
+)
+from creditops.registry import CHAMPION, get_version
 from creditops.scale.cluster import cluster_client
 from creditops.serving.batch import (
     is_missing_cell,
@@ -50,7 +55,7 @@ from creditops.serving.batch import (
     typed_rows,
     validate_applications,
 )
-from creditops.serving.bulk import column_rules, decide_records, table_is_valid, table_records
+from creditops.serving.bulk import column_rules, decide_records, table_is_valid, table_rows
 from creditops.serving.schemas import split_application
 from creditops.serving.service import DecisionService, ServedModel
 from creditops.store.predlog import PredictionLog
@@ -87,6 +92,14 @@ class _Partition:
     index: int
     file: str
     number: int
+
+
+@dataclass(frozen=True)
+class _Model:
+    """The registered model and version a run decides with."""
+
+    name: str
+    version: str
 
 
 @dataclass(frozen=True)
@@ -154,15 +167,21 @@ def predict_partitioned(
     ``progress(stage, done, total)`` is called as partitions finish."""
     started = time.perf_counter()
     files, fmt = source_files(source)
-    decision_log = PredictionLog(settings.resolved_database_url)
-    try:
-        served = DecisionService(settings, decision_log).load(ref)
-    finally:
-        decision_log.close()
-    run_key = _run_key(files, output, served, log, settings)
-    job = _Job(settings, served.version, fmt, run_key, str(output), log)
+    # Opened here first, so a log that is behind is upgraded once, before any worker writes.
+    PredictionLog(settings.resolved_database_url).close()
+    # The version is pinned here; each process that decides loads it (this one only when it
+    # decides partitions itself).
+    registered = get_version(settings, ref)
+    if registered is None:
+        raise ModelNotFoundError(
+            f"no version {ref!r} of model {settings.registered_model_name!r} is registered; "
+            "run `creditops train` first"
+        )
+    model = _Model(settings.registered_model_name, str(registered.version))
+    run_key = _run_key(files, output, model, log, settings)
+    job = _Job(settings, model.version, fmt, run_key, str(output), log)
     partitions = _partitions(files, fmt, settings)
-    manifest = _manifest(run_key, files, served, log, len(partitions))
+    manifest = _manifest(run_key, files, model, log, len(partitions))
     _check_output(output, run_key)
     try:
         with cluster_client(cluster) as client:
@@ -180,8 +199,8 @@ def predict_partitioned(
         partitions=len(partitions),
         partitions_skipped=len(partitions) - len(todo),
         files=len(files),
-        model_name=served.name,
-        model_version=served.version,
+        model_name=model.name,
+        model_version=model.version,
         decisions=dict(counts),
         logged=log,
         output=str(output),
@@ -313,9 +332,7 @@ def _run(
 # -- the work of one partition (on a worker, or here) --------------------------------------------
 
 
-def _records(
-    frame: Any, part: _Partition, job: _Job, served: ServedModel
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[Any] | None]:
+def _records(frame: Any, part: _Partition, job: _Job, served: ServedModel) -> _Rows:
     """The partition's validated features and protected attributes per row, and its ids:
     a typed table the column checks vouch for without a model per row, anything else
     validated row by row (which names the first bad cell)."""
@@ -325,17 +342,25 @@ def _records(
         ids = None
         if spec.id is not None and spec.id in frame:
             ids = [None if is_missing_cell(v) else plain_value(v) for v in frame[spec.id]]
-        features, protected = table_records(inputs, served)
-        return features, protected, ids
+        table = table_rows(inputs, served)
+        return _Rows(table.features, table.protected, ids, table.columns)
     name = Path(part.file).name
     rows = text_rows(frame, spec, name) if job.fmt == "csv" else typed_rows(frame)
     rows, ids = split_inputs(rows, spec)
     if not rows:  # an empty file, or a block with no row: nothing to validate or decide
-        return [], [], ids
+        return _Rows([], [], ids, None)
     parts = [
         split_application(a) for a in validate_applications(rows, served.application_model, name)
     ]
-    return [f for f, _, _ in parts], [p for _, p, _ in parts], ids
+    return _Rows([f for f, _, _ in parts], [p for _, p, _ in parts], ids, None)
+
+
+@dataclass(frozen=True)
+class _Rows:
+    features: list[dict[str, Any]]
+    protected: list[dict[str, Any]]
+    ids: list[Any] | None
+    columns: dict[str, Any] | None
 
 
 def _validate_part(part: _Partition, job: _Job) -> dict[str, Any]:
@@ -365,19 +390,20 @@ def _decide_part(
             f"{len(frame)} read now); the parts already written stand, run again to finish"
         )
     service, served = _worker_model(job)
-    features, protected, ids = _records(frame, part, job, served)
-    prediction_ids = run_prediction_ids(job.run_key, part.file, first_row, len(features))
+    rows = _records(frame, part, job, served)
+    prediction_ids = run_prediction_ids(job.run_key, part.file, first_row, len(rows.features))
     decided = decide_records(
         service,
         served,
-        features,
-        protected,
+        rows.features,
+        rows.protected,
         prediction_ids=prediction_ids,
         log=job.log,
         chunk=job.settings.max_batch,
+        columns=rows.columns,
     )
-    if ids is not None:
-        decided.insert(0, served.spec.id, ids)
+    if rows.ids is not None:
+        decided.insert(0, served.spec.id, rows.ids)
     # Written beside its name and renamed (write_table): a part exists whole or not at all.
     write_table(decided, _part_path(Path(job.output), part.index))
     return {"rows": len(decided), "decisions": dict(Counter(decided["decision"]))}
@@ -427,16 +453,14 @@ def _part_path(output: Path, index: int) -> Path:
     return output / f"part-{index:05d}.parquet"
 
 
-def _run_key(
-    files: list[Path], output: Path, served: ServedModel, log: bool, settings: Settings
-) -> str:
+def _run_key(files: list[Path], output: Path, model: _Model, log: bool, settings: Settings) -> str:
     """What identifies a run: its files (path, size, modification time), its output directory,
     the version, and whether it logs; the prediction ids derive from it, so only a rerun into
     the same directory finds its own decisions in the log."""
     identity = {
         "files": _files_identity([str(p) for p in files]),
         "output": str(output.resolve()),
-        "model": [served.name, served.version],
+        "model": [model.name, model.version],
         "log": log,
         # Partitions and log chunks must fall where they fell, or a resumed run would find
         # other rows under the same part names and chunk ids.
@@ -447,13 +471,13 @@ def _run_key(
 
 
 def _manifest(
-    run_key: str, files: list[Path], served: ServedModel, log: bool, parts: int
+    run_key: str, files: list[Path], model: _Model, log: bool, parts: int
 ) -> dict[str, Any]:
     return {
         "manifest_version": _MANIFEST_VERSION,
         "run_key": run_key,
-        "model_name": served.name,
-        "model_version": served.version,
+        "model_name": model.name,
+        "model_version": model.version,
         "logged": log,
         "files": [str(p) for p in files],
         "identity": _files_identity([str(p) for p in files]),

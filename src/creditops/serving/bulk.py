@@ -148,13 +148,22 @@ def _column_is_valid(column: pd.Series, rule: _Rule) -> bool:
     return bool(ok.all())
 
 
-def table_records(
-    frame: pd.DataFrame, served: ServedModel
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """A valid table's features and protected attributes per row, as the application model
-    would give them (numbers as float, a protected number as it came, missing as None)."""
+@dataclass(frozen=True)
+class TableRows:
+    """A valid table's applications: features and protected attributes per row as the
+    application model would give them (numbers as float, a protected number as it came,
+    missing as None), and the features as columns for scoring."""
+
+    features: list[dict[str, Any]]
+    protected: list[dict[str, Any]]
+    columns: dict[str, np.ndarray]
+
+
+def table_rows(frame: pd.DataFrame, served: ServedModel) -> TableRows:
+    """The rows of a table :func:`table_is_valid` accepted."""
     model = served.application_model
     n = len(frame)
+    columns: dict[str, np.ndarray] = {}
 
     def values(name: str, as_float: bool) -> list[Any]:
         if name not in frame:
@@ -162,7 +171,9 @@ def table_records(
         column = frame[name]
         missing = column.isna().to_numpy()
         if as_float and is_numeric_dtype(column) and not is_bool_dtype(column):
-            items = column.to_numpy(dtype=np.float64, na_value=np.nan).tolist()
+            numbers = column.to_numpy(dtype=np.float64, na_value=np.nan)
+            columns[name] = numbers
+            items = numbers.tolist()
         else:
             items = column.astype(object).tolist()
             items = [v.item() if hasattr(v, "item") else v for v in items]
@@ -174,17 +185,25 @@ def table_records(
     features = model.spec_features
     numeric = {name for name, rule in rules.items() if rule.kind == "number"}
     feature_values = [values(f, f in numeric) for f in features]
+    for name, items in zip(features, feature_values, strict=True):
+        if name not in columns:
+            columns[name] = np.array(items, dtype=object)
     protected = model.spec_protected
     protected_values = [
         feature_values[features.index(p)] if p in features else values(p, False) for p in protected
     ]
-    return (
-        [dict(zip(features, row, strict=True)) for row in zip(*feature_values, strict=True)]
+    return TableRows(
+        features=[
+            dict(zip(features, row, strict=True)) for row in zip(*feature_values, strict=True)
+        ]
         if features
         else [{} for _ in range(n)],
-        [dict(zip(protected, row, strict=True)) for row in zip(*protected_values, strict=True)]
+        protected=[
+            dict(zip(protected, row, strict=True)) for row in zip(*protected_values, strict=True)
+        ]
         if protected
         else [{} for _ in range(n)],
+        columns=columns,
     )
 
 
@@ -200,52 +219,75 @@ def decide_records(
     prediction_ids: Sequence[uuid.UUID],
     log: bool,
     chunk: int,
+    columns: dict[str, np.ndarray] | None = None,
 ) -> pd.DataFrame:
     """Decide validated applications ``chunk`` at a time (each chunk one transaction of the
     decision log; ``log=False``: recorded nowhere) and return the decisions as
     :func:`~creditops.serving.batch.decide_applications` returns them.
 
     A chunk whose first id is already in the log (chunks are logged all or nothing) was logged
-    before a crash: it is decided again for the output but not logged twice."""
+    before a crash: it is decided again for the output but not logged twice. ``columns``: the
+    features as columns (:class:`TableRows`), made from ``features`` when not given."""
     if not len(features) == len(protected) == len(prediction_ids):
         raise ValueError("features, protected attributes and prediction ids differ in length")
+    if columns is None:
+        columns = {
+            name: np.array([row.get(name) for row in features], dtype=object)
+            for name in served.spec.features
+        }
     parts = []
     for start in range(0, len(features), chunk):
         stop = start + chunk
         ids = prediction_ids[start:stop]
         logged = log and service.log.get(ids[0]) is not None
-        chunk_features, chunk_protected = features[start:stop], protected[start:stop]
-        parts.append(
-            _decide_chunk(
-                service, served, chunk_features, chunk_protected, ids, log=log and not logged
-            )
+        part = _Chunk(
+            features[start:stop],
+            protected[start:stop],
+            {name: values[start:stop] for name, values in columns.items()},
         )
+        parts.append(_decide_chunk(service, served, part, ids, log=log and not logged))
     if not parts:
         return _frame([], np.zeros(0), np.zeros(0, dtype=np.int64), [], [], [], [])
     return pd.concat(parts, ignore_index=True)
 
 
+@dataclass(frozen=True)
+class _Chunk:
+    features: Sequence[dict[str, Any]]
+    protected: Sequence[dict[str, Any]]
+    columns: dict[str, np.ndarray]
+
+
 def _decide_chunk(
     service: DecisionService,
     served: ServedModel,
-    features: Sequence[dict[str, Any]],
-    protected: Sequence[dict[str, Any]],
+    chunk: _Chunk,
     ids: Sequence[uuid.UUID],
     *,
     log: bool,
 ) -> pd.DataFrame:
     started = time.perf_counter()
-    probabilities = np.asarray(served.probabilities(list(features)), dtype=np.float64)
+    features, protected = chunk.features, chunk.protected
+    n = len(features)
+    columns = served.scorer is not None  # the compiled scorers read columns
+    if columns:
+        probabilities = served.scorer.score_columns(chunk.columns, n)
+    else:
+        probabilities = np.asarray(served.probabilities(list(features)), dtype=np.float64)
     labels = served.policy.decide_many(probabilities).tolist()
     points = served.policy.points(probabilities)
     grades = served.policy.grade(probabilities).tolist()
-    declined = [i for i, label in enumerate(labels) if label != "approve"]
+    declined = np.flatnonzero(np.asarray(labels) != "approve")
     reasons: list[list[Any]] = [[] for _ in labels]
     for begin in range(0, len(declined), _EXPLAIN_CHUNK):
         rows = declined[begin : begin + _EXPLAIN_CHUNK]
         records = [features[i] for i in rows]
-        transformed = _transformed(served, records)
-        for i, ranked in zip(rows, served.rank_reasons(transformed, records), strict=True):
+        if columns:
+            picked = {name: values[rows] for name, values in chunk.columns.items()}
+            transformed = served.scorer.transform_columns(picked, len(rows))
+        else:
+            transformed = _transformed(served, records)
+        for i, ranked in zip(rows.tolist(), served.rank_reasons(transformed, records), strict=True):
             reasons[i] = ranked
     latency_ms = (time.perf_counter() - started) * 1000.0
     imputed = [[name for name, value in row.items() if value is None] for row in features]

@@ -71,6 +71,16 @@ class EnsembleScorer:
     def transform_many(self, records: Sequence[Mapping[str, object]]) -> np.ndarray:
         return np.hstack([m.transform_many(records) for m in self._members])
 
+    def transform_columns(self, columns: Mapping[str, np.ndarray], n: int) -> np.ndarray:
+        """:meth:`transform_many` of rows given as columns (``FastScorer.transform_columns``)."""
+        return np.hstack([m.transform_columns(columns, n) for m in self._members])
+
+    def score_columns(self, columns: Mapping[str, np.ndarray], n: int) -> np.ndarray:
+        """:meth:`score_many` of rows given as columns."""
+        if n == 0:
+            return np.zeros(0)
+        return self._score(self.transform_columns(columns, n))
+
     def transform_one(self, record: Mapping[str, object]) -> np.ndarray:
         return self.transform_many([record])[0]
 
