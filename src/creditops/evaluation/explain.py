@@ -546,8 +546,10 @@ def build_explainer(
             explainer._shap = shap.PermutationExplainer(explainer.raw_output, masker, seed=seed)
         explainer._max_evals = permutations * (2 * len(features) + 1)
         explainer.base_value = float(np.mean(explainer.raw_output(background)))
-    if warm_up:  # first calls compile shap's numba kernels; pay that here, not per applicant
+    if warm_up:  # first calls compile numba kernels; pay that here, not per applicant
         explainer.contributions(background[:1])
+        if explainer._native is not None:  # the tables' batch loop as well as the one-row one
+            explainer.contributions(background[:2])
     return explainer
 
 

@@ -25,6 +25,7 @@ the same lookups as whole-array numpy operations cost about 45 µs per row in ba
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -192,7 +193,8 @@ class InterventionalTreeShap:
         # Column-major, so the compiled loop reads each feature's values contiguously.
         columns = np.ascontiguousarray(np.asarray(X, dtype=np.float32).T)
         summed = np.zeros((self.n_features, columns.shape[1]))
-        lookup = _lookup_few if columns.shape[1] < _FEW_ROWS else _lookup_contributions
+        few, many = _compiled()
+        lookup = few if columns.shape[1] < _FEW_ROWS else many
         lookup(
             columns,
             self._slot_feature,
@@ -208,12 +210,25 @@ class InterventionalTreeShap:
         return out
 
 
+@functools.cache
+def _compiled() -> tuple[Any, Any]:
+    """The two lookup loops, compiled on first use (about a second each) and kept in numba's
+    on-disk cache where it has a writable place, so the next process (a worker, a test run)
+    loads them instead; compiled in memory where it has none."""
+    compiled = []
+    for loop in (_lookup_few, _lookup_contributions):
+        try:
+            compiled.append(numba.njit(nogil=True, cache=True)(loop))
+        except RuntimeError:  # "cannot cache function ...: no locator available"
+            compiled.append(numba.njit(nogil=True)(loop))
+    return compiled[0], compiled[1]
+
+
 #: A single row is looked up leaf by leaf (the row loops below pay their setup per leaf).
 _FEW_ROWS = 2
 
 
-@numba.njit(nogil=True, cache=False)
-def _lookup_few(  # pragma: no cover - compiled; tested through contributions()
+def _lookup_few(  # compiled by _compiled(); tested through contributions()
     columns: np.ndarray,
     slot_feature: np.ndarray,
     low: np.ndarray,
@@ -248,8 +263,7 @@ def _lookup_few(  # pragma: no cover - compiled; tested through contributions()
                     out[feature, row] += table[at, slot]
 
 
-@numba.njit(nogil=True, cache=False)
-def _lookup_contributions(  # pragma: no cover - compiled; tested through contributions()
+def _lookup_contributions(  # compiled by _compiled(); tested through contributions()
     columns: np.ndarray,
     slot_feature: np.ndarray,
     low: np.ndarray,
