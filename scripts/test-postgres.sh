@@ -29,7 +29,8 @@ done
 su postgres -c "psql -q -p ${port} -tc \"SELECT 1 FROM pg_roles WHERE rolname='creditops'\"" | grep -q 1 \
   || su postgres -c "psql -q -p ${port} -c \"CREATE ROLE creditops LOGIN PASSWORD 'creditops'\"" >&2
 # CREATEDB: the topology test gives MLflow and creditops databases of their own, as compose does.
-su postgres -c "psql -q -p ${port} -c \"ALTER ROLE creditops CREATEDB\"" >&2
+# CREATEROLE: the grants test makes a service role that may only insert into the decision log.
+su postgres -c "psql -q -p ${port} -c \"ALTER ROLE creditops CREATEDB CREATEROLE\"" >&2
 su postgres -c "psql -q -p ${port} -tc \"SELECT 1 FROM pg_database WHERE datname='creditops_test'\"" | grep -q 1 \
   || su postgres -c "createdb -p ${port} -O creditops creditops_test" >&2
 echo "postgresql+psycopg://creditops:creditops@127.0.0.1:${port}/creditops_test"

@@ -1006,6 +1006,234 @@ def _find_job(store: Any, prefix: str) -> Any:
     return matches[0]
 
 
+# ---------------------------------------------------------------------------------------------
+# The decision log's chains: verify, sign, export; retention; the service role's rights
+# ---------------------------------------------------------------------------------------------
+
+audit = typer.Typer(
+    help="The decision log's hash chains and signed checkpoints: verify, sign, export.",
+    no_args_is_help=True,
+)
+app.add_typer(audit, name="audit")
+
+
+def _moment(text: str | None, option: str) -> Any:
+    """An ISO date or time (UTC unless it says), or None."""
+    from datetime import UTC, datetime
+
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(f"{option} {text!r}: use a date or ISO time") from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _audit_key(settings: Settings, *, required: str | None = None) -> Any:
+    """The audit key, or None; with ``required`` (what needs it) its absence fails clearly."""
+    from creditops.store.checkpoints import AuditKey
+
+    try:
+        key = AuditKey.from_settings(settings)
+    except CreditOpsError as error:
+        _fail(error)
+    if key is None and required is not None:
+        _fail(
+            ConfigurationError(
+                f"{required} needs the audit key: set CREDITOPS_AUDIT_KEY (at least 32 bytes, "
+                "e.g. `openssl rand -hex 32`) or CREDITOPS_AUDIT_KEY_FILE, kept outside the "
+                "database"
+            )
+        )
+    return key
+
+
+def _open_log(settings: Settings) -> Any:
+    """The decision log as a reader and signer: it writes no chain of its own."""
+    from creditops.store.predlog import PredictionLog
+
+    return PredictionLog(settings.resolved_database_url, audit_key=None)
+
+
+@audit.command("verify")
+def audit_verify(
+    since: Annotated[
+        str | None, typer.Option("--from", help="Only decisions made from (a date or time).")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--to", help="Only decisions made before (a date or time).")
+    ] = None,
+    checkpoints: Annotated[
+        Path | None,
+        typer.Option(help="Checkpoints exported earlier (audit checkpoints --export)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Hash every chain of the decision log again and check it against the signed checkpoints;
+    names the first edited, deleted, inserted or reordered row of each chain. Exit status 1
+    on any break."""
+    from creditops.store.chain_audit import verify_log
+
+    settings = _settings()
+    key = _audit_key(settings)
+    try:
+        with _open_log(settings) as log:
+            report = verify_log(
+                log,
+                key,
+                since=_moment(since, "--from"),
+                until=_moment(until, "--to"),
+                exported=checkpoints,
+            )
+    except CreditOpsError as error:
+        _fail(error)
+    if as_json:
+        _print_json(report.to_dict())
+    else:
+        for warning in report.warnings:
+            console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+        for item in report.breaks:
+            where = " ".join(
+                part
+                for part in (
+                    f"chain {item.chain}" if item.chain else "",
+                    f"seq {item.seq}" if item.seq is not None else "",
+                    f"prediction {item.prediction_id}" if item.prediction_id else "",
+                )
+                if part
+            )
+            out.print(f"{item.kind.upper()}: {where}: {item.detail}", highlight=False)
+        state = "OK" if report.ok else f"BROKEN ({len(report.breaks)} break(s))"
+        signed = (
+            f", {report.checkpoints} checkpoint(s), {report.unsigned_rows} row(s) after the "
+            "newest signed heads"
+            if report.signed
+            else ", checkpoints not checked (no key)"
+        )
+        out.print(
+            f"{state}: {report.rows} decision(s) in {report.chains} chain(s){signed}",
+            highlight=False,
+        )
+    if not report.ok:
+        raise typer.Exit(code=1)
+
+
+@audit.command("checkpoint")
+def audit_checkpoint(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Sign every chain's head as the database holds it now (refused when a chain no longer
+    holds what was signed before). Run it after upgrading, and from cron if you like."""
+    from creditops.store.chain_audit import sign_chains
+
+    settings = _settings()
+    key = _audit_key(settings, required="signing a checkpoint")
+    try:
+        with _open_log(settings) as log:
+            checkpoint = sign_chains(log, key)
+    except CreditOpsError as error:
+        _fail(error)
+    if as_json:
+        _print_json(checkpoint.model_dump(mode="json", exclude={"body"}))
+        return
+    out.print(
+        f"checkpoint {checkpoint.seq}: {len(checkpoint.heads)} chain(s) signed", highlight=False
+    )
+
+
+@audit.command("checkpoints")
+def audit_checkpoints(
+    export: Annotated[
+        Path | None, typer.Option(help="Write them to this file (JSON lines) to keep elsewhere.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List the signed checkpoints, or export them so a truncation is seen even if the
+    database's own copies are deleted (audit verify --checkpoints FILE)."""
+    from creditops.store.checkpoints import Checkpoint, export_checkpoints, read_checkpoints
+
+    settings = _settings()
+    try:
+        with _open_log(settings) as log:
+            stored = log.read(read_checkpoints)
+        checkpoints = [Checkpoint.parse(seq, body, mac) for seq, _, _, body, mac in stored]
+        if export is not None:
+            count = export_checkpoints(checkpoints, export)
+            out.print(f"{count} checkpoint(s) written to {export}", highlight=False)
+            return
+    except CreditOpsError as error:
+        _fail(error)
+    if as_json:
+        _print_json([c.model_dump(mode="json", exclude={"body"}) for c in checkpoints])
+        return
+    table = Table("seq", "created", "kind", "chains", "key id")
+    for c in checkpoints:
+        table.add_row(
+            str(c.seq),
+            c.created_at.isoformat(timespec="seconds"),
+            c.kind,
+            str(len(c.heads)),
+            c.key_id,
+        )
+    out.print(table)
+
+
+@predictions.command("purge")
+def purge_predictions(
+    older_than: Annotated[
+        str,
+        typer.Option(help="25m (months; Reg B), 2y, 90d, 12w: decisions older than this go."),
+    ],
+    force: Annotated[
+        bool, typer.Option(help="Allow a period under 6 months (the EU AI Act's minimum).")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Delete decisions (and their outcomes) older than the retention period, after checking
+    the log verifies; each chain is cut at one place and the cut signed, so audit verify
+    still verifies what is left. Run it with the database's owner, not the service's role."""
+    from creditops.store.retention import purge_decisions
+
+    settings = _settings()
+    key = _audit_key(settings, required="a purge")
+    try:
+        with _open_log(settings) as log:
+            result = purge_decisions(log, key, older_than, force=force)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--older-than") from None
+    except CreditOpsError as error:
+        _fail(error)
+    if as_json:
+        _print_json(result.to_dict())
+        return
+    out.print(
+        f"{result.decisions} decision(s) and {result.outcomes} outcome(s) made before "
+        f"{result.cutoff.isoformat(timespec='seconds')} deleted from {result.chains} chain(s)"
+        + (f"; cut signed as checkpoint {result.checkpoint}" if result.checkpoint else ""),
+        highlight=False,
+    )
+
+
+@db.command("grant")
+def db_grant(
+    role: Annotated[str, typer.Argument(help="The service's PostgreSQL role.")],
+) -> None:
+    """Give the service's role what it needs and no more: insert and read on the decision log
+    (never update, delete or truncate), read/write on the other tables. Run as their owner."""
+    from creditops.store.grants import grant_service_role
+    from creditops.store.schema import upgrade_database
+
+    settings = _settings()
+    try:
+        upgrade_database(settings.resolved_database_url)
+        with _open_log(settings) as log:
+            statements = log.transact(lambda conn: grant_service_role(conn, role))
+    except CreditOpsError as error:
+        _fail(error)
+    out.print(f"{len(statements)} grant statement(s) applied to {role}", highlight=False)
+
+
 def main() -> None:  # pragma: no cover - entry point for `python -m creditops.cli`
     app()
 

@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from creditops.exceptions import ConfigurationError
@@ -185,6 +185,30 @@ class Settings(BaseSettings):
         "(0: never; promotion through the API still swaps the worker that handles it).",
     )
 
+    # The decision log's signed checkpoints (creditops.store.checkpoints).
+    audit_key: SecretStr | None = Field(
+        default=None,
+        description="Key (at least 32 bytes) that signs the decision log's checkpoints (HMAC-"
+        "SHA256); keep it outside the database. Unset (and no key file): decisions are chained "
+        "but no checkpoint is signed, so a truncated tail cannot be detected.",
+    )
+    audit_key_file: Path | None = Field(
+        default=None,
+        description="A file holding the audit key (a mounted secret), instead of "
+        "CREDITOPS_AUDIT_KEY.",
+    )
+    audit_checkpoint_rows: int = Field(
+        default=10_000,
+        ge=1,
+        description="Each decision-log writer signs its chain's head after this many rows.",
+    )
+    audit_checkpoint_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="... or at its first write this many seconds after its last checkpoint "
+        "(and always when it closes).",
+    )
+
     @field_validator("api_key")
     @classmethod
     def _strong_api_key(cls, value: str | None) -> str | None:
@@ -204,6 +228,13 @@ class Settings(BaseSettings):
     def _strong_session_secret(cls, value: str | None) -> str | None:
         if value is not None and len(value) < 32:
             raise ValueError("CREDITOPS_SESSION_SECRET must be at least 32 characters")
+        return value
+
+    @field_validator("audit_key")
+    @classmethod
+    def _strong_audit_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().encode("utf-8")) < 32:
+            raise ValueError("CREDITOPS_AUDIT_KEY must be at least 32 bytes")
         return value
 
     @field_validator("cors_origins")

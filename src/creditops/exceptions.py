@@ -113,6 +113,11 @@ class DuplicatePredictionError(RecordRejectedError):
         self.ids = list(ids)
 
 
+class ChainError(CreditOpsError):
+    """The decision log's chain cannot be signed, verified or purged as asked: no audit key, a
+    chain that no longer extends what was signed, an unreadable checkpoint export."""
+
+
 class UnknownPredictionError(CreditOpsError, LookupError):
     """An outcome was sent for a prediction_id that was never logged (the API answers 404)."""
 

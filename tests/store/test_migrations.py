@@ -40,6 +40,8 @@ from creditops.store.schema import (
 )
 
 FIXTURES = Path(__file__).parent / "fixtures"
+#: Every revision, oldest first: what upgrading an empty (or pre-migration) database applies.
+REVISIONS = ["0001", "0002", "0003", "0004", "0005", "0006"]
 LEGACY_TABLES = ("predictions", "outcomes", "alerts", "monitor_runs", "retraining_audit")
 T0 = datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
@@ -240,7 +242,7 @@ def test_a_database_from_before_migrations_is_adopted_and_keeps_every_row(
     else:
         status = cli(monkeypatch, tmp_path, db_url, "upgrade")
     assert status["adopted"] is True
-    assert status["applied"] == ["0001", "0002", "0003", "0004"]
+    assert status["applied"] == REVISIONS
     assert status["current"] == status["head"] == head_revision()
     assert status["up_to_date"] is True
 
@@ -328,7 +330,7 @@ def test_a_database_from_a_newer_release_is_refused(db_url: str) -> None:
 def test_the_migrations_build_exactly_the_schema_the_code_uses(db_url: str) -> None:
     # A table or column changed in schema.py without a revision shows up here.
     status = upgrade_database(db_url)
-    assert status.applied == ["0001", "0002", "0003", "0004"]
+    assert status.applied == REVISIONS
     assert not status.adopted
     engine = _engine(db_url)
     try:
@@ -391,5 +393,5 @@ def test_processes_upgrading_one_fresh_database_at_once_all_succeed(db_url: str)
         assert child.returncode == 0, err
         results.append(json.loads(out))
     assert all(r["current"] == head_revision() for r in results)
-    assert sorted(rev for r in results for rev in r["applied"]) == ["0001", "0002", "0003", "0004"]
+    assert sorted(rev for r in results for rev in r["applied"]) == REVISIONS
     assert version_rows(db_url) == [head_revision()]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -35,6 +36,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
+from creditops.config import get_settings
 from creditops.data.io import table_format, write_table
 from creditops.exceptions import (
     DuplicatePredictionError,
@@ -44,6 +46,8 @@ from creditops.exceptions import (
     SchemaError,
     UnknownPredictionError,
 )
+from creditops.store.chain import CHAIN_COLUMNS, ChainWriter
+from creditops.store.checkpoints import AuditKey, CheckpointKind, write_checkpoint
 from creditops.store.database import (
     bulk_insert,
     create_store_engine,
@@ -51,7 +55,7 @@ from creditops.store.database import (
     normalise_url,
     run_transaction,
 )
-from creditops.store.schema import ensure_schema, outcomes, predictions
+from creditops.store.schema import decision_chains_table, ensure_schema, outcomes, predictions
 from creditops.store.writers import GroupCommit, WriterLock
 
 if TYPE_CHECKING:
@@ -79,6 +83,16 @@ _T = TypeVar("_T")
 _MAX_GROUP_ROWS = 1000
 # Bound parameters per IN (...) list: far below SQLite's and PostgreSQL's limits.
 _IN_CHUNK = 500
+# PostgreSQL advisory locks of outcomes being recorded: (this space, hashtext(prediction id)).
+_OUTCOME_LOCK_SPACE = 0x6F757463  # "outc"
+_OUTCOME_LOCKS = sa.text(
+    "SELECT pg_advisory_xact_lock(CAST(:space AS integer), hashtext(k)) "
+    "FROM unnest(CAST(:ids AS text[])) AS k"
+)
+
+
+class _PlaceTakenError(RecordRejectedError):
+    """The writer's chain had its next place taken; its rows may go to a new chain."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -237,13 +251,19 @@ class PredictionLog:
         busy_timeout_ms: int = 5000,
         pool_size: int = 8,
         max_overflow: int = 32,
+        audit_key: AuditKey | Literal["settings"] | None = "settings",
+        checkpoint_rows: int | None = None,
+        checkpoint_seconds: float | None = None,
     ) -> None:
         """Open the log at ``url`` and, with ``create``, upgrade its schema if it is behind.
 
         ``timeout_s`` bounds how long a write waits for the database (locks, retries) before it
         raises; the pool (``pool_size`` + ``max_overflow`` = 40 by default) covers the service's
         decision threads and FastAPI's for its synchronous endpoints (a group commit writes on
-        one connection for many decisions)."""
+        one connection for many decisions).
+
+        ``audit_key`` signs this writer's checkpoints (default: the settings' key, if any),
+        every ``checkpoint_rows`` rows or ``checkpoint_seconds`` (default: the settings')."""
         self._url = normalise_url(url, "the prediction log", "decision")
         self._backend = self._url.get_backend_name()
         self._timeout_s = float(timeout_s)
@@ -253,6 +273,7 @@ class PredictionLog:
         self._sqlite_path = _sqlite_path(self._url) if self._is_sqlite else None
         self._file_identity: tuple[int, int] | None = None
         self._closed = False
+        self._configure_chain(audit_key, checkpoint_rows, checkpoint_seconds)
         self._engine = self._make_engine()
         self._start_process_state()
         if create:
@@ -315,6 +336,7 @@ class PredictionLog:
             old.close()  # after a fork: the parent's lock file description is not ours
         self._write_lock = WriterLock(self._sqlite_path) if self._is_sqlite else None
         self._group = GroupCommit(self._insert_rows, _MAX_GROUP_ROWS)
+        self._start_chain()  # a forked child writes a chain of its own
 
     def _check_process(self) -> None:
         if self._closed:
@@ -375,15 +397,150 @@ class PredictionLog:
     def dialect(self) -> str:
         return self._engine.dialect.name
 
+    # -- the hash chain (creditops.store.chain, creditops.store.checkpoints) -----------------
+
+    def _configure_chain(
+        self,
+        audit_key: AuditKey | Literal["settings"] | None,
+        checkpoint_rows: int | None,
+        checkpoint_seconds: float | None,
+    ) -> None:
+        if audit_key == "settings" or checkpoint_rows is None or checkpoint_seconds is None:
+            settings = get_settings()
+            if audit_key == "settings":
+                audit_key = AuditKey.from_settings(settings)
+            if checkpoint_rows is None:
+                checkpoint_rows = settings.audit_checkpoint_rows
+            if checkpoint_seconds is None:
+                checkpoint_seconds = settings.audit_checkpoint_seconds
+        self._audit_key: AuditKey | None = audit_key
+        self._checkpoint_rows = max(1, int(checkpoint_rows))
+        self._checkpoint_seconds = float(checkpoint_seconds)
+
+    def _start_chain(self) -> None:
+        self._chain = ChainWriter()
+        self._signed_seq = 0  # this chain's head in the newest checkpoint
+        self._signed_at = time.monotonic()
+
+    def _checkpoint_due(self, seq: int) -> CheckpointKind | None:
+        """Which checkpoint the transaction that takes the chain to ``seq`` writes, if any."""
+        if self._audit_key is None:
+            return None
+        if not self._chain.started:
+            return "start"  # announces the chain, atomically with its first rows
+        if seq - self._signed_seq >= self._checkpoint_rows:
+            return "periodic"
+        if time.monotonic() - self._signed_at >= self._checkpoint_seconds:
+            return "periodic"
+        return None
+
+    def _integrity_error(self, rows: list[dict[str, Any]]) -> PredictionLogError:
+        error = self._duplicate_error(rows)
+        if not isinstance(error, DuplicatePredictionError) and self._places_taken(rows):
+            # The chain's next place is taken by a row written past this writer: sign where
+            # the chain really ends, and continue on a new one.
+            logger.error(
+                "decision log chain %s: seq %d is taken by a row this writer did not write; "
+                "continuing on a new chain (run `creditops audit verify`)",
+                self._chain.chain_id,
+                self._chain.last[0] + 1,
+            )
+            self._close_checkpoint()
+            self._start_chain()
+            return _PlaceTakenError(str(error))
+        return error
+
+    def _places_taken(self, rows: list[dict[str, Any]]) -> bool:
+        chain, first, last = rows[0]["chain"], rows[0]["seq"], rows[-1]["seq"]
+        stmt = sa.select(predictions.c.id).where(
+            predictions.c.chain == chain, predictions.c.seq.between(first, last)
+        )
+        try:
+            found = self._run(lambda conn: conn.execute(stmt.limit(1)).first(), write=False)
+        except PredictionLogError:
+            return False
+        return found is not None
+
+    def _close_checkpoint(self) -> None:
+        """Sign this writer's head as its chain's last (the log closes, or the chain's next
+        place was taken): nothing it wrote is left unsigned, and a row found after it was
+        written past the log."""
+        key, chain = self._audit_key, self._chain
+        seq, head = chain.last
+        if key is None or not chain.started or os.getpid() != self._pid:
+            return
+        try:
+            self._run(
+                lambda conn: write_checkpoint(
+                    conn, key, "close", {chain.chain_id: (seq, head)}, writer=chain.chain_id
+                ),
+                write=True,
+            )
+        except PredictionLogError as exc:
+            logger.warning(
+                "decision log chain %s: closing checkpoint not written: %s", chain.chain_id, exc
+            )
+        else:
+            self._signed_seq = seq
+
+    @property
+    def chain_id(self) -> str:
+        """This writer's current chain (a new one after a fork or an uncertain write)."""
+        return self._chain.chain_id
+
+    def transact(self, work: Callable[[Connection], _T]) -> _T:
+        """Run ``work`` in one write transaction under the log's write lock, retried while the
+        database is busy (the checkpoint and retention commands write through here)."""
+        self._check_process()
+        return self._run(work, write=True)
+
     # -- writing decisions --------------------------------------------------------------------
 
     def _insert_rows(self, rows: list[dict[str, Any]]) -> None:
+        """One group commit: the rows chained after this writer's head, inserted, with the
+        chain's registration (its first rows) and a signed checkpoint when one is due, in one
+        transaction; the head moves only once it committed. When the chain's next place was
+        taken by a row written past this writer, the rows go to a new chain instead."""
         try:
-            self._run(lambda conn: bulk_insert(conn, predictions, rows), write=True)
+            self._insert_chained(rows)
+        except _PlaceTakenError:
+            self._insert_chained(rows)
+
+    def _insert_chained(self, rows: list[dict[str, Any]]) -> None:
+        chain = self._chain
+        seq, head = chain.stamp(rows)
+        kind = self._checkpoint_due(seq)
+        register = not chain.started
+        key = self._audit_key
+
+        def work(conn: Connection) -> None:
+            if register:
+                conn.execute(decision_chains_table.insert(), [chain.registration()])
+            bulk_insert(conn, predictions, rows)
+            if kind is not None and key is not None:
+                heads = {chain.chain_id: (seq, head)}
+                write_checkpoint(conn, key, kind, heads, writer=chain.chain_id)
+
+        if register and key is None:
+            logger.warning(
+                "decision log chain %s: no audit key (CREDITOPS_AUDIT_KEY or "
+                "CREDITOPS_AUDIT_KEY_FILE), so no checkpoint is signed: decisions are chained, "
+                "but a truncated or recomputed chain cannot be detected",
+                chain.chain_id,
+            )
+        try:
+            self._run(work, write=True)
         except PredictionLogError as exc:
             if isinstance(exc.__cause__, IntegrityError):
-                raise self._duplicate_error(rows) from exc.__cause__
+                raise self._integrity_error(rows) from exc.__cause__
+            if not isinstance(exc, RecordRejectedError):
+                # Whether it committed may be unknown (say the connection dropped at COMMIT):
+                # the head cannot be trusted, so the next rows start a new chain.
+                self._start_chain()
             raise
+        chain.advance(seq, head)
+        if kind is not None:
+            self._signed_seq, self._signed_at = seq, time.monotonic()
 
     def _duplicate_error(self, rows: list[dict[str, Any]]) -> PredictionLogError:
         ids = [row["id"] for row in rows]
@@ -443,7 +600,9 @@ class PredictionLog:
         key = _id(prediction_id)
 
         def work(conn: Connection) -> Any:
-            stmt = sa.select(predictions).where(predictions.c.id == key)
+            # The record's columns: the chain's are the audit's business (audit verify).
+            columns = [c for c in predictions.columns if c.name not in CHAIN_COLUMNS]
+            stmt = sa.select(*columns).where(predictions.c.id == key)
             return conn.execute(stmt).mappings().first()
 
         row = self._run(work, write=False)
@@ -507,13 +666,16 @@ class PredictionLog:
             recorded: dict[str, int] = {}
             for start in range(0, len(ids), _IN_CHUNK):
                 chunk = ids[start : start + _IN_CHUNK]
-                # FOR UPDATE (PostgreSQL) serialises concurrent feedback for the same loan;
-                # SQLite is already serialised by BEGIN IMMEDIATE.
+                # On PostgreSQL an advisory lock per decision, taken in id order, serialises
+                # concurrent feedback for the same loan (not FOR UPDATE: that needs UPDATE
+                # rights on the decisions, which the service's role does not hold); SQLite is
+                # already serialised by BEGIN IMMEDIATE.
+                if conn.dialect.name == "postgresql":
+                    conn.execute(_OUTCOME_LOCKS, {"space": _OUTCOME_LOCK_SPACE, "ids": chunk})
                 lock = (
                     sa.select(predictions.c.id, predictions.c.created_at)
                     .where(predictions.c.id.in_(chunk))
                     .order_by(predictions.c.id)
-                    .with_for_update()
                 )
                 known.update({key: created for key, created in conn.execute(lock)})
                 stmt = sa.select(outcomes.c.prediction_id, outcomes.c.outcome).where(
@@ -770,6 +932,7 @@ class PredictionLog:
     def close(self) -> None:
         """Close every pooled connection; the log cannot be used afterwards."""
         if not self._closed:
+            self._close_checkpoint()
             self._closed = True
             self._engine.dispose()
             if self._write_lock is not None:

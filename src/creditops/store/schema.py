@@ -45,6 +45,8 @@ __all__ = [
     "alerts_table",
     "audit_table",
     "database_status",
+    "decision_chains_table",
+    "decision_checkpoints_table",
     "ensure_schema",
     "head_revision",
     "jobs_table",
@@ -148,11 +150,19 @@ predictions = sa.Table(
     sa.Column("decision", sa.String(16), nullable=False),
     sa.Column("reasons", sa.JSON, nullable=False),
     sa.Column("latency_ms", sa.Double, nullable=False),
+    # Revision 0006: the decision's place in its writer's hash chain (creditops.store.chain).
+    # NULL only in a row written past the log, which verification reports.
+    sa.Column("chain", sa.String(32), nullable=True),
+    sa.Column("seq", sa.BigInteger, nullable=True),
+    sa.Column("prev_hash", sa.String(64), nullable=True),
+    sa.Column("row_hash", sa.String(64), nullable=True),
     sa.CheckConstraint("decision IN ('approve', 'refer', 'decline')", name="ck_decision"),
     sa.CheckConstraint("probability >= 0 AND probability <= 1", name="ck_probability"),
     # Revision 0002: the audit search filters on these, newest first.
     sa.Index("ix_predictions_decision_created", "decision", "created_at"),
     sa.Index("ix_predictions_version_created", "model_version", "created_at"),
+    # Revision 0006: one row per place in a chain; chains are read and cut in this order.
+    sa.Index("ux_predictions_chain_seq", "chain", "seq", unique=True),
 )
 
 #: The observed outcome of a logged decision (1 = default), at most one per decision.
@@ -276,6 +286,30 @@ jobs_table = sa.Table(
     ),
     sa.Index("ix_jobs_state_created", "state", "created_at"),
     sa.Index("ix_jobs_created", "created_at"),
+)
+
+#: Each chain of the decision log (one per writer process; revision 0006): when and where it
+#: started, and the serialisation its hashes use (:mod:`creditops.store.chain`).
+decision_chains_table = sa.Table(
+    "decision_chains",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("started_at", UTCDateTime(), nullable=False),
+    sa.Column("format", sa.Integer, nullable=False),
+    sa.Column("writer", sa.Text, nullable=False),
+)
+
+#: Signed checkpoints of the chains (revision 0006; :mod:`creditops.store.checkpoints`): the
+#: text signed, exactly, and its HMAC; numbered, each signing the one before.
+decision_checkpoints_table = sa.Table(
+    "decision_checkpoints",
+    metadata,
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("key_id", sa.String(16), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("mac", sa.String(64), nullable=False),
 )
 
 
