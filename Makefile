@@ -89,9 +89,9 @@ run: $(STAMP) ## Train on the built-in dataset if no champion is registered, the
 	$(BIN)/creditops where
 	$(BIN)/creditops serve --host 127.0.0.1 --port 8000
 
-bench-serving: $(STAMP) ## Benchmark the service against `mlflow models serve` (needs wrk)
+bench-serving: $(STAMP) ## Benchmark the service against `mlflow models serve` (needs wrk; BASELINE=rev: before/after)
 	bash scripts/system-packages.sh bench
-	$(BIN)/python benchmarks/serving.py
+	$(BIN)/python benchmarks/serving.py $(if $(BASELINE),--baseline $(BASELINE))
 
 bench-dashboard: $(STAMP) ## Dashboard pages over 1,000,000 logged decisions, SQLite and PostgreSQL (ROWS=...)
 	bash scripts/system-packages.sh test

@@ -51,6 +51,7 @@ local bodies = {%(bodies)s}
 local i = 0
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
+wrk.headers["X-API-Key"] = "%(key)s"
 request = function()
   i = i %% #bodies + 1
   return wrk.format(nil, nil, nil, bodies[i])
@@ -278,6 +279,11 @@ def main() -> None:
     parser.add_argument("--home", type=Path, help="store with a champion (default: train one)")
     parser.add_argument("--batch-rows", type=int, default=10_000)
     parser.add_argument("--skip-mlflow", action="store_true")
+    parser.add_argument(
+        "--baseline",
+        help="a git revision of creditops to serve beside this one, for a before/after in one "
+        "run (e.g. the commit before keys and the decision chain)",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install -y wrk (or `make bench-serving`)")
@@ -292,14 +298,22 @@ def main() -> None:
         single, records = in_process(source, args.batch_rows)
         bodies = [json.dumps(r) for r in records[:200]]
         creditops_lua = work / "creditops.lua"
-        creditops_lua.write_text(_LUA % {"bodies": ",".join(_lua_string(b) for b in bodies)})
+        key_holder = work / "key-store"
+        key = _stored_key(key_holder)  # a key from the key store, as a client would hold
+        creditops_lua.write_text(
+            _LUA % {"bodies": ",".join(_lua_string(b) for b in bodies), "key": key}
+        )
         mlflow_lua = work / "mlflow.lua"
         mlflow_bodies = [json.dumps({"dataframe_records": [r]}) for r in records[:200]]
-        mlflow_lua.write_text(_LUA % {"bodies": ",".join(_lua_string(b) for b in mlflow_bodies)})
+        mlflow_lua.write_text(
+            _LUA % {"bodies": ",".join(_lua_string(b) for b in mlflow_bodies), "key": ""}
+        )
+        baseline_src = _baseline(args.baseline, work) if args.baseline else None
 
         rows: list[tuple[str, int, int, dict[str, float]]] = []
         http_batch: dict[str, float] = {}
-        servers = ["creditops"] + ([] if args.skip_mlflow else ["mlflow"])
+        servers = ["creditops"] + (["baseline"] if baseline_src else [])
+        servers += [] if args.skip_mlflow else ["mlflow"]
         for server in servers:
             for workers in (1, 2):
                 home = work / f"{server}-{workers}"
@@ -307,7 +321,13 @@ def main() -> None:
                 port = _free_port()
                 env = {**os.environ, "CREDITOPS_HOME": str(home)}
                 if server == "creditops":
+                    shutil.copy(key_holder / "predictions.db", home / "predictions.db")
                     command = [str(BIN / "creditops"), "serve", "--port", str(port)]
+                    command += ["--workers", str(workers)]
+                    ready, url, script = "/ready", "/predict", creditops_lua
+                elif server == "baseline":  # the same command, from the older source
+                    env["PYTHONPATH"] = str(baseline_src)
+                    command = [sys.executable, "-m", "creditops.cli", "serve", "--port", str(port)]
                     command += ["--workers", str(workers)]
                     ready, url, script = "/ready", "/predict", creditops_lua
                 else:
@@ -334,7 +354,7 @@ def main() -> None:
                         result = _wrk(base + url, script, connections, args.duration)
                         rows.append((server, workers, connections, result))
                     if server == "creditops" and workers == 1:
-                        http_batch = _http_batch(base, records, args.batch_rows)
+                        http_batch = _http_batch(base, records, args.batch_rows, key)
                         http_batch.update(_cli_batch(home, records, args.batch_rows, work))
                 finally:
                     _stop(process)
@@ -344,7 +364,28 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _http_batch(base: str, records: list[dict[str, Any]], rows: int) -> dict[str, float]:
+def _stored_key(home: Path) -> str:
+    """A new key with the decide role in a fresh decision database under ``home``, copied into
+    each creditops server's home (the baseline serves without keys)."""
+    from creditops.store.keys import KeyStore
+
+    home.mkdir(parents=True, exist_ok=True)
+    with KeyStore(f"sqlite:///{home / 'predictions.db'}") as store:
+        return store.create("bench", ["decide"], created_by="benchmark").key
+
+
+def _baseline(revision: str, work: Path) -> Path:
+    """The source of creditops at ``revision``, checked out beside this one."""
+    tree = work / "baseline"
+    subprocess.run(
+        ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), revision],
+        check=True,
+        capture_output=True,
+    )
+    return tree / "src"
+
+
+def _http_batch(base: str, records: list[dict[str, Any]], rows: int, key: str) -> dict[str, float]:
     batch = [records[i % len(records)] for i in range(rows)]
     body = json.dumps({"applications": batch})
     with httpx.Client(timeout=120) as client:
@@ -352,7 +393,9 @@ def _http_batch(base: str, records: list[dict[str, Any]], rows: int) -> dict[str
         for _ in range(3):
             started = time.perf_counter()
             response = client.post(
-                base + "/predict/batch", content=body, headers={"content-type": "application/json"}
+                base + "/predict/batch",
+                content=body,
+                headers={"content-type": "application/json", "X-API-Key": key},
             )
             elapsed = time.perf_counter() - started
             response.raise_for_status()
@@ -397,16 +440,22 @@ def _print_report(
         f"{'p95 ms':>8}{'p99 ms':>8}{'errors':>8}"
     )
     for server, workers, connections, r in rows:
-        label = (
-            "creditops serve (decision logged, fsync)"
-            if server == "creditops"
-            else ("mlflow models serve --env-manager local")
-        )
+        label = {
+            "creditops": "creditops serve (key, logged, fsync)",
+            "baseline": f"creditops serve at {args.baseline} (before)",
+        }.get(server, "mlflow models serve --env-manager local")
         print(
             f"{label:<42}{workers:>8}{connections:>8}{r['requests_per_s']:>9.0f}"
             f"{r['p50_ms']:>8.2f}{r['p95_ms']:>8.2f}{r['p99_ms']:>8.2f}{r['errors']:>8}"
         )
     by_key = {(s, w, c): r["requests_per_s"] for s, w, c, r in rows}
+    for workers, connections in ((1, 1), (2, 16)):
+        now = by_key.get(("creditops", workers, connections))
+        before = by_key.get(("baseline", workers, connections))
+        if now and before:
+            print(
+                f"now / before at {workers} worker(s), {connections} client(s): {now / before:.2f}x"
+            )
     for workers, connections in ((1, 1), (2, 16)):
         ours = by_key.get(("creditops", workers, connections))
         theirs = by_key.get(("mlflow", workers, connections))

@@ -29,6 +29,8 @@ from helpers import free_port
 pytestmark = pytest.mark.slow
 runner = CliRunner()
 
+API_KEY = "end-to-end-test-key-0123456789"
+
 
 def _wait(url: str, process: subprocess.Popen, timeout: float = 180) -> None:
     deadline = time.time() + timeout
@@ -59,6 +61,7 @@ def service(trained, tmp_path, monkeypatch: pytest.MonkeyPatch):
         "CREDITOPS_HOME": str(home),
         "CREDITOPS_MONITORING_CONFIG": str(config),
         "CREDITOPS_CHAMPION_POLL_SECONDS": "0.5",
+        "CREDITOPS_API_KEY": API_KEY,
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
@@ -90,8 +93,8 @@ def _cli_json(*args: str) -> dict:
 def test_shift_alert_retrain_gate_audit_promote_rollback(service, tmp_path: Path):
     url, settings = service
     # Ordinary traffic, then an income shock; outcomes come back for all of it.
-    calm = simulate(url, "none", 400, seed=1)
-    shocked = simulate(url, "income_shock", 1200, seed=2)
+    calm = simulate(url, "none", 400, seed=1, key=API_KEY)
+    shocked = simulate(url, "income_shock", 1200, seed=2, key=API_KEY)
     assert calm.ok
     assert shocked.ok
     assert shocked.feedback_sent == 1200
@@ -136,10 +139,15 @@ def test_shift_alert_retrain_gate_audit_promote_rollback(service, tmp_path: Path
     assert promoted.exit_code == 0, promoted.output
     assert str(get_version(settings, "champion").version) == challenger
     deadline = time.time() + 30
-    while httpx.get(f"{url}/model", timeout=10).json()["model_version"] != challenger:
+    while (
+        httpx.get(f"{url}/model", timeout=10, headers={"X-API-Key": API_KEY}).json()[
+            "model_version"
+        ]
+        != challenger
+    ):
         assert time.time() < deadline, "the running service did not follow the promotion"
         time.sleep(0.3)
-    after = simulate(url, "none", 50, seed=3, feedback=False)
+    after = simulate(url, "none", 50, seed=3, feedback=False, key=API_KEY)
     assert after.model_versions == {challenger: 50}
 
     rolled = runner.invoke(app, ["rollback"])

@@ -16,6 +16,7 @@ from creditops.data.datasets import load_builtin
 
 ADMIN_KEY = "admin-key-for-the-dashboard-tests"
 READER_KEY = "reader-key-for-the-dashboard-tests"
+API_HEADERS = {"X-API-Key": ADMIN_KEY}  # the bootstrap admin key holds every role
 
 
 @dataclass(frozen=True)

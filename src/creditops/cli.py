@@ -556,7 +556,9 @@ def predict(
     single = Path(source).is_file() and table_format(output) is not None
     try:
         if single and cluster is None:
-            summary = predict_file(settings, Path(source), output, log=log, ref=ref)
+            summary = predict_file(
+                settings, Path(source), output, log=log, ref=ref, actor=_cli_actor()
+            )
         else:
             if table_format(output) is not None:
                 raise ConfigurationError(
@@ -583,7 +585,14 @@ def predict(
                     bars.update(tasks[stage], completed=done)
 
                 summary = predict_partitioned(
-                    settings, source, output, log=log, ref=ref, cluster=address, progress=progress
+                    settings,
+                    source,
+                    output,
+                    log=log,
+                    ref=ref,
+                    cluster=address,
+                    progress=progress,
+                    actor=_cli_actor(),
                 )
     except CreditOpsError as error:
         _fail(error)
@@ -703,6 +712,13 @@ def simulate(
     ] = 0.0,
     dataset: Annotated[str, typer.Option(help="Built-in dataset to draw from.")] = "credit_data",
     seed: Annotated[int, typer.Option(help="Random seed of the draw.")] = 0,
+    key: Annotated[
+        str | None,
+        typer.Option(
+            envvar="CREDITOPS_CLIENT_KEY",
+            help="A key holding the decide and analyst roles (default: CREDITOPS_API_KEY).",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Send production-like traffic to a running service, optionally shifted, with outcomes fed
@@ -718,6 +734,7 @@ def simulate(
             seed=seed,
             feedback=feedback,
             feedback_delay_s=feedback_delay,
+            key=key or _settings().api_key,
         )
     except CreditOpsError as error:
         _fail(error)
@@ -1004,6 +1021,114 @@ def _find_job(store: Any, prefix: str) -> Any:
             f"no job {prefix}" if not matches else f"{prefix} matches {len(matches)} jobs"
         )
     return matches[0]
+
+
+keys = typer.Typer(
+    help="API keys: each named, holding roles (decide, analyst, admin), shown once.",
+    no_args_is_help=True,
+)
+app.add_typer(keys, name="keys")
+
+
+def _expiry(text: str | None) -> Any:
+    """``90d``, ``12h``, ``4w`` from now, or a date / ISO time (UTC unless it says)."""
+    from datetime import UTC, datetime, timedelta
+
+    if text is None:
+        return None
+    units = {"h": 3600, "d": 86400, "w": 7 * 86400}
+    if text[-1:].lower() in units and text[:-1].isdigit():
+        return datetime.now(UTC) + timedelta(seconds=int(text[:-1]) * units[text[-1:].lower()])
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{text!r}: use 90d, 12h, 4w, or a date such as 2027-06-30"
+        ) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _cli_actor() -> str:
+    import getpass
+
+    try:
+        return f"cli ({getpass.getuser()})"
+    except (KeyError, OSError):
+        return "cli"
+
+
+@keys.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="What the key is for; recorded with what it does.")],
+    role: Annotated[
+        list[str], typer.Option(help="decide, analyst or admin; repeat or comma-separate.")
+    ],
+    expires: Annotated[
+        str | None, typer.Option(help="90d, 12h, 4w, or a date (UTC); default: never.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Create a key and print it, this once: only a salted hash of it is kept."""
+    from creditops.store.keys import KeyStore
+
+    settings = _settings()
+    try:
+        with KeyStore(settings.resolved_database_url) as store:
+            created = store.create(name, role, created_by=_cli_actor(), expires_at=_expiry(expires))
+    except CreditOpsError as error:
+        _fail(error)
+    if as_json:
+        _print_json({"key": created.key, **created.record.model_dump(mode="json")})
+        return
+    record = created.record
+    out.print(f"key {record.name!r} ({', '.join(record.roles)}):", highlight=False)
+    out.print(created.key, highlight=False, soft_wrap=True)
+    out.print(
+        "Shown this once; send it as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
+        + (f"; expires {record.expires_at.isoformat()}" if record.expires_at else ""),
+        highlight=False,
+    )
+
+
+@keys.command("list")
+def keys_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Every key: name, roles, state, who created it and when (never the key)."""
+    from creditops.store.keys import KeyStore
+
+    settings = _settings()
+    try:
+        with KeyStore(settings.resolved_database_url) as store:
+            records = store.list()
+    except CreditOpsError as error:
+        _fail(error)
+    if as_json:
+        _print_json([{**r.model_dump(mode="json"), "state": r.state} for r in records])
+        return
+    table = Table("name", "roles", "state", "created", "by", "expires")
+    for r in records:
+        table.add_row(
+            r.name,
+            ", ".join(r.roles),
+            r.state,
+            r.created_at.isoformat(timespec="seconds"),
+            r.created_by,
+            r.expires_at.isoformat(timespec="seconds") if r.expires_at else "never",
+        )
+    out.print(table)
+
+
+@keys.command("revoke")
+def keys_revoke(name: Annotated[str, typer.Argument(help="The key's name.")]) -> None:
+    """Revoke a key: refused everywhere within seconds (its name stays in the records)."""
+    from creditops.store.keys import KeyStore
+
+    settings = _settings()
+    try:
+        with KeyStore(settings.resolved_database_url) as store:
+            record = store.revoke(name, revoked_by=_cli_actor())
+    except CreditOpsError as error:
+        _fail(error)
+    out.print(f"key {record.name!r} revoked", highlight=False)
 
 
 # ---------------------------------------------------------------------------------------------

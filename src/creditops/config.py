@@ -71,6 +71,11 @@ class Settings(BaseSettings):
         description="The admin key (X-API-Key; dashboard admin). Unset: `creditops serve` "
         "generates a one-time admin key at start and prints it.",
     )
+    open_paths: str = Field(
+        default="/health,/ready,/metrics",
+        description="Comma-separated operations paths (of /health, /ready, /metrics) that "
+        "need no key, for probes and scrapers; the others need the analyst role.",
+    )
     reader_keys: str | None = Field(
         default=None,
         description="Comma-separated keys that may read the dashboard but change nothing.",
@@ -253,6 +258,10 @@ class Settings(BaseSettings):
     @property
     def cors_origin_list(self) -> tuple[str, ...]:
         return tuple(o.strip() for o in (self.cors_origins or "").split(",") if o.strip())
+
+    @property
+    def open_path_list(self) -> frozenset[str]:
+        return frozenset(p.strip() for p in self.open_paths.split(",") if p.strip())
 
     @property
     def reader_key_list(self) -> tuple[str, ...]:

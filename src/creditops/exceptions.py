@@ -66,6 +66,10 @@ class AuditLogError(CreditOpsError):
     """The retraining audit could not be read or written."""
 
 
+class KeyStoreError(CreditOpsError):
+    """An API key could not be created, found or revoked (the message says why)."""
+
+
 class JobError(CreditOpsError):
     """The job store could not read or write, or a job cannot do what was asked (unknown id,
     already finished)."""

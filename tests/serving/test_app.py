@@ -24,6 +24,7 @@ from helpers import serving
 pytestmark = pytest.mark.slow
 
 API_KEY = "test-admin-key-0123456789"
+VIA = "api: admin (CREDITOPS_API_KEY)"  # the name of the key behind an audited change
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +50,9 @@ def application() -> dict:
     )
 
 
-def _client(url: str) -> httpx.Client:
-    return httpx.Client(base_url=url, timeout=60)
+def _client(url: str, key: str | None = API_KEY) -> httpx.Client:
+    """A client sending the bootstrap admin key (every role), or ``key``."""
+    return httpx.Client(base_url=url, timeout=60, headers={"X-API-Key": key} if key else {})
 
 
 def test_health_and_ready(server):
@@ -314,8 +316,8 @@ def test_every_admin_route_requires_the_api_key(server):
         mutating = methods & {"POST", "PUT", "PATCH", "DELETE"}
         if path.startswith("/models") and mutating:
             dependencies = [d.call.__name__ for d in route.dependant.dependencies]
-            assert "require_api_key" in dependencies, path
-    with _client(url) as client:
+            assert "require_admin" in dependencies, path
+    with _client(url, key=None) as client:
         assert client.post("/models/rollback").status_code == 401
         assert client.post("/models/1/promote", headers={"X-API-Key": "wrong"}).status_code == 401
 
@@ -378,12 +380,12 @@ def test_promote_and_rollback_swap_the_served_version(server, trained, applicati
         entries = audit.recent(20)
     trail = [(e.action, e.outcome, e.details["via"]) for e in reversed(entries)]
     assert trail == [
-        ("promote", "refused", "api"),
-        ("promote", "promoted", "api"),
-        ("rollback", "rolled_back", "api"),
-        ("rollback", "refused", "api"),
-        ("promote", "refused", "api"),
-        ("promote", "refused", "api"),
+        ("promote", "refused", VIA),
+        ("promote", "promoted", VIA),
+        ("rollback", "rolled_back", VIA),
+        ("rollback", "refused", VIA),
+        ("promote", "refused", VIA),
+        ("promote", "refused", VIA),
     ]
     assert entries[-2].id == promoted.json()["audit_id"]
     assert entries[-2].reasons == ["forced"]

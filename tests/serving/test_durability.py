@@ -28,6 +28,9 @@ SOAK_SECONDS = float(os.environ.get("CREDITOPS_SOAK_SECONDS", "60"))
 CLIENTS = 16
 
 
+API_KEY = "durability-test-key-0123456789"
+
+
 def _applications(n: int = 200) -> list[dict]:
     frame, spec = load_builtin("credit_data")
     rows = frame.drop(columns=[spec.target, spec.id]).head(n)
@@ -37,7 +40,7 @@ def _applications(n: int = 200) -> list[dict]:
 
 def _start(home: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    env = {**os.environ, "CREDITOPS_HOME": str(home)}
+    env = {**os.environ, "CREDITOPS_HOME": str(home), "CREDITOPS_API_KEY": API_KEY}
     env.pop("MLFLOW_TRACKING_URI", None)
     process = subprocess.Popen(
         [sys.executable, "-m", "creditops.cli", "serve", "--port", str(port)],
@@ -61,7 +64,7 @@ def _start(home: Path) -> tuple[subprocess.Popen, str]:
 
 def _load(url: str, stop: threading.Event, acknowledged: list[str], errors: list[str]) -> None:
     applications = _applications()
-    with httpx.Client(base_url=url, timeout=30) as client:
+    with httpx.Client(base_url=url, timeout=30, headers={"X-API-Key": API_KEY}) as client:
         i = 0
         while not stop.is_set():
             try:

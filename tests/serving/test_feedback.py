@@ -28,12 +28,18 @@ MAX_BATCH_BODY = 16 * 1024
 JSON = {"content-type": "application/json"}
 
 
+API_KEY = "feedback-test-key-0123456789"
+KEYED = {"X-API-Key": API_KEY}
+
+
 @pytest.fixture(scope="module")
 def server(trained, tmp_path_factory) -> Iterator[tuple[str, Settings]]:
     source, _ = trained
     home = tmp_path_factory.mktemp("feedback-home") / "home"
     shutil.copytree(source.home, home)
-    settings = Settings(home=home, max_body_bytes=MAX_BODY, max_batch_body_bytes=MAX_BATCH_BODY)
+    settings = Settings(
+        home=home, max_body_bytes=MAX_BODY, max_batch_body_bytes=MAX_BATCH_BODY, api_key=API_KEY
+    )
     with serving(settings) as url:
         yield url, settings
 
@@ -53,7 +59,7 @@ def application() -> dict[str, Any]:
 def _decided(server: tuple[str, Settings], application: dict[str, Any], n: int = 1) -> list[str]:
     """``n`` fresh prediction ids, each a logged decision without an outcome."""
     url, _ = server
-    with httpx.Client(base_url=url, timeout=60) as client:
+    with httpx.Client(base_url=url, timeout=60, headers=KEYED) as client:
         responses = [client.post("/predict", json=application) for _ in range(n)]
     assert all(r.status_code == 200 for r in responses), responses[0].text
     return [r.json()["prediction_id"] for r in responses]
@@ -61,7 +67,7 @@ def _decided(server: tuple[str, Settings], application: dict[str, Any], n: int =
 
 def _post(server: tuple[str, Settings], path: str, body: bytes | Iterator[bytes]) -> httpx.Response:
     url, _ = server
-    with httpx.Client(base_url=url, timeout=60) as client:
+    with httpx.Client(base_url=url, timeout=60, headers=KEYED) as client:
         return client.post(path, content=body, headers=JSON)
 
 
@@ -84,7 +90,7 @@ def _raw_post(server: tuple[str, Settings], path: str, declared: int, body: byte
     head = (
         f"POST {path} HTTP/1.1\r\nHost: {address.hostname}\r\n"
         f"Content-Type: application/json\r\nContent-Length: {declared}\r\n"
-        "Connection: close\r\n\r\n"
+        f"X-API-Key: {API_KEY}\r\nConnection: close\r\n\r\n"
     )
     with socket.create_connection((address.hostname, address.port), timeout=30) as sock:
         sock.sendall(head.encode() + body)

@@ -24,6 +24,7 @@ from helpers import served_process, serving
 pytestmark = pytest.mark.slow
 
 API_KEY = "fuzz-test-key-0123456789"
+KEYED = {"X-API-Key": API_KEY}
 FUZZ_SECONDS = 45
 # CSV has no types: no JSON Schema can say which texts are valid batches, so a schema-valid
 # string sent as text/csv may well be refused (422). Only that operation allows it.
@@ -45,7 +46,7 @@ def served(trained, tmp_path_factory) -> Iterator[str]:
 
 
 def test_request_bodies_are_the_served_versions_models(served):
-    document = httpx.get(f"{served}/openapi.json", timeout=30).json()
+    document = httpx.get(f"{served}/openapi.json", timeout=30, headers=KEYED).json()
     schemas = document["components"]["schemas"]
     application = schemas["Application"]
     assert application["additionalProperties"] is False
@@ -61,7 +62,12 @@ def test_request_bodies_are_the_served_versions_models(served):
     explain = paths["/explain"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert {"$ref": "#/components/schemas/LoggedDecision"} in explain["anyOf"]
     # The example is a real application: it is decided.
-    assert httpx.post(f"{served}/predict", json=predict["example"], timeout=30).status_code == 200
+    assert (
+        httpx.post(
+            f"{served}/predict", json=predict["example"], timeout=30, headers=KEYED
+        ).status_code
+        == 200
+    )
     # The feedback routes read their bodies themselves too; their models are still documented.
     for path, model in (("/feedback", "FeedbackRequest"), ("/feedback/batch", "FeedbackBatch")):
         operation = paths[path]["post"]
@@ -72,12 +78,14 @@ def test_request_bodies_are_the_served_versions_models(served):
     assert schemas["FeedbackRequest"]["required"] == ["prediction_id", "outcome"]
     feedback_example = paths["/feedback"]["post"]["requestBody"]["content"]["application/json"]
     # A valid body, about a decision this server never made.
-    unknown = httpx.post(f"{served}/feedback", json=feedback_example["example"], timeout=30)
+    unknown = httpx.post(
+        f"{served}/feedback", json=feedback_example["example"], timeout=30, headers=KEYED
+    )
     assert unknown.status_code == 404
 
 
 def test_every_error_status_is_documented_with_the_one_error_body(served):
-    document = httpx.get(f"{served}/openapi.json", timeout=30).json()
+    document = httpx.get(f"{served}/openapi.json", timeout=30, headers=KEYED).json()
     error = {"$ref": "#/components/schemas/ErrorBody"}
     assert "HTTPValidationError" not in document["components"]["schemas"]
     for path, item in document["paths"].items():
@@ -89,12 +97,15 @@ def test_every_error_status_is_documented_with_the_one_error_body(served):
                         path,
                         status,
                     )
-    for admin in ("/models/{version}/promote", "/models/rollback"):
-        operation = document["paths"][admin]["post"]
-        assert {"401", "403"} <= set(operation["responses"])
-        assert operation["security"] == [{"APIKeyHeader": []}]
+    # Every route but the probes takes a key, in either header, and documents 401 and 403.
+    for path, methods in document["paths"].items():
+        for method, operation in methods.items():
+            if path in ("/health", "/ready"):
+                continue
+            assert {"401", "403"} <= set(operation["responses"]), (method, path)
+            assert operation["security"] == [{"APIKeyHeader": []}, {"HTTPBearer": []}], path
     # FastAPI's own validation answers the same body.
-    invalid = httpx.post(f"{served}/feedback", json={"outcome": "maybe"}, timeout=30)
+    invalid = httpx.post(f"{served}/feedback", json={"outcome": "maybe"}, timeout=30, headers=KEYED)
     assert invalid.status_code == 422
     body = ErrorBody.model_validate(invalid.json())
     assert {e.field for e in body.errors} == {"prediction_id", "outcome"}
@@ -106,11 +117,11 @@ def test_the_request_bodies_follow_the_served_version(trained, tmp_path):
     home = tmp_path / "home"
     shutil.copytree(source.home, home)
     for settings, fields in (
-        (Settings(home=tmp_path / "empty", champion_poll_seconds=0), False),
-        (Settings(home=home, champion_poll_seconds=0), True),
+        (Settings(home=tmp_path / "empty", champion_poll_seconds=0, api_key=API_KEY), False),
+        (Settings(home=home, champion_poll_seconds=0, api_key=API_KEY), True),
     ):
         with serving(settings) as url:
-            document = httpx.get(f"{url}/openapi.json", timeout=30).json()
+            document = httpx.get(f"{url}/openapi.json", timeout=30, headers=KEYED).json()
         application = document["components"]["schemas"]["Application"]
         assert ("Income" in application.get("properties", {})) is fields
 
@@ -166,7 +177,7 @@ class _Links(HTMLParser):
 
 @pytest.mark.parametrize("page", ["/docs", "/redoc"])
 def test_docs_load_every_asset_from_the_server(served, page):
-    with httpx.Client(base_url=served, timeout=30) as client:
+    with httpx.Client(base_url=served, timeout=30, headers=KEYED) as client:
         response = client.get(page)
         assert response.status_code == 200
         parser = _Links()

@@ -33,6 +33,7 @@ from helpers import free_port
 pytestmark = pytest.mark.slow
 
 API_KEY = "workers-test-key-0123456789"
+KEYED = {"X-API-Key": API_KEY}
 POSTGRES_URL = os.environ.get("CREDITOPS_TEST_POSTGRES_URL")
 
 
@@ -118,7 +119,7 @@ class _Load:
 
     def _run(self) -> None:
         applications = _applications()
-        with httpx.Client(base_url=self.url, timeout=60) as client:
+        with httpx.Client(base_url=self.url, timeout=60, headers=KEYED) as client:
             i = 0
             while not self.stop.is_set():
                 try:
@@ -281,8 +282,8 @@ def test_a_version_that_fails_its_checks_is_refused_and_the_old_one_serves(train
             headers={"X-API-Key": API_KEY},
             timeout=120,
         )
-        model = httpx.get(f"{url}/model", timeout=10).json()
-        decided = httpx.post(f"{url}/predict", json=_applications(1)[0], timeout=10)
+        model = httpx.get(f"{url}/model", timeout=10, headers=KEYED).json()
+        decided = httpx.post(f"{url}/predict", json=_applications(1)[0], timeout=10, headers=KEYED)
     finally:
         _stop(process)
     assert refused.status_code == 409
@@ -313,6 +314,7 @@ def test_the_service_logs_to_postgresql(home):
                 f"{base}/feedback",
                 json={"prediction_id": load.responses[0]["prediction_id"], "outcome": "repaid"},
                 timeout=10,
+                headers=KEYED,
             )
         finally:
             _stop(process)

@@ -30,6 +30,8 @@ pytestmark = pytest.mark.slow
 
 ROWS = 300
 
+API_KEY = "simulate-test-key-0123456789"
+
 
 @pytest.fixture(scope="module")
 def server(trained, tmp_path_factory) -> Iterator[tuple[str, Settings]]:
@@ -37,7 +39,7 @@ def server(trained, tmp_path_factory) -> Iterator[tuple[str, Settings]]:
     source, _ = trained
     home = tmp_path_factory.mktemp("simulate-home") / "home"
     shutil.copytree(source.home, home)
-    settings = Settings(home=home)
+    settings = Settings(home=home, api_key=API_KEY)
     with serving(settings) as url:
         yield url, settings
 
@@ -48,7 +50,7 @@ def _run(
     """One simulation and the decisions it left in the log (read back by time)."""
     url, settings = server
     before = datetime.now(UTC)
-    report = simulate(url, scenario, rows, **options)
+    report = simulate(url, scenario, rows, key=API_KEY, **options)
     log = PredictionLog.for_home(settings.home)
     try:
         window = log.window(since=before)
@@ -202,7 +204,7 @@ def test_rising_defaults_feeds_back_more_defaults(server, baseline):
 def test_a_rejected_batch_is_counted_with_the_services_detail(server):
     url, _ = server
     # The service refuses batches above its maximum (10,000) as one 422.
-    report = simulate(url, "none", 10_001, batch_size=10_001, feedback=False, seed=1)
+    report = simulate(url, "none", 10_001, batch_size=10_001, feedback=False, seed=1, key=API_KEY)
     assert report.rows_decided == 0
     assert report.errors == {"422": 1}
     assert report.failures[0].endpoint == "/predict/batch"
@@ -287,7 +289,9 @@ def test_connection_failures_after_the_start_are_counted(server):
     import httpx
 
     url, _ = server
-    model = json.dumps(httpx.get(f"{url}/model", timeout=30).json()).encode()
+    model = json.dumps(
+        httpx.get(f"{url}/model", timeout=30, headers={"X-API-Key": API_KEY}).json()
+    ).encode()
 
     class Dropping(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -324,4 +328,4 @@ def test_connection_failures_after_the_start_are_counted(server):
 def test_a_dataset_that_does_not_fit_the_served_model_is_refused(server):
     url, _ = server
     with pytest.raises(ConfigurationError, match="lacks feature\\(s\\) the served model requires"):
-        simulate(url, "none", 10, dataset="lending_club")
+        simulate(url, "none", 10, dataset="lending_club", key=API_KEY)

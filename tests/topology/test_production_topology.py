@@ -488,6 +488,7 @@ def test_the_production_topology_runs_for_real(tmp_path: Path) -> None:
                 f"{api}/predict/batch",
                 json={"applications": [_one_application()] * 20},
                 timeout=30,
+                headers={"X-API-Key": API_KEY},
             )
             assert decided.status_code == 200, decided.text
             answered = {d["model_version"] for d in decided.json()["decisions"]}

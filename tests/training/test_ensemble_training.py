@@ -29,6 +29,8 @@ pytestmark = pytest.mark.slow
 
 MEMBERS = ["logistic_regression", "lightgbm"]
 
+API_KEY = "ensemble-test-key-0123456789"
+
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, TrainingResult]:
@@ -112,7 +114,7 @@ def test_its_run_records_the_stack(trained) -> None:
 @pytest.fixture(scope="module")
 def server(trained) -> Iterator[str]:
     settings, _ = trained
-    with serving(settings) as url:
+    with serving(settings.model_copy(update={"api_key": API_KEY})) as url:
         yield url
 
 
@@ -133,7 +135,7 @@ def test_the_ensemble_champion_serves_with_its_fast_path_and_reasons(trained, se
         rtol=0,
         atol=1e-9,
     )
-    with httpx.Client(base_url=server, timeout=60) as client:
+    with httpx.Client(base_url=server, timeout=60, headers={"X-API-Key": API_KEY}) as client:
         decisions = [client.post("/predict", json=r).json() for r in records]
         declined = [d for d in decisions if d["decision"] == "decline"]
         assert declined, "some of these applicants should be declined"

@@ -7,7 +7,7 @@ import re
 import httpx
 from playwright.sync_api import Page, expect
 
-from ui_helpers import ADMIN_KEY, READER_KEY, Dashboard, application, log_in
+from ui_helpers import ADMIN_KEY, API_HEADERS, READER_KEY, Dashboard, application, log_in
 
 
 def test_a_wrong_key_is_refused_and_the_right_one_opens_the_overview(
@@ -34,7 +34,9 @@ def test_the_overview_counts_decisions_just_made(page: Page, dashboard: Dashboar
     logged = re.compile(r"Decisions logged\s*([\d,]+)")
     before = int(logged.search(health.inner_text())[1].replace(",", ""))
     for row in (2, 3, 4):
-        response = httpx.post(f"{dashboard.url}/predict", json=application(row), timeout=60)
+        response = httpx.post(
+            f"{dashboard.url}/predict", headers=API_HEADERS, json=application(row), timeout=60
+        )
         assert response.status_code == 200, response.text
     page.reload()
     expect(health).to_contain_text(re.compile(rf"Decisions logged\s*{before + 3:,}\b"))
@@ -44,7 +46,7 @@ def test_the_overview_counts_decisions_just_made(page: Page, dashboard: Dashboar
 
 def test_logging_out_ends_the_session(page: Page) -> None:
     log_in(page, READER_KEY)
-    expect(page.locator(".role")).to_have_text("reader")
+    expect(page.locator(".role")).to_have_text("analyst")  # a reader key: the analyst role
     page.get_by_role("button", name="Log out").click()
     expect(page).to_have_url(re.compile(r"/ui/login"))
     page.goto("/ui")

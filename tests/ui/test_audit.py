@@ -10,13 +10,15 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from ui_helpers import Dashboard, application, log_in
+from ui_helpers import API_HEADERS, Dashboard, application, log_in
 
 
 def test_a_decision_just_made_is_found_and_reproduces_identically(
     page: Page, dashboard: Dashboard
 ) -> None:
-    made = httpx.post(f"{dashboard.url}/predict", json=application(5), timeout=60).json()
+    made = httpx.post(
+        f"{dashboard.url}/predict", headers=API_HEADERS, json=application(5), timeout=60
+    ).json()
     prediction_id = made["prediction_id"]
     log_in(page, start="/ui/audit")
     page.get_by_label("Prediction id").fill(prediction_id)
@@ -40,7 +42,9 @@ def test_a_decision_just_made_is_found_and_reproduces_identically(
 
 def test_paging_forward_reaches_older_decisions(page: Page, dashboard: Dashboard) -> None:
     for row in range(10, 62):  # more than one page of 50
-        response = httpx.post(f"{dashboard.url}/predict", json=application(row), timeout=60)
+        response = httpx.post(
+            f"{dashboard.url}/predict", headers=API_HEADERS, json=application(row), timeout=60
+        )
         assert response.status_code == 200, response.text
     log_in(page, start="/ui/audit")
     rows = page.get_by_role("region", name="Decisions, newest first").get_by_role("row")

@@ -13,7 +13,7 @@ from playwright.sync_api import Page, expect
 
 from creditops.data.datasets import load_builtin
 from creditops.store.predlog import PredictionLog
-from ui_helpers import READER_KEY, Dashboard, application, log_in
+from ui_helpers import API_HEADERS, READER_KEY, Dashboard, application, log_in
 
 
 def _field(page: Page, name: str) -> Any:
@@ -61,7 +61,9 @@ def test_deciding_one_application_shows_its_card_with_reasons_and_waterfall(
 
     card = page.get_by_role("article", name=re.compile(r"^Decision: decline$"))
     expect(card).to_be_visible()
-    api = httpx.post(f"{dashboard.url}/explain", json=application(2), timeout=60).json()
+    api = httpx.post(
+        f"{dashboard.url}/explain", headers=API_HEADERS, json=application(2), timeout=60
+    ).json()
     expect(card).to_contain_text(f"{api['probability_of_default']:.1%}")
     reasons = card.locator("ol.reasons li")
     expect(reasons.first).to_be_visible()
@@ -92,7 +94,10 @@ def test_a_bad_value_shows_the_apis_error_next_to_its_field(
 
     expect(page.get_by_role("alert")).to_contain_text("Nothing was decided")
     api = httpx.post(
-        f"{dashboard.url}/predict", json={**application(3), "Amount": -5}, timeout=60
+        f"{dashboard.url}/predict",
+        headers=API_HEADERS,
+        json={**application(3), "Amount": -5},
+        timeout=60,
     ).json()
     message = next(e["problem"] for e in api["errors"] if e["field"] == "Amount")
     amount = _field(page, "Amount")

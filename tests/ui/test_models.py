@@ -13,11 +13,11 @@ from playwright.sync_api import Page, expect
 
 from creditops.retraining import rollback
 from creditops.store.audit import AuditLog
-from ui_helpers import READER_KEY, Dashboard, log_in
+from ui_helpers import API_HEADERS, READER_KEY, Dashboard, log_in
 
 
 def _served(dashboard: Dashboard) -> str:
-    return httpx.get(f"{dashboard.url}/model").json()["model_version"]
+    return httpx.get(f"{dashboard.url}/model", headers=API_HEADERS).json()["model_version"]
 
 
 def test_the_list_shows_every_version_with_its_aliases(page: Page) -> None:

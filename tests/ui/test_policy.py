@@ -20,7 +20,7 @@ from creditops.registry.policy import stored_policy
 from creditops.registry.review import scored_test_split
 from creditops.retraining.policy_change import change_policy
 from creditops.store.audit import AuditLog
-from ui_helpers import READER_KEY, Dashboard, log_in
+from ui_helpers import API_HEADERS, READER_KEY, Dashboard, log_in
 
 
 def test_the_what_if_of_a_hand_checked_sample() -> None:
@@ -103,7 +103,7 @@ def test_a_saved_policy_is_the_one_predict_uses(page: Page, dashboard: Dashboard
     application = json.loads(json.dumps(
         {k: (None if v != v else v) for k, v in row.items()}, default=lambda v: v.item()
     ))  # fmt: skip
-    first = httpx.post(f"{dashboard.url}/predict", json=application).json()
+    first = httpx.post(f"{dashboard.url}/predict", headers=API_HEADERS, json=application).json()
     assert first.get("decision") == "refer", first
     try:
         log_in(page, start="/ui/models/1/policy")
@@ -112,7 +112,9 @@ def test_a_saved_policy_is_the_one_predict_uses(page: Page, dashboard: Dashboard
         page.get_by_label("Reason (kept in the audit trail)").fill("approve the whole refer band")
         page.get_by_role("button", name="Save as policy").click()
         expect(page.locator("p.notice")).to_contain_text("the service decides with it")
-        answer = httpx.post(f"{dashboard.url}/predict", json=application).json()
+        answer = httpx.post(
+            f"{dashboard.url}/predict", headers=API_HEADERS, json=application
+        ).json()
         assert answer["decision"] == "approve"
         with AuditLog.from_settings(settings) as audit:
             entry = audit.recent(1, action="policy")[0]
@@ -122,7 +124,10 @@ def test_a_saved_policy_is_the_one_predict_uses(page: Page, dashboard: Dashboard
         change_policy(settings, "1", original, before=None, reason="restore", via="test")
         deadline = time.time() + 30
         while (
-            httpx.post(f"{dashboard.url}/predict", json=application).json()["decision"] != "refer"
+            httpx.post(f"{dashboard.url}/predict", headers=API_HEADERS, json=application).json()[
+                "decision"
+            ]
+            != "refer"
         ):
             assert time.time() < deadline, "the service did not follow the restored policy"
             time.sleep(0.5)

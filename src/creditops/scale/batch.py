@@ -112,6 +112,7 @@ class _Job:
     run_key: str
     output: str
     log: bool
+    actor: str | None
 
 
 def run_prediction_ids(run_key: str, file: str, first_row: int, n: int) -> list[uuid.UUID]:
@@ -161,10 +162,12 @@ def predict_partitioned(
     ref: str = CHAMPION,
     cluster: str | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    actor: str | None = None,
 ) -> PartitionedSummary:
     """Decide every application under ``source`` into the directory ``output`` (module
     docstring); ``cluster``: an address from :func:`~creditops.scale.cluster_address`.
-    ``progress(stage, done, total)`` is called as partitions finish."""
+    ``progress(stage, done, total)`` is called as partitions finish; ``actor``: who runs it,
+    recorded with each decision."""
     started = time.perf_counter()
     files, fmt = source_files(source)
     # Opened here first, so a log that is behind is upgraded once, before any worker writes.
@@ -179,7 +182,7 @@ def predict_partitioned(
         )
     model = _Model(settings.registered_model_name, str(registered.version))
     run_key = _run_key(files, output, model, log, settings)
-    job = _Job(settings, model.version, fmt, run_key, str(output), log)
+    job = _Job(settings, model.version, fmt, run_key, str(output), log, actor)
     partitions = _partitions(files, fmt, settings)
     manifest = _manifest(run_key, files, model, log, len(partitions))
     _check_output(output, run_key)
@@ -383,6 +386,8 @@ def _decide_part(
     part: _Partition, job: _Job, first_row: int, validated_rows: int
 ) -> dict[str, Any]:
     """Decide, log and write one partition; returns its row count and decisions."""
+    import pandas as pd
+
     frame = _read_partition(part, job)
     if len(frame) != validated_rows:  # the file changed since it was validated
         raise DataValidationError(
@@ -390,20 +395,28 @@ def _decide_part(
             f"{len(frame)} read now); the parts already written stand, run again to finish"
         )
     service, served = _worker_model(job)
-    rows = _records(frame, part, job, served)
-    prediction_ids = run_prediction_ids(job.run_key, part.file, first_row, len(rows.features))
-    decided = decide_records(
-        service,
-        served,
-        rows.features,
-        rows.protected,
-        prediction_ids=prediction_ids,
-        log=job.log,
-        chunk=job.settings.max_batch,
-        columns=rows.columns,
-    )
-    if rows.ids is not None:
-        decided.insert(0, served.spec.id, rows.ids)
+    chunk = job.settings.max_batch
+    decided_parts = []
+    # A log chunk at a time, so a partition's per-row values are never all in memory at once.
+    for start in range(0, max(len(frame), 1), chunk):
+        rows = _records(frame.iloc[start : start + chunk], part, job, served)
+        decided = decide_records(
+            service,
+            served,
+            rows.features,
+            rows.protected,
+            prediction_ids=run_prediction_ids(
+                job.run_key, part.file, first_row + start, len(rows.features)
+            ),
+            log=job.log,
+            chunk=chunk,
+            columns=rows.columns,
+            actor=job.actor,
+        )
+        if rows.ids is not None:
+            decided.insert(0, served.spec.id, rows.ids)
+        decided_parts.append(decided)
+    decided = pd.concat(decided_parts, ignore_index=True)
     # Written beside its name and renamed (write_table): a part exists whole or not at all.
     write_table(decided, _part_path(Path(job.output), part.index))
     return {"rows": len(decided), "decisions": dict(Counter(decided["decision"]))}

@@ -1,10 +1,21 @@
-"""Who may do what: the keys the service accepts and the role each grants.
+"""Who may do what: the keys the service accepts, the roles each holds, and the name each acts
+under in the decision log and the audit trail.
 
-Two roles until finer ones arrive: ``admin`` (``CREDITOPS_API_KEY``, or the one-time key
-``creditops serve`` generates when none is configured) may change the champion and the policy;
-``reader`` (``CREDITOPS_READER_KEYS``) may look. The generated key is printed once and stored
-only as its SHA-256, so the workers of one server (separate processes) all accept it and a copy
-of ``CREDITOPS_HOME`` does not reveal it.
+Roles (:data:`creditops.store.keys.ROLES`): ``decide`` (predict, batch, explain a decision it
+made, feedback), ``analyst`` (read models, evaluations, monitoring, the audit, the dashboard),
+``admin`` (promote, roll back, policy, jobs, keys). Keys come from three places:
+
+- the key store (``creditops keys create``): named keys holding one or more roles, kept as a
+  salted hash, with an expiry, revocable;
+- ``CREDITOPS_API_KEY``, the bootstrap admin key (or, when it is unset, the one-time key
+  ``creditops serve`` generates and prints, stored only as its SHA-256 so the workers of one
+  server, separate processes, all accept it): every role, so a fresh install can create the
+  lender's own keys;
+- ``CREDITOPS_READER_KEYS``: analyst keys configured by environment.
+
+A stored key is looked up once per :data:`CACHE_SECONDS` per process, so a revoked key stops
+working within that time without a database read on every decision. Every comparison of a
+secret takes constant time.
 """
 
 from __future__ import annotations
@@ -12,23 +23,57 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+import threading
+import time
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
 from creditops.config import Settings
+from creditops.store.keys import ROLES, KeyStore
 
 __all__ = [
+    "CACHE_SECONDS",
+    "Authenticator",
+    "Principal",
     "Role",
     "admin_key_configured",
     "issue_startup_admin_key",
-    "role_of",
-    "role_of_digest",
 ]
+
+#: How long a process trusts what it read about a stored key (its roles, revocation, expiry).
+CACHE_SECONDS = 5.0
+_CACHE_ENTRIES = 10_000
 
 
 class Role(StrEnum):
-    reader = "reader"
+    decide = "decide"
+    analyst = "analyst"
     admin = "admin"
+
+
+ALL_ROLES = frozenset(Role(r) for r in ROLES)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who presented a key: its name (what the log records, never the key), its roles, and
+    how a dashboard session refers to it again (``ref``)."""
+
+    name: str
+    roles: frozenset[Role]
+    ref: str
+
+    def has(self, role: Role | str) -> bool:
+        return Role(role) in self.roles
+
+    @property
+    def role(self) -> Role:
+        """The highest role, for display."""
+        for role in (Role.admin, Role.analyst, Role.decide):
+            if role in self.roles:
+                return role
+        raise ValueError("a principal holds at least one role")
 
 
 def _digest(key: str) -> str:
@@ -63,26 +108,100 @@ def _startup_digest(settings: Settings) -> str | None:
 
 
 def admin_key_configured(settings: Settings) -> bool:
-    """Whether any admin key can be presented (configured or generated at start)."""
+    """Whether a bootstrap admin key can be presented (configured or generated at start)."""
     return settings.api_key is not None or _startup_digest(settings) is not None
 
 
-def role_of(settings: Settings, key: str | None) -> Role | None:
-    """The role ``key`` grants, or None."""
-    return role_of_digest(settings, _digest(key)) if key else None
+class Authenticator:
+    """Resolves a presented key, or a dashboard session's reference, to a :class:`Principal`;
+    one per app (thread-safe)."""
 
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._keys: KeyStore | None = None
+        self._lock = threading.Lock()
+        self._cache: dict[str, tuple[float, Principal | None]] = {}
 
-def role_of_digest(settings: Settings, digest: str) -> Role | None:
-    """The role of the key whose SHA-256 is ``digest`` (a dashboard session keeps only that);
-    every comparison takes constant time."""
-    given = digest.encode()
-    admins = [_digest(settings.api_key)] if settings.api_key is not None else []
-    startup = _startup_digest(settings)
-    if startup is not None:
-        admins.append(startup)
-    if any(secrets.compare_digest(given, admin.encode()) for admin in admins):
-        return Role.admin
-    readers = [_digest(key) for key in settings.reader_key_list]
-    if any(secrets.compare_digest(given, reader.encode()) for reader in readers):
-        return Role.reader
-    return None
+    def _store(self) -> KeyStore:
+        with self._lock:
+            if self._keys is None:
+                # a short timeout: a lookup runs on the request's path
+                self._keys = KeyStore(self._settings.resolved_database_url, timeout_s=5.0)
+            return self._keys
+
+    def _environment(self, digest: str) -> Principal | None:
+        """The bootstrap admin key or a reader key whose SHA-256 is ``digest``."""
+        settings = self._settings
+        given = digest.encode()
+        admins = []
+        if settings.api_key is not None:
+            admins.append(("admin (CREDITOPS_API_KEY)", _digest(settings.api_key)))
+        startup = _startup_digest(settings)
+        if startup is not None:
+            admins.append(("admin (one-time key)", startup))
+        found = None
+        for name, admin in admins:
+            if secrets.compare_digest(given, admin.encode()):
+                found = Principal(name, ALL_ROLES, f"sha256:{digest}")
+        for number, reader in enumerate(settings.reader_key_list, start=1):
+            if secrets.compare_digest(given, _digest(reader).encode()):
+                found = found or Principal(
+                    f"reader key {number} (CREDITOPS_READER_KEYS)",
+                    frozenset({Role.analyst}),
+                    f"sha256:{digest}",
+                )
+        return found
+
+    def _cached(self, key: str, look_up: object) -> Principal | None:
+        now = time.monotonic()
+        hit = self._cache.get(key)
+        if hit is not None and now - hit[0] < CACHE_SECONDS:
+            return hit[1]
+        principal = look_up()  # type: ignore[operator]
+        with self._lock:
+            if len(self._cache) >= _CACHE_ENTRIES:
+                self._cache.clear()
+            self._cache[key] = (now, principal)
+        return principal
+
+    def from_key(self, key: str | None) -> Principal | None:
+        """The principal ``key`` stands for, or None (missing, unknown, revoked, expired)."""
+        if not key:
+            return None
+        digest = _digest(key)
+        if key.startswith("cok_"):  # a stored key's form: looked up first (and cached)
+            principal = self._cached(f"key:{digest}", lambda: self._stored(key))
+            if principal is not None:
+                return principal
+        return self._environment(digest)
+
+    def _stored(self, key: str) -> Principal | None:
+        record = self._store().find(key)
+        if record is None or not record.active():
+            return None
+        return Principal(record.name, frozenset(Role(r) for r in record.roles), f"key:{record.id}")
+
+    def from_ref(self, ref: str | None) -> Principal | None:
+        """The principal a dashboard session refers to (``Principal.ref``), if its key still
+        holds a role: a revoked or expired key, or a changed environment key, ends it."""
+        if not ref:
+            return None
+        kind, _, value = ref.partition(":")
+        if kind == "sha256":
+            return self._environment(value)
+        if kind != "key":
+            return None
+
+        def look_up() -> Principal | None:
+            record = self._store().get(value)
+            if record is None or not record.active():
+                return None
+            return Principal(record.name, frozenset(Role(r) for r in record.roles), ref)
+
+        return self._cached(f"ref:{value}", look_up)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._keys is not None:
+                self._keys.close()
+                self._keys = None

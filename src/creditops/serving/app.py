@@ -24,6 +24,7 @@ from creditops import __version__
 from creditops.config import Settings, get_settings
 from creditops.exceptions import CreditOpsError
 from creditops.jobs.runner import dispatch
+from creditops.serving.access import Authenticator
 from creditops.serving.api import add_routes
 from creditops.serving.api.docs import ASSETS, assets
 from creditops.serving.api.errors import install_error_handlers
@@ -131,6 +132,7 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
                 await watcher
         app.state.decision_threads.shutdown(wait=True)  # decisions in flight finish logging
         log.close()
+        app.state.auth.close()
 
     app = FastAPI(
         title="creditops decision service",
@@ -140,8 +142,10 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
         lifespan=lifespan,
         docs_url=None,  # served from local files by the docs router
         redoc_url=None,
+        openapi_url=None,  # served by the docs router, to those who may read it
     )
     app.state.settings = settings
+    app.state.auth = Authenticator(settings)
     app.state.metrics = metrics
     app.add_middleware(_Instrument, metrics=metrics)
     install_error_handlers(app)

@@ -200,6 +200,7 @@ def decide_applications(
     log: bool = True,
     chunk: int,
     prediction_ids: list[uuid.UUID] | None = None,
+    actor: str | None = None,
 ) -> DecidedBatch:
     """Decide validated applications ``chunk`` at a time (each chunk one transaction of the
     decision log, ``log=False``: recorded nowhere).
@@ -212,7 +213,9 @@ def decide_applications(
         part = applications[start : start + chunk]
         chunk_ids = None if prediction_ids is None else prediction_ids[start : start + chunk]
         logged = chunk_ids is not None and log and service.log.get(chunk_ids[0]) is not None
-        decisions.extend(service.decide_batch(part, served, log=log and not logged, ids=chunk_ids))
+        decisions.extend(
+            service.decide_batch(part, served, log=log and not logged, ids=chunk_ids, actor=actor)
+        )
     texts = {r.code: r.text for d in decisions for r in d.reasons}
     frame = pd.DataFrame(
         {
@@ -238,12 +241,15 @@ def decide_file(
     *,
     log: bool = True,
     chunk: int,
+    actor: str | None = None,
 ) -> DecidedBatch:
     """A file of applications (CSV or Parquet bytes) read, validated whole, then decided:
     what ``creditops predict`` and the dashboard's batch upload both do."""
     rows, ids = read_applications(data, name, served.spec)
     applications = validate_applications(rows, served.application_model, name)
-    return decide_applications(service, served, applications, ids=ids, log=log, chunk=chunk)
+    return decide_applications(
+        service, served, applications, ids=ids, log=log, chunk=chunk, actor=actor
+    )
 
 
 def predict_file(
@@ -253,6 +259,7 @@ def predict_file(
     *,
     log: bool = True,
     ref: str = CHAMPION,
+    actor: str | None = None,
 ) -> BatchSummary:
     """Decide every application in ``source`` (CSV or Parquet) with the ``ref`` version and
     write the decisions to ``output`` (.csv or .parquet)."""
@@ -269,7 +276,7 @@ def predict_file(
         applications = validate_applications(rows, served.application_model, source.name)
         scoring_started = time.perf_counter()
         frame = decide_applications(
-            service, served, applications, ids=ids, log=log, chunk=settings.max_batch
+            service, served, applications, ids=ids, log=log, chunk=settings.max_batch, actor=actor
         ).frame
         scoring_seconds = time.perf_counter() - scoring_started
     finally:

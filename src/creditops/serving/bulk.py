@@ -220,6 +220,7 @@ def decide_records(
     log: bool,
     chunk: int,
     columns: dict[str, np.ndarray] | None = None,
+    actor: str | None = None,
 ) -> pd.DataFrame:
     """Decide validated applications ``chunk`` at a time (each chunk one transaction of the
     decision log; ``log=False``: recorded nowhere) and return the decisions as
@@ -227,7 +228,8 @@ def decide_records(
 
     A chunk whose first id is already in the log (chunks are logged all or nothing) was logged
     before a crash: it is decided again for the output but not logged twice. ``columns``: the
-    features as columns (:class:`TableRows`), made from ``features`` when not given."""
+    features as columns (:class:`TableRows`), made from ``features`` when not given;
+    ``actor``: who asked, recorded with each decision."""
     if not len(features) == len(protected) == len(prediction_ids):
         raise ValueError("features, protected attributes and prediction ids differ in length")
     if columns is None:
@@ -245,7 +247,7 @@ def decide_records(
             protected[start:stop],
             {name: values[start:stop] for name, values in columns.items()},
         )
-        parts.append(_decide_chunk(service, served, part, ids, log=log and not logged))
+        parts.append(_decide_chunk(service, served, part, ids, log=log and not logged, actor=actor))
     if not parts:
         return _frame([], np.zeros(0), np.zeros(0, dtype=np.int64), [], [], [], [])
     return pd.concat(parts, ignore_index=True)
@@ -265,6 +267,7 @@ def _decide_chunk(
     ids: Sequence[uuid.UUID],
     *,
     log: bool,
+    actor: str | None,
 ) -> pd.DataFrame:
     started = time.perf_counter()
     features, protected = chunk.features, chunk.protected
@@ -315,6 +318,7 @@ def _decide_chunk(
                     if reasons[i]
                     else empty,
                     "latency_ms": latency_ms,
+                    "actor": actor,
                 }
                 for i in range(len(labels))
             ]

@@ -363,23 +363,29 @@ class DecisionService:
             ).model_dump(mode="json"),
         }
 
-    def explain_logged(self, prediction_id: uuid.UUID | str, served: ServedModel) -> dict[str, Any]:
+    def explain_logged(
+        self, prediction_id: uuid.UUID | str, served: ServedModel, actor: str | None = None
+    ) -> dict[str, Any]:
         """Explain a logged decision again from its logged features, with ``served`` (the
         version serving now, which may not be the one that decided it); raises
-        :class:`UnknownPredictionError` for an id never logged."""
+        :class:`UnknownPredictionError` for an id never logged, or (``actor`` given) one that
+        key did not ask for."""
         record = self.log.get(prediction_id)
-        if record is None:
+        if record is None or (actor is not None and record.actor != actor):
             raise UnknownPredictionError(
                 f"unknown prediction_id {prediction_id}", [str(prediction_id)]
             )
         return self.explain({f: record.features.get(f) for f in served.spec.features}, served)
 
-    def record_outcome(self, feedback: FeedbackRequest) -> FeedbackResult:
+    def record_outcome(self, feedback: FeedbackRequest, actor: str | None = None) -> FeedbackResult:
         """Record one observed outcome (idempotent for the same outcome), counted by result;
         raises :class:`UnknownPredictionError` or :class:`OutcomeConflictError`."""
         try:
             result = self.log.record_outcome(
-                feedback.prediction_id, feedback.defaulted, observed_at=feedback.observed_at
+                feedback.prediction_id,
+                feedback.defaulted,
+                observed_at=feedback.observed_at,
+                recorded_by=actor,
             )
         except UnknownPredictionError:
             self._count_feedback("unknown", 1)
@@ -390,12 +396,14 @@ class DecisionService:
         self._count_feedback(result, 1)
         return FeedbackResult(prediction_id=feedback.prediction_id, result=result)
 
-    def record_outcomes(self, batch: FeedbackBatch) -> FeedbackBatchResult:
+    def record_outcomes(
+        self, batch: FeedbackBatch, actor: str | None = None
+    ) -> FeedbackBatchResult:
         """Record many outcomes in one transaction: all, or none when one id is unknown or
         contradicts a recorded outcome (the same errors as :meth:`record_outcome`)."""
         items = [(o.prediction_id, o.defaulted, o.observed_at) for o in batch.outcomes]
         try:
-            statuses = self.log.record_outcomes(items)
+            statuses = self.log.record_outcomes(items, recorded_by=actor)
         except UnknownPredictionError:
             self._count_feedback("unknown", len(items))
             raise
@@ -411,13 +419,16 @@ class DecisionService:
         if self._on_feedback is not None and n:
             self._on_feedback(result, n)
 
-    def decide(self, application: ApplicationModel, served: ServedModel) -> Decision:
-        """Score, decide, explain a non-approval, and log durably before answering."""
+    def decide(
+        self, application: ApplicationModel, served: ServedModel, actor: str | None = None
+    ) -> Decision:
+        """Score, decide, explain a non-approval, and log durably before answering;
+        ``actor``: the name of the key that asked, recorded with the decision."""
         started = time.perf_counter()
         features, protected, missing = split_application(application)
         probability = served.probability(features)
         result = self._decision(served, features, missing, probability, started)
-        self.log.write(_record(result, features, protected))
+        self.log.write(_record(result, features, protected, actor))
         self._notify([result])
         return result
 
@@ -428,6 +439,7 @@ class DecisionService:
         *,
         log: bool = True,
         ids: list[uuid.UUID] | None = None,
+        actor: str | None = None,
     ) -> list[Decision]:
         """All or nothing: the batch is scored, and its non-approvals explained, together, and
         logged in one transaction (``log=False``: a what-if run that records nothing).
@@ -467,7 +479,7 @@ class DecisionService:
         if log:
             self.log.write_many(
                 [
-                    _record(d, features, protected)
+                    _record(d, features, protected, actor)
                     for d, (features, protected, _) in zip(decisions, parts, strict=True)
                 ]
             )
@@ -526,7 +538,12 @@ def _settle_heap() -> None:
     gc.freeze()
 
 
-def _record(decision: Decision, features: dict[str, Any], protected: dict[str, Any]) -> Any:
+def _record(
+    decision: Decision,
+    features: dict[str, Any],
+    protected: dict[str, Any],
+    actor: str | None = None,
+) -> Any:
     # Every value is already checked: the application by its model, the decision by Decision's.
     # Validating them a third time was a fifth of a logged batch decision's cost (measured);
     # the log still refuses what the database would (NaN in JSON, a probability out of range).
@@ -544,6 +561,7 @@ def _record(decision: Decision, features: dict[str, Any], protected: dict[str, A
         decision=decision.decision,
         reasons=[r.model_dump() for r in decision.reasons],
         latency_ms=decision.latency_ms,
+        actor=actor,
     )
 
 

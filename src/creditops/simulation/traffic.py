@@ -473,9 +473,13 @@ def simulate(
     feedback_delay_s: float = 0.0,
     api_timeout: float = 60,
     progress: ProgressCallback | None = None,
+    key: str | None = None,
 ) -> SimulationReport:
     """Send ``rows`` applications drawn from ``dataset`` under ``scenario`` to the service at
     ``url``, then (``feedback``) their outcomes after ``feedback_delay_s`` seconds.
+
+    ``key``: sent as ``X-API-Key``; it needs the decide role (decisions, outcomes) and the
+    analyst role (the served model's spec).
 
     ``progress(stage, done, total)`` is called after each batch (stage ``"predict"``) and
     every few hundred outcomes (``"feedback"``). Raises ConfigurationError for an unknown
@@ -498,7 +502,10 @@ def simulate(
     started = time.perf_counter()
     base_url = url.rstrip("/")
     limits = httpx.Limits(max_connections=2)
-    with httpx.Client(base_url=base_url, timeout=api_timeout, limits=limits) as client:
+    headers = {"X-API-Key": key} if key else {}
+    with httpx.Client(
+        base_url=base_url, timeout=api_timeout, limits=limits, headers=headers
+    ) as client:
         served = _served_spec(client, base_url)
         absent = [c for c in served.features if c not in frame.columns]
         required_absent = [

@@ -126,6 +126,7 @@ class PredictionRecord(BaseModel):
     decision: DecisionLabel
     reasons: list[dict[str, Any]] = Field(default_factory=list)
     latency_ms: float = Field(ge=0.0)
+    actor: str | None = Field(default=None, description="the name of the key that asked")
 
     @field_validator("created_at")
     @classmethod
@@ -179,6 +180,7 @@ def _row(record: PredictionRecord) -> dict[str, Any]:
         "decision": record.decision,
         "reasons": record.reasons,
         "latency_ms": record.latency_ms,
+        "actor": record.actor,
     }
 
 
@@ -638,6 +640,7 @@ class PredictionLog:
         outcome: int | bool,
         *,
         observed_at: datetime | None = None,
+        recorded_by: str | None = None,
     ) -> OutcomeStatus:
         """Record the observed outcome (1 = default, 0 = repaid) of a logged decision.
 
@@ -645,10 +648,15 @@ class PredictionLog:
         ``observed_at`` is kept). A different outcome raises :class:`OutcomeConflictError`, an id
         never logged :class:`UnknownPredictionError`.
         """
-        return self.record_outcomes([(prediction_id, outcome, observed_at)])[0]
+        return self.record_outcomes(
+            [(prediction_id, outcome, observed_at)], recorded_by=recorded_by
+        )[0]
 
-    def record_outcomes(self, items: Iterable[OutcomeUpdate]) -> list[OutcomeStatus]:
-        """Record many outcomes atomically (all or none), one status per item in order."""
+    def record_outcomes(
+        self, items: Iterable[OutcomeUpdate], *, recorded_by: str | None = None
+    ) -> list[OutcomeStatus]:
+        """Record many outcomes atomically (all or none), one status per item in order;
+        ``recorded_by``: the name of the key that sent them."""
         self._check_process()
         updates: list[tuple[str, int, datetime | None]] = []
         for item in items:
@@ -710,6 +718,7 @@ class PredictionLog:
                         "observed_at": observed_at,
                         "recorded_at": now,
                         "decided_at": known[key],
+                        "recorded_by": recorded_by,
                     }
                 )
                 statuses.append("recorded")

@@ -43,6 +43,7 @@ __all__ = [
     "RecordStore",
     "SchemaStatus",
     "alerts_table",
+    "api_keys_table",
     "audit_table",
     "database_status",
     "decision_chains_table",
@@ -156,6 +157,8 @@ predictions = sa.Table(
     sa.Column("seq", sa.BigInteger, nullable=True),
     sa.Column("prev_hash", sa.String(64), nullable=True),
     sa.Column("row_hash", sa.String(64), nullable=True),
+    # Revision 0005: the name of the key that asked for the decision (never the key).
+    sa.Column("actor", sa.Text, nullable=True),
     sa.CheckConstraint("decision IN ('approve', 'refer', 'decline')", name="ck_decision"),
     sa.CheckConstraint("probability >= 0 AND probability <= 1", name="ck_probability"),
     # Revision 0002: the audit search filters on these, newest first.
@@ -177,6 +180,7 @@ outcomes = sa.Table(
     # whose outcome is known, newest first" is an index scan of this table, not a walk through
     # months of unlabelled decisions.
     sa.Column("decided_at", UTCDateTime(), nullable=True),
+    sa.Column("recorded_by", sa.Text, nullable=True),  # revision 0005: the key's name
     sa.CheckConstraint("outcome IN (0, 1)", name="ck_outcome"),
     sa.Index("ix_outcomes_decided", "decided_at", "prediction_id"),
 )
@@ -256,6 +260,23 @@ audit_table = sa.Table(
     sa.Column("gates", sa.JSON, nullable=False),
     sa.Column("message", sa.Text, nullable=False),
     sa.Column("details", sa.JSON, nullable=False),
+)
+
+#: API keys: a salted SHA-256 of each (the key itself is shown once, when created), the roles
+#: it holds, and when it expires or was revoked (:mod:`creditops.store.keys`). Revision 0005.
+api_keys_table = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("name", sa.Text, nullable=False, unique=True),
+    sa.Column("salt", sa.String(64), nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("roles", sa.JSON, nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("created_by", sa.Text, nullable=False),
+    sa.Column("expires_at", UTCDateTime(), nullable=True),
+    sa.Column("revoked_at", UTCDateTime(), nullable=True),
+    sa.Column("revoked_by", sa.Text, nullable=True),
 )
 
 

@@ -19,7 +19,16 @@ from pydantic import ValidationError
 
 from creditops.config import Settings
 from creditops.exceptions import JSONBodyError, PredictionLogError
-from creditops.serving.api.deps import ServiceDep, SettingsDep, parsed_json, read_body, service_of
+from creditops.serving.access import Role
+from creditops.serving.api.deps import (
+    DecidePrincipal,
+    ServiceDep,
+    SettingsDep,
+    authorize,
+    parsed_json,
+    read_body,
+    service_of,
+)
 from creditops.serving.api.errors import error_response, errors
 from creditops.serving.api.openapi import APPLICATION, BATCH, CSV, request_body
 from creditops.serving.parsing import parse_csv_applications, validation_errors
@@ -51,12 +60,17 @@ def _json(model: Decision | BatchDecision) -> Response:
 @router.post(
     "/predict",
     response_model=Decision,
-    responses=errors(413, 422, 503),
-    openapi_extra=request_body({"application/json": APPLICATION}),
+    responses=errors(401, 403, 413, 422, 503),
+    openapi_extra={
+        **request_body({"application/json": APPLICATION}),
+        "security": [{"APIKeyHeader": []}, {"HTTPBearer": []}],
+    },
 )
 async def predict(request: Request) -> Any:
     """Decide one application: probability of default, points, grade, decision, reasons."""
-    service = service_of(request)  # not a dependency: FastAPI's resolution costs per request
+    # Not dependencies: FastAPI's resolution costs per request on the hottest route.
+    principal = authorize(request, Role.decide)
+    service = service_of(request)
     payload = await parsed_json(request, request.app.state.settings.max_body_bytes)
     served = service.served
     try:
@@ -64,7 +78,9 @@ async def predict(request: Request) -> Any:
     except ValidationError as error:
         return error_response(422, "invalid application", validation_errors(error))
     try:
-        return _json(await decide_in_thread(request, service.decide, application, served))
+        return _json(
+            await decide_in_thread(request, service.decide, application, served, principal.name)
+        )
     except PredictionLogError as error:
         request.app.state.metrics.log_failures.inc()
         return error_response(503, f"decision not made: the decision log failed ({error})")
@@ -73,7 +89,7 @@ async def predict(request: Request) -> Any:
 @router.post(
     "/predict/batch",
     response_model=BatchDecision,
-    responses=errors(413, 422, 503),
+    responses=errors(401, 403, 413, 422, 503),
     openapi_extra=request_body(
         {
             "application/json": BATCH,
@@ -85,7 +101,9 @@ async def predict(request: Request) -> Any:
         }
     ),
 )
-async def predict_batch(request: Request, service: ServiceDep, settings: SettingsDep) -> Any:
+async def predict_batch(
+    request: Request, service: ServiceDep, settings: SettingsDep, principal: DecidePrincipal
+) -> Any:
     """Decide up to `max_batch` applications atomically: one bad row rejects the batch.
 
     Send JSON `{"applications": [...]}`, or a CSV file with `Content-Type: text/csv`."""
@@ -99,9 +117,8 @@ async def predict_batch(request: Request, service: ServiceDep, settings: Setting
         return error_response(422, "invalid batch", validation_errors(error))
     started = time.perf_counter()
     try:
-        decisions = await decide_in_thread(
-            request, service.decide_batch, list(batch.applications), served
-        )
+        decide = functools.partial(service.decide_batch, actor=principal.name)
+        decisions = await decide_in_thread(request, decide, list(batch.applications), served)
     except PredictionLogError as error:
         request.app.state.metrics.log_failures.inc()
         return error_response(503, f"batch not decided: the decision log failed ({error})")

@@ -1,16 +1,16 @@
-"""Shared dependencies as ``Annotated`` aliases (the service, settings, metrics, the admin key)
-and the strict reading of request bodies."""
+"""Shared dependencies as ``Annotated`` aliases (the service, settings, metrics, the role a
+route needs) and the strict reading of request bodies."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, Security
-from fastapi.security import APIKeyHeader
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from creditops.config import Settings
 from creditops.exceptions import JSONBodyError
-from creditops.serving.access import Role, admin_key_configured, role_of
+from creditops.serving.access import Authenticator, Principal, Role
 from creditops.serving.parsing import parse_json_strict
 from creditops.serving.prometheus import ServiceMetrics
 from creditops.serving.service import DecisionService
@@ -20,8 +20,9 @@ ADMIN_TAG = "admin"
 _api_key = APIKeyHeader(
     name="X-API-Key",
     auto_error=False,
-    description="the admin key: CREDITOPS_API_KEY, or the one `creditops serve` printed",
+    description="a key from `creditops keys create`, or the bootstrap admin key",
 )
+_bearer = HTTPBearer(auto_error=False, description="the same key as a bearer token")
 
 
 def service_of(request: Request) -> DecisionService:
@@ -46,17 +47,96 @@ SettingsDep = Annotated[Settings, Depends(settings_of)]
 MetricsDep = Annotated[ServiceMetrics, Depends(metrics_of)]
 
 
-def require_api_key(
-    settings: SettingsDep, given: Annotated[str | None, Security(_api_key)]
-) -> None:
-    """Admin endpoints: the X-API-Key header must be an admin key (see serving.access)."""
-    if not admin_key_configured(settings):
-        raise HTTPException(403, "admin endpoints are disabled: set CREDITOPS_API_KEY")
-    if role_of(settings, given) is not Role.admin:
-        raise HTTPException(401, "missing or wrong X-API-Key")
+def presented_key(request: Request) -> str | None:
+    """The key a request carries: ``Authorization: Bearer …`` or ``X-API-Key``."""
+    header = request.headers.get("authorization")
+    if header is not None:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip()
+    return request.headers.get("x-api-key") or None
 
 
-AdminKey = Depends(require_api_key)
+def authorize(request: Request, *roles: Role) -> Principal:
+    """The principal behind the request's key, holding one of ``roles``; 401 without a valid
+    key, 403 with a key that holds none of them. Kept on ``request.state.principal`` (the log
+    and the audit record its name)."""
+    authenticator: Authenticator = request.app.state.auth
+    principal = authenticator.from_key(presented_key(request))
+    if principal is None:
+        message = (
+            "a key is needed: send Authorization: Bearer <key> or X-API-Key"
+            if presented_key(request) is None
+            else "the key is not valid here (unknown, revoked or expired)"
+        )
+        raise HTTPException(401, message, headers={"WWW-Authenticate": "Bearer"})
+    if not any(principal.has(role) for role in roles):
+        needed = " or ".join(role.value for role in roles)
+        raise HTTPException(403, f"the key {principal.name!r} does not hold the {needed} role")
+    request.state.principal = principal
+    return principal
+
+
+def authorize_page(request: Request, role: Role) -> Principal:
+    """:func:`authorize` for pages a person opens in a browser (the API docs): a key, or the
+    dashboard session of one who logged in with a key holding ``role``."""
+    if presented_key(request) is None:
+        session_principal = getattr(request.app.state, "session_principal", None)
+        principal = session_principal(request) if session_principal is not None else None
+        if principal is None:
+            raise HTTPException(
+                401,
+                "log in to the dashboard (/ui/login) or send a key to read this",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        if not principal.has(role):
+            raise HTTPException(403, f"the key {principal.name!r} does not hold the {role} role")
+        request.state.principal = principal
+        return principal
+    return authorize(request, role)
+
+
+def open_or(role: Role) -> Any:
+    """A dependency for the operations routes: open when the path is one of
+    ``CREDITOPS_OPEN_PATHS`` (by default ``/health``, ``/ready``, ``/metrics``), else
+    ``role``."""
+
+    def check(request: Request) -> None:
+        settings: Settings = request.app.state.settings
+        if request.url.path not in settings.open_path_list:
+            authorize(request, role)
+
+    return Depends(check)
+
+
+def _requirement(*roles: Role) -> Any:
+    def require(
+        request: Request,
+        _key: Annotated[str | None, Security(_api_key)] = None,
+        _bearer_token: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,
+    ) -> Principal:
+        return authorize(request, *roles)
+
+    require.__name__ = f"require_{'_or_'.join(role.value for role in roles)}"
+    return require
+
+
+#: Route dependencies by role (``dependencies=[Decide]``) or to read who acted
+#: (``principal: DecidePrincipal``).
+Decide = Depends(_requirement(Role.decide))
+Analyst = Depends(_requirement(Role.analyst))
+Admin = Depends(_requirement(Role.admin))
+DecideOrAnalyst = Depends(_requirement(Role.decide, Role.analyst))
+
+
+def _analyst_page(request: Request) -> Principal:
+    return authorize_page(request, Role.analyst)
+
+
+AnalystPage = Depends(_analyst_page)
+DecidePrincipal = Annotated[Principal, Decide]
+AdminPrincipal = Annotated[Principal, Admin]
+DecideOrAnalystPrincipal = Annotated[Principal, DecideOrAnalyst]
 
 
 async def read_body(request: Request, limit: int) -> bytes:

@@ -11,13 +11,18 @@ from fastapi.openapi.docs import (
     get_swagger_ui_html,
     get_swagger_ui_oauth2_redirect_html,
 )
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.staticfiles import StaticFiles
+
+from creditops.serving.api.deps import AnalystPage
 
 ASSETS = "/docs/assets"
 _OAUTH2_REDIRECT = "/docs/oauth2-redirect"
 
-router = APIRouter(include_in_schema=False)
+# The API's description holds no personal data, but like every route it is read by analysts
+# (a key, or the dashboard session of one who logged in); the bundles under ASSETS are open.
+router = APIRouter(include_in_schema=False, dependencies=[AnalystPage])
+OPENAPI = "/openapi.json"
 
 
 def assets() -> StaticFiles:
@@ -25,11 +30,16 @@ def assets() -> StaticFiles:
     return StaticFiles(directory=str(files("fastapi_offline") / "static"))
 
 
+@router.get(OPENAPI)
+def openapi(request: Request) -> JSONResponse:
+    return JSONResponse(request.app.openapi())
+
+
 @router.get("/docs")
 def swagger_ui(request: Request) -> HTMLResponse:
     app = request.app
     return get_swagger_ui_html(
-        openapi_url=app.openapi_url,
+        openapi_url=OPENAPI,
         title=f"{app.title} - Swagger UI",
         swagger_js_url=f"{ASSETS}/swagger-ui-bundle.js",
         swagger_css_url=f"{ASSETS}/swagger-ui.css",
@@ -47,7 +57,7 @@ def swagger_ui_redirect() -> HTMLResponse:
 def redoc(request: Request) -> HTMLResponse:
     app = request.app
     return get_redoc_html(
-        openapi_url=app.openapi_url,
+        openapi_url=OPENAPI,
         title=f"{app.title} - ReDoc",
         redoc_js_url=f"{ASSETS}/redoc.standalone.js",
         redoc_favicon_url=f"{ASSETS}/favicon.png",

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from creditops.exceptions import OutcomeConflictError, UnknownPredictionError
-from creditops.serving.api.deps import ServiceDep, SettingsDep, parsed_json
+from creditops.serving.api.deps import DecidePrincipal, ServiceDep, SettingsDep, parsed_json
 from creditops.serving.api.errors import error_response, errors
 from creditops.serving.api.openapi import FEEDBACK, FEEDBACK_BATCH, request_body
 from creditops.serving.parsing import validation_errors
@@ -44,10 +44,12 @@ _BATCH_EXAMPLE = {
 @router.post(
     "/feedback",
     response_model=FeedbackResult,
-    responses=errors(404, 409, 413, 422, 503),
+    responses=errors(401, 403, 404, 409, 413, 422, 503),
     openapi_extra=request_body({"application/json": FEEDBACK}, example=_EXAMPLE),
 )
-async def feedback(request: Request, service: ServiceDep, settings: SettingsDep) -> Any:
+async def feedback(
+    request: Request, service: ServiceDep, settings: SettingsDep, principal: DecidePrincipal
+) -> Any:
     """Record the observed outcome of a decision (idempotent for the same outcome).
 
     Bodies over `CREDITOPS_MAX_BODY_BYTES` (64 KiB by default) are refused (413)."""
@@ -57,7 +59,7 @@ async def feedback(request: Request, service: ServiceDep, settings: SettingsDep)
     except ValidationError as error:
         return error_response(422, "invalid feedback", validation_errors(error))
     try:
-        return await run_in_threadpool(service.record_outcome, body)
+        return await run_in_threadpool(service.record_outcome, body, principal.name)
     except UnknownPredictionError:
         return error_response(404, f"unknown prediction_id {body.prediction_id}")
     except OutcomeConflictError:
@@ -68,10 +70,12 @@ async def feedback(request: Request, service: ServiceDep, settings: SettingsDep)
 @router.post(
     "/feedback/batch",
     response_model=FeedbackBatchResult,
-    responses=errors(404, 409, 413, 422, 503),
+    responses=errors(401, 403, 404, 409, 413, 422, 503),
     openapi_extra=request_body({"application/json": FEEDBACK_BATCH}, example=_BATCH_EXAMPLE),
 )
-async def feedback_batch(request: Request, service: ServiceDep, settings: SettingsDep) -> Any:
+async def feedback_batch(
+    request: Request, service: ServiceDep, settings: SettingsDep, principal: DecidePrincipal
+) -> Any:
     """Record many outcomes in one transaction: all of them, or none when one is invalid (422),
     an id is unknown (404) or contradicts an outcome already recorded or sent earlier in the
     batch (409). Repeats are idempotent. Bodies over `CREDITOPS_MAX_BATCH_BODY_BYTES` (32 MiB by
@@ -82,7 +86,7 @@ async def feedback_batch(request: Request, service: ServiceDep, settings: Settin
     except ValidationError as error:
         return error_response(422, "invalid feedback batch", validation_errors(error))
     try:
-        return await run_in_threadpool(service.record_outcomes, body)
+        return await run_in_threadpool(service.record_outcomes, body, principal.name)
     except UnknownPredictionError as error:
         return error_response(404, f"nothing recorded: {error}")
     except OutcomeConflictError as error:

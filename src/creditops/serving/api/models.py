@@ -12,7 +12,13 @@ from creditops.exceptions import AuditLogError, CreditOpsError, ModelNotFoundErr
 from creditops.registry import registered_versions
 from creditops.retraining import promote_challenger
 from creditops.retraining import rollback as rollback_champion
-from creditops.serving.api.deps import ADMIN_TAG, AdminKey, ServiceDep, SettingsDep
+from creditops.serving.api.deps import (
+    ADMIN_TAG,
+    AdminPrincipal,
+    Analyst,
+    ServiceDep,
+    SettingsDep,
+)
 from creditops.serving.api.errors import error_response, errors
 from creditops.serving.schemas import ChampionChange, ModelInfo, RegisteredVersion
 from creditops.serving.service import DecisionService
@@ -26,13 +32,20 @@ Reason = Annotated[
 ]
 
 
-@router.get("/model", response_model=ModelInfo, responses=errors(503))
+@router.get(
+    "/model", dependencies=[Analyst], response_model=ModelInfo, responses=errors(401, 403, 503)
+)
 def model(service: ServiceDep) -> ModelInfo:
     """The serving version: its tags and metrics, decision policy and dataset spec."""
     return service.served.info()
 
 
-@router.get("/models", response_model=list[RegisteredVersion])
+@router.get(
+    "/models",
+    dependencies=[Analyst],
+    response_model=list[RegisteredVersion],
+    responses=errors(401, 403),
+)
 def models(settings: SettingsDep) -> list[dict[str, Any]]:
     """Registered versions and their aliases."""
     return registered_versions(settings)
@@ -41,7 +54,6 @@ def models(settings: SettingsDep) -> list[dict[str, Any]]:
 @router.post(
     "/models/{version}/promote",
     tags=[ADMIN_TAG],
-    dependencies=[AdminKey],
     response_model=ChampionChange,
     response_model_exclude_unset=True,
     responses=errors(401, 403, 404, 409, 422, 503),
@@ -50,6 +62,7 @@ def promote(
     version: Annotated[str, Path(pattern=r"^[0-9]{1,18}$", description="a registered version")],
     service: ServiceDep,
     settings: SettingsDep,
+    principal: AdminPrincipal,
     force: bool = False,
     reason: Reason = None,
 ) -> Any:
@@ -63,7 +76,7 @@ def promote(
             version=version,
             force=force,
             move=_move(service),
-            via="api",
+            via=f"api: {principal.name}",
             reason=reason,
         )
     )
@@ -72,16 +85,19 @@ def promote(
 @router.post(
     "/models/rollback",
     tags=[ADMIN_TAG],
-    dependencies=[AdminKey],
     response_model=ChampionChange,
     response_model_exclude_unset=True,
     responses=errors(401, 403, 404, 409, 422, 503),
 )
-def rollback(service: ServiceDep, settings: SettingsDep, reason: Reason = None) -> Any:
+def rollback(
+    service: ServiceDep, settings: SettingsDep, principal: AdminPrincipal, reason: Reason = None
+) -> Any:
     """Return to the previous champion (checked before the swap). Audited, with the
     `reason` when given."""
     return _change(
-        lambda: rollback_champion(settings, move=_move(service), via="api", reason=reason)
+        lambda: rollback_champion(
+            settings, move=_move(service), via=f"api: {principal.name}", reason=reason
+        )
     )
 
 

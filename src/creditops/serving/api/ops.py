@@ -7,12 +7,14 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
-from creditops.serving.api.deps import MetricsDep, ServiceDep
+from creditops.serving.access import Role
+from creditops.serving.api.deps import MetricsDep, ServiceDep, open_or
 from creditops.serving.api.errors import error_response, errors
 from creditops.serving.prometheus import exposition
 from creditops.serving.schemas import Health, Readiness
 
-router = APIRouter(tags=["ops"])
+# Open to probes and scrapers by default (CREDITOPS_OPEN_PATHS); otherwise analysts only.
+router = APIRouter(tags=["ops"], dependencies=[open_or(Role.analyst)])
 
 
 @router.get("/health", response_model=Health)

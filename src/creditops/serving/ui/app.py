@@ -13,6 +13,8 @@ from starlette.staticfiles import StaticFiles
 from creditops.exceptions import AccessDeniedError, LoginRequiredError
 from creditops.serving.ui.deps import is_htmx, login_url
 from creditops.serving.ui.pages import ROUTERS
+from creditops.serving.ui.pages.login import LoginLimiter
+from creditops.serving.ui.session import read_session
 from creditops.serving.ui.templating import render
 
 __all__ = ["DASHBOARD", "STATIC", "add_ui"]
@@ -51,6 +53,9 @@ async def _forbidden(request: Request, error: Exception) -> Response:
 
 def add_ui(app: FastAPI) -> None:
     """Put the dashboard on ``app``: ``/`` redirects to ``/ui``."""
+    app.state.login_limiter = LoginLimiter()
+    # The API's docs pages accept a dashboard session too (serving.api.deps.authorize_page).
+    app.state.session_principal = lambda request: read_session(request).principal
     app.add_exception_handler(LoginRequiredError, _login_required)
     app.add_exception_handler(AccessDeniedError, _forbidden)
     app.add_api_route("/", lambda: RedirectResponse("/ui", 307), include_in_schema=False)

@@ -239,7 +239,10 @@ class FormOutcome:
 
 
 def decide_form(
-    service: DecisionService, served: ServedModel, fields: list[tuple[str, Any]]
+    service: DecisionService,
+    served: ServedModel,
+    fields: list[tuple[str, Any]],
+    actor: str | None = None,
 ) -> FormOutcome:
     """Read, validate, decide and explain one application from the form's ``(name, value)``
     fields, with the calls ``/predict`` and ``/explain`` make: the decision is logged like any
@@ -255,6 +258,6 @@ def decide_form(
     if problems:
         errors, general = place_errors(form, problems, None)
         return FormOutcome(shown, errors, general)
-    decision = service.decide(application, served)
+    decision = service.decide(application, served, actor)
     features, _, _ = split_application(application)
     return FormOutcome(shown, decision=decision, explanation=service.explain(features, served))

@@ -11,7 +11,6 @@ from urllib.parse import quote
 from fastapi import Depends, Request
 
 from creditops.exceptions import AccessDeniedError, LoginRequiredError
-from creditops.serving.access import Role
 from creditops.serving.ui.session import CSRF_FIELD, CSRF_HEADER, Session, read_session
 
 __all__ = ["Admin", "CsrfChecked", "Viewer", "is_htmx", "login_url"]
@@ -27,7 +26,7 @@ def login_url(next_path: str) -> str:
 
 def require_viewer(request: Request) -> Session:
     session = read_session(request)
-    if session.role is None:
+    if session.principal is None:
         target = request.url.path
         if request.url.query:
             target += "?" + request.url.query
@@ -56,8 +55,8 @@ def require_admin(
     session: Annotated[Session, Depends(require_viewer)],
     _: Annotated[None, Depends(check_csrf)],
 ) -> Session:
-    if session.role is not Role.admin:
-        raise AccessDeniedError("this needs the admin key: log in with it to do this")
+    if not session.is_admin:
+        raise AccessDeniedError("this needs a key with the admin role: log in with one to do this")
     return session
 
 

@@ -1,17 +1,17 @@
 """The dashboard's session: a signed cookie that says who logged in, and the CSRF token every
 form and htmx request must echo.
 
-The cookie holds the role and a digest of the key that logged in (never the key), signed with
+The cookie holds a reference to the key that logged in (a stored key's id, or an environment
+key's SHA-256; never the key), signed with
 ``CREDITOPS_SESSION_SECRET`` or a random secret kept in ``CREDITOPS_HOME`` (so every worker of
-one server accepts it). The role is re-checked against the current keys on every request, so
-a key removed from the configuration, or a one-time key replaced by a restart, ends its
-sessions at once. A visitor who has not logged in gets an anonymous session too: the login
-form needs its CSRF token.
+one server accepts it). The key's roles are re-checked on every request (a stored key's within
+a few seconds), so a revoked or expired key, a key removed from the configuration, or a
+one-time key replaced by a restart, ends its sessions. A visitor who has not logged in gets an
+anonymous session too: the login form needs its CSRF token.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -21,7 +21,7 @@ from fastapi import Request, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from creditops.config import Settings
-from creditops.serving.access import Role, role_of_digest
+from creditops.serving.access import Authenticator, Principal, Role
 
 __all__ = ["COOKIE", "CSRF_FIELD", "CSRF_HEADER", "Session", "read_session", "save_session"]
 
@@ -33,31 +33,34 @@ _SALT = "creditops.ui.session"
 
 @dataclass
 class Session:
-    """Who is looking (role None: nobody logged in) and this session's CSRF token."""
+    """Who is looking (principal None: nobody logged in) and this session's CSRF token."""
 
-    role: Role | None = None
-    key_digest: str | None = None
+    principal: Principal | None = None
     csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     changed: bool = True  # a cookie must be (re)written with the response
 
     @property
+    def role(self) -> Role | None:
+        """The highest role held, for display; None for nobody."""
+        return None if self.principal is None else self.principal.role
+
+    @property
     def is_admin(self) -> bool:
-        return self.role is Role.admin
+        return self.principal is not None and self.principal.has(Role.admin)
 
     @property
     def actor(self) -> str:
-        """Who acts, as jobs, acknowledgements and the audit record it."""
-        return f"dashboard ({self.role.value if self.role else 'anonymous'})"
+        """Who acts, as jobs, acknowledgements and the audit record it: the key's name."""
+        name = self.principal.name if self.principal is not None else "anonymous"
+        return f"dashboard ({name})"
 
-    def log_in(self, key: str, role: Role) -> None:
-        self.role = role
-        self.key_digest = hashlib.sha256(key.encode()).hexdigest()
+    def log_in(self, principal: Principal) -> None:
+        self.principal = principal
         self.csrf = secrets.token_urlsafe(32)  # a new token after login: no fixation
         self.changed = True
 
     def log_out(self) -> None:
-        self.role = None
-        self.key_digest = None
+        self.principal = None
         self.csrf = secrets.token_urlsafe(32)
         self.changed = True
 
@@ -116,10 +119,13 @@ def read_session(request: Request) -> Session:
         except BadSignature:
             data = None
         if isinstance(data, dict) and isinstance(data.get("c"), str):
-            digest = data.get("k")
-            role = role_of_digest(settings, digest) if isinstance(digest, str) else None
-            session = Session(role=role, key_digest=digest if role else None, csrf=data["c"])
-            session.changed = role is None and digest is not None
+            ref = data.get("k")
+            auth: Authenticator = request.app.state.auth
+            principal = auth.from_ref(ref) if isinstance(ref, str) else None
+            if principal is not None and not principal.has(Role.analyst):
+                principal = None
+            session = Session(principal=principal, csrf=data["c"])
+            session.changed = principal is None and ref is not None
     request.state.ui_session = session
     return session
 
@@ -130,7 +136,8 @@ def save_session(request: Request, response: Response) -> None:
     if not session.changed:
         return
     settings: Settings = request.app.state.settings
-    value = _serializer(request).dumps({"k": session.key_digest, "c": session.csrf})
+    ref = session.principal.ref if session.principal is not None else None
+    value = _serializer(request).dumps({"k": ref, "c": session.csrf})
     response.set_cookie(
         COOKIE,
         value,

@@ -110,7 +110,7 @@ async def decide_page(request: Request, _: Viewer) -> Response:
 
 
 @router.post("/decide")
-async def decide_one(request: Request, _: Viewer) -> Response:
+async def decide_one(request: Request, session: Viewer) -> Response:
     settings = request.app.state.settings
     if _too_large(request, settings.max_body_bytes):
         notice = f"The form is larger than {settings.max_body_bytes:,} bytes; nothing was decided."
@@ -122,7 +122,7 @@ async def decide_one(request: Request, _: Viewer) -> Response:
     fields = [(k, v) for k, v in (await request.form()).multi_items() if k != CSRF_FIELD]
     served = service.served  # one version for the decision and the form shown with it
     try:
-        outcome = await run_in_threadpool(decide_form, service, served, fields)
+        outcome = await run_in_threadpool(decide_form, service, served, fields, session.actor)
     except PredictionLogError as error:
         request.app.state.metrics.log_failures.inc()
         notice = f"Decision not made: the decision log failed ({error})."
@@ -165,7 +165,7 @@ async def decide_batch(request: Request, session: Viewer) -> Response:
     log = form.get("log") == "on"
     try:
         result = await run_in_threadpool(
-            _decide_upload, request, _owner(session), data, upload.filename, log
+            _decide_upload, request, _owner(session), data, upload.filename, log, session.actor
         )
     except BatchValidationError as error:
         context = _page(
@@ -195,11 +195,15 @@ def _headline(error: BatchValidationError) -> str:
     )
 
 
-def _decide_upload(request: Request, owner: str, data: bytes, name: str, log: bool) -> BatchResult:
+def _decide_upload(
+    request: Request, owner: str, data: bytes, name: str, log: bool, actor: str
+) -> BatchResult:
     state = request.app.state
     service, settings = state.service, state.settings
     served = service.served
-    decided = decide_file(service, served, data, name, log=log, chunk=settings.max_batch)
+    decided = decide_file(
+        service, served, data, name, log=log, chunk=settings.max_batch, actor=actor
+    )
     return save_batch(
         settings, owner, decided, source=name, model_version=served.version, logged=log
     )
