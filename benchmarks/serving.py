@@ -326,6 +326,8 @@ def main() -> None:
                     command += ["--workers", str(workers)]
                     ready, url, script = "/ready", "/predict", creditops_lua
                 elif server == "baseline":  # the same command, from the older source
+                    # a decision log of its own schema (the trained store's is this one's)
+                    (home / "predictions.db").unlink(missing_ok=True)
                     env["PYTHONPATH"] = str(baseline_src)
                     command = [sys.executable, "-m", "creditops.cli", "serve", "--port", str(port)]
                     command += ["--workers", str(workers)]
