@@ -312,7 +312,8 @@ def main() -> None:
 
         rows: list[tuple[str, int, int, dict[str, float]]] = []
         http_batch: dict[str, float] = {}
-        servers = ["creditops"] + (["baseline"] if baseline_src else [])
+        # The baseline first, then this creditops, each from the same store and wrk script.
+        servers = (["baseline"] if baseline_src else []) + ["creditops"]
         servers += [] if args.skip_mlflow else ["mlflow"]
         for server in servers:
             for workers in (1, 2):

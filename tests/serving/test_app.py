@@ -24,7 +24,7 @@ from helpers import serving
 pytestmark = pytest.mark.slow
 
 API_KEY = "test-admin-key-0123456789"
-VIA = "api: admin (CREDITOPS_API_KEY)"  # the name of the key behind an audited change
+VIA = "api: CREDITOPS_API_KEY"  # the name of the key behind an audited change
 
 
 @pytest.fixture(scope="module")

@@ -39,7 +39,7 @@ def dashboard(trained, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Das
 def test_shifted_traffic_shows_on_the_heatmap_and_its_alert_is_acknowledged(
     page: Page, dashboard: Dashboard
 ) -> None:
-    report = simulate(dashboard.url, "income_shock", 600, feedback=False, seed=5)
+    report = simulate(dashboard.url, "income_shock", 600, feedback=False, seed=5, key=ADMIN_KEY)
     assert report.rows_decided == 600, report
     log_in(page)
     page.goto("/ui/monitoring")
@@ -77,7 +77,7 @@ def test_shifted_traffic_shows_on_the_heatmap_and_its_alert_is_acknowledged(
     income.get_by_label("Note for this alert").fill("Income feed rescaled upstream; fix deployed")
     income.get_by_role("button", name="Acknowledge").click()
     acknowledged = page.locator("#alerts-table tr.alert-row", has_text="Income").first
-    expect(acknowledged).to_contain_text("acknowledged by dashboard (admin)")
+    expect(acknowledged).to_contain_text("acknowledged by dashboard (CREDITOPS_API_KEY)")
     expect(acknowledged.locator(".ack-note")).to_have_text(
         "Income feed rescaled upstream; fix deployed"
     )

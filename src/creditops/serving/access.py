@@ -135,10 +135,10 @@ class Authenticator:
         given = digest.encode()
         admins = []
         if settings.api_key is not None:
-            admins.append(("admin (CREDITOPS_API_KEY)", _digest(settings.api_key)))
+            admins.append(("CREDITOPS_API_KEY", _digest(settings.api_key)))
         startup = _startup_digest(settings)
         if startup is not None:
-            admins.append(("admin (one-time key)", startup))
+            admins.append(("one-time admin key", startup))
         found = None
         for name, admin in admins:
             if secrets.compare_digest(given, admin.encode()):
@@ -146,7 +146,7 @@ class Authenticator:
         for number, reader in enumerate(settings.reader_key_list, start=1):
             if secrets.compare_digest(given, _digest(reader).encode()):
                 found = found or Principal(
-                    f"reader key {number} (CREDITOPS_READER_KEYS)",
+                    f"CREDITOPS_READER_KEYS #{number}",
                     frozenset({Role.analyst}),
                     f"sha256:{digest}",
                 )

@@ -56,7 +56,7 @@ def require_admin(
     _: Annotated[None, Depends(check_csrf)],
 ) -> Session:
     if not session.is_admin:
-        raise AccessDeniedError("this needs a key with the admin role: log in with one to do this")
+        raise AccessDeniedError("this needs the admin key (the admin role): log in with it")
     return session
 
 
