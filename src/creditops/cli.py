@@ -1073,7 +1073,7 @@ def keys_create(
 
     settings = _settings()
     try:
-        with KeyStore(settings.resolved_database_url) as store:
+        with KeyStore.from_settings(settings) as store:
             created = store.create(name, role, created_by=_cli_actor(), expires_at=_expiry(expires))
     except CreditOpsError as error:
         _fail(error)
@@ -1097,7 +1097,7 @@ def keys_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON."
 
     settings = _settings()
     try:
-        with KeyStore(settings.resolved_database_url) as store:
+        with KeyStore.from_settings(settings) as store:
             records = store.list()
     except CreditOpsError as error:
         _fail(error)
@@ -1124,7 +1124,7 @@ def keys_revoke(name: Annotated[str, typer.Argument(help="The key's name.")]) ->
 
     settings = _settings()
     try:
-        with KeyStore(settings.resolved_database_url) as store:
+        with KeyStore.from_settings(settings) as store:
             record = store.revoke(name, revoked_by=_cli_actor())
     except CreditOpsError as error:
         _fail(error)

@@ -126,7 +126,7 @@ class Authenticator:
         with self._lock:
             if self._keys is None:
                 # a short timeout: a lookup runs on the request's path
-                self._keys = KeyStore(self._settings.resolved_database_url, timeout_s=5.0)
+                self._keys = KeyStore.from_settings(self._settings, timeout_s=5.0)
             return self._keys
 
     def _environment(self, digest: str) -> Principal | None:

@@ -21,6 +21,7 @@ from pydantic import AwareDatetime, BaseModel
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from creditops.config import Settings
 from creditops.exceptions import KeyStoreError
 from creditops.store.schema import RecordStore, api_keys_table
 
@@ -96,6 +97,11 @@ class KeyStore(RecordStore):
     store = "key store"
     holds = "API key"
     error = KeyStoreError
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, timeout_s: float = 30.0) -> KeyStore:
+        settings.ensure_home()  # a fresh home: the SQLite file needs its directory
+        return cls(settings.resolved_database_url, timeout_s=timeout_s)
 
     def create(
         self,

@@ -1,0 +1,48 @@
+"""`creditops keys` as a user runs it: a key printed once and found by the store, a name used
+once, unknown roles refused, revocation shown in the list, the key itself never listed."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from creditops.cli import app
+from creditops.store.keys import KeyStore
+
+runner = CliRunner()
+
+
+def test_create_list_and_revoke_a_key(settings):
+    made = runner.invoke(
+        app, ["keys", "create", "--name", "gateway", "--role", "decide,analyst", "--json"]
+    )
+    assert made.exit_code == 0, made.output
+    created = json.loads(made.stdout)
+    assert created["roles"] == ["decide", "analyst"]
+    with KeyStore(settings.resolved_database_url) as store:
+        found = store.find(created["key"])
+    assert found is not None
+    assert found.name == "gateway"
+    assert found.active()
+
+    again = runner.invoke(app, ["keys", "create", "--name", "gateway", "--role", "admin"])
+    assert again.exit_code != 0
+    assert "exists already" in again.output
+    unknown = runner.invoke(app, ["keys", "create", "--name", "other", "--role", "owner"])
+    assert unknown.exit_code != 0
+    assert "unknown role(s) owner" in unknown.output
+    past = runner.invoke(
+        app, ["keys", "create", "--name", "old", "--role", "decide", "--expires", "2001-01-01"]
+    )
+    assert past.exit_code != 0
+    assert "already passed" in past.output
+
+    revoked = runner.invoke(app, ["keys", "revoke", "gateway"])
+    assert revoked.exit_code == 0, revoked.output
+    listed = runner.invoke(app, ["keys", "list", "--json"])
+    rows = json.loads(listed.stdout)
+    assert [(r["name"], r["state"]) for r in rows] == [("gateway", "revoked")]
+    assert created["key"] not in listed.stdout
+    with KeyStore(settings.resolved_database_url) as store:
+        assert not store.find(created["key"]).active()
