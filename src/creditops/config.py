@@ -9,14 +9,32 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, get_args
+from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from creditops.exceptions import ConfigurationError
 
 Profile = Literal["fast", "full"]
+#: The roles a key or a token can hold (creditops.store.keys documents what each may do).
+RoleName = Literal["decide", "analyst", "admin"]
+ROLE_NAMES: tuple[RoleName, ...] = get_args(RoleName)
+#: Signature algorithms a bearer token may use: asymmetric only, so that the published keys
+#: can verify but never sign (an HMAC "key" taken from a JWKS would be public).
+TOKEN_ALGORITHMS = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"}
+    | {"ES256", "ES256K", "ES384", "ES512", "EdDSA"}
+)
+_LOOPBACK = {"localhost", "127.0.0.1", "::1"}
 _ORIGIN = re.compile(r"https?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\])(:[0-9]{1,5})?")
 
 
@@ -86,6 +104,58 @@ class Settings(BaseSettings):
         "home (set it when several hosts serve one dashboard).",
     )
     session_hours: float = Field(default=8.0, gt=0.0, le=24.0 * 30)
+
+    # Single sign-on: bearer tokens (JWTs) issued by the lender's OAuth2 / OpenID Connect
+    # provider, verified against the keys it publishes (creditops.serving.oidc). Unset JWKS URL:
+    # only creditops keys are accepted, as before.
+    oidc_jwks_url: str | None = Field(
+        default=None,
+        description="The identity provider's JWKS (its published signing keys), e.g. "
+        "https://idp.example/realms/lender/protocol/openid-connect/certs; https (plain http "
+        "only to this host). Set: bearer tokens are accepted next to keys.",
+    )
+    oidc_issuer: str | None = Field(
+        default=None, description="The exact iss a token must carry (required with the URL)."
+    )
+    oidc_audience: str | None = Field(
+        default=None,
+        description="The aud a token must be meant for, e.g. creditops (required with the "
+        "URL): a token the provider issued to another application is refused.",
+    )
+    oidc_roles_claim: str = Field(
+        default="roles",
+        min_length=1,
+        description="The claim holding the token's roles or groups: a list or a space-"
+        "separated string; a dotted path reaches into objects (realm_access.roles).",
+    )
+    oidc_role_map: dict[str, list[RoleName]] | None = Field(
+        default=None,
+        description="JSON mapping the provider's role or group names to creditops roles, "
+        'e.g. {"credit-risk-analysts": "analyst", "lending-ops": ["decide", "analyst"]}. Set: '
+        "only mapped names grant roles. Unset: the names decide, analyst and admin are taken "
+        "as they are.",
+    )
+    oidc_name_claim: str = Field(
+        default="sub",
+        min_length=1,
+        description="The claim that names who acts: the log records oidc:<value>.",
+    )
+    oidc_algorithms: str = Field(
+        default="RS256,ES256,PS256,EdDSA",
+        description="Comma-separated signature algorithms a token may use; asymmetric only.",
+    )
+    oidc_leeway_s: float = Field(
+        default=30.0,
+        ge=0.0,
+        le=300.0,
+        description="Clock difference tolerated on exp, nbf and iat, in seconds.",
+    )
+    oidc_jwks_timeout_s: float = Field(
+        default=5.0,
+        gt=0.0,
+        le=60.0,
+        description="How long one fetch of the JWKS may take (it runs on a request's path).",
+    )
     cors_origins: str | None = Field(
         default=None,
         description="Comma-separated origins (https://host[:port]) whose browser pages may "
@@ -242,6 +312,71 @@ class Settings(BaseSettings):
             raise ValueError("CREDITOPS_AUDIT_KEY must be at least 32 bytes")
         return value
 
+    @field_validator("oidc_jwks_url")
+    @classmethod
+    def _secure_jwks_url(cls, value: str | None) -> str | None:
+        # Keys fetched over plain http could be swapped in transit, and tokens forged with them.
+        if not value:
+            return None  # unset, or set empty (as a compose file passes an unset variable)
+        parts = urlsplit(value)
+        if parts.scheme == "https" and parts.hostname:
+            return value
+        if parts.scheme == "http" and parts.hostname in _LOOPBACK:
+            return value
+        raise ValueError(
+            "CREDITOPS_OIDC_JWKS_URL must be an https URL (plain http only to localhost)"
+        )
+
+    @field_validator("oidc_role_map", mode="before")
+    @classmethod
+    def _role_lists(cls, value: Any) -> Any:
+        # A single role may be given as a string: {"credit-risk-analysts": "analyst"}.
+        if value == "":
+            return None
+        if not isinstance(value, dict):
+            return value
+        lists = {k: [v] if isinstance(v, str) else v for k, v in value.items()}
+        for name, roles in lists.items():
+            if not isinstance(roles, list) or not all(r in ROLE_NAMES for r in roles):
+                raise ValueError(
+                    f"CREDITOPS_OIDC_ROLE_MAP: {name!r} maps to {roles!r}; map each name to one "
+                    f"or more of {', '.join(ROLE_NAMES)}"
+                )
+        return lists
+
+    @field_validator("oidc_algorithms")
+    @classmethod
+    def _asymmetric_algorithms(cls, value: str) -> str:
+        names = [name.strip() for name in value.split(",") if name.strip()]
+        if not names:
+            raise ValueError("CREDITOPS_OIDC_ALGORITHMS names no algorithm")
+        for name in names:
+            if name.lower() == "none" or name.upper().startswith("HS"):
+                raise ValueError(
+                    f"CREDITOPS_OIDC_ALGORITHMS: {name} is refused: an unsigned token, or one "
+                    "signed with a shared secret, could be made by anyone who reads the JWKS"
+                )
+            if name not in TOKEN_ALGORITHMS:
+                raise ValueError(
+                    f"CREDITOPS_OIDC_ALGORITHMS: unknown algorithm {name!r}; use of "
+                    f"{', '.join(sorted(TOKEN_ALGORITHMS))}"
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _complete_oidc(self) -> Settings:
+        # Without an expected issuer and audience, any token the provider signs (for any of its
+        # applications or tenants) would open this service.
+        if self.oidc_jwks_url is not None:
+            missing = [
+                f"CREDITOPS_OIDC_{name.upper()}"
+                for name in ("issuer", "audience")
+                if not getattr(self, f"oidc_{name}")
+            ]
+            if missing:
+                raise ValueError(f"CREDITOPS_OIDC_JWKS_URL is set: set {' and '.join(missing)} too")
+        return self
+
     @field_validator("cors_origins")
     @classmethod
     def _exact_cors_origins(cls, value: str | None) -> str | None:
@@ -262,6 +397,10 @@ class Settings(BaseSettings):
     @property
     def open_path_list(self) -> frozenset[str]:
         return frozenset(p.strip() for p in self.open_paths.split(",") if p.strip())
+
+    @property
+    def oidc_algorithm_list(self) -> tuple[str, ...]:
+        return tuple(a.strip() for a in self.oidc_algorithms.split(",") if a.strip())
 
     @property
     def reader_key_list(self) -> tuple[str, ...]:

@@ -70,6 +70,17 @@ class KeyStoreError(CreditOpsError):
     """An API key could not be created, found or revoked (the message says why)."""
 
 
+class BearerTokenError(CreditOpsError):
+    """A bearer token was refused: malformed, forged, expired, not yet valid, for another
+    issuer or audience, or signed with a key the identity provider does not publish (the API
+    answers 401). The message says which, never the token."""
+
+
+class IdentityProviderError(CreditOpsError):
+    """Bearer tokens cannot be verified now: the identity provider's published keys could not
+    be fetched or read (the API answers 503; keys keep working)."""
+
+
 class JobError(CreditOpsError):
     """The job store could not read or write, or a job cannot do what was asked (unknown id,
     already finished)."""

@@ -14,14 +14,14 @@ import hashlib
 import re
 import secrets
 from datetime import UTC, datetime
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from pydantic import AwareDatetime, BaseModel
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from creditops.config import Settings
+from creditops.config import ROLE_NAMES, RoleName, Settings
 from creditops.exceptions import KeyStoreError
 from creditops.store.schema import RecordStore, api_keys_table
 
@@ -29,11 +29,11 @@ __all__ = ["ROLES", "ApiKey", "CreatedKey", "KeyStore", "Role", "parse_roles"]
 
 _T = TypeVar("_T")
 
-Role = Literal["decide", "analyst", "admin"]
+Role = RoleName
 #: decide: predict, batch, explain its own decisions, feedback; analyst: read models,
 #: evaluations, monitoring, the audit and the dashboard; admin: promote, roll back, policy,
 #: jobs, keys.
-ROLES: tuple[Role, ...] = ("decide", "analyst", "admin")
+ROLES: tuple[Role, ...] = ROLE_NAMES
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _KEY = re.compile(r"^cok_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")
 

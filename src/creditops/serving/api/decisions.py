@@ -24,7 +24,7 @@ from creditops.serving.api.deps import (
     DecidePrincipal,
     ServiceDep,
     SettingsDep,
-    authorize,
+    authorize_async,
     parsed_json,
     read_body,
     service_of,
@@ -69,7 +69,7 @@ def _json(model: Decision | BatchDecision) -> Response:
 async def predict(request: Request) -> Any:
     """Decide one application: probability of default, points, grade, decision, reasons."""
     # Not dependencies: FastAPI's resolution costs per request on the hottest route.
-    principal = authorize(request, Role.decide)
+    principal = await authorize_async(request, Role.decide)
     service = service_of(request)
     payload = await parsed_json(request, request.app.state.settings.max_body_bytes)
     served = service.served

@@ -7,9 +7,10 @@ from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from creditops.config import Settings
-from creditops.exceptions import JSONBodyError
+from creditops.exceptions import BearerTokenError, IdentityProviderError, JSONBodyError
 from creditops.serving.access import Authenticator, Principal, Role
 from creditops.serving.parsing import parse_json_strict
 from creditops.serving.prometheus import ServiceMetrics
@@ -22,7 +23,13 @@ _api_key = APIKeyHeader(
     auto_error=False,
     description="a key from `creditops keys create`, or the bootstrap admin key",
 )
-_bearer = HTTPBearer(auto_error=False, description="the same key as a bearer token")
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="the same key as a bearer token, or (with single sign-on configured) an "
+    "access token from the identity provider",
+)
+#: RFC 6750: a bearer token that is malformed, expired, forged or for someone else.
+INVALID_TOKEN = 'Bearer error="invalid_token"'
 
 
 def service_of(request: Request) -> DecisionService:
@@ -57,12 +64,27 @@ def presented_key(request: Request) -> str | None:
     return request.headers.get("x-api-key") or None
 
 
+def authenticate(authenticator: Authenticator, key: str | None) -> Principal | None:
+    """:meth:`Authenticator.from_key`, its refusals of a token turned into HTTP answers: 401
+    with ``error="invalid_token"``, or 503 while the identity provider's keys are out of
+    reach."""
+    try:
+        return authenticator.from_key(key)
+    except BearerTokenError as error:
+        raise HTTPException(401, str(error), headers={"WWW-Authenticate": INVALID_TOKEN}) from None
+    except IdentityProviderError as error:
+        raise HTTPException(
+            503, f"bearer tokens cannot be checked now: {error}", headers={"Retry-After": "10"}
+        ) from None
+
+
 def authorize(request: Request, *roles: Role) -> Principal:
-    """The principal behind the request's key, holding one of ``roles``; 401 without a valid
-    key, 403 with a key that holds none of them. Kept on ``request.state.principal`` (the log
-    and the audit record its name)."""
+    """The principal behind the request's key or token, holding one of ``roles``; 401 without
+    a valid one, 403 with one that holds none of them. Kept on ``request.state.principal`` (the
+    log and the audit record its name). It may wait on the network for a token not seen
+    recently: async routes call :func:`authorize_async`."""
     authenticator: Authenticator = request.app.state.auth
-    principal = authenticator.from_key(presented_key(request))
+    principal = authenticate(authenticator, presented_key(request))
     if principal is None:
         message = (
             "a key is needed: send Authorization: Bearer <key> or X-API-Key"
@@ -72,9 +94,23 @@ def authorize(request: Request, *roles: Role) -> Principal:
         raise HTTPException(401, message, headers={"WWW-Authenticate": "Bearer"})
     if not any(principal.has(role) for role in roles):
         needed = " or ".join(role.value for role in roles)
-        raise HTTPException(403, f"the key {principal.name!r} does not hold the {needed} role")
+        detail = f"the {principal.kind} {principal.name!r} does not hold the {needed} role"
+        headers = None
+        if principal.kind == "token":
+            headers = {"WWW-Authenticate": 'Bearer error="insufficient_scope"'}
+        raise HTTPException(403, detail, headers=headers)
     request.state.principal = principal
     return principal
+
+
+async def authorize_async(request: Request, *roles: Role) -> Principal:
+    """:func:`authorize` for a route that runs on the event loop: a token not verified
+    recently is checked in a worker thread, so a JWKS fetch never stalls other requests; keys
+    and remembered tokens are checked in place (as cheap as a dictionary lookup)."""
+    authenticator: Authenticator = request.app.state.auth
+    if authenticator.may_block(presented_key(request)):
+        return await run_in_threadpool(authorize, request, *roles)
+    return authorize(request, *roles)
 
 
 def authorize_page(request: Request, role: Role) -> Principal:
@@ -90,7 +126,8 @@ def authorize_page(request: Request, role: Role) -> Principal:
                 headers={"WWW-Authenticate": "Bearer"},
             )
         if not principal.has(role):
-            raise HTTPException(403, f"the key {principal.name!r} does not hold the {role} role")
+            detail = f"the {principal.kind} {principal.name!r} does not hold the {role} role"
+            raise HTTPException(403, detail)
         request.state.principal = principal
         return principal
     return authorize(request, role)

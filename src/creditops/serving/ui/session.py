@@ -2,11 +2,13 @@
 form and htmx request must echo.
 
 The cookie holds a reference to the key that logged in (a stored key's id, or an environment
-key's SHA-256; never the key), signed with
+key's SHA-256; never the key) or, for a bearer token from the identity provider, what the
+token said (its principal's name, its roles, its expiry; never the token), signed with
 ``CREDITOPS_SESSION_SECRET`` or a random secret kept in ``CREDITOPS_HOME`` (so every worker of
 one server accepts it). The key's roles are re-checked on every request (a stored key's within
 a few seconds), so a revoked or expired key, a key removed from the configuration, or a
-one-time key replaced by a restart, ends its sessions. A visitor who has not logged in gets an
+one-time key replaced by a restart, ends its sessions; a token's session ends at the token's
+expiry, or when single sign-on is switched off. A visitor who has not logged in gets an
 anonymous session too: the login form needs its CSRF token.
 """
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -138,10 +141,14 @@ def save_session(request: Request, response: Response) -> None:
     settings: Settings = request.app.state.settings
     ref = session.principal.ref if session.principal is not None else None
     value = _serializer(request).dumps({"k": ref, "c": session.csrf})
+    max_age = int(settings.session_hours * 3600)
+    expires_at = session.principal.expires_at if session.principal is not None else None
+    if expires_at is not None:  # a token's session: the browser forgets it at the token's exp
+        max_age = max(0, min(max_age, int(expires_at - time.time())))
     response.set_cookie(
         COOKIE,
         value,
-        max_age=int(settings.session_hours * 3600),
+        max_age=max_age,
         path="/",
         httponly=True,
         samesite="strict",

@@ -1,4 +1,6 @@
-"""Log in with a key, log out."""
+"""Log in with a key, or with a bearer token from the identity provider when single sign-on
+is configured (pasted: a browser sign-in redirect is out of scope), and log out. A session a
+token opened ends at the token's expiry."""
 
 from __future__ import annotations
 
@@ -11,7 +13,8 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from creditops.serving.access import Authenticator, Role
+from creditops.exceptions import BearerTokenError, IdentityProviderError
+from creditops.serving.access import Authenticator, Principal, Role
 from creditops.serving.ui.deps import CsrfChecked
 from creditops.serving.ui.session import read_session, save_session
 from creditops.serving.ui.templating import render
@@ -65,37 +68,49 @@ def _safe_next(target: str | None) -> str:
     return "/ui"
 
 
+def _context(request: Request, next: str | None, error: str | None) -> dict[str, object]:
+    tokens = request.app.state.settings.oidc_jwks_url is not None
+    return {"next": _safe_next(next), "error": error, "tokens": tokens}
+
+
 @router.get("/login")
 def login_page(request: Request, next: str | None = None) -> Response:
-    return render(request, "login.html", {"next": _safe_next(next), "error": None})
+    return render(request, "login.html", _context(request, next, None))
 
 
 @router.post("/login", dependencies=[CsrfChecked])
 def log_in(
     request: Request,
-    key: Annotated[str, Form(max_length=512)] = "",
+    key: Annotated[str, Form(max_length=16_384)] = "",  # an identity provider's token is long
     next: Annotated[str, Form(max_length=2048)] = "/ui",
 ) -> Response:
     limiter: LoginLimiter = request.app.state.login_limiter
     client = request.client.host if request.client is not None else "unknown"
     wait = limiter.retry_after(client)
     if wait is not None:
-        context = {"next": _safe_next(next), "error": f"Too many attempts: wait {wait} s."}
+        context = _context(request, next, f"Too many attempts: wait {wait} s.")
         response = render(request, "login.html", context, status_code=429)
         response.headers["Retry-After"] = str(wait)
         return response
     auth: Authenticator = request.app.state.auth
-    principal = auth.from_key(key.strip())
+    principal: Principal | None = None
+    try:
+        principal = auth.from_key(key.strip())
+    except BearerTokenError as error:
+        limiter.failed(client)
+        message = str(error).replace("the token is", "That token is", 1) + "."
+        return render(request, "login.html", _context(request, next, message), status_code=401)
+    except IdentityProviderError:
+        message = "Tokens cannot be checked right now (the identity provider is out of reach)."
+        return render(request, "login.html", _context(request, next, message), status_code=503)
     if principal is None:
         limiter.failed(client)
         error = "That key is not valid here." if key.strip() else "Enter your key."
-        context = {"next": _safe_next(next), "error": error}
-        return render(request, "login.html", context, status_code=401)
+        return render(request, "login.html", _context(request, next, error), status_code=401)
     if not principal.has(Role.analyst):
-        held = ", ".join(sorted(r.value for r in principal.roles))
-        error = f"This key cannot open the dashboard: it holds {held}, not analyst."
-        context = {"next": _safe_next(next), "error": error}
-        return render(request, "login.html", context, status_code=403)
+        held = ", ".join(sorted(r.value for r in principal.roles)) or "no creditops role"
+        error = f"This {principal.kind} cannot open the dashboard: it holds {held}, not analyst."
+        return render(request, "login.html", _context(request, next, error), status_code=403)
     read_session(request).log_in(principal)
     response = RedirectResponse(_safe_next(next), status_code=303)
     save_session(request, response)
