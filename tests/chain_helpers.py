@@ -121,6 +121,7 @@ def forge(url: str, chain: str, seq: int, prev_hash: str) -> str:
         "chain": chain,
         "seq": seq,
         "prev_hash": prev_hash,
+        "pii": None,
     }
     row["row_hash"] = row_digest(prev_hash, stored_fields(row))
     db = engine(url)

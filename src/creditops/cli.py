@@ -1131,6 +1131,16 @@ def keys_revoke(name: Annotated[str, typer.Argument(help="The key's name.")]) ->
     out.print(f"key {record.name!r} revoked", highlight=False)
 
 
+@keys.command("pii-key")
+def keys_pii_key() -> None:
+    """Print a new key for personal data in the decision log (CREDITOPS_PII_KEY). To rotate,
+    put the new key first and keep the old one after it, comma-separated: new data is sealed
+    with the first, and every key listed opens what it sealed."""
+    from creditops.store.pii import new_pii_key
+
+    out.print(new_pii_key(), highlight=False, soft_wrap=True)
+
+
 # ---------------------------------------------------------------------------------------------
 # The decision log's chains: verify, sign, export; retention; the service role's rights
 # ---------------------------------------------------------------------------------------------
@@ -1242,6 +1252,40 @@ def audit_verify(
         )
     if not report.ok:
         raise typer.Exit(code=1)
+
+
+@audit.command("reads")
+def audit_reads(
+    prediction_id: Annotated[
+        str | None, typer.Option("--prediction-id", help="Only the reads of this decision.")
+    ] = None,
+    actor: Annotated[str | None, typer.Option(help="Only the reads by this key's name.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many, newest first.")] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Who read what: each explanation and each opening of a decision's personal data, by the
+    name of the key that asked."""
+    from creditops.store.access_log import read_access
+
+    settings = _settings()
+    try:
+        with _open_log(settings) as log:
+            reads = read_access(log, prediction_id=prediction_id, actor=actor, limit=limit)
+    except CreditOpsError as error:
+        _fail(error)
+    if as_json:
+        _print_json([r.model_dump(mode="json") for r in reads])
+        return
+    table = Table("when", "who", "what", "decision", "version")
+    for r in reads:
+        table.add_row(
+            r.created_at.isoformat(timespec="seconds"),
+            r.actor,
+            r.action,
+            r.prediction_id or "–",
+            r.model_version or "–",
+        )
+    out.print(table)
 
 
 @audit.command("checkpoint")

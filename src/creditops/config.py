@@ -272,6 +272,19 @@ class Settings(BaseSettings):
         description="A file holding the audit key (a mounted secret), instead of "
         "CREDITOPS_AUDIT_KEY.",
     )
+    # Personal data in the decision log (creditops.store.pii).
+    pii_key: SecretStr | None = Field(
+        default=None,
+        description="Fernet key(s) that encrypt the spec's personal-data fields in the decision "
+        "log, comma-separated: the first encrypts, every one decrypts (to rotate, put a new key "
+        "first and re-encrypt later). `creditops keys pii-key` makes one. Unset (and no key "
+        "file): a version whose spec declares personal data is not served.",
+    )
+    pii_key_file: Path | None = Field(
+        default=None,
+        description="A file holding the personal-data key(s) (a mounted secret), instead of "
+        "CREDITOPS_PII_KEY.",
+    )
     audit_checkpoint_rows: int = Field(
         default=10_000,
         ge=1,

@@ -128,6 +128,11 @@ class DuplicatePredictionError(RecordRejectedError):
         self.ids = list(ids)
 
 
+class PersonalDataError(CreditOpsError):
+    """Personal data cannot be sealed or opened: no key, a malformed key, or a token that no
+    configured key opens. The message never holds the data."""
+
+
 class ChainError(CreditOpsError):
     """The decision log's chain cannot be signed, verified or purged as asked: no audit key, a
     chain that no longer extends what was signed, an unreadable checkpoint export."""

@@ -57,6 +57,22 @@ def test_protected_attribute_is_a_feature_only_when_listed(frame):
     assert validate_dataset(frame, spec).spec.numeric == ["Income", "Age"]
 
 
+def test_personal_data_is_never_a_feature_nor_kept_in_the_training_frame(frame):
+    frame = frame.assign(Name=[f"person {i}" for i in range(len(frame))])
+    spec = DatasetSpec(target="Status", positive="bad", protected=["Age"], pii=["Name"])
+    result = validate_dataset(frame, spec)
+    assert "Name" not in result.spec.features
+    assert "Name" not in result.frame.columns
+    assert result.spec.pii == ["Name"]
+    assert result.spec.dataset_spec().pii == ["Name"]
+    for clash in ({"protected": ["Name"]}, {"id": "Name"}, {"target": "Name"},
+                  {"features": {"numeric": [], "categorical": ["Name"]}}):  # fmt: skip
+        with pytest.raises(ValueError, match="pii column 'Name' is also"):
+            DatasetSpec(**{"target": "Status", "positive": "bad", "pii": ["Name"], **clash})
+    with pytest.raises(DataValidationError, match="'Nope' \\(personal data\\)"):
+        validate_dataset(frame, DatasetSpec(target="Status", positive="bad", pii=["Nope"]))
+
+
 def test_missing_target(frame):
     with pytest.raises(DataValidationError, match=r"target column 'Outcome' not found") as error:
         validate_dataset(frame, DatasetSpec(target="Outcome", positive="bad"))

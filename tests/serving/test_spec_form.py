@@ -45,6 +45,14 @@ def test_the_form_makes_the_spec_it_shows() -> None:
     assert spec_from_form(_form(positive="1"), COLUMNS).positive == 1
 
 
+def test_a_column_marked_personal_data_is_kept_out_of_the_features() -> None:
+    columns = {**COLUMNS, "Name": "text"}
+    spec = spec_from_form(_form(role_5="personal data", monotone_5=""), columns)
+    assert spec.pii == ["Name"]
+    assert "Name" not in spec.features.categorical
+    assert [r.role for r in spec_rows(columns, spec) if r.name == "Name"] == ["personal data"]
+
+
 @pytest.mark.parametrize(
     ("overrides", "field", "words"),
     [

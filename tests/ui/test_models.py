@@ -174,13 +174,16 @@ def test_an_admin_promotes_with_a_reason_and_it_is_audited(
         assert refusal.details["reason"] == reason
         assert entry.outcome == "promoted"
         assert entry.reasons == ["forced"]
-        assert entry.details == {"via": "dashboard", "reason": reason}
+        assert entry.details == {"via": "dashboard (CREDITOPS_API_KEY)", "reason": reason}
         assert reason in entry.message
     finally:
         _restore_v1(page, dashboard)
     with AuditLog.from_settings(dashboard.settings) as audit:
         back = audit.recent(1, action="rollback")[0]
-    assert back.details == {"via": "dashboard", "reason": "restore the test state"}
+    assert back.details == {
+        "via": "dashboard (CREDITOPS_API_KEY)",
+        "reason": "restore the test state",
+    }
 
 
 def _restore_v1(page: Page, dashboard: Dashboard) -> None:

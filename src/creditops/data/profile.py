@@ -390,7 +390,7 @@ def _feature_kinds(
     con: Any, spec: DatasetSpec, types: dict[str, str], source: str
 ) -> tuple[list[str], list[str]]:
     """The spec's feature types, checked against the file; inferred where the spec is silent."""
-    reserved = {spec.target, spec.id, *spec.protected, _BAD.strip('"')} - {None}
+    reserved = {spec.target, spec.id, *spec.protected, *spec.pii, _BAD.strip('"')} - {None}
     if spec.features is not None:
         numeric, categorical = list(spec.features.numeric), list(spec.features.categorical)
         for column in numeric:

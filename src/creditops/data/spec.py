@@ -26,8 +26,9 @@ from pydantic import (
 
 from creditops.exceptions import ConfigurationError
 
-# 2: reason texts, actionable directions and numeric medians (a version-1 spec still loads).
-SPEC_VERSION = 2
+# 2: reason texts, actionable directions and numeric medians; 3: personal data (pii). Earlier
+# versions still load.
+SPEC_VERSION = 3
 Label = str | int | bool
 # How an applicant can move a feature to lower their risk: the counterfactual's levers.
 Direction = Literal["increase", "decrease", "any"]
@@ -84,6 +85,9 @@ class DatasetSpec(BaseModel):
     target: str = Field(min_length=1)
     positive: Label
     protected: list[str] = Field(default_factory=list)
+    # Personal data the application carries (names, account numbers, free text): never a
+    # feature, never profiled, and stored encrypted in the decision log.
+    pii: list[str] = Field(default_factory=list)
     features: FeatureTypes | None = None
     id: str | None = None
     monotone: MonotoneExpectations = Field(default_factory=MonotoneExpectations)
@@ -92,10 +96,24 @@ class DatasetSpec(BaseModel):
     reasons: dict[str, Annotated[str, Field(min_length=1)]] = Field(default_factory=dict)
     actionable: dict[str, Direction] = Field(default_factory=dict)
 
-    @field_validator("protected", mode="before")
+    @field_validator("protected", "pii", mode="before")
     @classmethod
     def _none_is_empty(cls, value: Any) -> Any:
         return [] if value is None else value
+
+    @model_validator(mode="after")
+    def _pii_apart(self) -> DatasetSpec:
+        # Personal data is kept out of the model and of fairness monitoring alike: a column
+        # that is also the target, the id, protected or a feature is a mistake in the spec.
+        roles = {self.target: "the target", **({self.id: "the id"} if self.id else {})}
+        roles.update((c, "protected") for c in self.protected)
+        if self.features:
+            roles.update((c, "a feature") for c in self.features.numeric)
+            roles.update((c, "a feature") for c in self.features.categorical)
+        for column in self.pii:
+            if column in roles:
+                raise ValueError(f"pii column {column!r} is also {roles[column]}")
+        return self
 
     def declared_columns(self) -> dict[str, str]:
         """Every column the spec names, with the role it names it in."""
@@ -104,6 +122,8 @@ class DatasetSpec(BaseModel):
             roles[self.id] = "id"
         for column in self.protected:
             roles.setdefault(column, "protected")
+        for column in self.pii:
+            roles.setdefault(column, "personal data")
         for column in self.monotone.columns():
             roles.setdefault(column, "monotone expectation")
         if self.features:
@@ -183,6 +203,8 @@ class ResolvedSpec(BaseModel):
     positive: Label
     negative: Label
     protected: list[str]
+    # Empty in a spec stored before personal data could be declared.
+    pii: list[str] = Field(default_factory=list)
     id: str | None
     numeric: list[str]
     categorical: list[str]
@@ -203,6 +225,7 @@ class ResolvedSpec(BaseModel):
             target=self.target,
             positive=self.positive,
             protected=list(self.protected),
+            pii=list(self.pii),
             features=FeatureTypes(numeric=list(self.numeric), categorical=list(self.categorical)),
             id=self.id,
             monotone=self.monotone,

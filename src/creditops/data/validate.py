@@ -99,6 +99,7 @@ def validate_dataset(
         positive=spec.positive,
         negative=negative,
         protected=list(spec.protected),
+        pii=list(spec.pii),
         id=spec.id,
         numeric=numeric,
         categorical=categorical,
@@ -278,7 +279,7 @@ def _check_id(frame: pd.DataFrame, spec: DatasetSpec) -> None:
 def _feature_types(frame: pd.DataFrame, spec: DatasetSpec) -> tuple[list[str], list[str]]:
     if spec.features is not None:
         return list(spec.features.numeric), list(spec.features.categorical)
-    excluded = {spec.target, spec.id, *spec.protected}
+    excluded = {spec.target, spec.id, *spec.protected, *spec.pii}
     numeric, categorical = [], []
     for column in frame.columns:
         if column in excluded:

@@ -56,7 +56,7 @@ from creditops.serving.batch import (
     validate_applications,
 )
 from creditops.serving.bulk import column_rules, decide_records, table_is_valid, table_rows
-from creditops.serving.schemas import split_application
+from creditops.serving.schemas import personal_data, split_application
 from creditops.serving.service import DecisionService, ServedModel
 from creditops.store.predlog import PredictionLog
 
@@ -346,16 +346,16 @@ def _records(frame: Any, part: _Partition, job: _Job, served: ServedModel) -> _R
         if spec.id is not None and spec.id in frame:
             ids = [None if is_missing_cell(v) else plain_value(v) for v in frame[spec.id]]
         table = table_rows(inputs, served)
-        return _Rows(table.features, table.protected, ids, table.columns)
+        return _Rows(table.features, table.protected, ids, table.columns, table.pii)
     name = Path(part.file).name
     rows = text_rows(frame, spec, name) if job.fmt == "csv" else typed_rows(frame)
     rows, ids = split_inputs(rows, spec)
     if not rows:  # an empty file, or a block with no row: nothing to validate or decide
         return _Rows([], [], ids, None)
-    parts = [
-        split_application(a) for a in validate_applications(rows, served.application_model, name)
-    ]
-    return _Rows([f for f, _, _ in parts], [p for _, p, _ in parts], ids, None)
+    applications = validate_applications(rows, served.application_model, name)
+    parts = [split_application(a) for a in applications]
+    pii = [personal_data(a) for a in applications] if spec.pii else None
+    return _Rows([f for f, _, _ in parts], [p for _, p, _ in parts], ids, None, pii)
 
 
 @dataclass(frozen=True)
@@ -364,6 +364,7 @@ class _Rows:
     protected: list[dict[str, Any]]
     ids: list[Any] | None
     columns: dict[str, Any] | None
+    pii: list[dict[str, str] | None] | None = None
 
 
 def _validate_part(part: _Partition, job: _Job) -> dict[str, Any]:
@@ -412,6 +413,7 @@ def _decide_part(
             chunk=chunk,
             columns=rows.columns,
             actor=job.actor,
+            pii=rows.pii,
         )
         if rows.ids is not None:
             decided.insert(0, served.spec.id, rows.ids)
@@ -437,10 +439,13 @@ def _worker_model(job: _Job) -> tuple[DecisionService, ServedModel]:
         settings.registered_model_name,
         settings.tree_shap,
         job.version,
+        # the personal-data key seals what is logged: another key, another service
+        None if settings.pii_key is None else hash(settings.pii_key.get_secret_value()),
+        settings.pii_key_file,
     )
     cached = _WORKER_CACHE.get(key)
     if cached is None:
-        service = DecisionService(job.settings, PredictionLog(job.settings.resolved_database_url))
+        service = DecisionService(job.settings, PredictionLog.from_settings(job.settings))
         cached = (service, service.load(job.version))
         _WORKER_CACHE[key] = cached
     return cached

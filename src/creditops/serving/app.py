@@ -98,7 +98,7 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.ensure_home()
-        log = PredictionLog(settings.resolved_database_url)
+        log = PredictionLog.from_settings(settings)
         service = DecisionService(
             settings,
             log,

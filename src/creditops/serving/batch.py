@@ -268,7 +268,7 @@ def predict_file(
         raise DataValidationError(f"{output.name}: the output must be a .csv or .parquet file")
     if not source.is_file():
         raise DataValidationError(f"{source}: no such file")
-    decision_log = PredictionLog(settings.resolved_database_url)
+    decision_log = PredictionLog.from_settings(settings)
     try:
         service = DecisionService(settings, decision_log)
         served = service.load(ref)

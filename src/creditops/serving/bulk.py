@@ -46,7 +46,7 @@ _ANNOTATIONS = ("title", "description", "default", "examples")  # words, not con
 class _Rule:
     """What one field accepts, read from the application model's JSON schema."""
 
-    kind: str  # "number", "category" or "protected"
+    kind: str  # "number", "category", "protected" or "pii"
     nullable: bool
     required: bool
     minimum: float = -math.inf
@@ -68,7 +68,15 @@ def column_rules(application_model: type[ApplicationModel]) -> dict[str, _Rule] 
         nullable = any(o.get("type") == "null" for o in options)
         kinds = [o for o in options if o.get("type") != "null"]
         types = sorted(str(o.get("type")) for o in kinds)
-        if name in application_model.spec_protected and name not in application_model.spec_features:
+        if name in application_model.spec_pii:
+            if types != ["string"]:
+                return None
+            rules[name] = _Rule(
+                "pii", nullable, name in required, max_length=int(kinds[0].get("maxLength", 0))
+            )
+        elif (
+            name in application_model.spec_protected and name not in application_model.spec_features
+        ):
             if types != ["number", "string"]:
                 return None
             number = next(o for o in kinds if o.get("type") == "number")
@@ -135,6 +143,14 @@ def _column_is_valid(column: pd.Series, rule: _Rule) -> bool:
         return infer_dtype(present, skipna=False) in ("string", "empty") and bool(
             present.isin(rule.categories).all()
         )
+    if rule.kind == "pii":
+        if infer_dtype(present, skipna=False) not in ("string", "empty"):
+            return False
+        try:  # an unpaired surrogate cannot be sealed: the row-by-row check names its cell
+            present.str.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return bool((present.str.len() <= rule.max_length).all())
     if rule.kind == "protected" and infer_dtype(present, skipna=False) in ("string", "empty"):
         return bool((present.str.len() <= rule.max_length).all())
     if is_bool_dtype(column) or not is_numeric_dtype(column):
@@ -157,6 +173,7 @@ class TableRows:
     features: list[dict[str, Any]]
     protected: list[dict[str, Any]]
     columns: dict[str, np.ndarray]
+    pii: list[dict[str, str] | None] | None = None
 
 
 def table_rows(frame: pd.DataFrame, served: ServedModel) -> TableRows:
@@ -204,7 +221,21 @@ def table_rows(frame: pd.DataFrame, served: ServedModel) -> TableRows:
         if protected
         else [{} for _ in range(n)],
         columns=columns,
+        pii=_personal_data(model.spec_pii, [values(name, False) for name in model.spec_pii]),
     )
+
+
+def _personal_data(
+    names: Sequence[str], values: Sequence[list[Any]]
+) -> list[dict[str, str] | None] | None:
+    """Per row, the personal-data fields it carries (as :func:`personal_data` gives them)."""
+    if not names:
+        return None
+    rows = []
+    for row in zip(*values, strict=True):
+        sent = {name: value for name, value in zip(names, row, strict=True) if value is not None}
+        rows.append(sent or None)
+    return rows
 
 
 # -- deciding ---------------------------------------------------------------------------------
@@ -221,6 +252,7 @@ def decide_records(
     chunk: int,
     columns: dict[str, np.ndarray] | None = None,
     actor: str | None = None,
+    pii: Sequence[dict[str, str] | None] | None = None,
 ) -> pd.DataFrame:
     """Decide validated applications ``chunk`` at a time (each chunk one transaction of the
     decision log; ``log=False``: recorded nowhere) and return the decisions as
@@ -229,9 +261,12 @@ def decide_records(
     A chunk whose first id is already in the log (chunks are logged all or nothing) was logged
     before a crash: it is decided again for the output but not logged twice. ``columns``: the
     features as columns (:class:`TableRows`), made from ``features`` when not given;
-    ``actor``: who asked, recorded with each decision."""
+    ``actor``: who asked, recorded with each decision; ``pii``: each row's personal data
+    (sealed in the log), when the spec declares any."""
     if not len(features) == len(protected) == len(prediction_ids):
         raise ValueError("features, protected attributes and prediction ids differ in length")
+    if pii is not None and len(pii) != len(features):
+        raise ValueError("personal data and features differ in length")
     if columns is None:
         columns = {
             name: np.array([row.get(name) for row in features], dtype=object)
@@ -246,6 +281,7 @@ def decide_records(
             features[start:stop],
             protected[start:stop],
             {name: values[start:stop] for name, values in columns.items()},
+            None if pii is None else pii[start:stop],
         )
         parts.append(_decide_chunk(service, served, part, ids, log=log and not logged, actor=actor))
     if not parts:
@@ -258,6 +294,7 @@ class _Chunk:
     features: Sequence[dict[str, Any]]
     protected: Sequence[dict[str, Any]]
     columns: dict[str, np.ndarray]
+    pii: Sequence[dict[str, str] | None] | None = None
 
 
 def _decide_chunk(
@@ -298,6 +335,8 @@ def _decide_chunk(
     if log:
         created_at = datetime.now(UTC)
         empty = JSONText("[]")
+        seal = service.log.seal_personal_data
+        sealed = [None if p is None else seal(p) for p in chunk.pii] if chunk.pii else None
         service.log.write_rows(
             [
                 {
@@ -319,6 +358,7 @@ def _decide_chunk(
                     else empty,
                     "latency_ms": latency_ms,
                     "actor": actor,
+                    "pii": None if sealed is None else sealed[i],
                 }
                 for i in range(len(labels))
             ]

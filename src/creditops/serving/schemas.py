@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from creditops.store.audit import AuditEntry
 
 __all__ = [
+    "MAX_PII_TEXT",
     "MAX_PROTECTED_MAGNITUDE",
     "MAX_PROTECTED_TEXT",
     "ApplicationModel",
@@ -64,6 +65,7 @@ __all__ = [
     "build_application_model",
     "build_batch_model",
     "example_application",
+    "personal_data",
     "split_application",
 ]
 
@@ -72,6 +74,8 @@ __all__ = [
 # (cents for euros, a monthly figure typed as yearly), which land far outside.
 # Protected attributes are kept for fairness monitoring only; these limits keep them small.
 MAX_PROTECTED_TEXT = 64
+#: Longest personal-data text (a name, an account number, a note) an application may carry.
+MAX_PII_TEXT = 1000
 MAX_PROTECTED_MAGNITUDE = 1e12
 
 
@@ -103,6 +107,7 @@ class ApplicationModel(BaseModel):
 
     spec_features: ClassVar[tuple[str, ...]] = ()
     spec_protected: ClassVar[tuple[str, ...]] = ()
+    spec_pii: ClassVar[tuple[str, ...]] = ()
     attribute_of: ClassVar[dict[str, str]] = {}
     example: ClassVar[dict[str, Any] | None] = None
 
@@ -215,6 +220,35 @@ def _protected_value(value: Any) -> Any:
     )
 
 
+def _pii_value(value: Any) -> Any:
+    """Personal data: a string of at most :data:`MAX_PII_TEXT` characters, or null. Its
+    problems are named without repeating the value (a 422 body is logged by clients)."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise PydanticCustomError("pii_type", "must be a string or null (personal data)")
+    if len(value) > MAX_PII_TEXT:
+        raise PydanticCustomError(
+            "string_too_long",
+            "must be at most {max_length} characters",
+            {"max_length": MAX_PII_TEXT},
+        )
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise PydanticCustomError(
+            "invalid_unicode", "must be valid Unicode text (found an unpaired surrogate)"
+        ) from None
+    return value
+
+
+PiiValue = Annotated[
+    str | None,
+    PlainValidator(_pii_value),
+    WithJsonSchema({"anyOf": [{"type": "string", "maxLength": MAX_PII_TEXT}, {"type": "null"}]}),
+]
+
+
 def _whole(value: float) -> float:
     if not value.is_integer():
         raise PydanticCustomError("whole_number", "must be a whole number")
@@ -278,6 +312,8 @@ def build_application_model(
     - the spec's protected attributes may be sent (a number or a short string, or null) and are
       kept apart for fairness monitoring (:func:`split_application`); they never reach the
       model unless the spec lists them as features;
+    - the spec's personal-data fields may be sent (a string or null) and are logged sealed
+      (:func:`personal_data`); they never reach the model;
     - any other field is refused.
 
     ``example`` (e.g. :func:`example_application` on the training data) is validated against
@@ -313,6 +349,20 @@ def build_application_model(
             ),
         )
 
+    for position, column in enumerate(spec.pii, start=len(spec.features) + len(protected)):
+        attribute = _attribute_name(column, position, set(attribute_of.values()))
+        attribute_of[column] = attribute
+        fields[attribute] = (
+            PiiValue,
+            Field(
+                None,
+                alias=column,
+                title=column,
+                description="personal data: optional, stored encrypted with the decision, "
+                "never used by the model",
+            ),
+        )
+
     model = create_model(
         name,
         __base__=ApplicationModel,
@@ -324,6 +374,7 @@ def build_application_model(
     )
     model.spec_features = tuple(spec.features)
     model.spec_protected = tuple(spec.protected)
+    model.spec_pii = tuple(spec.pii)
     model.attribute_of = attribute_of
     shown = dict(example) if example is not None else example_application(spec)
     try:
@@ -409,6 +460,17 @@ def split_application(
     }
     missing = [column for column, value in features.items() if value is None]
     return features, protected, missing
+
+
+def personal_data(application: ApplicationModel) -> dict[str, str] | None:
+    """The personal-data fields an application carries (those sent and not null), or None."""
+    model = type(application)
+    if not model.spec_pii:
+        return None
+    attribute_of = model.attribute_of
+    values = {column: getattr(application, attribute_of[column]) for column in model.spec_pii}
+    sent = {column: value for column, value in values.items() if value is not None}
+    return sent or None
 
 
 # ---------------------------------------------------------------------------------------------

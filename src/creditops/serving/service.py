@@ -64,8 +64,10 @@ from creditops.serving.schemas import (
     Reason,
     build_application_model,
     example_application,
+    personal_data,
     split_application,
 )
+from creditops.store.access_log import record_access
 from creditops.store.predlog import PredictionLog, PredictionRecord
 
 logger = logging.getLogger(__name__)
@@ -284,6 +286,14 @@ class DecisionService:
         serving and the error says why."""
         with self._swap:
             candidate = build_served_model(self.settings, ref, current=self._served)
+            if candidate.spec.pii and not self.log.seals_personal_data:
+                # Never store personal data in the clear: better no new version than that.
+                raise ModelCheckError(
+                    f"version {candidate.version}'s spec declares personal data "
+                    f"({', '.join(candidate.spec.pii)}), and no personal-data key is configured "
+                    "to store it encrypted: set CREDITOPS_PII_KEY or CREDITOPS_PII_KEY_FILE "
+                    "(`creditops keys pii-key` makes a key)"
+                )
             self._served = candidate
             _settle_heap()
         if self._on_swap is not None:
@@ -337,12 +347,21 @@ class DecisionService:
     def reasons_for(self, served: ServedModel, features: dict[str, Any]) -> list[Reason]:
         return self.reasons_many(served, [features])[0]
 
-    def explain(self, features: dict[str, Any], served: ServedModel) -> dict[str, Any]:
-        """SHAP contributions, LIME weights and the counterfactual hint for one application."""
+    def explain(
+        self,
+        features: dict[str, Any],
+        served: ServedModel,
+        reader: str | None = None,
+        *,
+        prediction_id: uuid.UUID | str | None = None,
+    ) -> dict[str, Any]:
+        """SHAP contributions, LIME weights and the counterfactual hint for one application;
+        ``reader``: the name of the key that asked, recorded in the access log before the
+        explanation is returned (with ``prediction_id`` when it is a logged decision's)."""
         frame = pd.DataFrame([features], columns=served.spec.features)
         probability = served.probability(features)
         local = served.explain_one(features, probability)  # scores the row once, not twice
-        return {
+        explanation = {
             "model_name": served.name,
             "model_version": served.version,
             "probability_of_default": probability,
@@ -362,20 +381,34 @@ class DecisionService:
                 threshold=served.policy.decline_at_or_above,
             ).model_dump(mode="json"),
         }
+        if reader is not None:
+            record_access(
+                self.log,
+                reader,
+                "explain" if prediction_id is None else "explain_logged",
+                prediction_id=prediction_id,
+                model_version=served.version,
+            )
+        return explanation
 
     def explain_logged(
-        self, prediction_id: uuid.UUID | str, served: ServedModel, actor: str | None = None
+        self,
+        prediction_id: uuid.UUID | str,
+        served: ServedModel,
+        owner: str | None = None,
+        reader: str | None = None,
     ) -> dict[str, Any]:
         """Explain a logged decision again from its logged features, with ``served`` (the
         version serving now, which may not be the one that decided it); raises
-        :class:`UnknownPredictionError` for an id never logged, or (``actor`` given) one that
-        key did not ask for."""
+        :class:`UnknownPredictionError` for an id never logged, or (``owner`` given) one that
+        key did not ask for. ``reader``: who asked, recorded in the access log."""
         record = self.log.get(prediction_id)
-        if record is None or (actor is not None and record.actor != actor):
+        if record is None or (owner is not None and record.actor != owner):
             raise UnknownPredictionError(
                 f"unknown prediction_id {prediction_id}", [str(prediction_id)]
             )
-        return self.explain({f: record.features.get(f) for f in served.spec.features}, served)
+        features = {f: record.features.get(f) for f in served.spec.features}
+        return self.explain(features, served, reader, prediction_id=record.prediction_id)
 
     def record_outcome(self, feedback: FeedbackRequest, actor: str | None = None) -> FeedbackResult:
         """Record one observed outcome (idempotent for the same outcome), counted by result;
@@ -428,7 +461,7 @@ class DecisionService:
         features, protected, missing = split_application(application)
         probability = served.probability(features)
         result = self._decision(served, features, missing, probability, started)
-        self.log.write(_record(result, features, protected, actor))
+        self.log.write(_record(result, features, protected, actor, personal_data(application)))
         self._notify([result])
         return result
 
@@ -479,8 +512,10 @@ class DecisionService:
         if log:
             self.log.write_many(
                 [
-                    _record(d, features, protected, actor)
-                    for d, (features, protected, _) in zip(decisions, parts, strict=True)
+                    _record(d, features, protected, actor, personal_data(a))
+                    for d, (features, protected, _), a in zip(
+                        decisions, parts, applications, strict=True
+                    )
                 ]
             )
             self._notify(decisions)
@@ -543,6 +578,7 @@ def _record(
     features: dict[str, Any],
     protected: dict[str, Any],
     actor: str | None = None,
+    pii: dict[str, str] | None = None,
 ) -> Any:
     # Every value is already checked: the application by its model, the decision by Decision's.
     # Validating them a third time was a fifth of a logged batch decision's cost (measured);
@@ -562,6 +598,7 @@ def _record(
         reasons=[r.model_dump() for r in decision.reasons],
         latency_ms=decision.latency_ms,
         actor=actor,
+        pii=pii,
     )
 
 

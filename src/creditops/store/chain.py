@@ -35,6 +35,7 @@ from creditops.store.database import JSONText, dumps_json
 __all__ = [
     "CHAIN_COLUMNS",
     "CHAIN_FORMAT",
+    "FORMATS",
     "GENESIS",
     "HASHED_COLUMNS",
     "JSON_COLUMNS",
@@ -46,12 +47,13 @@ __all__ = [
 
 #: The version of the serialisation below, recorded with each chain (``decision_chains.format``)
 #: so a later column can join the hash for new chains while old chains verify as written.
-CHAIN_FORMAT = 1
+#: 1: the decision; 2: and its sealed personal data (``pii``). New chains are written in 2.
+CHAIN_FORMAT = 2
 #: The previous hash of a chain's first row.
 GENESIS = "0" * 64
 #: The columns the chain adds to ``predictions``.
 CHAIN_COLUMNS = ("chain", "seq", "prev_hash", "row_hash")
-#: The stored columns a row's hash covers, in this order (format 1).
+#: The stored columns a row's hash covers, in this order (format 2; format 1 stops before pii).
 HASHED_COLUMNS = (
     "id",
     "chain",
@@ -69,12 +71,13 @@ HASHED_COLUMNS = (
     "reasons",
     "latency_ms",
     "actor",
+    "pii",
 )
 #: JSON columns: hashed (and stored) as the text :func:`dumps_json` wrote.
 JSON_COLUMNS = ("features", "protected", "imputed", "reasons")
-_PREFIX = f"creditops-chain-{CHAIN_FORMAT}"
-# NULs in a message: after the prefix, after the previous hash, and between the 17 fields.
-_SEPARATORS = 18
+_PREFIXES = {1: "creditops-chain-1", 2: "creditops-chain-2"}
+#: The chain formats this version can verify.
+FORMATS = frozenset(_PREFIXES)
 
 
 def time_text(value: datetime) -> str:
@@ -84,23 +87,25 @@ def time_text(value: datetime) -> str:
     return value.isoformat(timespec="microseconds")
 
 
-def row_digest(prev_hash: str, fields: Sequence[str]) -> str | None:
-    """SHA-256 (hex) of ``prev_hash`` and a row's field texts (:func:`stored_fields`), or None
-    when a field holds a NUL character: the fields are joined by NULs, so a NUL inside one
-    could shift a boundary and make two rows hash alike. None of what creditops stores holds
-    one (JSON text escapes it, PostgreSQL refuses it in text, the writer refuses it)."""
-    message = "\x00".join((_PREFIX, prev_hash, *fields))
-    if message.count("\x00") != _SEPARATORS:
+def row_digest(prev_hash: str, fields: Sequence[str], fmt: int = CHAIN_FORMAT) -> str | None:
+    """SHA-256 (hex) of ``prev_hash`` and a row's field texts (:func:`stored_fields` in the
+    same format), or None when a field holds a NUL character: the fields are joined by NULs, so
+    a NUL inside one could shift a boundary and make two rows hash alike. None of what
+    creditops stores holds one (JSON text escapes it, PostgreSQL refuses it in text, the writer
+    refuses it)."""
+    message = "\x00".join((_PREFIXES[fmt], prev_hash, *fields))
+    if message.count("\x00") != len(fields) + 1:
         return None
     return hashlib.sha256(message.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def stored_fields(row: Any, created_text: str | None = None) -> list[str]:
-    """The texts a stored row is hashed over (format 1), from a mapping with every column of
-    :data:`HASHED_COLUMNS` (the JSON columns as their stored text). ``created_text``: the
-    time already as :func:`time_text` (one batch shares one time)."""
+def stored_fields(row: Any, created_text: str | None = None, fmt: int = CHAIN_FORMAT) -> list[str]:
+    """The texts a stored row is hashed over in format ``fmt``, from a mapping with every
+    column of :data:`HASHED_COLUMNS` (the JSON columns as their stored text; format 1 needs no
+    ``pii``). ``created_text``: the time already as :func:`time_text` (one batch shares one
+    time)."""
     grade, actor = row["grade"], row["actor"]
-    return [
+    fields = [
         row["id"],
         row["chain"],
         str(int(row["seq"])),
@@ -117,9 +122,13 @@ def stored_fields(row: Any, created_text: str | None = None) -> list[str]:
         row["reasons"],
         repr(float(row["latency_ms"])),
         "" if actor is None else actor,
-        # which of the nullable columns hold a value: NULL and "" hash apart
-        ("0" if grade is None else "1") + ("0" if actor is None else "1"),
     ]
+    # which of the nullable columns hold a value: NULL and "" hash apart
+    flags = ("0" if grade is None else "1") + ("0" if actor is None else "1")
+    if fmt == 1:
+        return [*fields, flags]
+    pii = row["pii"]
+    return [*fields, "" if pii is None else pii, flags + ("0" if pii is None else "1")]
 
 
 def writer_label() -> str:
@@ -163,8 +172,9 @@ class ChainWriter:
         }
 
     def stamp(self, rows: list[dict[str, Any]]) -> tuple[int, str]:
-        """Give each row its chain, seq, prev_hash and row_hash after the committed head, in
-        order; returns the ``(seq, hash)`` the head moves to once they are committed.
+        """Give each row its chain, seq, prev_hash and row_hash (format :data:`CHAIN_FORMAT`)
+        after the committed head, in order; returns the ``(seq, hash)`` the head moves to once
+        they are committed.
 
         JSON values not yet encoded are encoded here, as :class:`JSONText`, so the text hashed
         is the text stored; a missing nullable column is set to None, so every row of a batch
@@ -172,6 +182,7 @@ class ChainWriter:
         seq, prev = self.last
         chain = self.chain_id
         encode, sha256, text = dumps_json, hashlib.sha256, JSONText
+        prefix = _PREFIXES[CHAIN_FORMAT]
         last_time: Any = None
         last_text = ""
         try:
@@ -191,14 +202,16 @@ class ChainWriter:
                     imputed = row["imputed"] = text(encode(imputed))
                 if type(reasons) is not text:
                     reasons = row["reasons"] = text(encode(reasons))
-                grade, actor = row.get("grade"), row.get("actor")
+                grade, actor, pii = row.get("grade"), row.get("actor"), row.get("pii")
                 if grade is None:
                     row["grade"] = None
                 if actor is None:
                     row["actor"] = None
+                if pii is None:
+                    row["pii"] = None
                 message = "\x00".join(
                     (
-                        _PREFIX,
+                        prefix,
                         prev,
                         row["id"],
                         chain,
@@ -216,10 +229,13 @@ class ChainWriter:
                         reasons,
                         repr(float(row["latency_ms"])),
                         "" if actor is None else actor,
-                        ("0" if grade is None else "1") + ("0" if actor is None else "1"),
+                        "" if pii is None else pii,
+                        ("0" if grade is None else "1")
+                        + ("0" if actor is None else "1")
+                        + ("0" if pii is None else "1"),
                     )
                 )
-                if message.count("\x00") != _SEPARATORS:
+                if message.count("\x00") != 19:  # prefix, prev and 18 fields (format 2)
                     raise RecordRejectedError(
                         "prediction log refused the record: a text field holds a NUL character"
                     )

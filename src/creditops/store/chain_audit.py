@@ -34,6 +34,8 @@ from sqlalchemy.engine import Connection
 
 from creditops.exceptions import ChainError
 from creditops.store.chain import (
+    CHAIN_FORMAT,
+    FORMATS,
     GENESIS,
     HASHED_COLUMNS,
     JSON_COLUMNS,
@@ -50,7 +52,7 @@ from creditops.store.checkpoints import (
     read_exported,
     write_checkpoint,
 )
-from creditops.store.schema import predictions
+from creditops.store.schema import decision_chains_table, predictions
 
 if TYPE_CHECKING:
     from creditops.store.predlog import PredictionLog
@@ -274,8 +276,10 @@ class _ChainCheck:
         start: Head | None,
         claims: dict[int, tuple[str, int]],
         closed: int | None,
+        fmt: int = CHAIN_FORMAT,
     ) -> None:
         self.chain = chain
+        self.fmt = fmt
         # None: a range check trusts the first row's link (what came before is out of range)
         self.expected_seq: int | None = None if start is None else start[0] + 1
         self.expected_prev: str | None = None if start is None else start[1]
@@ -312,7 +316,10 @@ class _ChainCheck:
             gap = f"{expected_seq}" if seq == expected_seq + 1 else f"{expected_seq}-{seq - 1}"
             self._break("deleted", row, f"seq {gap} missing before this row (deleted)")
             return
-        fits = row_digest(row["prev_hash"], stored_fields(row)) == row["row_hash"]
+        fmt = self.fmt
+        fits = row_digest(row["prev_hash"], stored_fields(row, None, fmt), fmt) == row["row_hash"]
+        if fmt == 1 and row["pii"] is not None:  # format 1 predates the column: none may be set
+            fits = False
         if not fits or row["prev_hash"] != expected_prev:
             if (
                 following is not None
@@ -428,11 +435,25 @@ def verify_log(
     whole = since is None and until is None
 
     checks: list[_ChainCheck] = []
+    formats = log.read(_formats)
     for chain, rows in _chains(log, since, until):
         start: Head | None = None
         if whole:
             start = signed.anchors.get(chain, (0, GENESIS))
-        check = _ChainCheck(chain, start, signed.claims.get(chain, {}), signed.closed.get(chain))
+        # A chain with no registration is judged as this version writes (it was forged, or
+        # its registration deleted: the signed checkpoints say which).
+        fmt = formats.get(chain, CHAIN_FORMAT)
+        check = _ChainCheck(
+            chain, start, signed.claims.get(chain, {}), signed.closed.get(chain), fmt
+        )
+        if fmt not in FORMATS:
+            check.broken = ChainBreak(
+                kind="edited",
+                chain=chain,
+                seq=1,
+                detail=f"its registration names chain format {fmt}, which this version of "
+                f"creditops does not know (it knows {', '.join(map(str, sorted(FORMATS)))})",
+            )
         for row, following in _with_next(rows):
             if following is not None and following["chain"] != chain:
                 following = None
@@ -545,6 +566,12 @@ def _split(rows: Iterator[Any]) -> Iterator[tuple[str, Iterator[Any]]]:
         yield chain, part
         for _ in part:  # whatever the caller left unread
             pass
+
+
+def _formats(conn: Connection) -> dict[str, int]:
+    """Each registered chain's format (how its rows were hashed)."""
+    t = decision_chains_table.c
+    return {chain: int(fmt) for chain, fmt in conn.execute(sa.select(t.id, t.format)).all()}
 
 
 def _unchained(

@@ -22,7 +22,7 @@ from creditops.store.schema import metadata
 __all__ = ["APPEND_ONLY_TABLES", "SERVICE_ROLE_VARIABLE", "grant_service_role"]
 
 #: Tables the service may only insert into and read.
-APPEND_ONLY_TABLES = ("predictions", "decision_chains", "decision_checkpoints")
+APPEND_ONLY_TABLES = ("predictions", "decision_chains", "decision_checkpoints", "access_log")
 #: Names the service's role for the migration that sets its rights.
 SERVICE_ROLE_VARIABLE = "CREDITOPS_DATABASE_SERVICE_ROLE"
 

@@ -41,6 +41,7 @@ from creditops.data.io import table_format, write_table
 from creditops.exceptions import (
     DuplicatePredictionError,
     OutcomeConflictError,
+    PersonalDataError,
     PredictionLogError,
     RecordRejectedError,
     SchemaError,
@@ -55,6 +56,7 @@ from creditops.store.database import (
     normalise_url,
     run_transaction,
 )
+from creditops.store.pii import PiiCipher
 from creditops.store.schema import decision_chains_table, ensure_schema, outcomes, predictions
 from creditops.store.writers import GroupCommit, WriterLock
 
@@ -127,6 +129,12 @@ class PredictionRecord(BaseModel):
     reasons: list[dict[str, Any]] = Field(default_factory=list)
     latency_ms: float = Field(ge=0.0)
     actor: str | None = Field(default=None, description="the name of the key that asked")
+    pii: dict[str, str | None] | None = Field(
+        default=None,
+        repr=False,
+        description="the spec's personal-data fields as sent: sealed before they are stored, "
+        "and never read back by get (see PredictionLog.personal_data)",
+    )
 
     @field_validator("created_at")
     @classmethod
@@ -165,7 +173,16 @@ _META_COLUMNS = (
 )
 
 
-def _row(record: PredictionRecord) -> dict[str, Any]:
+def _row(record: PredictionRecord, cipher: PiiCipher | None) -> dict[str, Any]:
+    pii = record.pii
+    sealed = None
+    if pii:
+        if cipher is None:
+            raise RecordRejectedError(
+                "prediction log refused the record: it holds personal data and no personal-data "
+                "key is configured (CREDITOPS_PII_KEY or CREDITOPS_PII_KEY_FILE)"
+            )
+        sealed = cipher.seal(pii)
     return {
         "id": str(record.prediction_id),
         "created_at": record.created_at,
@@ -181,6 +198,7 @@ def _row(record: PredictionRecord) -> dict[str, Any]:
         "reasons": record.reasons,
         "latency_ms": record.latency_ms,
         "actor": record.actor,
+        "pii": sealed,
     }
 
 
@@ -256,6 +274,7 @@ class PredictionLog:
         audit_key: AuditKey | Literal["settings"] | None = "settings",
         checkpoint_rows: int | None = None,
         checkpoint_seconds: float | None = None,
+        pii_cipher: PiiCipher | Literal["settings"] | None = "settings",
     ) -> None:
         """Open the log at ``url`` and, with ``create``, upgrade its schema if it is behind.
 
@@ -265,7 +284,9 @@ class PredictionLog:
         one connection for many decisions).
 
         ``audit_key`` signs this writer's checkpoints (default: the settings' key, if any),
-        every ``checkpoint_rows`` rows or ``checkpoint_seconds`` (default: the settings')."""
+        every ``checkpoint_rows`` rows or ``checkpoint_seconds`` (default: the settings').
+        ``pii_cipher`` seals the records' personal data (default: the settings' key, if any);
+        without one, a record that holds personal data is refused."""
         self._url = normalise_url(url, "the prediction log", "decision")
         self._backend = self._url.get_backend_name()
         self._timeout_s = float(timeout_s)
@@ -276,6 +297,9 @@ class PredictionLog:
         self._file_identity: tuple[int, int] | None = None
         self._closed = False
         self._configure_chain(audit_key, checkpoint_rows, checkpoint_seconds)
+        if pii_cipher == "settings":
+            pii_cipher = PiiCipher.from_settings(get_settings())
+        self._pii: PiiCipher | None = pii_cipher
         self._engine = self._make_engine()
         self._start_process_state()
         if create:
@@ -296,6 +320,11 @@ class PredictionLog:
     @classmethod
     def from_settings(cls, settings: Settings, **options: Any) -> PredictionLog:
         """``CREDITOPS_DATABASE_URL`` when set, else the SQLite log under ``CREDITOPS_HOME``."""
+        # These settings, not the process's: a service may be built for another store.
+        options.setdefault("pii_cipher", PiiCipher.from_settings(settings))
+        options.setdefault("audit_key", AuditKey.from_settings(settings))
+        options.setdefault("checkpoint_rows", settings.audit_checkpoint_rows)
+        options.setdefault("checkpoint_seconds", settings.audit_checkpoint_seconds)
         if settings.database_url:
             return cls(settings.database_url, **options)
         return cls.for_home(settings.home, **options)
@@ -577,12 +606,12 @@ class PredictionLog:
         Raises :class:`PredictionLogError` (nothing acknowledged) when it cannot.
         """
         self._check_process()
-        self._group.submit([_row(record)])
+        self._group.submit([_row(record, self._pii)])
 
     def write_many(self, records: Sequence[PredictionRecord]) -> None:
         """Log a batch atomically: every record or none (a duplicate id writes nothing)."""
         self._check_process()
-        rows = [_row(record) for record in records]
+        rows = [_row(record, self._pii) for record in records]
         if rows:
             self._group.submit(rows)
 
@@ -602,8 +631,11 @@ class PredictionLog:
         key = _id(prediction_id)
 
         def work(conn: Connection) -> Any:
-            # The record's columns: the chain's are the audit's business (audit verify).
-            columns = [c for c in predictions.columns if c.name not in CHAIN_COLUMNS]
+            # The record's columns: the chain's are the audit's business (audit verify), the
+            # personal data a reader's (personal_data).
+            columns = [
+                c for c in predictions.columns if c.name not in CHAIN_COLUMNS and c.name != "pii"
+            ]
             stmt = sa.select(*columns).where(predictions.c.id == key)
             return conn.execute(stmt).mappings().first()
 
@@ -613,6 +645,40 @@ class PredictionLog:
         values = dict(row)
         values["prediction_id"] = values.pop("id")
         return PredictionRecord.model_validate(values)
+
+    @property
+    def seals_personal_data(self) -> bool:
+        """Whether this log has a key to store personal data with."""
+        return self._pii is not None
+
+    def seal_personal_data(self, values: dict[str, Any]) -> str:
+        """``values`` sealed as this log stores them (for writers that build rows themselves)."""
+        if self._pii is None:
+            raise PersonalDataError(
+                "no personal-data key is configured (CREDITOPS_PII_KEY or CREDITOPS_PII_KEY_FILE)"
+            )
+        return self._pii.seal(values)
+
+    def personal_data(self, prediction_id: UUID | str) -> dict[str, Any] | None:
+        """The personal data logged with a decision, opened; None when it carried none (or is
+        unknown). For a reader allowed to see it: the caller checks that. Raises
+        :class:`PersonalDataError` when no key is configured or none opens it."""
+        self._check_process()
+        key = _id(prediction_id)
+        token = self._run(
+            lambda conn: conn.execute(
+                sa.select(predictions.c.pii).where(predictions.c.id == key)
+            ).scalar_one_or_none(),
+            write=False,
+        )
+        if token is None:
+            return None
+        if self._pii is None:
+            raise PersonalDataError(
+                "this decision holds personal data, and no personal-data key is configured to "
+                "open it (CREDITOPS_PII_KEY or CREDITOPS_PII_KEY_FILE)"
+            )
+        return self._pii.open(token)
 
     def get_outcome(self, prediction_id: UUID | str) -> dict[str, Any] | None:
         """``{"outcome", "observed_at", "recorded_at"}`` for this prediction, or None."""
@@ -892,7 +958,8 @@ class PredictionLog:
                         points=0,
                         decision="refer",
                         latency_ms=0.0,
-                    )
+                    ),
+                    None,
                 )
             }
             with self._engine.connect() as conn:

@@ -42,6 +42,7 @@ from creditops.store.database import (
 __all__ = [
     "RecordStore",
     "SchemaStatus",
+    "access_log_table",
     "alerts_table",
     "api_keys_table",
     "audit_table",
@@ -159,6 +160,9 @@ predictions = sa.Table(
     sa.Column("row_hash", sa.String(64), nullable=True),
     # Revision 0005: the name of the key that asked for the decision (never the key).
     sa.Column("actor", sa.Text, nullable=True),
+    # Revision 0007: the spec's personal-data fields as one Fernet token (creditops.store.pii);
+    # NULL when the application carried none.
+    sa.Column("pii", sa.Text, nullable=True),
     sa.CheckConstraint("decision IN ('approve', 'refer', 'decline')", name="ck_decision"),
     sa.CheckConstraint("probability >= 0 AND probability <= 1", name="ck_probability"),
     # Revision 0002: the audit search filters on these, newest first.
@@ -331,6 +335,21 @@ decision_checkpoints_table = sa.Table(
     sa.Column("key_id", sa.String(16), nullable=False),
     sa.Column("body", sa.Text, nullable=False),
     sa.Column("mac", sa.String(64), nullable=False),
+)
+
+#: Who read what (revision 0007; :mod:`creditops.store.access_log`): each explanation and each
+#: opening of a decision's personal data, by the name of the key that asked. Append-only.
+access_log_table = sa.Table(
+    "access_log",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("actor", sa.Text, nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("prediction_id", sa.String(36), nullable=True),
+    sa.Column("model_version", sa.Text, nullable=True),
+    sa.Index("ix_access_log_prediction", "prediction_id", "created_at"),
+    sa.Index("ix_access_log_created", "created_at"),
 )
 
 

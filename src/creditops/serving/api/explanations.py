@@ -49,7 +49,7 @@ async def explain(
         own = None if principal.has(Role.analyst) else principal.name
         try:
             return await run_in_threadpool(
-                service.explain_logged, logged.prediction_id, served, own
+                service.explain_logged, logged.prediction_id, served, own, principal.name
             )
         except UnknownPredictionError:  # also another key's decision: its existence not shown
             return error_response(404, f"unknown prediction_id {logged.prediction_id}")
@@ -58,4 +58,4 @@ async def explain(
     except ValidationError as error:
         return error_response(422, "invalid application", validation_errors(error))
     features, _, _ = split_application(application)
-    return await run_in_threadpool(service.explain, features, served)
+    return await run_in_threadpool(service.explain, features, served, principal.name)

@@ -19,7 +19,7 @@ import pandas as pd
 from pydantic import ValidationError
 
 from creditops.serving.parsing import format_location, located_errors, parse_form_application
-from creditops.serving.schemas import Decision, split_application
+from creditops.serving.schemas import MAX_PII_TEXT, Decision, split_application
 from creditops.serving.service import DecisionService, ServedModel
 
 __all__ = [
@@ -57,10 +57,11 @@ class FormField:
 class ApplicationForm:
     features: tuple[FormField, ...]
     protected: tuple[FormField, ...]
+    personal: tuple[FormField, ...] = ()
 
     @property
     def names(self) -> set[str]:
-        return {f.name for f in (*self.features, *self.protected)}
+        return {f.name for f in (*self.features, *self.protected, *self.personal)}
 
 
 def application_form(served: ServedModel) -> ApplicationForm:
@@ -128,7 +129,22 @@ def _build(served: ServedModel) -> ApplicationForm:
         _protected_field(served.reference, column, f"f-{len(features) + i}", properties)
         for i, column in enumerate(c for c in model.spec_protected if c not in model.spec_features)
     ]
-    return ApplicationForm(features=tuple(features), protected=tuple(protected))
+    start = len(features) + len(protected)
+    personal = [
+        FormField(
+            name=column,
+            id=f"f-{start + i}",
+            kind="text",
+            required=False,
+            protected=True,
+            hint="Optional. Personal data: stored encrypted; the model never sees it.",
+            max_length=MAX_PII_TEXT,
+        )
+        for i, column in enumerate(model.spec_pii)
+    ]
+    return ApplicationForm(
+        features=tuple(features), protected=tuple(protected), personal=tuple(personal)
+    )
 
 
 def _branch(prop: dict[str, Any]) -> dict[str, Any]:
@@ -260,4 +276,5 @@ def decide_form(
         return FormOutcome(shown, errors, general)
     decision = service.decide(application, served, actor)
     features, _, _ = split_application(application)
-    return FormOutcome(shown, decision=decision, explanation=service.explain(features, served))
+    explanation = service.explain(features, served, actor)
+    return FormOutcome(shown, decision=decision, explanation=explanation)

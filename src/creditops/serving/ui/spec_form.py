@@ -17,7 +17,7 @@ from creditops.data.spec import DatasetSpec, FeatureTypes, MonotoneExpectations
 
 __all__ = ["ROLES", "SpecFormError", "SpecRow", "spec_from_form", "spec_rows"]
 
-ROLES = ("numeric", "categorical", "protected", "ignore")
+ROLES = ("numeric", "categorical", "protected", "personal data", "ignore")
 _DIRECTIONS = ("", "increasing", "decreasing")
 _MAX_REASON = 200
 
@@ -49,6 +49,8 @@ def spec_rows(columns: Mapping[str, str], spec: DatasetSpec) -> list[SpecRow]:
     for index, (name, stored) in enumerate(columns.items()):
         if name in spec.protected:
             role = "protected"
+        elif name in spec.pii:
+            role = "personal data"
         elif name in numeric:
             role = "numeric"
         elif name in categorical:
@@ -96,16 +98,15 @@ def spec_from_form(form: Mapping[str, Any], columns: Mapping[str, str]) -> Datas
     positive: str | int = (
         int(positive_text) if positive_text.lstrip("-").isdigit() else positive_text
     )
-    numeric, categorical, protected = [], [], []
+    numeric, categorical, protected, pii = [], [], [], []
     increasing, decreasing = [], []
     reasons: dict[str, str] = {}
     for index, name in enumerate(names):
         if name in (target, id_column):
             continue
         role = _choice(form, f"role_{index}", ROLES)
-        {"numeric": numeric, "categorical": categorical, "protected": protected}.get(
-            role, []
-        ).append(name)
+        roles = {"numeric": numeric, "categorical": categorical, "protected": protected}
+        roles.get(role, pii if role == "personal data" else []).append(name)
         direction = _choice(form, f"monotone_{index}", _DIRECTIONS)
         if direction and role != "numeric":
             raise SpecFormError(
@@ -128,6 +129,7 @@ def spec_from_form(form: Mapping[str, Any], columns: Mapping[str, str]) -> Datas
             target=target,  # type: ignore[arg-type]
             positive=positive,
             protected=protected,
+            pii=pii,
             id=id_column,
             features=FeatureTypes(numeric=numeric, categorical=categorical),
             monotone=MonotoneExpectations(increasing=increasing, decreasing=decreasing),

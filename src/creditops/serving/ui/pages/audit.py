@@ -11,12 +11,13 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from creditops.exceptions import CreditOpsError
+from creditops.exceptions import CreditOpsError, PersonalDataError
 from creditops.registry.catalog import version_summary
 from creditops.serving.service import ServedModel, reproduce_decisions
 from creditops.serving.ui.deps import CsrfChecked, Viewer, is_htmx
 from creditops.serving.ui.stores import audit_log
 from creditops.serving.ui.templating import render
+from creditops.store.access_log import record_access
 from creditops.store.decision_search import DecisionFilter, search_decisions
 
 router = APIRouter(prefix="/ui/audit")
@@ -68,13 +69,28 @@ async def audit_page(
     return render(request, "audit.html", context)
 
 
-def _decision(request: Request, prediction_id: str) -> dict[str, Any] | None:
+def _decision(request: Request, prediction_id: str, reader: str) -> dict[str, Any] | None:
     log = request.app.state.service.log
     record = log.get(prediction_id)
     if record is None:
         return None
     summary = version_summary(request.app.state.settings, record.model_version)
-    return {"record": record, "outcome": log.get_outcome(prediction_id), "summary": summary}
+    # Every dashboard page needs the analyst role, the one personal data is opened for; each
+    # opening is recorded before it is shown.
+    personal, personal_problem = None, None
+    try:
+        personal = log.personal_data(prediction_id)
+    except PersonalDataError as error:
+        personal_problem = str(error)
+    if personal is not None:
+        record_access(log, reader, "open_personal_data", prediction_id=record.prediction_id)
+    return {
+        "record": record,
+        "outcome": log.get_outcome(prediction_id),
+        "summary": summary,
+        "personal": personal,
+        "personal_problem": personal_problem,
+    }
 
 
 PredictionId = Annotated[
@@ -83,8 +99,8 @@ PredictionId = Annotated[
 
 
 @router.get("/decisions/{prediction_id}")
-async def decision_page(request: Request, prediction_id: PredictionId, _: Viewer) -> Response:
-    context = await run_in_threadpool(_decision, request, prediction_id)
+async def decision_page(request: Request, prediction_id: PredictionId, session: Viewer) -> Response:
+    context = await run_in_threadpool(_decision, request, prediction_id, session.actor)
     if context is None:
         return render(
             request,
@@ -116,10 +132,22 @@ def _reproduce(request: Request, prediction_id: str) -> dict[str, Any]:
 
 
 @router.post("/decisions/{prediction_id}/reproduce", dependencies=[CsrfChecked])
-async def reproduce(request: Request, prediction_id: PredictionId, _: Viewer) -> Response:
+async def reproduce(request: Request, prediction_id: PredictionId, session: Viewer) -> Response:
     context = await run_in_threadpool(_reproduce, request, prediction_id)
-    decision = await run_in_threadpool(_decision, request, prediction_id)
-    values = {**(decision or {"record": None, "outcome": None, "summary": None}), **context}
+    decision = await run_in_threadpool(_decision, request, prediction_id, session.actor)
+    values = {
+        **(
+            decision
+            or {
+                "record": None,
+                "outcome": None,
+                "summary": None,
+                "personal": None,
+                "personal_problem": None,
+            }
+        ),
+        **context,
+    }
     block = "reproduction" if is_htmx(request) else None
     return render(request, "audit_decision.html", values, block=block)
 

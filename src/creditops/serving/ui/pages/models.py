@@ -108,7 +108,7 @@ def _confirm_step(
 async def promote(
     request: Request,
     version: str,
-    _: Admin,
+    session: Admin,
     reason: Reason = "",
     confirmed: Confirmed = False,
     force: Confirmed = False,
@@ -128,7 +128,7 @@ async def promote(
                 version=version,
                 force=force,
                 move=_move(request),
-                via="dashboard",
+                via=session.actor,
                 reason=reason.strip(),
             )
         )
@@ -144,7 +144,7 @@ async def promote(
 @router.post("/rollback")
 async def roll_back(
     request: Request,
-    _: Admin,
+    session: Admin,
     reason: Reason = "",
     confirmed: Confirmed = False,
 ) -> Response:
@@ -159,7 +159,7 @@ async def roll_back(
             lambda: rollback(
                 request.app.state.settings,
                 move=_move(request),
-                via="dashboard",
+                via=session.actor,
                 reason=reason.strip(),
             )
         )

@@ -119,7 +119,7 @@ async def policy_page(
 async def save_policy_page(
     request: Request,
     version: VersionNumber,
-    _: Admin,
+    session: Admin,
     approve_below: Annotated[float, Form(ge=0.0, le=1.0)],
     decline_at_or_above: Annotated[float, Form(ge=0.0, le=1.0)],
     loss_given_default: Annotated[float, Form(ge=0.0, le=1.0)],
@@ -155,7 +155,7 @@ async def save_policy_page(
                     context["policy"],
                     before=context["base"],
                     reason=reason,
-                    via="dashboard",
+                    via=session.actor,
                     apply=apply,
                 )
             )

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from alembic import context, op
 
-from creditops.store.chain import CHAIN_FORMAT, GENESIS, row_digest, stored_fields, time_text
+from creditops.store.chain import GENESIS, row_digest, stored_fields, time_text
 from creditops.store.grants import SERVICE_ROLE_VARIABLE, grant_service_role
 from creditops.store.schema import predictions
 
@@ -30,6 +30,9 @@ depends_on: str | None = None
 
 _TIME = sa.DateTime(timezone=True)
 _CHUNK = 5000
+# The chain format of this revision's schema (no personal-data column yet), fixed here so the
+# revision writes the same hashes whatever format later revisions add.
+_FORMAT = 1
 
 
 def upgrade() -> None:
@@ -106,7 +109,7 @@ def _chain_existing(bind: sa.Connection) -> None:
                     {
                         "id": chain,
                         "started_at": datetime.now(UTC),
-                        "format": CHAIN_FORMAT,
+                        "format": _FORMAT,
                         "writer": "revision 0006 (decisions logged before it)",
                     }
                 ],
@@ -115,7 +118,8 @@ def _chain_existing(bind: sa.Connection) -> None:
         for row in rows:
             seq += 1
             values = {**row, "chain": chain, "seq": seq}
-            digest = row_digest(prev, stored_fields(values, time_text(row["created_at"])))
+            fields = stored_fields(values, time_text(row["created_at"]), _FORMAT)
+            digest = row_digest(prev, fields, _FORMAT)
             updates.append(
                 {
                     "b_id": row["id"],
