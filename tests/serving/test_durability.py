@@ -24,7 +24,7 @@ from helpers import free_port
 pytestmark = pytest.mark.slow
 
 # The soak is 60 s; CREDITOPS_SOAK_SECONDS shortens it for a quick local run.
-SOAK_SECONDS = float(os.environ.get("CREDITOPS_SOAK_SECONDS", "60"))
+SOAK_SECONDS = float(os.environ.get("CREDITOPS_SOAK_SECONDS", "20"))
 CLIENTS = 16
 
 

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.slow
 
 API_KEY = "fuzz-test-key-0123456789"
 KEYED = {"X-API-Key": API_KEY}
-FUZZ_SECONDS = 45
+FUZZ_SECONDS = 30
 # CSV has no types: no JSON Schema can say which texts are valid batches, so a schema-valid
 # string sent as text/csv may well be refused (422). Only that operation allows it.
 FUZZ_CONFIG = """

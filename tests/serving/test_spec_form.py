@@ -74,3 +74,14 @@ def test_a_field_the_form_cannot_take_is_named(overrides, field, words) -> None:
 def test_rows_of_a_spec_without_features_follow_the_stored_types() -> None:
     rows = spec_rows(COLUMNS, DatasetSpec(target="Status", positive="bad"))
     assert [r.role for r in rows] == ["numeric", "numeric", "categorical", "numeric", "categorical"]
+
+
+def test_the_training_forms_candidates_are_checked_against_the_zoo() -> None:
+    from creditops.serving.ui.pages.data import _unknown_candidates
+
+    assert _unknown_candidates(None) is None  # the field not sent: every candidate
+    assert _unknown_candidates(["logistic_regression", "xgboost"]) is None
+    assert _unknown_candidates([]) == "models: choose at least one candidate"
+    assert _unknown_candidates(["xgboost", "gpt"]) == "models: no candidate 'gpt'"
+    # every box unticked: the browser sends no field, but the form said it listed them
+    assert _unknown_candidates(None, listed=True) == "models: choose at least one candidate"

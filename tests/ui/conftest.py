@@ -19,7 +19,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 from creditops.config import Settings
 from creditops.data.datasets import load_builtin
 from creditops.evaluation.review import EvaluationConfig
-from creditops.registry import CHALLENGER, register_trained, train_and_register
+from creditops.registry import CHALLENGER, register_trained
 from creditops.registry.review import review_and_store
 from creditops.training.train import train
 from helpers import serving
@@ -27,17 +27,21 @@ from ui_helpers import ADMIN_KEY, READER_KEY, Dashboard
 
 
 @pytest.fixture(scope="session")
-def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
+def dashboard(trained, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
     """A served champion (v1: the fast profile's pick) and a challenger (v2: logistic
-    regression), with an admin and a reader key."""
+    regression), with an admin and a reader key. v1 is the suite's shared training (the same
+    fast profile on credit_data), copied, with an empty decision log."""
+    source, _ = trained
+    home = tmp_path_factory.mktemp("ui") / "home"
+    shutil.copytree(source.home, home)
+    (home / "predictions.db").unlink(missing_ok=True)
     settings = Settings(
-        home=tmp_path_factory.mktemp("ui-home"),
+        home=home,
         api_key=ADMIN_KEY,
         reader_keys=READER_KEY,
         champion_poll_seconds=0.5,
     )
     frame, spec = load_builtin("credit_data")
-    train_and_register(settings, frame=frame, spec=spec, dataset_name="credit_data", profile="fast")
     challenger = train(
         settings,
         frame=frame,

@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from creditops import __version__
+from creditops.models.zoo import CANDIDATES
 from creditops.serving.ui.session import CSRF_FIELD, CSRF_HEADER, read_session, save_session
 
 __all__ = ["environment", "render"]
@@ -63,7 +64,13 @@ def _environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters.update(percent=percent, number=number, thousands=thousands, when=when, money=money)
-    env.globals.update(version=__version__, csrf_field=CSRF_FIELD, csrf_header=CSRF_HEADER)
+    env.globals.update(
+        version=__version__,
+        csrf_field=CSRF_FIELD,
+        csrf_header=CSRF_HEADER,
+        # the training form's choice of candidates: the zoo, in its order
+        candidates=[(c.name, c.label) for c in CANDIDATES.values()],
+    )
     return env
 
 

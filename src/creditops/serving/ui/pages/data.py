@@ -42,6 +42,7 @@ from creditops.exceptions import (
     ModelNotFoundError,
 )
 from creditops.jobs.runner import TrainingRequest, submit_training
+from creditops.models.zoo import CANDIDATES
 from creditops.registry import CHAMPION, get_version, training_reference
 from creditops.serving.ui import data_charts
 from creditops.serving.ui.deps import Admin, Viewer, check_csrf, is_htmx
@@ -397,19 +398,37 @@ async def builtin_profile(
 
 
 def _training_request(
-    profile: str, alias: str, time_budget: float | None, **source: Any
+    profile: str, alias: str, time_budget: float | None, models: list[str], **source: Any
 ) -> TrainingRequest:
     return TrainingRequest(
         profile=profile,  # type: ignore[arg-type]
         alias=alias,  # type: ignore[arg-type]
         time_budget=time_budget,
+        models=models,
         **source,
     )
+
+
+def _unknown_candidates(models: list[str] | None, listed: bool = False) -> str | None:
+    """Why the form's candidates cannot be trained, or None. A browser sends no field for no
+    ticked box: ``listed`` (the form showed the boxes) tells that from a client that sends no
+    choice, which trains every candidate."""
+    if models is None:
+        return "models: choose at least one candidate" if listed else None
+    unknown = sorted(set(models) - set(CANDIDATES))
+    if unknown:
+        return f"models: no candidate {', '.join(map(repr, unknown))}"
+    if not models:
+        return "models: choose at least one candidate"
+    return None
 
 
 TrainProfile = Annotated[str, Form(pattern="^(fast|full)$")]
 TrainAlias = Annotated[str, Form(pattern="^(champion|challenger)$")]
 TimeBudget = Annotated[float | None, Form(gt=0, le=86_400)]
+# The candidates ticked; a form that sends none of the field trains them all.
+Models = Annotated[list[str] | None, Form(max_length=len(CANDIDATES))]
+Listed = Annotated[bool, Form()]
 
 
 @router.post("/{key}/train")
@@ -420,8 +439,13 @@ async def train_upload(
     profile: TrainProfile = "fast",
     alias: TrainAlias = "challenger",
     time_budget: TimeBudget = None,
+    models: Models = None,
+    candidates_listed: Listed = False,
 ) -> Response:
     """Train on the upload with its saved spec, as a job: only data that passes validation."""
+    problem = _unknown_candidates(models, candidates_listed)
+    if problem is not None:
+        return _index_error(request, problem, 422)
     try:
         upload = find_upload(_uploads_dir(request), key)
     except DataValidationError as missing:
@@ -436,7 +460,12 @@ async def train_upload(
         context["train_refused"] = True
         return render(request, "data_upload.html", context, status_code=422)
     request_ = _training_request(
-        profile, alias, time_budget, data_path=str(upload.path), spec_path=str(upload.spec_path)
+        profile,
+        alias,
+        time_budget,
+        models or [],
+        data_path=str(upload.path),
+        spec_path=str(upload.spec_path),
     )
     return await _submit(request, request_, session.actor)
 
@@ -449,10 +478,15 @@ async def train_builtin(
     profile: TrainProfile = "fast",
     alias: TrainAlias = "challenger",
     time_budget: TimeBudget = None,
+    models: Models = None,
+    candidates_listed: Listed = False,
 ) -> Response:
     if name not in CATALOG:
         return _index_error(request, f"no built-in dataset {name!r}", 404)
-    request_ = _training_request(profile, alias, time_budget, dataset=name)
+    problem = _unknown_candidates(models, candidates_listed)
+    if problem is not None:
+        return _index_error(request, problem, 422)
+    request_ = _training_request(profile, alias, time_budget, models or [], dataset=name)
     return await _submit(request, request_, session.actor)
 
 
