@@ -284,6 +284,14 @@ def main() -> None:
         help="a git revision of creditops to serve beside this one, for a before/after in one "
         "run (e.g. the commit before keys and the decision chain)",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="serve each server this many times, the order reversed every round (baseline "
+        "first, then this creditops first ...), and report each load's median: the first "
+        "server of a round meets a colder machine, so one round favours the second",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install -y wrk (or `make bench-serving`)")
@@ -312,10 +320,14 @@ def main() -> None:
 
         rows: list[tuple[str, int, int, dict[str, float]]] = []
         http_batch: dict[str, float] = {}
-        # The baseline first, then this creditops, each from the same store and wrk script.
-        servers = (["baseline"] if baseline_src else []) + ["creditops"]
-        servers += [] if args.skip_mlflow else ["mlflow"]
-        for server in servers:
+        # The baseline first, then this creditops, each from the same store and wrk script;
+        # with several rounds, every other round in the reverse order.
+        compared = (["baseline"] if baseline_src else []) + ["creditops"]
+        order: list[str] = []
+        for round_ in range(max(1, args.rounds)):
+            order += compared if round_ % 2 == 0 else compared[::-1]
+        order += [] if args.skip_mlflow else ["mlflow"]
+        for server in order:
             for workers in (1, 2):
                 home = work / f"{server}-{workers}"
                 shutil.copytree(source, home)
@@ -356,15 +368,47 @@ def main() -> None:
                         print(f"  {server}, {workers} worker(s), {connections} client(s)...")
                         result = _wrk(base + url, script, connections, args.duration)
                         rows.append((server, workers, connections, result))
-                    if server == "creditops" and workers == 1:
+                    if server == "creditops" and workers == 1 and not http_batch:
                         http_batch = _http_batch(base, records, args.batch_rows, key)
                         http_batch.update(_cli_batch(home, records, args.batch_rows, work))
                 finally:
                     _stop(process)
 
-        _print_report(single, rows, http_batch, args)
+        _print_report(single, _medians(rows), http_batch, args)
+        if args.rounds > 1:
+            print(
+                "\nEach round (req/s at 1 worker 1 client / 2 workers 16 clients, p50 ms at 1/1):"
+            )
+            for server in compared:
+                runs = [r for r in rows if r[0] == server]
+                one = [r[3] for r in runs if r[1:3] == (1, 1)]
+                many = [r[3] for r in runs if r[1:3] == (2, 16)]
+                print(
+                    f"  {server:<10}"
+                    + "  ".join(
+                        f"{a['requests_per_s']:.0f}/{b['requests_per_s']:.0f} p50 {a['p50_ms']:.2f}"
+                        for a, b in zip(one, many, strict=False)
+                    )
+                )
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        if args.baseline:  # the baseline's checkout is gone: forget it in git too
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "prune"], check=False)
+
+
+def _medians(
+    rows: list[tuple[str, int, int, dict[str, float]]],
+) -> list[tuple[str, int, int, dict[str, float]]]:
+    """One row per (server, workers, clients): each figure's median over the rounds."""
+    import statistics
+
+    grouped: dict[tuple[str, int, int], list[dict[str, float]]] = {}
+    for server, workers, connections, result in rows:
+        grouped.setdefault((server, workers, connections), []).append(result)
+    return [
+        (*key, {name: statistics.median(r[name] for r in results) for name in results[0]})
+        for key, results in grouped.items()
+    ]
 
 
 def _stored_key(home: Path) -> str:
