@@ -327,9 +327,9 @@ def main() -> None:
         for round_ in range(max(1, args.rounds)):
             order += compared if round_ % 2 == 0 else compared[::-1]
         order += [] if args.skip_mlflow else ["mlflow"]
-        for server in order:
+        for position, server in enumerate(order):
             for workers in (1, 2):
-                home = work / f"{server}-{workers}"
+                home = work / f"{position}-{server}-{workers}"
                 shutil.copytree(source, home)
                 port = _free_port()
                 env = {**os.environ, "CREDITOPS_HOME": str(home)}
