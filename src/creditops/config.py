@@ -318,6 +318,13 @@ class Settings(BaseSettings):
             raise ValueError("CREDITOPS_SESSION_SECRET must be at least 32 characters")
         return value
 
+    @field_validator("audit_key", "audit_key_file", "pii_key", "pii_key_file", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        # A deployment passes an optional secret it does not have as an empty variable (compose's
+        # ${VAR:-}, an optional Kubernetes secret key): that means "not configured".
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("audit_key")
     @classmethod
     def _strong_audit_key(cls, value: SecretStr | None) -> SecretStr | None:

@@ -186,7 +186,7 @@ def test_a_key_that_may_only_decide_sees_no_protected_attribute_nor_personal_dat
 
 
 def test_explanations_and_openings_of_personal_data_are_recorded_by_key_name(
-    client, trained_with_pii
+    client, trained_with_pii, monkeypatch
 ):
     from typer.testing import CliRunner
 
@@ -219,11 +219,16 @@ def test_explanations_and_openings_of_personal_data_are_recorded_by_key_name(
     assert by_analyst[0].action == "explain"
     assert by_analyst[0].prediction_id is None
     assert by_analyst[0].model_version == "1"
-    listed = CliRunner().invoke(
-        app,
-        ["audit", "reads", "--prediction-id", pid, "--json"],
-        env={"CREDITOPS_HOME": str(settings.home), "CREDITOPS_PII_KEY": PII_KEY},
-    )
+    from creditops.config import reset_settings
+
+    monkeypatch.setenv("CREDITOPS_HOME", str(settings.home))
+    monkeypatch.setenv("CREDITOPS_PII_KEY", PII_KEY)
+    reset_settings()  # the command reads the settings of this environment, not a cached one
+    try:
+        listed = CliRunner().invoke(app, ["audit", "reads", "--prediction-id", pid, "--json"])
+    finally:
+        monkeypatch.undo()
+        reset_settings()
     assert listed.exit_code == 0, listed.output
     assert '"open_personal_data"' in listed.output
     assert keys["decide"] not in listed.output

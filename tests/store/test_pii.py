@@ -87,6 +87,21 @@ def test_a_bad_key_is_named_by_its_place_never_shown(tmp_path: Path) -> None:
         PiiCipher.from_settings(Settings(home=tmp_path, pii_key=" , "))
 
 
+def test_a_key_in_standard_base64_as_render_generates_works_and_empty_means_unset(
+    tmp_path: Path,
+) -> None:
+    import base64
+
+    generated = base64.b64encode(bytes([0xFB, 0xEF, 0xFF] * 10 + [0xFB, 0xEF])).decode()
+    assert "+" in generated
+    assert "/" in generated
+    cipher = PiiCipher([generated])
+    assert cipher.open(cipher.seal(PII)) == PII
+    # compose passes an optional secret it lacks as an empty variable
+    assert PiiCipher.from_settings(Settings(home=tmp_path, pii_key="", pii_key_file="")) is None
+    assert Settings(home=tmp_path, audit_key=" ").audit_key is None
+
+
 def test_an_altered_token_does_not_open() -> None:
     cipher = PiiCipher([new_pii_key()])
     token = cipher.seal(PII)

@@ -188,19 +188,7 @@ def _protected_value(value: Any) -> Any:
     if value is None:
         return None
     if isinstance(value, str):
-        if len(value) > MAX_PROTECTED_TEXT:
-            raise PydanticCustomError(
-                "string_too_long",
-                "must be at most {max_length} characters",
-                {"max_length": MAX_PROTECTED_TEXT},
-            )
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise PydanticCustomError(
-                "invalid_unicode", "must be valid Unicode text (found an unpaired surrogate)"
-            ) from None
-        return value
+        return _short_text(value, MAX_PROTECTED_TEXT)
     if isinstance(value, int | float) and not isinstance(value, bool):
         try:
             magnitude = abs(float(value))
@@ -227,11 +215,14 @@ def _pii_value(value: Any) -> Any:
         return None
     if not isinstance(value, str):
         raise PydanticCustomError("pii_type", "must be a string or null (personal data)")
-    if len(value) > MAX_PII_TEXT:
+    return _short_text(value, MAX_PII_TEXT)
+
+
+def _short_text(value: str, max_length: int) -> str:
+    """``value`` when it is valid Unicode of at most ``max_length`` characters."""
+    if len(value) > max_length:
         raise PydanticCustomError(
-            "string_too_long",
-            "must be at most {max_length} characters",
-            {"max_length": MAX_PII_TEXT},
+            "string_too_long", "must be at most {max_length} characters", {"max_length": max_length}
         )
     try:
         value.encode("utf-8")

@@ -285,3 +285,15 @@ def run_transaction(
                 lock.release()
         time.sleep(pause * (1.0 + random.random()))  # jitter: processes do not retry in step
         pause = min(pause * 2, 0.2)
+
+
+def prediction_key(value: Any) -> str:
+    """Canonical text of a prediction id (a UUID or its text); refuses anything else."""
+    import uuid
+
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    try:
+        return str(uuid.UUID(str(value)))
+    except ValueError:
+        raise ValueError("prediction_id must be a UUID") from None

@@ -25,25 +25,14 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
-from creditops.store.predlog import _META_COLUMNS, PredictionLog, window_filter
+from creditops.store.decision_table import column_names
+from creditops.store.predlog import PredictionLog, window_filter
 from creditops.store.schema import outcomes, predictions
 
 __all__ = ["DEFAULT_CHUNK_ROWS", "column_names", "read_decision_chunks"]
 
 #: Decisions per chunk unless the caller says otherwise (``CREDITOPS_MONITOR_CHUNK_ROWS``).
 DEFAULT_CHUNK_ROWS = 50_000
-
-
-def column_names(
-    features: Sequence[str], protected: Sequence[str]
-) -> tuple[dict[str, str], dict[str, str]]:
-    """The columns of ``features`` and ``protected`` as :meth:`PredictionLog.window` names
-    them: their own names unless taken by a column before them."""
-    taken = set(_META_COLUMNS)
-    feature_columns = {name: f"feature.{name}" if name in taken else name for name in features}
-    taken |= set(feature_columns.values())
-    protected_columns = {name: f"protected.{name}" if name in taken else name for name in protected}
-    return feature_columns, protected_columns
 
 
 def _json_value(column: sa.Column[Any], name: str, dialect: str) -> sa.ColumnElement[Any]:

@@ -37,24 +37,29 @@ from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
 from creditops.config import get_settings
-from creditops.data.io import table_format, write_table
 from creditops.exceptions import (
     DuplicatePredictionError,
-    OutcomeConflictError,
     PersonalDataError,
     PredictionLogError,
     RecordRejectedError,
     SchemaError,
-    UnknownPredictionError,
 )
 from creditops.store.chain import CHAIN_COLUMNS, ChainWriter
 from creditops.store.checkpoints import AuditKey, CheckpointKind, write_checkpoint
 from creditops.store.database import (
     bulk_insert,
     create_store_engine,
-    dumps_json,
     normalise_url,
+    prediction_key,
     run_transaction,
+)
+from creditops.store.decision_table import decisions_frame, write_decisions
+from creditops.store.outcomes import (
+    OutcomeStatus,
+    OutcomeUpdate,
+    outcome_of,
+    outcome_updates,
+    record_outcomes_in,
 )
 from creditops.store.pii import PiiCipher
 from creditops.store.schema import decision_chains_table, ensure_schema, outcomes, predictions
@@ -74,9 +79,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DecisionLabel = Literal["approve", "refer", "decline"]
-OutcomeStatus = Literal["recorded", "unchanged"]
-#: ``(prediction_id, outcome)`` or ``(prediction_id, outcome, observed_at)``; outcome 1 = default.
-OutcomeUpdate = tuple[UUID | str, int | bool] | tuple[UUID | str, int | bool, datetime | None]
 
 _T = TypeVar("_T")
 
@@ -85,12 +87,6 @@ _T = TypeVar("_T")
 _MAX_GROUP_ROWS = 1000
 # Bound parameters per IN (...) list: far below SQLite's and PostgreSQL's limits.
 _IN_CHUNK = 500
-# PostgreSQL advisory locks of outcomes being recorded: (this space, hashtext(prediction id)).
-_OUTCOME_LOCK_SPACE = 0x6F757463  # "outc"
-_OUTCOME_LOCKS = sa.text(
-    "SELECT pg_advisory_xact_lock(CAST(:space AS integer), hashtext(k)) "
-    "FROM unnest(CAST(:ids AS text[])) AS k"
-)
 
 
 class _PlaceTakenError(RecordRejectedError):
@@ -155,24 +151,6 @@ class PredictionRecord(BaseModel):
 # ---------------------------------------------------------------------------------------------
 
 
-_META_COLUMNS = (
-    "prediction_id",
-    "created_at",
-    "model_name",
-    "model_version",
-    "probability",
-    "points",
-    "grade",
-    "decision",
-    "latency_ms",
-    "imputed",
-    "reasons",
-    "outcome",
-    "observed_at",
-    "recorded_at",
-)
-
-
 def _row(record: PredictionRecord, cipher: PiiCipher | None) -> dict[str, Any]:
     pii = record.pii
     sealed = None
@@ -202,26 +180,10 @@ def _row(record: PredictionRecord, cipher: PiiCipher | None) -> dict[str, Any]:
     }
 
 
-def _id(value: UUID | str) -> str:
-    """Canonical text of a prediction id; refuses anything that is not a UUID."""
-    if isinstance(value, UUID):
-        return str(value)
-    try:
-        return str(UUID(str(value)))
-    except ValueError:
-        raise ValueError("prediction_id must be a UUID") from None
-
-
 def _aware(value: datetime | None, name: str) -> datetime | None:
     if value is not None and value.tzinfo is None:
         raise ValueError(f"{name} must carry a time zone")
     return value
-
-
-def _outcome_value(value: Any) -> int:
-    if isinstance(value, bool) or (isinstance(value, int) and value in (0, 1)):
-        return int(value)
-    raise ValueError("outcome must be 1 (default) or 0 (repaid)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -628,7 +590,7 @@ class PredictionLog:
     def get(self, prediction_id: UUID | str) -> PredictionRecord | None:
         """The logged decision with this id, or None."""
         self._check_process()
-        key = _id(prediction_id)
+        key = prediction_key(prediction_id)
 
         def work(conn: Connection) -> Any:
             # The record's columns: the chain's are the audit's business (audit verify), the
@@ -664,7 +626,7 @@ class PredictionLog:
         unknown). For a reader allowed to see it: the caller checks that. Raises
         :class:`PersonalDataError` when no key is configured or none opens it."""
         self._check_process()
-        key = _id(prediction_id)
+        key = prediction_key(prediction_id)
         token = self._run(
             lambda conn: conn.execute(
                 sa.select(predictions.c.pii).where(predictions.c.id == key)
@@ -683,14 +645,8 @@ class PredictionLog:
     def get_outcome(self, prediction_id: UUID | str) -> dict[str, Any] | None:
         """``{"outcome", "observed_at", "recorded_at"}`` for this prediction, or None."""
         self._check_process()
-        key = _id(prediction_id)
-
-        def work(conn: Connection) -> Any:
-            stmt = sa.select(outcomes.c.outcome, outcomes.c.observed_at, outcomes.c.recorded_at)
-            return conn.execute(stmt.where(outcomes.c.prediction_id == key)).mappings().first()
-
-        row = self._run(work, write=False)
-        return None if row is None else dict(row)
+        key = prediction_key(prediction_id)
+        return self._run(lambda conn: outcome_of(conn, key), write=False)
 
     def count(self) -> int:
         """How many decisions are logged."""
@@ -722,77 +678,12 @@ class PredictionLog:
         self, items: Iterable[OutcomeUpdate], *, recorded_by: str | None = None
     ) -> list[OutcomeStatus]:
         """Record many outcomes atomically (all or none), one status per item in order;
-        ``recorded_by``: the name of the key that sent them."""
+        ``recorded_by``: the name of the key that sent them (:mod:`creditops.store.outcomes`)."""
         self._check_process()
-        updates: list[tuple[str, int, datetime | None]] = []
-        for item in items:
-            prediction_id, outcome, *rest = item
-            observed_at = rest[0] if rest else None
-            updates.append(
-                (_id(prediction_id), _outcome_value(outcome), _aware(observed_at, "observed_at"))
-            )
+        updates = outcome_updates(items)
         if not updates:
             return []
-        ids = sorted({key for key, _, _ in updates})
-
-        def work(conn: Connection) -> list[OutcomeStatus]:
-            known: dict[str, datetime] = {}  # id -> when it was decided
-            recorded: dict[str, int] = {}
-            for start in range(0, len(ids), _IN_CHUNK):
-                chunk = ids[start : start + _IN_CHUNK]
-                # On PostgreSQL an advisory lock per decision, taken in id order, serialises
-                # concurrent feedback for the same loan (not FOR UPDATE: that needs UPDATE
-                # rights on the decisions, which the service's role does not hold); SQLite is
-                # already serialised by BEGIN IMMEDIATE.
-                if conn.dialect.name == "postgresql":
-                    conn.execute(_OUTCOME_LOCKS, {"space": _OUTCOME_LOCK_SPACE, "ids": chunk})
-                lock = (
-                    sa.select(predictions.c.id, predictions.c.created_at)
-                    .where(predictions.c.id.in_(chunk))
-                    .order_by(predictions.c.id)
-                )
-                known.update({key: created for key, created in conn.execute(lock)})
-                stmt = sa.select(outcomes.c.prediction_id, outcomes.c.outcome).where(
-                    outcomes.c.prediction_id.in_(chunk)
-                )
-                recorded.update({key: int(value) for key, value in conn.execute(stmt)})
-            unknown = [key for key in ids if key not in known]
-            if unknown:
-                raise UnknownPredictionError(
-                    f"{len(unknown)} unknown prediction_id(s): " + ", ".join(unknown[:5]),
-                    ids=unknown,
-                )
-            now = _utcnow()
-            statuses: list[OutcomeStatus] = []
-            rows: list[dict[str, Any]] = []
-            for key, value, observed_at in updates:
-                if key in recorded:
-                    if recorded[key] != value:
-                        raise OutcomeConflictError(
-                            f"prediction {key} already has outcome {recorded[key]}, not {value}",
-                            prediction_id=key,
-                            recorded=recorded[key],
-                            requested=value,
-                        )
-                    statuses.append("unchanged")
-                    continue
-                recorded[key] = value
-                rows.append(
-                    {
-                        "prediction_id": key,
-                        "outcome": value,
-                        "observed_at": observed_at,
-                        "recorded_at": now,
-                        "decided_at": known[key],
-                        "recorded_by": recorded_by,
-                    }
-                )
-                statuses.append("recorded")
-            if rows:
-                conn.execute(outcomes.insert(), rows)
-            return statuses
-
-        return self._run(work, write=True)
+        return self._run(lambda conn: record_outcomes_in(conn, updates, recorded_by), write=True)
 
     # -- monitoring ---------------------------------------------------------------------------
 
@@ -817,15 +708,15 @@ class PredictionLog:
         with one before it gets a ``feature.`` / ``protected.`` prefix; ``frame.attrs``
         ``["feature_columns"]`` and ``["protected_columns"]`` map each name to its column.
         """
-        import pandas as pd
 
         self._check_process()
         _aware(since, "since")
         _aware(until, "until")
         if last_n is not None and last_n < 0:
             raise ValueError("last_n must be >= 0")
+        # Every column but the sealed personal data, which never leaves the log as a column.
         stmt = sa.select(
-            predictions,
+            *(column for column in predictions.columns if column.name != "pii"),
             outcomes.c.outcome,
             outcomes.c.observed_at,
             outcomes.c.recorded_at,
@@ -842,55 +733,7 @@ class PredictionLog:
         if last_n is not None:
             rows = rows[::-1]
 
-        feature_names = list(dict.fromkeys(key for row in rows for key in row["features"]))
-        protected_names = list(dict.fromkeys(key for row in rows for key in row["protected"]))
-        taken = set(_META_COLUMNS)
-        feature_columns = {}
-        for name in feature_names:
-            feature_columns[name] = f"feature.{name}" if name in taken else name
-        taken |= set(feature_columns.values())
-        protected_columns = {}
-        for name in protected_names:
-            protected_columns[name] = f"protected.{name}" if name in taken else name
-
-        records = []
-        for row in rows:
-            record = {
-                "prediction_id": row["id"],
-                "created_at": row["created_at"],
-                "model_name": row["model_name"],
-                "model_version": row["model_version"],
-                "probability": row["probability"],
-                "points": row["points"],
-                "grade": row["grade"],
-                "decision": row["decision"],
-                "latency_ms": row["latency_ms"],
-                "imputed": row["imputed"],
-                "reasons": row["reasons"],
-                "outcome": row["outcome"],
-                "observed_at": row["observed_at"],
-                "recorded_at": row["recorded_at"],
-            }
-            for name, value in row["features"].items():
-                record[feature_columns[name]] = value
-            for name, value in row["protected"].items():
-                record[protected_columns[name]] = value
-            records.append(record)
-        columns = [
-            *_META_COLUMNS,
-            *feature_columns.values(),
-            *protected_columns.values(),
-        ]
-        frame = pd.DataFrame.from_records(records, columns=columns)
-        for column in ("created_at", "observed_at", "recorded_at"):
-            frame[column] = pd.to_datetime(frame[column], utc=True)
-        frame["outcome"] = frame["outcome"].astype("Int64")
-        frame["points"] = frame["points"].astype("int64")
-        frame["probability"] = frame["probability"].astype("float64")
-        frame["latency_ms"] = frame["latency_ms"].astype("float64")
-        frame.attrs["feature_columns"] = feature_columns
-        frame.attrs["protected_columns"] = protected_columns
-        return frame
+        return decisions_frame(rows)
 
     def export(
         self,
@@ -908,17 +751,7 @@ class PredictionLog:
         The file appears complete or not at all (written beside it, then renamed).
         """
 
-        path = Path(path)
-        fmt = fmt or table_format(path)
-        if fmt is None:
-            raise ValueError(f"cannot tell the format of {path.name}: pass fmt='csv'|'parquet'")
-        if fmt not in ("csv", "parquet"):
-            raise ValueError("fmt must be 'csv' or 'parquet'")
-        frame = self.window(since=since, until=until)
-        for column in ("imputed", "reasons"):
-            frame[column] = [dumps_json(value) for value in frame[column]]
-        write_table(frame, path, fmt)
-        return len(frame)
+        return write_decisions(self.window(since=since, until=until), path, fmt)
 
     # -- health -------------------------------------------------------------------------------
 
