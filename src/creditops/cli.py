@@ -862,7 +862,7 @@ def export_predictions(
 
     settings = _settings()
     try:
-        log = PredictionLog(settings.resolved_database_url)
+        log = PredictionLog.from_settings(settings)
         try:
             rows = log.export(path)
         finally:
@@ -1188,7 +1188,7 @@ def _open_log(settings: Settings) -> Any:
     """The decision log as a reader and signer: it writes no chain of its own."""
     from creditops.store.predlog import PredictionLog
 
-    return PredictionLog(settings.resolved_database_url, audit_key=None)
+    return PredictionLog.from_settings(settings, audit_key=None)  # makes a fresh home first
 
 
 @audit.command("verify")

@@ -46,3 +46,26 @@ def test_create_list_and_revoke_a_key(settings):
     assert created["key"] not in listed.stdout
     with KeyStore(settings.resolved_database_url) as store:
         assert not store.find(created["key"]).active()
+
+
+def test_the_log_commands_work_on_a_fresh_home(settings, monkeypatch):
+    """The audit and export commands make the home they need, as `keys` does."""
+    from creditops.config import reset_settings
+    from creditops.store.pii import PiiCipher
+
+    assert not settings.home.exists()
+    reads = runner.invoke(app, ["audit", "reads", "--json"])
+    assert reads.exit_code == 0, reads.output
+    assert json.loads(reads.stdout) == []
+    verified = runner.invoke(app, ["audit", "verify", "--json"])
+    assert verified.exit_code == 0, verified.output
+    exported = runner.invoke(app, ["predictions", "export", str(settings.home / "all.csv")])
+    assert exported.exit_code == 0, exported.output
+    key = runner.invoke(app, ["keys", "pii-key"]).stdout.strip()
+    assert PiiCipher([key]).key_count == 1  # a key the personal-data setting takes
+    monkeypatch.setenv("CREDITOPS_PII_KEY", "typed-by-hand")
+    reset_settings()
+    refused = runner.invoke(app, ["audit", "reads"])
+    assert refused.exit_code != 0
+    assert "key #1 is not a Fernet key" in refused.output
+    assert "typed-by-hand" not in refused.output
