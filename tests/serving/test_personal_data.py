@@ -137,7 +137,13 @@ def test_a_batch_logs_each_rows_personal_data_sealed(client, trained_with_pii):
     assert f"{NAME} 1" not in _stored_text(settings)
     with PredictionLog.from_settings(settings) as log:
         opened = [log.personal_data(pid) for pid in ids]
+        exported = settings.home / "exported.csv"
+        assert log.export(exported) >= 4
     assert opened == [{"Name": f"{NAME} {i}", "Account": f"00{i}"} for i in range(3)] + [None]
+    text = exported.read_text(encoding="utf-8")  # an export leaves personal data out
+    assert ids[1] in text
+    assert f"{NAME} 1" not in text
+    assert "Account" not in text
 
 
 @pytest.mark.parametrize(

@@ -325,33 +325,24 @@ def build_application_model(
         attribute = _attribute_name(column, position, set(attribute_of.values()))
         attribute_of[column] = attribute
         fields[attribute] = _feature_field(feature, required=required, margin=margin)
-    protected = [column for column in spec.protected if column not in attribute_of]
-    for position, column in enumerate(protected, start=len(spec.features)):
+    # Fields beside the features, each optional and never a model input: protected attributes
+    # (unless the spec made one a feature) and personal data.
+    extra = [
+        (column, ProtectedValue, "protected attribute: optional, kept for fairness monitoring "
+         "only, never used by the model")
+        for column in spec.protected
+        if column not in attribute_of
+    ] + [
+        (column, PiiValue, "personal data: optional, stored encrypted with the decision, "
+         "never used by the model")
+        for column in spec.pii
+    ]  # fmt: skip
+    for position, (column, annotation, description) in enumerate(extra, len(spec.features)):
         attribute = _attribute_name(column, position, set(attribute_of.values()))
         attribute_of[column] = attribute
         fields[attribute] = (
-            ProtectedValue,
-            Field(
-                None,
-                alias=column,
-                title=column,
-                description="protected attribute: optional, kept for fairness monitoring "
-                "only, never used by the model",
-            ),
-        )
-
-    for position, column in enumerate(spec.pii, start=len(spec.features) + len(protected)):
-        attribute = _attribute_name(column, position, set(attribute_of.values()))
-        attribute_of[column] = attribute
-        fields[attribute] = (
-            PiiValue,
-            Field(
-                None,
-                alias=column,
-                title=column,
-                description="personal data: optional, stored encrypted with the decision, "
-                "never used by the model",
-            ),
+            annotation,
+            Field(None, alias=column, title=column, description=description),
         )
 
     model = create_model(

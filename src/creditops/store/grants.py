@@ -19,7 +19,12 @@ from sqlalchemy.engine import Connection
 from creditops.exceptions import SchemaError
 from creditops.store.schema import metadata
 
-__all__ = ["APPEND_ONLY_TABLES", "SERVICE_ROLE_VARIABLE", "grant_service_role"]
+__all__ = [
+    "APPEND_ONLY_TABLES",
+    "SERVICE_ROLE_VARIABLE",
+    "grant_named_service_role",
+    "grant_service_role",
+]
 
 #: Tables the service may only insert into and read.
 APPEND_ONLY_TABLES = ("predictions", "decision_chains", "decision_checkpoints", "access_log")
@@ -61,3 +66,17 @@ def grant_service_role(conn: Connection, role: str) -> list[str]:
         # Identifiers quoted by the dialect; the role was checked to exist above.
         conn.exec_driver_sql(statement)
     return statements
+
+
+def grant_named_service_role(conn: Connection) -> None:
+    """In a migration that adds tables: give the service role named by Alembic's ``-x
+    service_role=…`` or ``CREDITOPS_DATABASE_SERVICE_ROLE`` its rights (PostgreSQL only;
+    nothing when no role is named)."""
+    import os
+
+    from alembic import context
+
+    named = context.get_x_argument(as_dictionary=True).get("service_role")
+    role = named or os.environ.get(SERVICE_ROLE_VARIABLE)
+    if role and conn.dialect.name == "postgresql":
+        grant_service_role(conn, role)

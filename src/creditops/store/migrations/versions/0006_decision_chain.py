@@ -12,15 +12,14 @@ Create Date: 2026-12-06
 
 from __future__ import annotations
 
-import os
 import uuid
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from alembic import context, op
+from alembic import op
 
 from creditops.store.chain import GENESIS, row_digest, stored_fields, time_text
-from creditops.store.grants import SERVICE_ROLE_VARIABLE, grant_service_role
+from creditops.store.grants import grant_named_service_role
 from creditops.store.schema import predictions
 
 revision: str = "0006"
@@ -59,11 +58,7 @@ def upgrade() -> None:
     )
     bind = op.get_bind()
     _chain_existing(bind)
-    role = context.get_x_argument(as_dictionary=True).get("service_role") or os.environ.get(
-        SERVICE_ROLE_VARIABLE
-    )
-    if role and bind.dialect.name == "postgresql":
-        grant_service_role(bind, role)
+    grant_named_service_role(bind)
 
 
 def _chain_existing(bind: sa.Connection) -> None:

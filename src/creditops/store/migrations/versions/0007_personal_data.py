@@ -12,12 +12,10 @@ Create Date: 2026-12-06
 
 from __future__ import annotations
 
-import os
-
 import sqlalchemy as sa
-from alembic import context, op
+from alembic import op
 
-from creditops.store.grants import SERVICE_ROLE_VARIABLE, grant_service_role
+from creditops.store.grants import grant_named_service_role
 
 revision: str = "0007"
 down_revision: str | None = "0006"
@@ -41,11 +39,7 @@ def upgrade() -> None:
     op.create_index("ix_access_log_prediction", "access_log", ["prediction_id", "created_at"])
     op.create_index("ix_access_log_created", "access_log", ["created_at"])
     bind = op.get_bind()
-    role = context.get_x_argument(as_dictionary=True).get("service_role") or os.environ.get(
-        SERVICE_ROLE_VARIABLE
-    )
-    if role and bind.dialect.name == "postgresql":
-        grant_service_role(bind, role)
+    grant_named_service_role(bind)
 
 
 def downgrade() -> None:
