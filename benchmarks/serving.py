@@ -292,6 +292,12 @@ def main() -> None:
         "first, then this creditops first ...), and report each load's median: the first "
         "server of a round meets a colder machine, so one round favours the second",
     )
+    parser.add_argument(
+        "--shadow",
+        action="store_true",
+        help="also serve with a challenger scoring every decision in shadow "
+        "(CREDITOPS_SHADOW_SHARE=1): the cost of shadow scoring beside the plain service",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install -y wrk (or `make bench-serving`)")
@@ -323,6 +329,9 @@ def main() -> None:
         # The baseline first, then this creditops, each from the same store and wrk script;
         # with several rounds, every other round in the reverse order.
         compared = (["baseline"] if baseline_src else []) + ["creditops"]
+        if args.shadow:
+            _register_challenger(source)  # the champion's model again: the same cost to score
+            compared.append("shadow")
         order: list[str] = []
         for round_ in range(max(1, args.rounds)):
             order += compared if round_ % 2 == 0 else compared[::-1]
@@ -333,8 +342,10 @@ def main() -> None:
                 shutil.copytree(source, home)
                 port = _free_port()
                 env = {**os.environ, "CREDITOPS_HOME": str(home)}
-                if server == "creditops":
+                if server in ("creditops", "shadow"):
                     shutil.copy(key_holder / "predictions.db", home / "predictions.db")
+                    if server == "shadow":
+                        env["CREDITOPS_SHADOW_SHARE"] = "1.0"
                     command = [str(BIN / "creditops"), "serve", "--port", str(port)]
                     command += ["--workers", str(workers)]
                     ready, url, script = "/ready", "/predict", creditops_lua
@@ -409,6 +420,22 @@ def _medians(
         (*key, {name: statistics.median(r[name] for r in results) for name in results[0]})
         for key, results in grouped.items()
     ]
+
+
+def _register_challenger(home: Path) -> None:
+    """Register the champion's model again under ``home`` and point ``challenger`` at it."""
+    from creditops.config import Settings
+    from creditops.registry import CHALLENGER, get_version, register_model, set_alias
+
+    settings = Settings(home=home)
+    champion = get_version(settings)
+    version = register_model(
+        f"models:/{settings.registered_model_name}/{champion.version}",
+        settings,
+        alias=None,
+        tags=dict(champion.tags or {}),
+    )
+    set_alias(settings, CHALLENGER, version)
 
 
 def _stored_key(home: Path) -> str:
@@ -490,6 +517,7 @@ def _print_report(
         label = {
             "creditops": "creditops serve (key, logged, fsync)",
             "baseline": f"creditops serve at {args.baseline} (before)",
+            "shadow": "creditops serve + challenger in shadow (100%)",
         }.get(server, "mlflow models serve --env-manager local")
         print(
             f"{label:<42}{workers:>8}{connections:>8}{r['requests_per_s']:>9.0f}"
@@ -502,6 +530,15 @@ def _print_report(
         if now and before:
             print(
                 f"now / before at {workers} worker(s), {connections} client(s): {now / before:.2f}x"
+            )
+    p50 = {(s, w, c): r["p50_ms"] for s, w, c, r in rows}
+    for workers, connections in ((1, 1), (2, 16)):
+        plain = p50.get(("creditops", workers, connections))
+        shadowed = p50.get(("shadow", workers, connections))
+        if plain and shadowed:
+            print(
+                f"shadow scoring at {workers} worker(s), {connections} client(s): p50 "
+                f"{shadowed:.2f} vs {plain:.2f} ms ({shadowed / plain - 1:+.1%})"
             )
     for workers, connections in ((1, 1), (2, 16)):
         ours = by_key.get(("creditops", workers, connections))

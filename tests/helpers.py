@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import shutil
@@ -10,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -27,6 +29,7 @@ import uvicorn
 from sqlalchemy.engine import URL, make_url
 
 from creditops.config import Settings
+from creditops.data.datasets import load_builtin
 from creditops.registry import load_model
 from creditops.serving.app import create_app
 from creditops.store.alerts import Alert, MonitorRun
@@ -113,10 +116,12 @@ def served_process(
     whole process group) afterwards."""
     port = free_port()
     env = {
+        "CREDITOPS_DRAIN_SECONDS": "0",  # stopped with the tests, not behind a load balancer
         **os.environ,
         "CREDITOPS_HOME": str(settings.home),
         "CREDITOPS_DATABASE_URL": settings.resolved_database_url,
         "CREDITOPS_CHAMPION_POLL_SECONDS": str(settings.champion_poll_seconds),
+        "CREDITOPS_SHADOW_SHARE": str(settings.shadow_share),
     }
     for name, value in (("API_KEY", settings.api_key), ("READER_KEYS", settings.reader_keys)):
         if value:
@@ -149,6 +154,55 @@ def served_process(
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+
+
+_SERVE = (sys.executable, "-m", "creditops.cli", "serve")
+
+
+def start_server(
+    home: Path, api_key: str, *, workers: int = 1, timeout_s: float = 240.0, **env: str
+) -> tuple[subprocess.Popen, str]:
+    """``creditops serve`` on ``home`` (with ``env`` added to the environment) in a process
+    group of its own; returns the process and its URL once every worker answers ``/ready``
+    (fresh connections: ``SO_REUSEPORT`` spreads them, so every worker is asked). The caller
+    stops it. Its stderr goes to a file (a pipe nobody reads could fill and stall it), shown
+    when it exits early."""
+    with tempfile.TemporaryFile() as stderr:  # the server writes to its own copy
+        port = free_port()
+        variables = {**os.environ, "CREDITOPS_HOME": str(home), "CREDITOPS_API_KEY": api_key, **env}
+        variables.pop("MLFLOW_TRACKING_URI", None)
+        process = subprocess.Popen(
+            [*_SERVE, "--port", str(port), "--workers", str(workers)],
+            env=variables,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            start_new_session=True,
+        )
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.time() + timeout_s
+        ready: set[int] = set()
+        while len(ready) < workers:
+            if process.poll() is not None:
+                stderr.seek(0)
+                raise AssertionError(stderr.read().decode()[-2000:])
+            if time.time() > deadline:
+                os.killpg(process.pid, signal.SIGKILL)
+                raise AssertionError(f"{workers} workers did not become ready (saw {ready})")
+            with contextlib.suppress(httpx.HTTPError):
+                answer = httpx.get(f"{url}/ready", timeout=2)
+                if answer.status_code == 200:
+                    ready.add(answer.json()["pid"])
+            time.sleep(0.1)
+        return process, url
+
+
+def applications(n: int = 200) -> list[dict[str, Any]]:
+    """The first ``n`` applications of credit_data as a client sends them (no target, no id,
+    missing values left out)."""
+    frame, spec = load_builtin("credit_data")
+    rows = frame.drop(columns=[spec.target, spec.id]).head(n)
+    records = json.loads(rows.to_json(orient="records"))
+    return [{k: v for k, v in r.items() if v is not None} for r in records]
 
 
 def monitor_run(

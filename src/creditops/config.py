@@ -161,6 +161,35 @@ class Settings(BaseSettings):
         description="Comma-separated origins (https://host[:port]) whose browser pages may "
         "call the API; unset: no cross-origin access at all.",
     )
+
+    # Overload and shutdown of one serving worker (creditops.serving.admission, .ratelimit and
+    # .server). Each worker process keeps its own counts: N workers admit N times as much.
+    max_in_flight: int = Field(
+        default=64,
+        ge=1,
+        description="Requests one worker handles at once (/health, /ready and /metrics "
+        "aside); past it a request is refused at once with 503 and Retry-After, never queued.",
+    )
+    rate_limit_per_second: float = Field(
+        default=0.0,
+        ge=0.0,
+        description="Requests per second one key or token may make, a token bucket per "
+        "principal in each worker (with N workers a key may reach N times this); 0: no limit. "
+        "Past it: 429 with Retry-After.",
+    )
+    rate_limit_burst: int | None = Field(
+        default=None,
+        ge=1,
+        description="How many requests a key may make at once after a quiet spell (the "
+        "bucket's size); unset: twice the rate, rounded up.",
+    )
+    drain_seconds: float = Field(
+        default=5.0,
+        ge=0.0,
+        description="After SIGTERM a worker answers /ready with 503 and keeps serving this "
+        "long, every response with Connection: close, so the load balancer stops sending; "
+        "then it finishes what is in flight and exits.",
+    )
     seed: int = 42
     profile: Profile = "full"
     cv_folds: int = Field(default=5, ge=2, le=20)
@@ -218,6 +247,19 @@ class Settings(BaseSettings):
         default=120.0,
         gt=0.0,
         description="Seconds without a heartbeat after which a running job counts as dead.",
+    )
+    out_of_range: Literal["refer", "decide", "reject"] = Field(
+        default="refer",
+        description="An application with a value past the training range or a category "
+        "training never saw: refer it to manual review (reason OUT_OF_RANGE), decide it with "
+        "the model as usual, or reject it with 422. Refer and decide flag and count it.",
+    )
+    shadow_share: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of live decisions the version holding the challenger alias also "
+        "scores in shadow, after the answer is sent (table shadow_decisions); 0: none.",
     )
     max_batch: int = Field(default=10_000, ge=1, le=1_000_000)
     max_body_bytes: int = Field(

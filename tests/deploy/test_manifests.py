@@ -13,6 +13,7 @@ import yaml
 from creditops.cli import app as cli_app
 from creditops.config import Settings
 from creditops.serving.app import create_app
+from creditops.serving.server import GRACEFUL_SHUTDOWN_S
 from helpers import tool
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,6 +34,12 @@ def _manifests() -> list[dict]:
 
 def _by_kind(kind: str) -> list[dict]:
     return [d for d in _manifests() if d["kind"] == kind]
+
+
+def _settings_from(data: dict[str, str]) -> dict[str, str]:
+    """The ConfigMap's CREDITOPS_ variables as Settings fields."""
+    prefix = "CREDITOPS_"
+    return {k.removeprefix(prefix).lower(): v for k, v in data.items() if k.startswith(prefix)}
 
 
 def _pod_specs() -> list[dict]:
@@ -121,8 +128,12 @@ def test_the_manifests_hold_together() -> None:
     (container,) = pod["containers"]
     assert container["readinessProbe"]["httpGet"]["path"] == "/ready"
     assert container["livenessProbe"]["httpGet"]["path"] == "/health"
-    drain = container["lifecycle"]["preStop"]["sleep"]["seconds"]
-    assert drain < pod["terminationGracePeriodSeconds"]
+    # SIGTERM comes after the preStop pause; then the drain window, then the requests in
+    # flight: all of it before the kubelet's SIGKILL.
+    pause = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+    drain = Settings(**_settings_from(_by_kind("ConfigMap")[0]["data"])).drain_seconds
+    assert drain > 0
+    assert pause + drain + GRACEFUL_SHUTDOWN_S < pod["terminationGracePeriodSeconds"]
     schedules = {c["metadata"]["name"]: c["spec"]["schedule"] for c in _by_kind("CronJob")}
     assert schedules == {"creditops-monitor": "5 * * * *", "creditops-retrain": "30 3 * * *"}
     assert all(c["spec"]["concurrencyPolicy"] == "Forbid" for c in _by_kind("CronJob"))

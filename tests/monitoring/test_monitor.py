@@ -45,12 +45,18 @@ def store(trained_store: Settings) -> Settings:
     return trained_store
 
 
-def _log_decisions(settings: Settings, frame, *, income_factor: float = 1.0) -> int:
-    """Decisions of the champion on ``frame``'s rows, as the service would log them."""
+def _log_decisions(
+    settings: Settings, frame, *, income_factor: float = 1.0, beyond: int = 0
+) -> int:
+    """Decisions of the champion on ``frame``'s rows, as the service would log them;
+    ``beyond``: that many rows (every tenth) with Amount past the top of its training range."""
     loaded = load_model(settings)
     spec = loaded.spec
     features = frame[spec.features].copy()
     features["Income"] = features["Income"] * income_factor
+    if beyond:
+        top = next(s.maximum for s in spec.schema_ if s.name == "Amount")
+        features.loc[features.index[: beyond * 10 : 10], "Amount"] = top * 2
     probabilities = loaded.model.predict_proba(features)[:, 1]
     now = datetime.now(UTC)
     records = []
@@ -138,6 +144,26 @@ def test_an_income_shock_raises_the_drift_alert_everywhere(store, tmp_path):
     assert "creditops_monitor_last_run_timestamp_seconds" in exported
     # The scores moved with the incomes: the prediction-drift PSI is measured, not left empty.
     assert np.isfinite(report.drift["prediction"]["psi"])
+
+
+def test_decisions_past_the_training_range_raise_the_out_of_range_alert(store, tmp_path):
+    frame, _ = load_builtin("credit_data")
+    rows = frame.sample(1000, random_state=3).reset_index(drop=True)
+    _log_decisions(store, rows, beyond=80)  # 8% of the window: past the 5% critical share
+    textfile = tmp_path / "creditops.prom"
+    config = MonitorConfig.model_validate(
+        {"alerts": {"textfile_path": str(textfile)}, "out_of_range": {"critical": 0.05}}
+    )
+    report = run_monitor(store, config=config)
+    (alert,) = [a for a in report.alerts if a["check"] == "out_of_range"]
+    assert alert["level"] == "critical"
+    assert alert["metric"] == "share_outside:Amount"
+    assert alert["value"] == pytest.approx(0.08)
+    assert "8.0% of decisions had Amount outside the model's experience" in alert["message"]
+    with AlertStore.from_settings(store) as alerts:
+        assert any(a.check == "out_of_range" for a in alerts.recent(run_id=report.run_id))
+    assert 'creditops_out_of_range_share{feature="Amount"} 0.08' in textfile.read_text()
+    assert 'creditops_alert_level{check="out_of_range"} 2.0' in textfile.read_text()
 
 
 def test_monitor_command_reports_json(store, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):

@@ -1,7 +1,7 @@
 """The API's OpenAPI document tells the truth, checked three ways: its request bodies are the
 served version's models with an example from a real row; a schema-based fuzzer (Schemathesis,
-every check) finds no failure against a real `creditops serve`; and /docs and /redoc load
-every asset from the server itself."""
+every check) finds no failure against a real `creditops serve`, with a key of each role in
+turn; and /docs and /redoc load every asset from the server itself."""
 
 from __future__ import annotations
 
@@ -19,13 +19,16 @@ import pytest
 
 from creditops.config import Settings
 from creditops.serving.schemas import ErrorBody
+from creditops.store.keys import KeyStore
 from helpers import served_process, serving
 
 pytestmark = pytest.mark.slow
 
 API_KEY = "fuzz-test-key-0123456789"
 KEYED = {"X-API-Key": API_KEY}
-FUZZ_SECONDS = 30
+# Per role: the bootstrap admin key, then a key holding only decide, then only analyst.
+FUZZ_SECONDS = 12
+ROLES = ("admin", "decide", "analyst")
 # CSV has no types: no JSON Schema can say which texts are valid batches, so a schema-valid
 # string sent as text/csv may well be refused (422). Only that operation allows it.
 FUZZ_CONFIG = """
@@ -36,12 +39,24 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404",
 
 
 @pytest.fixture(scope="module")
-def served(trained, tmp_path_factory) -> Iterator[str]:
-    """`creditops serve` in its own process, on a copy of the trained store, with an admin key."""
+def role_keys(trained, tmp_path_factory) -> tuple[Settings, dict[str, str]]:
+    """A copy of the trained store with an admin key, and a key of one role each."""
     source, _ = trained
     home = tmp_path_factory.mktemp("openapi-home") / "home"
     shutil.copytree(source.home, home)
-    with served_process(Settings(home=home, api_key=API_KEY), ready=True) as url:
+    settings = Settings(home=home, api_key=API_KEY)
+    keys = {"admin": API_KEY}
+    with KeyStore(settings.resolved_database_url) as store:
+        for role in ("decide", "analyst"):
+            keys[role] = store.create(f"fuzz-{role}", [role], created_by="test").key
+    return settings, keys
+
+
+@pytest.fixture(scope="module")
+def served(role_keys) -> Iterator[str]:
+    """`creditops serve` in its own process, on a copy of the trained store."""
+    settings, _ = role_keys
+    with served_process(settings, ready=True) as url:
         yield url
 
 
@@ -126,20 +141,28 @@ def test_the_request_bodies_follow_the_served_version(trained, tmp_path):
         assert ("Income" in application.get("properties", {})) is fields
 
 
-def test_a_schema_fuzzer_finds_no_failure(served, tmp_path):
-    """Schemathesis, every check and phase, against the live server for a bounded time."""
+@pytest.mark.parametrize("role", ROLES)
+def test_a_schema_fuzzer_finds_no_failure(served, role_keys, role, tmp_path):
+    """Schemathesis, every check and phase, against the live server for a bounded time, as a
+    key of ``role``: what the role may not do must be a documented 403, never a failure."""
+    _, keys = role_keys
     config = tmp_path / "schemathesis.toml"
     config.write_text(FUZZ_CONFIG)
+    # Read with the admin key: a key of the decide role may not read the document itself.
+    document = tmp_path / "openapi.json"
+    document.write_text(httpx.get(f"{served}/openapi.json", timeout=30, headers=KEYED).text)
     command = [
         str(Path(sys.executable).with_name("schemathesis")),
         "--config-file",
         str(config),
         "run",
-        f"{served}/openapi.json",
+        str(document),
+        "--url",
+        served,
         "--checks",
         "all",
         "--header",
-        f"X-API-Key: {API_KEY}",
+        f"X-API-Key: {keys[role]}",
         "--max-time",
         str(FUZZ_SECONDS),
         "--workers",

@@ -41,7 +41,7 @@ from creditops.store.schema import (
 
 FIXTURES = Path(__file__).parent / "fixtures"
 #: Every revision, oldest first: what upgrading an empty (or pre-migration) database applies.
-REVISIONS = ["0001", "0002", "0003", "0004", "0005", "0006", "0007"]
+REVISIONS = ["0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009"]
 LEGACY_TABLES = ("predictions", "outcomes", "alerts", "monitor_runs", "retraining_audit")
 T0 = datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 

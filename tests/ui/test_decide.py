@@ -55,7 +55,9 @@ def test_deciding_one_application_shows_its_card_with_reasons_and_waterfall(
     protected = page.get_by_role("group", name="For fairness monitoring only")
     expect(protected.get_by_label(re.compile(r"^Age"))).to_be_visible()
     expect(_field(page, "Income")).to_have_accessible_name("Income (optional)")
-    expect(_field(page, "Amount")).to_have_accessible_description(re.compile(r"from 0 to 7,450"))
+    expect(_field(page, "Amount")).to_have_accessible_description(
+        re.compile(r"of at least 0; training saw 100 to 5,000 \(outside it: referred\)")
+    )
     _fill(page, application(2))
     page.get_by_role("button", name="Decide", exact=True).click()
 

@@ -1,7 +1,8 @@
 """Watching the live model in a real browser: shifted traffic sent by the simulator, the
 monitor run from the page as a job, the heatmap showing the shifted feature, its
 distributions beside the training data's, the alert raised and acknowledged with a note;
-the retraining page with every trigger against its threshold."""
+the retraining page with every trigger against its threshold, and the challenger scoring the
+same simulated traffic in shadow beside the champion."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from playwright.sync_api import Page, expect
 
 from creditops.config import Settings
 from creditops.data.datasets import load_builtin
+from creditops.registry import CHALLENGER, register_model
 from creditops.simulation import simulate
 from helpers import served_process
 from ui_helpers import ADMIN_KEY, READER_KEY, Dashboard, log_in, snapshot
@@ -26,12 +28,16 @@ _JOB_TIMEOUT_MS = 180_000
 
 @pytest.fixture(scope="module")
 def dashboard(trained, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
-    """The shared trained champion, served from a copy of its home with an empty log."""
-    source, _ = trained
+    """The shared trained champion, served from a copy of its home with an empty log, and
+    another candidate as the challenger, scoring every decision in shadow."""
+    source, result = trained
     home = tmp_path_factory.mktemp("monitoring-home") / "home"
     shutil.copytree(source.home, home)
     (home / "predictions.db").unlink(missing_ok=True)
-    settings = Settings(home=home, api_key=ADMIN_KEY, reader_keys=READER_KEY)
+    settings = Settings(home=home, api_key=ADMIN_KEY, reader_keys=READER_KEY, shadow_share=1.0)
+    other = next(c for c in result.candidates if not c.champion)
+    tags = {"parent_run_id": result.parent_run_id, "candidate": other.name}
+    register_model(other.model_uri, settings, alias=CHALLENGER, tags=tags)
     with served_process(settings) as url:
         yield Dashboard(url=url, settings=settings)
 
@@ -92,6 +98,12 @@ def test_shifted_traffic_shows_on_the_heatmap_and_its_alert_is_acknowledged(
     triggers = page.locator("#triggers")
     expect(triggers).to_contain_text("features drifted")
     expect(triggers).to_contain_text("auc drop")
+    # The challenger scored the same 600 simulated applications in shadow.
+    shadow = page.get_by_role("region", name="Challenger v2 in shadow")
+    expect(shadow).to_contain_text("On 600 live applications scored by both")
+    expect(shadow.locator("#shadow")).to_contain_text("Disparate impact: Age")
+    cells = shadow.locator("#shadow-decisions tbody td").all_inner_texts()
+    assert sum(int(c.replace(",", "")) for c in cells) == 600
     snapshot(page, "retraining")
 
 

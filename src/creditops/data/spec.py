@@ -193,6 +193,14 @@ class FeatureSchema(BaseModel):
             lower, upper = float(math.ceil(lower)), float(math.floor(upper))
         return lower, upper
 
+    def valid_range(self) -> tuple[float, float]:
+        """The values that are valid at all, in or out of the model's experience: any finite
+        number, but none below 0 when training never saw a negative value (amounts, counts,
+        ages and terms cannot be negative)."""
+        if self.minimum is not None and self.minimum >= 0:
+            return 0.0, math.inf
+        return -math.inf, math.inf
+
 
 class ResolvedSpec(BaseModel):
     """The spec after validation against data; stored with each model version as spec.json."""

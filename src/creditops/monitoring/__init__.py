@@ -5,7 +5,8 @@ returning a :class:`Result` with ``to_dict()`` and :class:`Flag` s; alerts are m
 flags by one function (:func:`creditops.monitoring.alerts.alerts_from_flags`). Importing this
 package registers the built-in checks (:func:`available_calculators`): ``data_drift``
 (with prediction drift), ``performance`` (realised), ``estimated_performance`` (CBPE) and
-``fairness`` (approval by group); the monitor job (:mod:`creditops.monitoring.monitor`) runs
+``fairness`` (approval by group) and ``out_of_range`` (decisions on inputs past the training
+range or categories it never saw); the monitor job (:mod:`creditops.monitoring.monitor`) runs
 every registered check.
 """
 
@@ -32,6 +33,7 @@ from creditops.monitoring.drift import (
 from creditops.monitoring.drift_methods import available_methods, register_method
 from creditops.monitoring.estimated import EstimatedPerformanceCalculator
 from creditops.monitoring.fairness_watch import FairnessCalculator
+from creditops.monitoring.out_of_range import OutOfRangeCalculator, OutOfRangeConfig
 from creditops.monitoring.performance import PerformanceCalculator
 from creditops.monitoring.windows import PerformanceConfig
 
@@ -46,6 +48,8 @@ __all__ = [
     "FeatureDrift",
     "Flag",
     "Level",
+    "OutOfRangeCalculator",
+    "OutOfRangeConfig",
     "PerformanceCalculator",
     "PerformanceConfig",
     "PredictionDriftResult",

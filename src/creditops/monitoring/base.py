@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, field_validator
 
+from creditops.data.spec import FeatureSchema
 from creditops.exceptions import ConfigurationError, NotFittedError
 from creditops.monitoring.gauges import MonitorGauges
 from creditops.store.alerts import Level
@@ -130,8 +131,10 @@ class Reference:
     ``features``: its training rows (the model's features, ``numeric`` and ``categorical``);
     ``scores`` and ``labels``: its probabilities of default on its test split and the outcomes
     there (1 = default); ``metrics``: its recorded test figures (tags, e.g. ``test_roc_auc``);
-    ``decline_threshold``: the probability at or above which its decision policy declines.
-    Plain data, so a check needs nothing from the registry or the store to fit.
+    ``decline_threshold``: the probability at or above which its decision policy declines;
+    ``schema``: its spec's feature schema (the training ranges and categories the service
+    judges "out of range" by). Plain data, so a check needs nothing from the registry or the
+    store to fit.
     """
 
     features: pd.DataFrame
@@ -141,6 +144,7 @@ class Reference:
     labels: np.ndarray
     metrics: Mapping[str, float]
     decline_threshold: float
+    schema: tuple[FeatureSchema, ...] = ()
 
 
 @dataclass(frozen=True, eq=False)

@@ -77,6 +77,12 @@ class MonitorGauges:
             ["feature"],
             registry=r,
         )
+        self.out_of_range_share = Gauge(
+            "creditops_out_of_range_share",
+            "Share of the last run's decisions with the feature outside the model's experience.",
+            ["feature"],
+            registry=r,
+        )
         self.feature_drift_statistic = Gauge(
             "creditops_feature_drift_statistic",
             "The feature's drift statistic (scale depends on the method).",
@@ -180,6 +186,12 @@ class MonitorGauges:
         for feature, value in (statistics or {}).items():
             method = (methods or {}).get(feature, "")
             self.feature_drift_statistic.labels(feature=feature, method=method).set(_number(value))
+
+    def set_out_of_range(self, shares: Mapping[str, float]) -> None:
+        """Per feature, the share of decisions outside the model's experience."""
+        self.out_of_range_share.clear()
+        for feature, share in shares.items():
+            self.out_of_range_share.labels(feature=feature).set(_number(share))
 
     def set_prediction_drift(self, psi: float | None) -> None:
         """PSI of the score distribution (credit bands: 0.10 investigate, 0.25 shifted)."""

@@ -73,8 +73,10 @@ from creditops.monitoring.base import (
 )
 from creditops.monitoring.gauges import MonitorGauges
 from creditops.monitoring.performance import reference_metrics_from_tags
+from creditops.monitoring.shadow import COMPARE_ROWS, compare_shadow
 from creditops.monitoring.timeline import TimelineConfig, build_timeline
 from creditops.registry import (
+    CHALLENGER,
     CHAMPION,
     LoadedModel,
     get_version,
@@ -85,6 +87,7 @@ from creditops.registry import (
 from creditops.store.alerts import LEVELS, AlertStore, MonitorRun
 from creditops.store.decision_chunks import read_decision_chunks
 from creditops.store.predlog import PredictionLog
+from creditops.store.shadow import shadow_pairs
 
 logger = logging.getLogger(__name__)
 
@@ -232,6 +235,9 @@ class MonitorReport(BaseModel):
     dispatch: dict[str, Any]
     notes: list[str]
     timeline: dict[str, Any] | None = None
+    #: The champion beside the challenger in shadow (:func:`compare_shadow`), when a version
+    #: holds the challenger alias.
+    shadow: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -256,6 +262,7 @@ class _Champion:
             labels=test_labels,
             metrics=reference_metrics_from_tags(loaded.tags),
             decline_threshold=self.policy.decline_at_or_above,
+            schema=tuple(spec.schema_),
         )
         self._fitted: dict[tuple[type[Calculator[Any]], str], Calculator[Any]] = {}
 
@@ -457,6 +464,14 @@ def run_monitor(
             logger.exception("the monitoring timeline could not be built")
             notes.append(f"timeline not built: {type(error).__name__}: {error}")
 
+    shadow = None
+    if data is None:
+        try:
+            shadow = _shadow_comparison(settings, loaded.version)
+        except Exception as error:  # the comparison must not cost the alerts either
+            logger.exception("the shadow comparison could not be made")
+            notes.append(f"shadow comparison not made: {type(error).__name__}: {error}")
+
     # The checks' figures fill the run record's fields by name; the others go to its summary.
     fields = set(MonitorRun.model_fields) - _RUN_OWN
     columns = {k: v for k, v in figures.items() if k in fields}
@@ -502,11 +517,23 @@ def run_monitor(
             dispatch=dispatched.to_dict(),
             notes=notes,
             timeline=timeline,
+            shadow=shadow,
         )
         store.save_report(report.to_dict())
     finally:
         store.close()
     return report
+
+
+def _shadow_comparison(settings: Settings, champion_version: str) -> dict[str, Any] | None:
+    """The champion beside the version holding the challenger alias, on the live applications
+    both scored (None without a challenger other than the champion)."""
+    challenger = get_version(settings, CHALLENGER)
+    if challenger is None or str(challenger.version) == champion_version:
+        return None
+    with PredictionLog.from_settings(settings) as log:
+        pairs = shadow_pairs(log, str(challenger.version), limit=COMPARE_ROWS)
+    return compare_shadow(pairs, str(challenger.version)).to_dict()
 
 
 def _timeline(

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from creditops.data.experience import Experience
 from creditops.data.spec import FeatureSchema
 from creditops.exceptions import DataValidationError, InsufficientDataError
 from creditops.monitoring.base import Calculator, Reference, Stream
@@ -299,11 +300,8 @@ class _WindowFigures:
     ) -> None:
         self.window = TimelineWindow(start=start, end=end, label=label, rows=0)
         self.drift_calculator, self.distributions, self.min_rows = drift, distributions, min_rows
-        self.ranges = {
-            item.name: (item.minimum, item.maximum)
-            for item in schema
-            if item.kind == "numeric" and item.minimum is not None and item.maximum is not None
-        }
+        # The service's own definition of "outside", categories included.
+        self.experience = Experience.from_schema(schema, [f.name for f in drift.features_])
         self.rows = 0
         self.approved = 0
         self.outside_any = 0
@@ -323,12 +321,11 @@ class _WindowFigures:
         self.rows += len(frame)
         columns = frame.attrs.get("feature_columns") or {}
         outside = np.zeros(len(frame), dtype=bool)
-        for name, (low, high) in self.ranges.items():
+        for name in self.experience.features:
             column = columns.get(name, name)
             if column not in frame.columns:
                 continue
-            values = pd.to_numeric(frame[column], errors="coerce").to_numpy(float)
-            beyond = (values < low) | (values > high)
+            beyond = self.experience.outside_mask(name, frame[column])
             if beyond.any():
                 self.outside[name] = self.outside.get(name, 0) + int(beyond.sum())
                 outside |= beyond

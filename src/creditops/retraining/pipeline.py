@@ -44,6 +44,7 @@ from creditops.exceptions import (
     NotClearedError,
 )
 from creditops.monitoring.monitor import read_sections
+from creditops.monitoring.shadow import COMPARE_ROWS, compare_shadow, gate_failures
 from creditops.registry import (
     CHALLENGER,
     CHAMPION,
@@ -68,6 +69,7 @@ from creditops.store.alerts import AlertStore
 from creditops.store.audit import Action, AuditEntry, AuditLog, Gate, record_everywhere
 from creditops.store.locks import CHAMPION_LOCK, RETRAIN_LOCK, exclusive
 from creditops.store.predlog import PredictionLog
+from creditops.store.shadow import shadow_pairs
 from creditops.training.train import train
 
 logger = logging.getLogger(__name__)
@@ -239,6 +241,31 @@ def evaluate_gates(
             )
         )
     return gates
+
+
+def _shadow_gates(settings: Settings, version: str) -> list[Gate]:
+    """The shadow gates of ``version`` (none when the config requires nothing of shadow
+    decisions): enough of them, and agreement, score PSI and approval rate within bounds."""
+    config = retrain_config(settings)
+    if not config.needs_shadow:
+        return []
+    with PredictionLog.from_settings(settings) as log:
+        pairs = shadow_pairs(log, version, limit=COMPARE_ROWS)
+        comparison = compare_shadow(pairs, version)
+    failures = gate_failures(comparison, config.shadow)
+    return [
+        Gate(
+            name="shadow",
+            passed=not failures,
+            value=comparison.rows,
+            threshold=config.shadow.min_decisions,
+            message="; ".join(failures)
+            or (
+                f"{comparison.rows} shadow decisions: agreement {comparison.agreement:.1%}, "
+                f"score PSI {comparison.psi if comparison.psi is not None else float('nan'):.3f}"
+            ),
+        )
+    ]
 
 
 def retrain_config(settings: Settings) -> RetrainConfig:
@@ -473,7 +500,7 @@ def _retrain(
     set_alias(settings, CHALLENGER, challenger_version)
     progress["aliases"] = "the 'challenger' alias"
     passed = all(g.passed for g in gates)
-    if passed and config.auto_promote:
+    if passed and config.auto_promote and not config.needs_shadow:
         progress["aliases"] = "the 'challenger' alias, and maybe 'champion': it was being promoted"
         with exclusive(settings, CHAMPION_LOCK):
             promote(settings, challenger_version)
@@ -486,6 +513,11 @@ def _retrain(
         message = (
             f"version {challenger_version} passed every gate; it becomes the champion with "
             "`creditops promote`"
+            + (
+                " once its shadow decisions on live traffic pass the shadow gates"
+                if config.needs_shadow
+                else ""
+            )
         )
     else:
         outcome = "rejected"
@@ -603,6 +635,14 @@ def promote_challenger(
                 and verdict.outcome in ("awaiting_approval", "promoted")
                 and not rolled_back
             )
+            shadow_gates = _shadow_gates(settings, version) if not force else []
+            failed_shadow = [g.message for g in shadow_gates if not g.passed]
+            if cleared and failed_shadow:
+                raise NotClearedError(
+                    f"version {version} is not cleared for promotion: its shadow decisions "
+                    f"do not pass the shadow gates: {'; '.join(failed_shadow)} "
+                    "(--force, or force=true over the API)"
+                )
             if not cleared and not force:
                 if rolled_back:
                     why = f"it was rolled back: {rolled_back[0].message}"
@@ -641,7 +681,7 @@ def promote_challenger(
                 champion_version=previous,
                 challenger_version=current_version,
                 reasons=["forced"] if force and not cleared else [],
-                gates=verdict.gates if verdict is not None else [],
+                gates=[*(verdict.gates if verdict is not None else []), *shadow_gates],
                 message=f"version {current_version} promoted to champion (was {previous})"
                 + (f"; reason: {reason}" if reason else ""),
                 details={"via": via, "reason": reason},

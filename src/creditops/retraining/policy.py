@@ -24,6 +24,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from creditops.monitoring.shadow import ShadowGates
 from creditops.store.alerts import MonitorRun
 
 TriggerName = Literal["forced", "auc_drop", "drift_critical", "features_drifted", "schedule"]
@@ -56,6 +57,16 @@ class RetrainConfig(BaseModel):
     )
     fairness_tolerance: float = Field(default=0.02, ge=0)
     auto_promote: bool = False
+    # what a promotion requires of the challenger's shadow decisions on live traffic
+    shadow: ShadowGates = Field(default_factory=ShadowGates)
+
+    @property
+    def needs_shadow(self) -> bool:
+        """Whether promotion waits for shadow decisions (auto_promote then never applies)."""
+        gates = self.shadow
+        return gates.min_decisions > 0 or any(
+            v is not None for v in (gates.min_agreement, gates.max_psi, gates.max_approval_gap)
+        )
 
 
 class Trigger(BaseModel):

@@ -25,12 +25,14 @@ from creditops.config import Settings, get_settings
 from creditops.exceptions import CreditOpsError
 from creditops.jobs.runner import dispatch
 from creditops.serving.access import Authenticator
+from creditops.serving.admission import AdmissionControl, WorkerState
 from creditops.serving.api import add_routes
 from creditops.serving.api.docs import ASSETS, assets
 from creditops.serving.api.errors import install_error_handlers
 from creditops.serving.api.openapi import served_openapi
 from creditops.serving.middleware import install_http_policy
 from creditops.serving.prometheus import ServiceMetrics
+from creditops.serving.ratelimit import RateLimiter
 from creditops.serving.schemas import Decision
 from creditops.serving.service import DecisionService
 from creditops.serving.ui import DASHBOARD, STATIC, add_ui
@@ -41,6 +43,8 @@ logger = logging.getLogger(__name__)
 # Threads that decide: each holds its request while the decision log commits, so this many
 # requests per worker can share one group commit (fsync).
 _DECISION_THREADS = 32
+# How often the in-flight gauge is sampled.
+_IN_FLIGHT_SAMPLE_S = 1.0
 
 
 class _Instrument:
@@ -84,16 +88,38 @@ async def _follow_champion(app: FastAPI, every_s: float) -> None:
                 app.state.load_error = None
         except Exception:  # the registry may be briefly unreachable: keep serving, try again
             logger.exception("could not check the champion alias")
+        if service.shadow is not None:
+            try:
+                await run_in_threadpool(service.follow_challenger)
+            except Exception:  # the same: the shadow waits, the answers do not
+                logger.exception("could not check the challenger alias")
 
 
-def create_app(settings: Settings | None = None, *, load_model: bool = True) -> FastAPI:
-    """The service for ``settings``; the lifespan loads the champion and opens the log."""
+async def _sample_in_flight(worker: WorkerState, metrics: ServiceMetrics) -> None:
+    """Publish the requests in flight once a second, off the request path."""
+    while True:
+        metrics.in_flight.set(worker.in_flight)
+        await asyncio.sleep(_IN_FLIGHT_SAMPLE_S)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    load_model: bool = True,
+    worker: WorkerState | None = None,
+) -> FastAPI:
+    """The service for ``settings``; the lifespan loads the champion and opens the log.
+    ``worker`` is shared with the server process that runs the app, which marks it draining
+    on SIGTERM (``app.state.worker``)."""
     settings = settings or get_settings()
     metrics = ServiceMetrics()
+    worker = worker or WorkerState()
 
     def count(decision: Decision) -> None:
         metrics.predictions.labels(decision.decision, decision.model_version).inc()
         metrics.probability.observe(decision.probability_of_default)
+        for feature in decision.out_of_range:
+            metrics.out_of_range.labels(feature).inc()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -105,6 +131,7 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
             on_decision=count,
             on_swap=lambda served: metrics.serving(served.name, served.version),
             on_feedback=lambda result, n: metrics.feedback.labels(result).inc(n),
+            on_shadow=lambda result, n: metrics.shadow.labels(result).inc(n),
         )
         app.state.service = service
         app.state.load_error = None
@@ -112,11 +139,17 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
             _DECISION_THREADS, thread_name_prefix="decide"
         )
         watcher = None
+        sampler = asyncio.create_task(_sample_in_flight(worker, metrics))
         if load_model:
             try:
                 service.load()
             except CreditOpsError as error:
                 app.state.load_error = str(error)
+            if service.shadow is not None and service.ready:
+                try:
+                    service.follow_challenger()
+                except CreditOpsError as error:  # answers never wait for the shadow
+                    logger.warning("challenger not scored in shadow: %s", error)
             if settings.champion_poll_seconds > 0:
                 watcher = asyncio.create_task(_follow_champion(app, settings.champion_poll_seconds))
         try:
@@ -126,11 +159,13 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
         except CreditOpsError as error:  # the service decides without the job store
             logger.warning("could not check the background jobs: %s", error)
         yield
-        if watcher is not None:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+        for task in (watcher, sampler):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         app.state.decision_threads.shutdown(wait=True)  # decisions in flight finish logging
+        service.close()  # and the shadow decisions offered so far are stored
         log.close()
         app.state.auth.close()
 
@@ -147,7 +182,21 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
     app.state.settings = settings
     app.state.auth = Authenticator(settings)
     app.state.metrics = metrics
+    app.state.worker = worker
+    app.state.rate_limiter = (
+        RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
+        if settings.rate_limit_per_second > 0
+        else None
+    )
     app.add_middleware(_Instrument, metrics=metrics)
+    # Outside the instrumentation (a refusal is no request handled: it is counted as shed) and
+    # inside the request-id policy (a refusal names its request and carries the headers).
+    app.add_middleware(
+        AdmissionControl,
+        limit=settings.max_in_flight,
+        state=worker,
+        on_shed=metrics.shed.labels("overload").inc,
+    )
     install_error_handlers(app)
     add_routes(app)
     app.mount(ASSETS, assets(), name="docs-assets")

@@ -23,6 +23,7 @@ import pandas as pd
 from pydantic import BaseModel, ValidationError
 
 from creditops.config import Settings
+from creditops.data.experience import OUT_OF_RANGE_CODE, OUT_OF_RANGE_TEXT
 from creditops.data.io import table_format, write_table
 from creditops.exceptions import BatchValidationError, CellError, DataValidationError, JSONBodyError
 from creditops.registry import CHAMPION
@@ -216,7 +217,11 @@ def decide_applications(
         decisions.extend(
             service.decide_batch(part, served, log=log and not logged, ids=chunk_ids, actor=actor)
         )
-    texts = {r.code: r.text for d in decisions for r in d.reasons}
+    texts = {
+        r.code: OUT_OF_RANGE_TEXT if r.code == OUT_OF_RANGE_CODE else r.text
+        for d in decisions
+        for r in d.reasons
+    }
     frame = pd.DataFrame(
         {
             "prediction_id": [str(d.prediction_id) for d in decisions],
@@ -226,6 +231,7 @@ def decide_applications(
             "decision": [d.decision for d in decisions],
             "reasons": [";".join(r.code for r in d.reasons) for d in decisions],
             "imputed_fields": [";".join(d.imputed_fields) for d in decisions],
+            "out_of_range": [";".join(d.out_of_range) for d in decisions],
         }
     )
     if ids is not None and served.spec.id is not None:

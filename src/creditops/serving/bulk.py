@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 from pandas.api.types import infer_dtype, is_bool_dtype, is_numeric_dtype
 
+from creditops.evaluation.reasons import RankedReason
 from creditops.serving.schemas import ApplicationModel
 from creditops.serving.service import DecisionService, ServedModel
 from creditops.store.database import JSONText, dumps_json
@@ -46,7 +47,7 @@ _ANNOTATIONS = ("title", "description", "default", "examples")  # words, not con
 class _Rule:
     """What one field accepts, read from the application model's JSON schema."""
 
-    kind: str  # "number", "category", "protected" or "pii"
+    kind: str  # "number", "category", "text" (any category, seen or not), "protected" or "pii"
     nullable: bool
     required: bool
     minimum: float = -math.inf
@@ -68,11 +69,19 @@ def column_rules(application_model: type[ApplicationModel]) -> dict[str, _Rule] 
         nullable = any(o.get("type") == "null" for o in options)
         kinds = [o for o in options if o.get("type") != "null"]
         types = sorted(str(o.get("type")) for o in kinds)
-        if name in application_model.spec_pii:
+        if name in application_model.spec_pii or (
+            # a category training never saw is decided as out of range (lenient models)
+            types == ["string"]
+            and "enum" not in kinds[0]
+            and name in application_model.spec_features
+        ):
             if types != ["string"]:
                 return None
             rules[name] = _Rule(
-                "pii", nullable, name in required, max_length=int(kinds[0].get("maxLength", 0))
+                "pii" if name in application_model.spec_pii else "text",
+                nullable,
+                name in required,
+                max_length=int(kinds[0].get("maxLength", 0)),
             )
         elif (
             name in application_model.spec_protected and name not in application_model.spec_features
@@ -143,7 +152,7 @@ def _column_is_valid(column: pd.Series, rule: _Rule) -> bool:
         return infer_dtype(present, skipna=False) in ("string", "empty") and bool(
             present.isin(rule.categories).all()
         )
-    if rule.kind == "pii":
+    if rule.kind in ("pii", "text"):
         if infer_dtype(present, skipna=False) not in ("string", "empty"):
             return False
         try:  # an unpaired surrogate cannot be sealed: the row-by-row check names its cell
@@ -285,7 +294,7 @@ def decide_records(
         )
         parts.append(_decide_chunk(service, served, part, ids, log=log and not logged, actor=actor))
     if not parts:
-        return _frame([], np.zeros(0), np.zeros(0, dtype=np.int64), [], [], [], [])
+        return _frame([], np.zeros(0), np.zeros(0, dtype=np.int64), [], [], [], [], [])
     return pd.concat(parts, ignore_index=True)
 
 
@@ -307,14 +316,18 @@ def _decide_chunk(
     actor: str | None,
 ) -> pd.DataFrame:
     started = time.perf_counter()
-    features, protected = chunk.features, chunk.protected
-    n = len(features)
+    logged_features, protected = chunk.features, chunk.protected
+    n = len(logged_features)
+    features, scored_columns, outside = _screen(served, chunk)
     columns = served.scorer is not None  # the compiled scorers read columns
     if columns:
-        probabilities = served.scorer.score_columns(chunk.columns, n)
+        probabilities = served.scorer.score_columns(scored_columns, n)
     else:
         probabilities = np.asarray(served.probabilities(list(features)), dtype=np.float64)
     labels = served.policy.decide_many(probabilities).tolist()
+    refer = served.out_of_range == "refer"
+    if refer:
+        labels = ["refer" if o else label for label, o in zip(labels, outside, strict=True)]
     points = served.policy.points(probabilities)
     grades = served.policy.grade(probabilities).tolist()
     declined = np.flatnonzero(np.asarray(labels) != "approve")
@@ -323,15 +336,20 @@ def _decide_chunk(
         rows = declined[begin : begin + _EXPLAIN_CHUNK]
         records = [features[i] for i in rows]
         if columns:
-            picked = {name: values[rows] for name, values in chunk.columns.items()}
+            picked = {name: values[rows] for name, values in scored_columns.items()}
             transformed = served.scorer.transform_columns(picked, len(rows))
         else:
             transformed = _transformed(served, records)
         for i, ranked in zip(rows.tolist(), served.rank_reasons(transformed, records), strict=True):
             reasons[i] = ranked
+    if refer:
+        for i, names in enumerate(outside):
+            if names:
+                reasons[i] = [*_out_of_range_reasons(served, names), *reasons[i]]
     latency_ms = (time.perf_counter() - started) * 1000.0
-    imputed = [[name for name, value in row.items() if value is None] for row in features]
-    frame = _frame(ids, probabilities, points, grades, labels, reasons, imputed)
+    imputed = [[name for name, value in row.items() if value is None] for row in logged_features]
+    frame = _frame(ids, probabilities, points, grades, labels, reasons, imputed, outside)
+    features = logged_features  # the log keeps the values as sent
     if log:
         created_at = datetime.now(UTC)
         empty = JSONText("[]")
@@ -359,11 +377,51 @@ def _decide_chunk(
                     "latency_ms": latency_ms,
                     "actor": actor,
                     "pii": None if sealed is None else sealed[i],
+                    "out_of_range": JSONText(dumps_json(outside[i])) if outside[i] else None,
                 }
                 for i in range(len(labels))
             ]
         )
     return frame
+
+
+def _screen(
+    served: ServedModel, chunk: _Chunk
+) -> tuple[Sequence[dict[str, Any]], dict[str, np.ndarray], list[list[str]]]:
+    """:meth:`ServedModel.screen` for a chunk: the rows and columns to score (values outside
+    the model's experience held within the trusted range) and each row's features outside."""
+    n = len(chunk.features)
+    outside: list[list[str]] = [[] for _ in range(n)]
+    masks = {
+        name: served.experience.outside_mask(name, chunk.columns[name])
+        for name in served.experience.features
+        if name in chunk.columns
+    }
+    if not any(mask.any() for mask in masks.values()):
+        return chunk.features, chunk.columns, outside
+    for name, mask in masks.items():  # in the spec's order
+        for i in np.flatnonzero(mask).tolist():
+            outside[i].append(name)
+    columns = dict(chunk.columns)
+    for name, mask in masks.items():
+        bounds = (served.scoring_ranges or {}).get(name)
+        if bounds is None or not mask.any():
+            continue
+        values = columns[name].copy()
+        for i in np.flatnonzero(mask).tolist():
+            values[i] = min(max(values[i], bounds[0]), bounds[1])
+        columns[name] = values
+    features = [
+        served.screen(row)[0] if outside[i] else row for i, row in enumerate(chunk.features)
+    ]
+    return features, columns, outside
+
+
+def _out_of_range_reasons(served: ServedModel, names: list[str]) -> list[RankedReason]:
+    return [
+        RankedReason(r.code, r.text, r.feature, r.contribution)
+        for r in served.out_of_range_reasons(names)
+    ]
 
 
 def _transformed(served: ServedModel, records: list[dict[str, Any]]) -> Any:
@@ -382,6 +440,7 @@ def _frame(
     labels: list[str],
     reasons: list[list[Any]],
     imputed: list[list[str]],
+    outside: list[list[str]],
 ) -> pd.DataFrame:
     return pd.DataFrame(
         {
@@ -392,5 +451,6 @@ def _frame(
             "decision": labels,
             "reasons": [";".join(r.code for r in row) for row in reasons],
             "imputed_fields": [";".join(row) for row in imputed],
+            "out_of_range": [";".join(row) for row in outside],
         }
     )

@@ -66,11 +66,43 @@ class ServiceMetrics:
             "Decisions refused because the decision log could not be written.",
             registry=r,
         )
+        self.out_of_range = Counter(
+            "creditops_out_of_range_total",
+            "Decisions with an input outside the model's experience (past the training range, "
+            "or an unseen category), by feature; one decision may count under several.",
+            ["feature"],
+            registry=r,
+        )
+        self.shadow = Counter(
+            "creditops_shadow_decisions_total",
+            "Live decisions offered to the challenger in shadow, by what became of them "
+            "(written, dropped: the queue was full, failed: not scored or not stored).",
+            ["result"],
+            registry=r,
+        )
         self.feedback = Counter(
             "creditops_feedback_total",
             "Observed outcomes received, by result (recorded, unchanged, conflict, unknown).",
             ["result"],
             registry=r,
+        )
+        self.shed = Counter(
+            "creditops_requests_shed_total",
+            "Requests refused before any work: overload (503, CREDITOPS_MAX_IN_FLIGHT) or "
+            "rate_limit (429, the key's CREDITOPS_RATE_LIMIT_PER_SECOND).",
+            ["reason"],
+            registry=r,
+        )
+        for reason in ("overload", "rate_limit"):  # both series exist from the start
+            self.shed.labels(reason)
+        # Sampled about once a second (see creditops.serving.app), not moved per request: in
+        # multiprocess mode every update of a value takes a process-wide lock and writes a
+        # memory-mapped file (about 3 µs for the pair a request would need).
+        self.in_flight = Gauge(
+            "creditops_requests_in_flight",
+            "Requests being handled (operations paths aside), summed over live workers.",
+            registry=r,
+            multiprocess_mode="livesum",
         )
 
     def serving(self, name: str, version: str) -> None:

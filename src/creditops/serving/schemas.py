@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from creditops.store.audit import AuditEntry
 
 __all__ = [
+    "MAX_CATEGORY_TEXT",
     "MAX_PII_TEXT",
     "MAX_PROTECTED_MAGNITUDE",
     "MAX_PROTECTED_TEXT",
@@ -76,6 +77,8 @@ __all__ = [
 MAX_PROTECTED_TEXT = 64
 #: Longest personal-data text (a name, an account number, a note) an application may carry.
 MAX_PII_TEXT = 1000
+#: Longest category text accepted when unseen categories are decided (out of range).
+MAX_CATEGORY_TEXT = 100
 MAX_PROTECTED_MAGNITUDE = 1e12
 
 
@@ -144,13 +147,17 @@ def _number(value: float) -> float | int:
     return int(value) if float(value).is_integer() and abs(value) < 2**53 else value
 
 
-def _describe(feature: FeatureSchema, required: bool) -> str:
+def _describe(feature: FeatureSchema, required: bool, lenient: bool = False) -> str:
+    beyond = "; a value outside it is decided as out of range" if lenient else ""
     if feature.kind == "numeric":
         kind = "whole number" if feature.integer else "number"
         if feature.minimum is not None and feature.maximum is not None:
             kind += f"; training range {_number(feature.minimum)} to {_number(feature.maximum)}"
+            kind += beyond
     else:
         kind = "category"
+        if lenient:
+            kind += f"; seen in training: {', '.join(feature.categories or ())}{beyond}"
     if required:
         return f"{kind}; required (never missing in training)"
     return (
@@ -159,20 +166,24 @@ def _describe(feature: FeatureSchema, required: bool) -> str:
     )
 
 
-def _feature_field(feature: FeatureSchema, *, required: bool, margin: float) -> tuple[Any, Any]:
-    description = _describe(feature, required)
+def _feature_field(
+    feature: FeatureSchema, *, required: bool, margin: float, lenient: bool = False
+) -> tuple[Any, Any]:
+    description = _describe(feature, required, lenient)
     default: Any = ... if required else None
     if feature.kind == "categorical":
         categories = tuple(feature.categories or ())
         if not categories:
             raise ValueError(f"categorical feature {feature.name!r} has no categories in the spec")
         annotation: Any = Literal[categories]  # type: ignore[valid-type]
-        if not required:
+        if lenient:
+            annotation = CategoryText if required else OptionalCategoryText
+        elif not required:
             annotation = annotation | None
         return annotation, Field(
             default, alias=feature.name, title=feature.name, description=description
         )
-    lower, upper = feature.accepted_range(margin)
+    lower, upper = feature.valid_range() if lenient else feature.accepted_range(margin)
     bounds = {key: value for key, value in (("ge", lower), ("le", upper)) if math.isfinite(value)}
     number: Any = Annotated[float, Field(**bounds)]
     if feature.integer:
@@ -233,6 +244,32 @@ def _short_text(value: str, max_length: int) -> str:
     return value
 
 
+def _category_text(value: Any) -> str:
+    """A category, seen in training or not: text of at most :data:`MAX_CATEGORY_TEXT`
+    characters (an unseen one is decided as out of range, not refused)."""
+    if not isinstance(value, str):
+        raise PydanticCustomError("category_type", "must be a string (a category)")
+    return _short_text(value, MAX_CATEGORY_TEXT)
+
+
+def _optional_category_text(value: Any) -> str | None:
+    return None if value is None else _category_text(value)
+
+
+CategoryText = Annotated[
+    str,
+    PlainValidator(_category_text),
+    WithJsonSchema({"type": "string", "maxLength": MAX_CATEGORY_TEXT}),
+]
+OptionalCategoryText = Annotated[
+    str | None,
+    PlainValidator(_optional_category_text),
+    WithJsonSchema(
+        {"anyOf": [{"type": "string", "maxLength": MAX_CATEGORY_TEXT}, {"type": "null"}]}
+    ),
+]
+
+
 PiiValue = Annotated[
     str | None,
     PlainValidator(_pii_value),
@@ -287,6 +324,7 @@ def build_application_model(
     require_never_missing: bool = True,
     example: Mapping[str, Any] | None = None,
     name: str = "Application",
+    lenient: bool = False,
 ) -> type[ApplicationModel]:
     """One loan application as the model version behind ``spec`` expects it.
 
@@ -307,6 +345,11 @@ def build_application_model(
       (:func:`personal_data`); they never reach the model;
     - any other field is refused.
 
+    ``lenient``: accept what is valid but outside the model's experience, for the service to
+    decide and flag (:mod:`creditops.data.experience`): any finite number (never below 0 where
+    training saw no negative value, :meth:`FeatureSchema.valid_range`) and any short text for a
+    category. Types, NaN and infinity, whole numbers and unknown fields are refused as above.
+
     ``example`` (e.g. :func:`example_application` on the training data) is validated against
     the model and shown in its JSON schema; by default one is made from the spec alone.
     """
@@ -324,7 +367,9 @@ def build_application_model(
         required = require_never_missing and feature.missing_rate == 0
         attribute = _attribute_name(column, position, set(attribute_of.values()))
         attribute_of[column] = attribute
-        fields[attribute] = _feature_field(feature, required=required, margin=margin)
+        fields[attribute] = _feature_field(
+            feature, required=required, margin=margin, lenient=lenient
+        )
     # Fields beside the features, each optional and never a model input: protected attributes
     # (unless the spec made one a feature) and personal data.
     extra = [
@@ -489,6 +534,12 @@ class Decision(BaseModel):
     imputed_fields: list[str] = Field(
         default_factory=list, description="features that were missing and were imputed"
     )
+    out_of_range: list[str] = Field(
+        default_factory=list,
+        description="features whose value lies outside the model's experience (past the "
+        "training range, or a category training never saw); by default such an application "
+        "is referred, with an OUT_OF_RANGE reason per feature",
+    )
     latency_ms: float = Field(ge=0, description="time spent deciding, in milliseconds")
 
 
@@ -570,6 +621,10 @@ class Explanation(BaseModel):
     model_version: str
     probability_of_default: float = Field(ge=0, le=1)
     decision: Literal["approve", "refer", "decline"]
+    out_of_range: list[str] = Field(
+        default_factory=list,
+        description="features outside the model's experience, as in a decision",
+    )
     shap: dict[str, Any] = Field(description="SHAP contributions (log-odds) per feature")
     reasons: list[Reason] = Field(description="the adverse-action reasons it implies")
     lime: dict[str, Any] = Field(description="LIME weights of a local linear surrogate")

@@ -22,7 +22,8 @@ import numpy as np
 import pandas as pd
 
 from creditops.config import Settings
-from creditops.data.spec import ResolvedSpec
+from creditops.data.experience import OUT_OF_RANGE_CODE, Experience
+from creditops.data.spec import ACCEPTED_MARGIN, ResolvedSpec
 from creditops.evaluation.counterfactual import counterfactual
 from creditops.evaluation.explain import Explainer, LocalExplanation, build_explainer, explain_rows
 from creditops.evaluation.local_surrogate import explain_lime
@@ -43,6 +44,7 @@ from creditops.exceptions import (
     UnknownPredictionError,
 )
 from creditops.registry import (
+    CHALLENGER,
     CHAMPION,
     LoadedModel,
     get_version,
@@ -67,6 +69,7 @@ from creditops.serving.schemas import (
     personal_data,
     split_application,
 )
+from creditops.serving.shadow import ShadowScorer
 from creditops.store.access_log import record_access
 from creditops.store.predlog import PredictionLog, PredictionRecord
 
@@ -88,6 +91,11 @@ class ServedModel:
     reference: pd.DataFrame  # training rows (features + protected), for checks and monitoring
     loaded_at: str
     reason_map: ReasonMap  # the version's own reason texts and codes, built once
+    experience: Experience  # the training ranges and categories: what is "out of range"
+    out_of_range: str = "refer"  # what an application outside them gets: refer, decide, reject
+    # Numbers are scored within the training range widened by ACCEPTED_MARGIN: past it a
+    # linear model's score would run away (up to overflow); trees are flat there anyway.
+    scoring_ranges: Mapping[str, tuple[float, float]] | None = None
 
     @property
     def name(self) -> str:
@@ -189,6 +197,40 @@ class ServedModel:
             return float(self.scorer.score_one(record))
         return float(self.probabilities([record])[0])
 
+    def screen(self, features: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+        """The features to score, and the ones outside the model's experience (in spec
+        order). Outside ones are scored held within the range the service trusts; the log keeps
+        the values as sent."""
+        outside = self.experience.outside(features)
+        if not outside or not self.scoring_ranges:
+            return features, outside
+        scored = dict(features)
+        for name in outside:
+            bounds = self.scoring_ranges.get(name)
+            if bounds is not None:
+                scored[name] = min(max(scored[name], bounds[0]), bounds[1])
+        return scored, outside
+
+    def label(self, probability: float, outside: Sequence[str]) -> str:
+        """The decision for ``probability``: the policy's, or refer when an input is outside
+        the model's experience and the service refers such applications."""
+        if outside and self.out_of_range == "refer":
+            return "refer"
+        return self.policy.decide(probability)
+
+    def out_of_range_reasons(self, outside: Sequence[str]) -> list[Reason]:
+        """One OUT_OF_RANGE reason per feature outside the model's experience."""
+        return [
+            Reason.model_construct(
+                code=OUT_OF_RANGE_CODE,
+                text=f"{name} is outside the range the model was trained on "
+                f"({self.experience.describe(name)})",
+                feature=name,
+                contribution=0.0,
+            )
+            for name in outside
+        ]
+
 
 def build_served_model(
     settings: Settings, ref: str = CHAMPION, *, current: ServedModel | None = None
@@ -210,10 +252,23 @@ def build_served_model(
         explainer=build_explainer(
             loaded.model, train[spec.features], spec, tree_perturbation=settings.tree_shap
         ),
-        application_model=build_application_model(spec, example=example_application(spec, train)),
+        application_model=build_application_model(
+            spec,
+            example=example_application(spec, train),
+            # reject: refused exactly past what refer and decide would flag
+            margin=0.0 if settings.out_of_range == "reject" else ACCEPTED_MARGIN,
+            lenient=settings.out_of_range != "reject",
+        ),
         reference=reference.reset_index(drop=True),
         loaded_at=datetime.now(UTC).isoformat(timespec="seconds"),
         reason_map=reason_map_for(spec),
+        experience=Experience.from_schema(spec.schema_, spec.features),
+        out_of_range=settings.out_of_range,
+        scoring_ranges={
+            item.name: item.accepted_range(ACCEPTED_MARGIN)
+            for item in spec.schema_
+            if item.kind == "numeric" and item.name in spec.features
+        },
     )
     check_served_model(served, current)
     return served
@@ -255,9 +310,17 @@ class DecisionService:
         on_decision: Any = None,
         on_swap: Any = None,
         on_feedback: Callable[[str, int], None] | None = None,
+        on_shadow: Callable[[str, int], None] | None = None,
     ) -> None:
         self.settings = settings
         self.log = log
+        # The challenger in shadow, when a share of live decisions is to be scored by it.
+        self.shadow = (
+            ShadowScorer(log, settings.shadow_share, count=on_shadow)
+            if settings.shadow_share > 0
+            else None
+        )
+        self._shadow_ref: str | None = None  # "version@policy revision" scored in shadow
         self._served: ServedModel | None = None
         self._swap = threading.Lock()
         self._promoting = threading.Lock()
@@ -335,6 +398,44 @@ class DecisionService:
         finally:
             self._promoting.release()
 
+    def follow_challenger(self) -> ServedModel | None:
+        """Score in shadow with the version the ``challenger`` alias names now (every worker
+        calls this with :meth:`follow_champion`); none when the alias is gone or names the
+        champion. A version that cannot serve, or expects other features than the champion,
+        is refused once (logged). Returns the newly followed version, or None."""
+        if self.shadow is None:
+            return None
+        found = get_version(self.settings, CHALLENGER)
+        served = self._served
+        if found is None or (served is not None and str(found.version) == served.version):
+            if self.shadow.challenger is not None:
+                logger.info("no challenger to score in shadow any more")
+            self.shadow.serve(None)
+            self._shadow_ref = None
+            return None
+        ref = f"{found.version}@{(found.tags or {}).get(POLICY_REVISION)}"
+        if ref == self._shadow_ref:
+            return None
+        self._shadow_ref = ref
+        try:
+            challenger = build_served_model(self.settings, str(found.version), current=served)
+        except CreditOpsError as error:
+            logger.error("challenger version %s not scored in shadow: %s", found.version, error)
+            self.shadow.serve(None)
+            return None
+        self.shadow.serve(challenger)
+        logger.info(
+            "scoring %.0f%% of decisions with challenger version %s in shadow",
+            100 * self.shadow.share,
+            challenger.version,
+        )
+        return challenger
+
+    def close(self) -> None:
+        """Store what the shadow scorer holds; the log is the caller's to close."""
+        if self.shadow is not None:
+            self.shadow.close()
+
     def promote(self, ref: str, *, rollback: bool = False) -> tuple[str | None, str]:
         """Serve ``ref`` (built and checked first), then point the ``champion`` alias at it
         (``rollback``: as a return to the previous champion); returns (previous champion, new
@@ -358,6 +459,7 @@ class DecisionService:
         """SHAP contributions, LIME weights and the counterfactual hint for one application;
         ``reader``: the name of the key that asked, recorded in the access log before the
         explanation is returned (with ``prediction_id`` when it is a logged decision's)."""
+        features, outside = served.screen(features)
         frame = pd.DataFrame([features], columns=served.spec.features)
         probability = served.probability(features)
         local = served.explain_one(features, probability)  # scores the row once, not twice
@@ -365,11 +467,19 @@ class DecisionService:
             "model_name": served.name,
             "model_version": served.version,
             "probability_of_default": probability,
-            "decision": served.policy.decide(probability),
+            "decision": served.label(probability, outside),
+            "out_of_range": outside,
             "shap": local.model_dump(mode="json"),
             "reasons": [
                 r.model_dump(mode="json")
-                for r in reason_codes(local, served.spec, served.reason_map)
+                for r in [
+                    *(
+                        served.out_of_range_reasons(outside)
+                        if served.out_of_range == "refer"
+                        else ()
+                    ),
+                    *reason_codes(local, served.spec, served.reason_map),
+                ]
             ],
             "lime": explain_lime(
                 served.loaded.model, served.reference[served.spec.features], frame, served.spec
@@ -459,10 +569,13 @@ class DecisionService:
         ``actor``: the name of the key that asked, recorded with the decision."""
         started = time.perf_counter()
         features, protected, missing = split_application(application)
-        probability = served.probability(features)
-        result = self._decision(served, features, missing, probability, started)
+        scored, outside = served.screen(features)
+        probability = served.probability(scored)
+        result = self._decision(served, scored, missing, probability, started, outside)
         self.log.write(_record(result, features, protected, actor, personal_data(application)))
         self._notify([result])
+        if self.shadow is not None:
+            self.shadow.offer(result.prediction_id, features, served.version)
         return result
 
     def decide_batch(
@@ -480,17 +593,24 @@ class DecisionService:
         (a resumable batch); new random ones otherwise."""
         started = time.perf_counter()
         parts = [split_application(a) for a in applications]
-        features = [f for f, _, _ in parts]
-        probabilities = served.probabilities(features)
+        screened = [served.screen(f) for f, _, _ in parts]
+        scored = [f for f, _ in screened]
+        outside = [o for _, o in screened]
+        probabilities = served.probabilities(scored)
         labels = [str(label) for label in served.policy.decide_many(probabilities)]
+        if served.out_of_range == "refer":
+            labels = ["refer" if o else label for label, o in zip(labels, outside, strict=True)]
         points = served.policy.points(probabilities)
         grades = served.policy.grade(probabilities)
         declined = [i for i, label in enumerate(labels) if label != "approve"]
         reasons: dict[int, list[Reason]] = {}
         for start in range(0, len(declined), _EXPLAIN_CHUNK):
             chunk = declined[start : start + _EXPLAIN_CHUNK]
-            explained = self.reasons_many(served, [features[i] for i in chunk])
+            explained = self.reasons_many(served, [scored[i] for i in chunk])
             reasons.update(zip(chunk, explained, strict=True))
+        for i, names in enumerate(outside):
+            if names and served.out_of_range == "refer":
+                reasons[i] = [*served.out_of_range_reasons(names), *reasons.get(i, [])]
         latency = (time.perf_counter() - started) * 1000.0
         if ids is not None and len(ids) != len(applications):
             raise ValueError(f"{len(ids)} prediction ids for {len(applications)} applications")
@@ -505,6 +625,7 @@ class DecisionService:
                 decision=labels[i],
                 reasons=reasons.get(i, []),
                 imputed_fields=missing,
+                out_of_range=outside[i],
                 latency_ms=latency,
             )
             for i, (_, _, missing) in enumerate(parts)
@@ -519,6 +640,9 @@ class DecisionService:
                 ]
             )
             self._notify(decisions)
+            if self.shadow is not None:
+                for decision, (features, _, _) in zip(decisions, parts, strict=True):
+                    self.shadow.offer(decision.prediction_id, features, served.version)
         return decisions
 
     def reasons_many(
@@ -542,8 +666,12 @@ class DecisionService:
         missing: list[str],
         probability: float,
         started: float,
+        outside: list[str],
     ) -> Decision:
-        decision = served.policy.decide(probability)
+        decision = served.label(probability, outside)
+        reasons = self.reasons_for(served, features) if decision != "approve" else []
+        if outside and served.out_of_range == "refer":
+            reasons = [*served.out_of_range_reasons(outside), *reasons]
         return Decision(
             prediction_id=uuid.uuid4(),
             model_name=served.name,
@@ -552,8 +680,9 @@ class DecisionService:
             score_points=int(served.policy.points([probability])[0]),
             risk_grade=str(served.policy.grade([probability])[0]),
             decision=decision,
-            reasons=(self.reasons_for(served, features) if decision != "approve" else []),
+            reasons=reasons,
             imputed_fields=missing,
+            out_of_range=outside,
             latency_ms=(time.perf_counter() - started) * 1000.0,
         )
 
@@ -599,6 +728,7 @@ def _record(
         latency_ms=decision.latency_ms,
         actor=actor,
         pii=pii,
+        out_of_range=decision.out_of_range or None,
     )
 
 
@@ -641,12 +771,14 @@ def reproduce_decisions(
         if record.model_version not in served:
             served[record.model_version] = build_served_model(settings, record.model_version)
         model = served[record.model_version]
-        features = {f: record.features.get(f) for f in model.spec.features}
+        features, outside = model.screen({f: record.features.get(f) for f in model.spec.features})
         probability = model.probability(features)
-        decision = model.policy.decide(probability)
+        decision = model.label(probability, outside)
         codes: list[str] = []
         if decision != "approve":
             codes = [r.code for r in model.reason_codes(features, reasons)]
+            if model.out_of_range == "refer":
+                codes = [OUT_OF_RANGE_CODE] * len(outside) + codes
         results.append(
             Reproduction(
                 prediction_id=str(record.prediction_id),

@@ -27,7 +27,13 @@ __all__ = [
 ]
 
 #: Tables the service may only insert into and read.
-APPEND_ONLY_TABLES = ("predictions", "decision_chains", "decision_checkpoints", "access_log")
+APPEND_ONLY_TABLES = (
+    "predictions",
+    "decision_chains",
+    "decision_checkpoints",
+    "access_log",
+    "shadow_decisions",
+)
 #: Names the service's role for the migration that sets its rights.
 SERVICE_ROLE_VARIABLE = "CREDITOPS_DATABASE_SERVICE_ROLE"
 

@@ -131,6 +131,10 @@ class PredictionRecord(BaseModel):
         description="the spec's personal-data fields as sent: sealed before they are stored, "
         "and never read back by get (see PredictionLog.personal_data)",
     )
+    out_of_range: list[str] | None = Field(
+        default=None,
+        description="features whose value lay outside the model's experience (None: none)",
+    )
 
     @field_validator("created_at")
     @classmethod
@@ -177,6 +181,7 @@ def _row(record: PredictionRecord, cipher: PiiCipher | None) -> dict[str, Any]:
         "latency_ms": record.latency_ms,
         "actor": record.actor,
         "pii": sealed,
+        "out_of_range": record.out_of_range or None,
     }
 
 

@@ -26,7 +26,12 @@ from sqlalchemy.engine import Connection
 from creditops.exceptions import ChainError
 from creditops.store.chain_audit import signed_state, verify_log
 from creditops.store.checkpoints import AuditKey, chain_heads, write_checkpoint
-from creditops.store.schema import decision_chains_table, outcomes, predictions
+from creditops.store.schema import (
+    decision_chains_table,
+    outcomes,
+    predictions,
+    shadow_decisions_table,
+)
 
 if TYPE_CHECKING:
     from creditops.store.predlog import PredictionLog
@@ -128,6 +133,12 @@ def purge_decisions(
             removed_outcomes += conn.execute(
                 outcomes.delete().where(outcomes.c.prediction_id.in_(prefix))
             ).rowcount
+            # A challenger's shadow decisions on those applications go with them.
+            conn.execute(
+                shadow_decisions_table.delete().where(
+                    shadow_decisions_table.c.prediction_id.in_(prefix)
+                )
+            )
             decisions += conn.execute(
                 predictions.delete().where(predictions.c.chain == chain, predictions.c.seq <= last)
             ).rowcount

@@ -163,6 +163,9 @@ predictions = sa.Table(
     # Revision 0007: the spec's personal-data fields as one Fernet token (creditops.store.pii);
     # NULL when the application carried none.
     sa.Column("pii", sa.Text, nullable=True),
+    # Revision 0008: the features whose value lay outside the model's experience (past the
+    # training range, or an unseen category: creditops.data.experience); NULL when none did.
+    sa.Column("out_of_range", sa.JSON(none_as_null=True), nullable=True),
     sa.CheckConstraint("decision IN ('approve', 'refer', 'decline')", name="ck_decision"),
     sa.CheckConstraint("probability >= 0 AND probability <= 1", name="ck_probability"),
     # Revision 0002: the audit search filters on these, newest first.
@@ -350,6 +353,27 @@ access_log_table = sa.Table(
     sa.Column("model_version", sa.Text, nullable=True),
     sa.Index("ix_access_log_prediction", "prediction_id", "created_at"),
     sa.Index("ix_access_log_created", "created_at"),
+)
+
+#: The challenger's shadow decisions (revision 0009; :mod:`creditops.store.shadow`): the same
+#: live application scored by the version holding the ``challenger`` alias, after the
+#: champion's answer was sent, never changing it. ``prediction_id`` is the champion's logged
+#: decision (its inputs and protected attributes live there). Append-only.
+shadow_decisions_table = sa.Table(
+    "shadow_decisions",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("prediction_id", sa.String(36), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("model_version", sa.Text, nullable=False),
+    sa.Column("champion_version", sa.Text, nullable=False),
+    sa.Column("probability", sa.Double, nullable=False),
+    sa.Column("points", sa.Integer, nullable=False),
+    sa.Column("grade", sa.Text, nullable=True),
+    sa.Column("decision", sa.String(16), nullable=False),
+    sa.CheckConstraint("decision IN ('approve', 'refer', 'decline')", name="ck_shadow_decision"),
+    sa.Index("ix_shadow_version_created", "model_version", "created_at"),
+    sa.Index("ix_shadow_prediction", "prediction_id"),
 )
 
 

@@ -14,6 +14,7 @@ from creditops.exceptions import BearerTokenError, IdentityProviderError, JSONBo
 from creditops.serving.access import Authenticator, Principal, Role
 from creditops.serving.parsing import parse_json_strict
 from creditops.serving.prometheus import ServiceMetrics
+from creditops.serving.ratelimit import RateLimiter
 from creditops.serving.service import DecisionService
 
 ADMIN_TAG = "admin"
@@ -80,9 +81,11 @@ def authenticate(authenticator: Authenticator, key: str | None) -> Principal | N
 
 def authorize(request: Request, *roles: Role) -> Principal:
     """The principal behind the request's key or token, holding one of ``roles``; 401 without
-    a valid one, 403 with one that holds none of them. Kept on ``request.state.principal`` (the
-    log and the audit record its name). It may wait on the network for a token not seen
-    recently: async routes call :func:`authorize_async`."""
+    a valid one, 403 with one that holds none of them, 429 past its rate limit
+    (``CREDITOPS_RATE_LIMIT_PER_SECOND``: only an identified caller can be limited, hence here
+    rather than in a middleware). Kept on ``request.state.principal`` (the log and the audit
+    record its name). It may wait on the network for a token not seen recently: async routes
+    call :func:`authorize_async`."""
     authenticator: Authenticator = request.app.state.auth
     principal = authenticate(authenticator, presented_key(request))
     if principal is None:
@@ -99,6 +102,16 @@ def authorize(request: Request, *roles: Role) -> Principal:
         if principal.kind == "token":
             headers = {"WWW-Authenticate": 'Bearer error="insufficient_scope"'}
         raise HTTPException(403, detail, headers=headers)
+    limiter: RateLimiter | None = request.app.state.rate_limiter
+    if limiter is not None:
+        wait = limiter.acquire(principal.name)
+        if wait:
+            request.app.state.metrics.shed.labels("rate_limit").inc()
+            detail = (
+                f"rate limit of the {principal.kind} {principal.name!r} exceeded "
+                f"({limiter.describe()} per worker); retry after {wait} s"
+            )
+            raise HTTPException(429, detail, headers={"Retry-After": str(wait)})
     request.state.principal = principal
     return principal
 

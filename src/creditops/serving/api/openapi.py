@@ -6,6 +6,11 @@ their bodies by reference (:func:`request_body`, :data:`APPLICATION`, :data:`BAT
 document fills the references with the served version's models and an example built from a
 real training row, and is rebuilt when another version is served. The feedback routes read
 their bodies the same way; their models (:data:`FEEDBACK`, :data:`FEEDBACK_BATCH`) are fixed.
+
+Two refusals no route raises itself are documented on every route they can reach: 503 when the
+worker is overloaded (:mod:`creditops.serving.admission`; every route but the probes and the
+scrape) and 429 past a key's rate limit (:mod:`creditops.serving.ratelimit`; every route that
+takes a key).
 """
 
 from __future__ import annotations
@@ -26,6 +31,16 @@ from creditops.serving.schemas import (
 )
 
 _REFS = "#/components/schemas/"
+_ERROR_BODY = {"application/json": {"schema": {"$ref": f"{_REFS}ErrorBody"}}}
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "seconds to wait before trying again",
+        "schema": {"type": "integer"},
+    }
+}
+_OVERLOADED = "overloaded: the worker handles CREDITOPS_MAX_IN_FLIGHT requests already"
+_RATE_LIMITED = "the key's rate limit (CREDITOPS_RATE_LIMIT_PER_SECOND) is exceeded"
+_ALWAYS_ADMITTED = frozenset({"/health", "/ready", "/metrics"})
 APPLICATION = {"$ref": f"{_REFS}Application"}
 BATCH = {"$ref": f"{_REFS}ApplicationBatch"}
 LOGGED = {"$ref": f"{_REFS}LoggedDecision"}
@@ -64,6 +79,7 @@ def served_openapi(app: FastAPI) -> dict[str, Any]:
         _add_bodies(document, None, app.state.settings.max_batch)
     else:
         _add_bodies(document, served.application_model, app.state.settings.max_batch)
+    _add_refusals(document)
     app.state.openapi_cache = (key, document)
     return document
 
@@ -106,3 +122,27 @@ def _add_bodies(
                     entry["example"] = example
                 elif entry.get("schema") == BATCH:
                     entry["example"] = {"applications": [example]}
+
+
+def _add_refusals(document: dict[str, Any]) -> None:
+    """The overload 503 and the rate limit's 429, with Retry-After, where they can answer."""
+    for path, item in document.get("paths", {}).items():
+        if path in _ALWAYS_ADMITTED:
+            continue
+        for operation in item.values():
+            responses = operation.setdefault("responses", {})
+            if "503" in responses:
+                responses["503"]["description"] += f"; or {_OVERLOADED}"
+                responses["503"]["headers"] = _RETRY_AFTER
+            else:
+                responses["503"] = {
+                    "description": _OVERLOADED,
+                    "headers": _RETRY_AFTER,
+                    "content": _ERROR_BODY,
+                }
+            if "401" in responses:
+                responses["429"] = {
+                    "description": _RATE_LIMITED,
+                    "headers": _RETRY_AFTER,
+                    "content": _ERROR_BODY,
+                }

@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
 from creditops.serving.access import Role
-from creditops.serving.api.deps import MetricsDep, ServiceDep, open_or
+from creditops.serving.api.deps import MetricsDep, open_or, service_of
 from creditops.serving.api.errors import error_response, errors
 from creditops.serving.prometheus import exposition
 from creditops.serving.schemas import Health, Readiness
@@ -24,9 +24,13 @@ def health() -> Health:
 
 
 @router.get("/ready", response_model=Readiness, responses=errors(503))
-def ready(service: ServiceDep) -> Any:
-    """Readiness: a model is loaded and the decision log is writable (``pid``: which worker
-    answered, so a rollout can tell that every worker serves the new version)."""
+def ready(request: Request) -> Any:
+    """Readiness: a model is loaded, the decision log is writable and the worker is not
+    draining (``pid``: which worker answered, so a rollout can tell that every worker serves
+    the new version)."""
+    if request.app.state.worker.draining:  # first: a stopping worker is out, whatever else
+        return error_response(503, "not ready: draining (this worker is stopping)")
+    service = service_of(request)
     writable, reason = service.log.is_writable()
     if not writable:
         return error_response(503, f"not ready: decision log not writable ({reason})")

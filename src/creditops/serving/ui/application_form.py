@@ -64,6 +64,11 @@ class ApplicationForm:
         return {f.name for f in (*self.features, *self.protected, *self.personal)}
 
 
+# What a value outside the training range gets, by CREDITOPS_OUT_OF_RANGE (reject: the
+# accepted range already says it).
+_OUTSIDE = {"refer": " (outside it: referred)", "decide": " (outside it: flagged)"}
+
+
 def application_form(served: ServedModel) -> ApplicationForm:
     """The form for ``served`` (built once per served version)."""
     with _LOCK:
@@ -91,7 +96,12 @@ def _build(served: ServedModel) -> ApplicationForm:
         seen = training.get(column)
         is_required = column in required
         field_id = f"f-{position}"
-        if "enum" in accepted:
+        categories = accepted.get("enum") or (
+            seen.categories if seen is not None and seen.kind == "categorical" else None
+        )
+        if categories:
+            # The API also takes a category training never saw (decided as out of range);
+            # a person deciding here picks one of those the model knows.
             hint = "One of the values seen in training."
             features.append(
                 FormField(
@@ -101,7 +111,7 @@ def _build(served: ServedModel) -> ApplicationForm:
                     required=is_required,
                     protected=False,
                     hint=_with_optional(hint, is_required, seen),
-                    choices=tuple(str(v) for v in accepted["enum"]),
+                    choices=tuple(str(v) for v in categories),
                 )
             )
             continue
@@ -109,7 +119,8 @@ def _build(served: ServedModel) -> ApplicationForm:
         low, high = accepted.get("minimum"), accepted.get("maximum")
         parts = [("Whole number" if whole else "Number") + _range(low, high, "from")]
         if seen is not None and seen.minimum is not None and seen.maximum is not None:
-            parts.append(f"training saw {_fmt(seen.minimum)} to {_fmt(seen.maximum)}")
+            outside = _OUTSIDE.get(served.out_of_range, "")
+            parts.append(f"training saw {_fmt(seen.minimum)} to {_fmt(seen.maximum)}{outside}")
         if isinstance(example.get(column), int | float):
             parts.append(f"typical {_fmt(example[column])}")
         features.append(

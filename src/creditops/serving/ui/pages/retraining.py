@@ -1,6 +1,7 @@
-"""Retraining: each trigger's current value against its threshold, past retrains with their
-gates (challenger against champion on the holdout), "retrain now" as a job (admin), and the
-way to promote a challenger that cleared its gates (through the Models page's confirmation)."""
+"""Retraining: each trigger's current value against its threshold, the challenger beside the
+champion on the live applications it scored in shadow, past retrains with their gates
+(challenger against champion on the holdout), "retrain now" as a job (admin), and the way to
+promote a challenger that cleared its gates (through the Models page's confirmation)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,14 @@ from starlette.concurrency import run_in_threadpool
 
 from creditops.exceptions import CreditOpsError
 from creditops.jobs.runner import RetrainRequest, submit_job
+from creditops.monitoring.shadow import COMPARE_ROWS, compare_shadow, gate_failures
 from creditops.registry import CHALLENGER, CHAMPION, get_version
 from creditops.retraining import current_triggers, retrain_config
 from creditops.serving.ui.deps import Admin, Viewer
 from creditops.serving.ui.stores import audit_log
 from creditops.serving.ui.templating import render
 from creditops.store.jobs import JobStore
+from creditops.store.shadow import shadow_pairs
 
 router = APIRouter(prefix="/ui/retraining")
 
@@ -36,7 +39,17 @@ def _page(request: Request, **extra: Any) -> dict[str, Any]:
     challenger = get_version(settings, CHALLENGER)
     with JobStore.from_settings(settings) as store:
         jobs = store.list(kind="retrain", limit=10)
+    shadow = None
+    if challenger is not None and (champion is None or challenger.version != champion.version):
+        service = request.app.state.service
+        pairs = shadow_pairs(service.log, str(challenger.version), limit=COMPARE_ROWS)
+        shadow = compare_shadow(pairs, str(challenger.version))
     return {
+        "shadow": shadow,
+        "shadow_failures": None
+        if shadow is None or config is None or not config.needs_shadow
+        else gate_failures(shadow, config.shadow),
+        "shadow_share": settings.shadow_share,
         "config": config,
         "triggers": triggers,
         "problem": problem,
