@@ -222,7 +222,7 @@ def stage_ceilings(settings: Any, big: list[dict[str, Any]], rows: int) -> dict[
     import numpy as np
 
     from creditops.serving.schemas import build_batch_model
-    from creditops.serving.service import build_served_model
+    from creditops.serving.served import build_served_model
 
     served = build_served_model(settings)
     body = json.dumps({"applications": big}).encode()

@@ -25,7 +25,7 @@ from creditops.registry import (
     version_policy,
 )
 from creditops.registry import policy as policy_module
-from creditops.serving.service import build_served_model
+from creditops.serving.served import build_served_model
 from creditops.training.tracking import POLICY_FILE
 
 pytestmark = pytest.mark.slow

@@ -16,7 +16,7 @@ from creditops.data.datasets import load_builtin
 from creditops.registry import register_model
 from creditops.serving.api.deps import ADMIN_TAG
 from creditops.serving.app import create_app
-from creditops.serving.service import reproduce_decisions
+from creditops.serving.reproduce import reproduce_decisions
 from creditops.store.audit import AuditLog
 from creditops.store.predlog import PredictionLog
 from helpers import serving
@@ -92,7 +92,7 @@ def test_predict_decides_logs_and_keeps_protected_attributes_apart(server, appli
 def _served_reasons(settings: Settings, application: dict, version: str) -> list[str]:
     """The reason codes ``version`` gives ``application`` in this process ([] if approved)."""
     from creditops.evaluation.reasons import default_reason_map
-    from creditops.serving.service import build_served_model
+    from creditops.serving.served import build_served_model
 
     served = build_served_model(settings, version)
     features = {f: application.get(f) for f in served.spec.features}
@@ -469,7 +469,7 @@ def test_batch_accepts_a_csv_upload_and_names_bad_cells(server):
 
 def test_reasons_from_the_fast_path_equal_those_from_the_pipeline(server):
     from creditops.evaluation.explain import explain_rows
-    from creditops.serving.service import build_served_model
+    from creditops.serving.served import build_served_model
 
     _, settings = server
     served = build_served_model(settings, "1")
@@ -493,7 +493,7 @@ def test_reasons_from_the_fast_path_equal_those_from_the_pipeline(server):
 def test_reasons_straight_from_the_attributions_equal_those_of_the_explanation(server):
     from creditops.evaluation.explain import explain_rows
     from creditops.evaluation.reasons import default_reason_map, reason_codes
-    from creditops.serving.service import build_served_model
+    from creditops.serving.served import build_served_model
 
     _, settings = server
     served = build_served_model(settings, "1")

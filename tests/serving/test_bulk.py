@@ -23,7 +23,8 @@ from creditops.serving.batch import (
 )
 from creditops.serving.bulk import column_rules, decide_records, table_is_valid, table_rows
 from creditops.serving.schemas import split_application
-from creditops.serving.service import DecisionService, ServedModel
+from creditops.serving.served import ServedModel
+from creditops.serving.service import DecisionService
 from creditops.store.predlog import PredictionLog
 
 pytestmark = pytest.mark.slow

@@ -19,7 +19,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from creditops.config import Settings
 from creditops.data.datasets import load_builtin
 from creditops.registry import load_model
-from creditops.serving.service import build_served_model, reproduce_decisions
+from creditops.serving.reproduce import reproduce_decisions
+from creditops.serving.served import build_served_model
 from creditops.store.predlog import PredictionLog
 from helpers import serving
 

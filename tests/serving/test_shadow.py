@@ -22,7 +22,8 @@ from creditops.monitoring.monitor import MonitorConfig, run_monitor
 from creditops.monitoring.shadow import ShadowGates, compare_shadow, gate_failures
 from creditops.registry import CHALLENGER, register_model, set_alias
 from creditops.retraining.pipeline import promote_challenger
-from creditops.serving.service import DecisionService, build_served_model
+from creditops.serving.served import build_served_model
+from creditops.serving.service import DecisionService
 from creditops.store.audit import AuditEntry, AuditLog
 from creditops.store.predlog import PredictionLog
 from creditops.store.shadow import count_shadow, shadow_pairs

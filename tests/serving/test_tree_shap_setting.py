@@ -7,7 +7,7 @@ pytestmark = pytest.mark.slow
 
 def test_the_tree_shap_setting_reaches_the_served_explainer(trained, trained_store) -> None:
     from creditops.registry import register_model
-    from creditops.serving.service import build_served_model
+    from creditops.serving.served import build_served_model
 
     _, result = trained
     xgb = next(c for c in result.candidates if c.name == "xgboost")

@@ -120,7 +120,7 @@ def server(trained) -> Iterator[str]:
 
 def test_the_ensemble_champion_serves_with_its_fast_path_and_reasons(trained, server) -> None:
     from creditops.serving.fastpath import EnsembleScorer
-    from creditops.serving.service import build_served_model
+    from creditops.serving.served import build_served_model
 
     settings, _ = trained
     served = build_served_model(settings)

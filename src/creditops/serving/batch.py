@@ -35,7 +35,8 @@ from creditops.serving.parsing import (
     validation_errors,
 )
 from creditops.serving.schemas import ApplicationModel, build_batch_model
-from creditops.serving.service import DecisionService, ServedModel
+from creditops.serving.served import ServedModel
+from creditops.serving.service import DecisionService
 from creditops.store.predlog import PredictionLog
 
 _MAX_FILE_ROWS = 5_000_000

@@ -33,7 +33,8 @@ from pandas.api.types import infer_dtype, is_bool_dtype, is_numeric_dtype
 
 from creditops.evaluation.reasons import RankedReason
 from creditops.serving.schemas import ApplicationModel
-from creditops.serving.service import DecisionService, ServedModel
+from creditops.serving.served import ServedModel
+from creditops.serving.service import DecisionService
 from creditops.store.database import JSONText, dumps_json
 
 _EXPLAIN_CHUNK = 2_000  # declined rows explained per call: bounds the memory it takes

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from creditops.store.shadow import write_shadow
 
 if TYPE_CHECKING:
-    from creditops.serving.service import ServedModel
+    from creditops.serving.served import ServedModel
     from creditops.store.predlog import PredictionLog
 
 __all__ = ["ShadowScorer"]

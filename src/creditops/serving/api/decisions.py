@@ -33,7 +33,7 @@ from creditops.serving.api.errors import error_response, errors
 from creditops.serving.api.openapi import APPLICATION, BATCH, CSV, request_body
 from creditops.serving.parsing import parse_csv_applications, validation_errors
 from creditops.serving.schemas import BatchDecision, Decision, build_batch_model
-from creditops.serving.service import ServedModel
+from creditops.serving.served import ServedModel
 
 router = APIRouter(tags=["decisions"])
 

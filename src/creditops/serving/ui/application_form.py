@@ -20,7 +20,8 @@ from pydantic import ValidationError
 
 from creditops.serving.parsing import format_location, located_errors, parse_form_application
 from creditops.serving.schemas import MAX_PII_TEXT, Decision, split_application
-from creditops.serving.service import DecisionService, ServedModel
+from creditops.serving.served import ServedModel
+from creditops.serving.service import DecisionService
 
 __all__ = [
     "ApplicationForm",

@@ -13,7 +13,8 @@ from starlette.concurrency import run_in_threadpool
 
 from creditops.exceptions import CreditOpsError, PersonalDataError
 from creditops.registry.catalog import version_summary
-from creditops.serving.service import ServedModel, reproduce_decisions
+from creditops.serving.reproduce import reproduce_decisions
+from creditops.serving.served import ServedModel
 from creditops.serving.ui.deps import CsrfChecked, Viewer, is_htmx
 from creditops.serving.ui.stores import audit_log
 from creditops.serving.ui.templating import render
