@@ -28,7 +28,10 @@ def served() -> Any:
     spec = validated.spec
     model = build_application_model(spec, example=example_application(spec, validated.frame))
     reference = validated.frame[[*spec.features, *spec.protected]]
-    return SimpleNamespace(spec=spec, application_model=model, reference=reference)
+    # The strict model: what a service with CREDITOPS_OUT_OF_RANGE=reject accepts.
+    return SimpleNamespace(
+        spec=spec, application_model=model, reference=reference, out_of_range="reject"
+    )
 
 
 def test_the_form_shows_what_the_api_accepts(served: Any) -> None:
