@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import sqlite3
 import statistics
@@ -37,9 +36,15 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from serving import _free_port, _lua_string, _stop, _stored_key, _wait_ready, train_store  # noqa: E402
-
-_RESULT = re.compile(r"^RESULT (\d+) (\d+) (\d+) ([\d.]+) ([\d.]+) ([\d.]+) ([\d.]+)$", re.M)
+from serving import (  # noqa: E402
+    _RESULT,
+    _free_port,
+    _lua_string,
+    _stop,
+    _stored_key,
+    _wait_ready,
+    train_store,
+)
 
 # Each wrk thread appends the prediction_id of every 200 it receives to its own file.
 _LUA = """
