@@ -281,3 +281,79 @@ def make_alert(**overrides: Any) -> Alert:
     }
     values.update(overrides)
     return Alert(**values)
+
+
+class PrivatePostgres:
+    """A PostgreSQL cluster of one test's own, on a free port with its socket in its own
+    directory, for tests that stop and start the server (the shared test server never stops:
+    other tests use it meanwhile). Run as the ``postgres`` user when the tests run as root
+    (PostgreSQL refuses root)."""
+
+    def __init__(self, bin_dir: Path, root: Path, port: int) -> None:
+        self.bin_dir = bin_dir
+        self.root = root
+        self.port = port
+        self.data = root / "data"
+        self.log = root / "server.log"
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/creditops"
+
+    def run(self, tool_name: str, *args: str, timeout: float = 60) -> None:
+        """One of the server's programs, as its owner; the test fails with its log if it does."""
+        as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        argv = [*as_postgres, str(self.bin_dir / tool_name), *args]
+        result = subprocess.run(
+            argv, cwd=self.root, capture_output=True, text=True, timeout=timeout, check=False
+        )
+        if result.returncode != 0:
+            log = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
+            pytest.fail(f"{tool_name} {' '.join(args)}: {result.stderr.strip()}\n{log}")
+
+    def start(self) -> None:
+        """Start the server and wait until it accepts connections."""
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1"
+        self.run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "start")
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server: ``fast`` (clients disconnected, a clean shutdown) or ``immediate``
+        (every process killed: crash recovery at the next start)."""
+        self.run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop")
+
+    def running(self) -> bool:
+        return (self.data / "postmaster.pid").exists()
+
+
+@contextmanager
+def private_postgres() -> Iterator[PrivatePostgres]:
+    """A fresh cluster with an empty database ``creditops`` (see :class:`PrivatePostgres`),
+    started; stopped and removed afterwards. Fails, never skips, when PostgreSQL's server
+    binaries (Debian's ``/usr/lib/postgresql/<version>/bin``) are missing."""
+    found = sorted(  # the newest major version (Debian's directories are named 15, 16, ...)
+        Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+        key=lambda path: int(path.parts[-3]) if path.parts[-3].isdigit() else 0,
+    )
+    if not found:
+        pytest.fail(
+            "PostgreSQL's server binaries are not installed (/usr/lib/postgresql/*/bin): "
+            "`make test` installs them (scripts/system-packages.sh test)"
+        )
+    # Not under pytest's tmp_path: its parents are private to root, and the server runs as
+    # postgres.
+    root = Path(tempfile.mkdtemp(prefix="creditops-pg-"))
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres", "postgres")
+    server = PrivatePostgres(found[-1].parent, root, free_port())
+    try:
+        server.run(
+            "initdb", "-D", str(server.data), "-U", "postgres", "-A", "trust", "-E", "UTF8",
+            "--no-locale", "--no-sync",
+        )  # fmt: skip
+        server.start()
+        server.run(
+            "createdb", "-h", str(root), "-p", str(server.port), "-U", "postgres", "creditops"
+        )
+        yield server
+    finally:
+        if server.running():
+            with contextlib.suppress(Exception, pytest.fail.Exception):
+                server.stop("immediate")
+        shutil.rmtree(root, ignore_errors=True)

@@ -485,10 +485,12 @@ def serve(
 ) -> None:
     """Serve the champion over HTTP (API docs at /docs, Prometheus metrics at /metrics)."""
     from creditops.registry import prepare_registry
+    from creditops.registry.client import bound_registry_requests
     from creditops.serving.access import issue_startup_admin_key
     from creditops.serving.server import serve as run_server
 
     settings = _settings()
+    bound_registry_requests()  # the workers inherit it: a champion check never hangs for long
     settings.ensure_home()
     console.print(f"serving on http://{host}:{port} (docs: http://{host}:{port}/docs)")
     shown = "localhost" if host in ("0.0.0.0", "::") else host  # nosec B104
@@ -669,8 +671,10 @@ def monitor(
     """Run every monitoring check once (for cron) or on a schedule: data and prediction drift,
     realised and estimated performance, fairness; alerts stored, logged and exported."""
     from creditops.monitoring.monitor import run_every, run_monitor
+    from creditops.registry.client import bound_registry_requests
 
     settings = _settings()
+    bound_registry_requests()  # a tracking server that is down fails the run in seconds
     settings.ensure_home()
 
     def once() -> None:
@@ -765,6 +769,7 @@ def retrain_command(
     """Retrain if a trigger fired (AUC drop, lasting critical drift, many features drifted,
     schedule) or --force: register a challenger, compare it with the champion on recent
     labelled decisions, and promote it only through the gates. Always audited."""
+    from creditops.registry.client import bound_registry_requests
     from creditops.retraining import (
         decide_retrain,
         record_no_retrain,
@@ -773,6 +778,7 @@ def retrain_command(
     )
 
     settings = _settings()
+    bound_registry_requests()  # a tracking server that is down fails the retrain in seconds
     settings.ensure_home()
     try:
         config = retrain_config(settings)

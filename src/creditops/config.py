@@ -301,6 +301,14 @@ class Settings(BaseSettings):
         description="How often each server worker checks the champion alias and follows it "
         "(0: never; promotion through the API still swaps the worker that handles it).",
     )
+    champion_poll_max_seconds: float = Field(
+        default=60.0,
+        gt=0.0,
+        description="While the model registry does not answer, each worker's wait between "
+        "checks of the champion alias doubles from CREDITOPS_CHAMPION_POLL_SECONDS up to this "
+        "(back to the poll interval at the first answer): a registry that is down is not "
+        "hammered by every worker, and one that returns is noticed within this long.",
+    )
 
     # The decision log's signed checkpoints (creditops.store.checkpoints).
     audit_key: SecretStr | None = Field(

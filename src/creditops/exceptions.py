@@ -30,6 +30,11 @@ class ModelNotFoundError(CreditOpsError):
     """No registered model matches the requested name, version or alias."""
 
 
+class RegistryUnavailableError(CreditOpsError):
+    """The model registry (the MLflow tracking server) did not answer, or failed: unlike
+    :class:`ModelNotFoundError`, nothing is known about what is registered."""
+
+
 class IncomparableVersionsError(CreditOpsError):
     """Two registered versions share no test split (other data, another split, another
     outcome), so measuring them side by side on one split would favour one of them."""

@@ -16,19 +16,21 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from creditops import __version__
 from creditops.config import Settings, get_settings
-from creditops.exceptions import CreditOpsError
+from creditops.exceptions import CreditOpsError, KeyStoreError, RegistryUnavailableError
 from creditops.jobs.runner import dispatch
+from creditops.registry.client import is_not_found, unavailable
 from creditops.serving.access import Authenticator
 from creditops.serving.admission import AdmissionControl, WorkerState
 from creditops.serving.api import add_routes
 from creditops.serving.api.docs import ASSETS, assets
-from creditops.serving.api.errors import install_error_handlers
+from creditops.serving.api.errors import error_response, install_error_handlers
 from creditops.serving.api.openapi import served_openapi
 from creditops.serving.middleware import install_http_policy
 from creditops.serving.prometheus import ServiceMetrics
@@ -77,22 +79,71 @@ class _Instrument:
             self.metrics.latency.labels(endpoint).observe(time.perf_counter() - started)
 
 
-async def _follow_champion(app: FastAPI, every_s: float) -> None:
+def next_check_in(wait: float, every_s: float, max_s: float, *, failed: bool) -> float:
+    """The wait before the next check of the registry: ``every_s`` after one that answered;
+    after a failure twice the last wait, capped at ``max_s`` (never below ``every_s``)."""
+    return min(wait * 2, max(max_s, every_s)) if failed else every_s
+
+
+async def _follow_champion(app: FastAPI, every_s: float, max_s: float) -> None:
     """Keep this worker on the version the champion alias names (see
-    ``DecisionService.follow_champion``); a worker that started without a model gets one."""
+    ``DecisionService.follow_champion``); a worker that started without a model gets one.
+
+    While the registry is unreachable the served version keeps serving, the worker checks
+    again with exponential backoff (:func:`next_check_in`), so a registry that is down is not
+    polled by every worker at full rate, and ``creditops_registry_up`` says so; one warning per
+    outage, not one per check."""
     service: DecisionService = app.state.service
+    metrics: ServiceMetrics = app.state.metrics
+    wait, down_since = every_s, None
     while True:
-        await asyncio.sleep(every_s)
+        await asyncio.sleep(wait)
+        failed = False
         try:
             if await run_in_threadpool(service.follow_champion) is not None:
                 app.state.load_error = None
-        except Exception:  # the registry may be briefly unreachable: keep serving, try again
-            logger.exception("could not check the champion alias")
-        if service.shadow is not None:
-            try:
+            if service.shadow is not None:  # the shadow waits with it, the answers do not
                 await run_in_threadpool(service.follow_challenger)
-            except Exception:  # the same: the shadow waits, the answers do not
-                logger.exception("could not check the challenger alias")
+        except RegistryUnavailableError as error:
+            failed = True
+            metrics.registry_up.set(0)
+            if down_since is None:
+                down_since = time.monotonic()
+                logger.warning(
+                    "%s; still serving %s, checking again with backoff up to every %g s",
+                    error,
+                    f"version {service.served.version}" if service.ready else "no model",
+                    max(max_s, every_s),
+                )
+        except Exception:  # not the registry's absence: logged, and checked again later
+            failed = True
+            logger.exception("could not follow the champion alias")
+        else:
+            metrics.registry_up.set(1)
+            if down_since is not None:
+                logger.warning(
+                    "the model registry answers again after %.0f s",
+                    time.monotonic() - down_since,
+                )
+                down_since = None
+        wait = next_check_in(wait, every_s, max_s, failed=failed)
+
+
+async def _registry_failed(request: Request, exc: Exception) -> JSONResponse:
+    """A route that read the registry while it is unreachable or failing: 503 naming it, not
+    a 500. An MLflow answer "no such model, version or alias" escaping a route is a bug, and
+    stays a 500."""
+    if not isinstance(exc, RegistryUnavailableError):
+        if is_not_found(exc):
+            raise exc
+        exc = unavailable(request.app.state.settings, exc)
+    return error_response(503, str(exc))
+
+
+async def _key_store_failed(_: Request, exc: Exception) -> JSONResponse:
+    """A stored key looked up while its database is down (the service reads the key store
+    only to look keys up): 503, nothing done, not a 500."""
+    return error_response(503, f"the key cannot be checked now ({exc})")
 
 
 async def _sample_in_flight(worker: WorkerState, metrics: ServiceMetrics) -> None:
@@ -141,17 +192,25 @@ def create_app(
         watcher = None
         sampler = asyncio.create_task(_sample_in_flight(worker, metrics))
         if load_model:
+            registry_up = 1
             try:
                 service.load()
+            except RegistryUnavailableError as error:  # the follower loads it once it answers
+                app.state.load_error, registry_up = str(error), 0
             except CreditOpsError as error:
                 app.state.load_error = str(error)
+            metrics.registry_up.set(registry_up)
             if service.shadow is not None and service.ready:
                 try:
                     service.follow_challenger()
                 except CreditOpsError as error:  # answers never wait for the shadow
                     logger.warning("challenger not scored in shadow: %s", error)
             if settings.champion_poll_seconds > 0:
-                watcher = asyncio.create_task(_follow_champion(app, settings.champion_poll_seconds))
+                watcher = asyncio.create_task(
+                    _follow_champion(
+                        app, settings.champion_poll_seconds, settings.champion_poll_max_seconds
+                    )
+                )
         try:
             # A job whose process died with the last server is marked failed now, with the
             # reason, not left "running"; queued jobs start while there is a free slot.
@@ -198,6 +257,11 @@ def create_app(
         on_shed=metrics.shed.labels("overload").inc,
     )
     install_error_handlers(app)
+    from mlflow.exceptions import MlflowException  # loaded here, not when the module is
+
+    for registry_error in (RegistryUnavailableError, MlflowException):
+        app.add_exception_handler(registry_error, _registry_failed)
+    app.add_exception_handler(KeyStoreError, _key_store_failed)
     add_routes(app)
     app.mount(ASSETS, assets(), name="docs-assets")
     add_ui(app)

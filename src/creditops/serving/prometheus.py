@@ -104,6 +104,16 @@ class ServiceMetrics:
             registry=r,
             multiprocess_mode="livesum",
         )
+        # One series per live worker (label pid in multiprocess mode): each follows the
+        # champion alias on its own, so each says whether its last check reached the registry;
+        # min() over them is 0 while any worker cannot.
+        self.registry_up = Gauge(
+            "creditops_registry_up",
+            "Whether this worker's last check of the champion alias reached the model registry "
+            "(1) or not (0: it keeps serving its version and checks again with backoff).",
+            registry=r,
+            multiprocess_mode="liveall",
+        )
 
     def serving(self, name: str, version: str) -> None:
         """Mark ``version`` as the one this process serves; the one before it drops to 0

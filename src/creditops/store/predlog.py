@@ -87,6 +87,10 @@ _T = TypeVar("_T")
 _MAX_GROUP_ROWS = 1000
 # Bound parameters per IN (...) list: far below SQLite's and PostgreSQL's limits.
 _IN_CHUNK = 500
+# Free space a SQLite log needs to count as writable: room for a few full group commits in the
+# WAL and for the checkpoint that copies them into the database. Below it the next commits fail
+# ("database or disk is full"), while a probe row rolled back still succeeds: it writes nothing.
+MIN_FREE_BYTES = 8 * 2**20
 
 
 class _PlaceTakenError(RecordRejectedError):
@@ -221,6 +225,22 @@ def _sqlite_path(url: URL) -> Path | None:
     if database.startswith("file:"):
         return Path(unquote(urlsplit(database).path))
     return Path(database) if database else None
+
+
+def _disk_full(database: Path) -> str | None:
+    """Why the filesystem holding ``database`` is too full for the log to write (less than
+    :data:`MIN_FREE_BYTES` available), or None."""
+    try:
+        found = os.statvfs(database.parent)
+    except OSError:
+        return None  # the write probe that follows says what is wrong
+    free = found.f_bavail * found.f_frsize
+    if free >= MIN_FREE_BYTES:
+        return None
+    return (
+        f"disk full: {free / 2**20:.1f} MiB free on the filesystem of {database} "
+        f"(at least {MIN_FREE_BYTES // 2**20} MiB needed)"
+    )
 
 
 class PredictionLog:
@@ -766,7 +786,9 @@ class PredictionLog:
         Takes the write lock and inserts a probe row, then rolls back: it fails for a read-only
         database, missing permissions, a full lock, an unreachable server or a standby. On
         SQLite it also fails when the database file was removed or replaced since it was
-        opened (writes would go to a file nobody will ever read).
+        opened (writes would go to a file nobody will ever read), and when its filesystem has
+        less than :data:`MIN_FREE_BYTES` free (the probe, rolled back, writes nothing, so it
+        would pass on a full disk while every commit fails).
         """
         try:
             self._check_process()
@@ -782,6 +804,9 @@ class PredictionLog:
                 stat.st_ino,
             ):
                 return False, f"database file {self._sqlite_path} was replaced after opening"
+            full = _disk_full(self._sqlite_path)
+            if full is not None:
+                return False, full
         lock = self._write_lock
         if lock is not None and not lock.acquire(timeout=timeout_s, wait_for_processes=False):
             return False, "the prediction log's write lock is held too long"
