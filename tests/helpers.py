@@ -122,6 +122,8 @@ def served_process(
         "CREDITOPS_DATABASE_URL": settings.resolved_database_url,
         "CREDITOPS_CHAMPION_POLL_SECONDS": str(settings.champion_poll_seconds),
         "CREDITOPS_SHADOW_SHARE": str(settings.shadow_share),
+        "CREDITOPS_CANARY_SHARE": str(settings.canary_share),
+        "CREDITOPS_CANARY_MIN_DECISIONS": str(settings.canary_min_decisions),
     }
     for name, value in (("API_KEY", settings.api_key), ("READER_KEYS", settings.reader_keys)):
         if value:
@@ -147,13 +149,55 @@ def served_process(
             time.sleep(0.2)
         yield url
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        stop_process_group(process, timeout_s=60)
+
+
+class ClientThreads:
+    """``clients`` threads, each running :meth:`client` (given its index) until :attr:`stop`
+    is set, recording what they see with :meth:`record`; a context manager that starts them
+    and, on leaving, stops and joins them. Subclasses say what one client does."""
+
+    def __init__(self, clients: int) -> None:
+        self.stop = threading.Event()
+        self.answers: list[Any] = []
+        self._lock = threading.Lock()
+        self._threads = [threading.Thread(target=self.client, args=(n,)) for n in range(clients)]
+
+    def client(self, n: int) -> None:
+        raise NotImplementedError
+
+    def record(self, answer: Any) -> None:
+        with self._lock:
+            self.answers.append(answer)
+
+    def recorded(self) -> list[Any]:
+        """A copy of what was recorded so far (safe while the clients run)."""
+        with self._lock:
+            return list(self.answers)
+
+    def __enter__(self) -> Any:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop.set()
+        for thread in self._threads:
+            thread.join(timeout=60)
+
+
+def stop_process_group(process: subprocess.Popen, timeout_s: float = 30.0) -> None:
+    """SIGTERM to ``process``'s group (started with ``start_new_session``), SIGKILL if it has
+    not exited within ``timeout_s``; nothing if it already exited."""
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 _SERVE = (sys.executable, "-m", "creditops.cli", "serve")
@@ -357,3 +401,25 @@ def private_postgres() -> Iterator[PrivatePostgres]:
             with contextlib.suppress(Exception, pytest.fail.Exception):
                 server.stop("immediate")
         shutil.rmtree(root, ignore_errors=True)
+
+
+def copy_with_challenger(trained: tuple[Settings, Any], home: Path, *, declining: bool) -> str:
+    """A copy of the suite's trained store at ``home`` (empty decision log) with another of its
+    candidates registered as the challenger; ``declining``: with a policy that declines every
+    application (a challenger that departs from the champion). Returns its version."""
+    from creditops.registry import CHALLENGER, register_model, set_alias
+    from creditops.registry.policy import save_policy, version_policy
+
+    source, result = trained
+    shutil.copytree(source.home, home)
+    (home / "predictions.db").unlink(missing_ok=True)
+    settings = Settings(home=home)
+    other = next(c for c in result.candidates if not c.champion)
+    tags = {"parent_run_id": result.parent_run_id, "candidate": other.name, "seed": 42}
+    version = register_model(other.model_uri, settings, alias=None, tags=tags)
+    set_alias(settings, CHALLENGER, version)
+    if declining:
+        policy = version_policy(settings, load_model(settings, version))
+        update = {"approve_below": 0.0, "decline_at_or_above": 0.0}
+        save_policy(settings, version, policy.model_copy(update=update))
+    return version

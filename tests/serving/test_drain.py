@@ -31,7 +31,7 @@ from creditops.serving.server import (
     listening_socket,
     refuse_new_connections,
 )
-from helpers import applications, free_port, start_server
+from helpers import ClientThreads, applications, free_port, start_server
 
 API_KEY = "drain-test-key-0123456789"
 DRAIN_S = 1.0
@@ -204,23 +204,17 @@ class Answer:
     error: str = ""
 
 
-class Load:
+class Load(ClientThreads):
     """Clients posting decisions until stopped, half on fresh connections and half keep-alive;
     a client stops at a refused connection (nothing is listening any more)."""
 
     def __init__(self, url: str, clients: int, pause_s: float = 0.0) -> None:
-        self.url = url
-        self.pause_s = pause_s
-        self.stop = threading.Event()
-        self.answers: list[Answer] = []
-        self._lock = threading.Lock()
-        self._threads = [
-            threading.Thread(target=self._run, args=(n % 2 == 0,)) for n in range(clients)
-        ]
+        self.url, self.pause_s = url, pause_s
+        super().__init__(clients)
 
-    def _run(self, fresh: bool) -> None:
+    def client(self, n: int) -> None:
         bodies = applications(50)
-        limits = httpx.Limits(max_keepalive_connections=0 if fresh else 1)
+        limits = httpx.Limits(max_keepalive_connections=0 if n % 2 == 0 else 1)
         with httpx.Client(
             base_url=self.url, timeout=30, headers={"X-API-Key": API_KEY}, limits=limits
         ) as client:
@@ -232,9 +226,9 @@ class Load:
                 except httpx.HTTPError as error:
                     refused = isinstance(error, httpx.ConnectError) and "refused" in str(error)
                     name = "refused" if refused else type(error).__name__
-                    self._add(Answer(sent, time.monotonic(), name, error=str(error)))
+                    self.record(Answer(sent, time.monotonic(), name, error=str(error)))
                     return
-                self._add(
+                self.record(
                     Answer(
                         sent,
                         time.monotonic(),
@@ -246,20 +240,6 @@ class Load:
                 i += 1
                 if self.pause_s:
                     time.sleep(self.pause_s)
-
-    def _add(self, answer: Answer) -> None:
-        with self._lock:
-            self.answers.append(answer)
-
-    def __enter__(self) -> Load:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stop.set()
-        for thread in self._threads:
-            thread.join(timeout=60)
 
 
 def _logged(home: Path) -> Counter:

@@ -14,7 +14,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections import Counter
@@ -28,7 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from creditops.config import Settings
 from creditops.data.datasets import load_builtin
 from creditops.registry import register_model
-from helpers import free_port
+from helpers import ClientThreads, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -106,18 +105,20 @@ def home(trained, tmp_path) -> tuple[Path, str]:
     return target, version
 
 
-class _Load:
-    """``clients`` threads posting applications until stopped; records every response."""
+class _Load(ClientThreads):
+    """``clients`` threads posting applications until stopped; records every response (a
+    failure in ``failures``)."""
 
     def __init__(self, url: str, clients: int) -> None:
         self.url = url
-        self.stop = threading.Event()
-        self.responses: list[dict] = []
         self.failures: list[str] = []
-        self._lock = threading.Lock()
-        self.threads = [threading.Thread(target=self._run) for _ in range(clients)]
+        super().__init__(clients)
 
-    def _run(self) -> None:
+    @property
+    def responses(self) -> list[dict]:
+        return self.answers
+
+    def client(self, n: int) -> None:
         applications = _applications()
         with httpx.Client(base_url=self.url, timeout=60, headers=KEYED) as client:
             i = 0
@@ -128,22 +129,12 @@ class _Load:
                     with self._lock:
                         self.failures.append(type(error).__name__)
                     return
-                with self._lock:
-                    if response.status_code == 200:
-                        self.responses.append(response.json())
-                    else:
+                if response.status_code == 200:
+                    self.record(response.json())
+                else:
+                    with self._lock:
                         self.failures.append(f"{response.status_code}: {response.text[:200]}")
                 i += 1
-
-    def __enter__(self) -> _Load:
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stop.set()
-        for thread in self.threads:
-            thread.join(timeout=60)
 
     def versions_since(self, start: int) -> Counter:
         with self._lock:
