@@ -40,7 +40,7 @@ test: $(STAMP) ## Run the whole test suite (lint and the security checks first) 
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory security AUDIT_FLAGS=--offline-ok
 	bash scripts/system-packages.sh test
-	CREDITOPS_TEST_POSTGRES_URL="$$(bash scripts/test-postgres.sh)" $(BIN)/pytest -n $(TEST_WORKERS)
+	CREDITOPS_TEST_POSTGRES_URL="$$(bash scripts/test-postgres.sh)" $(BIN)/pytest -n $(TEST_WORKERS) --durations=30
 
 # The supply-chain checks. `make test` audits with --offline-ok: on a machine that cannot reach
 # PyPI's vulnerability data it says so and checks only the exceptions file; CI's security job

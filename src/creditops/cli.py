@@ -822,10 +822,8 @@ def promote_command(
     from creditops.retraining import promote_challenger
 
     settings = _settings()
-    try:
+    with _registry_errors(settings):
         entry = promote_challenger(settings, version=version, force=force, reason=reason)
-    except CreditOpsError as error:
-        _fail(error)
     _print_change(entry)
 
 
@@ -837,11 +835,27 @@ def rollback_command(
     from creditops.retraining import rollback
 
     settings = _settings()
-    try:
+    with _registry_errors(settings):
         entry = rollback(settings, reason=reason)
+    _print_change(entry)
+
+
+@contextmanager
+def _registry_errors(settings: Settings) -> Iterator[None]:
+    """Around a command that moves an alias: MLflow's client bounded (a tracking server that
+    is down fails it in seconds, not minutes), and its failure a one-line error naming the
+    registry, exit 1, instead of a traceback."""
+    from mlflow.exceptions import MlflowException
+
+    from creditops.registry.client import bound_registry_requests, is_not_found, unavailable
+
+    bound_registry_requests()
+    try:
+        yield
     except CreditOpsError as error:
         _fail(error)
-    _print_change(entry)
+    except MlflowException as error:
+        _fail(error if is_not_found(error) else unavailable(settings, error))
 
 
 def _print_change(entry: Any) -> None:
@@ -853,6 +867,73 @@ def _print_change(entry: Any) -> None:
             highlight=False,
             markup=False,
         )
+
+
+canary = typer.Typer(
+    help="The challenger as a canary (CREDITOPS_CANARY_SHARE): its state, halt, resume.",
+    no_args_is_help=True,
+)
+app.add_typer(canary, name="canary")
+
+
+@canary.command("status")
+def canary_status_command() -> None:
+    """The canary of the version holding the challenger alias: its state and its audit."""
+    from creditops.serving.canary import canary_entries, canary_state, registered_pair
+    from creditops.store.audit import AuditLog
+
+    settings = _settings()
+    with _registry_errors(settings), AuditLog.from_settings(settings) as audit:
+        champion, challenger = registered_pair(settings)
+        state = canary_state(audit, challenger)
+        entries = canary_entries(audit, challenger) if challenger is not None else []
+    out.print(
+        f"champion {champion or '-'}, challenger {challenger or '-'}: canary {state} "
+        f"(CREDITOPS_CANARY_SHARE here: {settings.canary_share:g})",
+        highlight=False,
+    )
+    for entry in entries:
+        failed = "; ".join(g.message for g in entry.gates if not g.passed)
+        out.print(
+            f"{entry.finished_at:%Y-%m-%d %H:%M:%S} {entry.outcome:<8} {entry.message}"
+            + (f" [{failed}]" if failed else ""),
+            highlight=False,
+            markup=False,
+        )
+
+
+def _switch_canary(outcome: str, reason: str | None) -> None:
+    from creditops.serving.canary import registered_pair, switch_canary
+    from creditops.store.audit import AuditLog
+
+    settings = _settings()
+    with _registry_errors(settings), AuditLog.from_settings(settings) as audit:
+        champion, challenger = registered_pair(settings)
+        if challenger is None:
+            _fail(CreditOpsError("no canary: no version holds the challenger alias"))
+        entry = switch_canary(
+            audit, outcome, challenger=challenger, champion=champion, by="cli", reason=reason
+        )
+    out.print(
+        f"{entry.message}; every server worker follows within CREDITOPS_CHAMPION_POLL_SECONDS",
+        highlight=False,
+    )
+
+
+@canary.command("halt")
+def canary_halt_command(
+    reason: Annotated[str | None, typer.Option(help="Why: kept in the audit entry.")] = None,
+) -> None:
+    """Stop the canary: the champion makes every decision again (audited)."""
+    _switch_canary("halted", reason)
+
+
+@canary.command("resume")
+def canary_resume_command(
+    reason: Annotated[str | None, typer.Option(help="Why: kept in the audit entry.")] = None,
+) -> None:
+    """Let a halted canary decide its share again, judged afresh (audited)."""
+    _switch_canary("resumed", reason)
 
 
 predictions = typer.Typer(help="The decision log.", no_args_is_help=True)

@@ -261,6 +261,41 @@ class Settings(BaseSettings):
         description="Share of live decisions the version holding the challenger alias also "
         "scores in shadow, after the answer is sent (table shadow_decisions); 0: none.",
     )
+    canary_share: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=0.5,
+        description="Share of live single decisions (/predict, the dashboard's form) made and "
+        "answered by the version holding the challenger alias (a canary); 0: none. Stopped "
+        "automatically, and audited, when its error rate, latency or approval rate departs "
+        "from the champion's beyond the CREDITOPS_CANARY_MAX_* limits.",
+    )
+    canary_min_decisions: int = Field(
+        default=200,
+        ge=10,
+        description="Decisions each of champion and canary must have made in a worker before "
+        "that worker compares them (fewer say too little to stop a canary on).",
+    )
+    canary_max_error_rate: float = Field(
+        default=0.01,
+        ge=0.0,
+        le=1.0,
+        description="The canary is stopped when its share of failed decisions exceeds the "
+        "champion's by more than this.",
+    )
+    canary_max_latency_ratio: float = Field(
+        default=2.0,
+        ge=1.0,
+        description="The canary is stopped when its 95th-percentile decision time exceeds the "
+        "champion's times this (and by more than 5 ms, below which timings are noise).",
+    )
+    canary_max_approval_gap: float = Field(
+        default=0.10,
+        gt=0.0,
+        le=1.0,
+        description="The canary is stopped when its approval rate differs from the champion's "
+        "by more than this (absolute: 0.10 is ten points).",
+    )
     max_batch: int = Field(default=10_000, ge=1, le=1_000_000)
     max_body_bytes: int = Field(
         default=64 * 1024,

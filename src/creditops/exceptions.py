@@ -35,6 +35,11 @@ class RegistryUnavailableError(CreditOpsError):
     :class:`ModelNotFoundError`, nothing is known about what is registered."""
 
 
+class CanaryStateError(CreditOpsError):
+    """A canary switch that does not apply: halting one that is not deciding, resuming one
+    that is not halted, or either with no canary configured or no challenger."""
+
+
 class IncomparableVersionsError(CreditOpsError):
     """Two registered versions share no test split (other data, another split, another
     outcome), so measuring them side by side on one split would favour one of them."""

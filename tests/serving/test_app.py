@@ -310,7 +310,12 @@ def test_every_admin_route_requires_the_api_key(server):
     url, settings = server
     app = create_app(settings, load_model=False)
     admin_routes = [r for r in app.routes if ADMIN_TAG in (getattr(r, "tags", None) or [])]
-    assert {r.path for r in admin_routes} == {"/models/{version}/promote", "/models/rollback"}
+    assert {r.path for r in admin_routes} == {
+        "/models/{version}/promote",
+        "/models/rollback",
+        "/models/canary/halt",
+        "/models/canary/resume",
+    }
     for route in app.routes:
         path = getattr(route, "path", "")
         methods = getattr(route, "methods", set()) or set()

@@ -20,14 +20,13 @@ from creditops.data.datasets import load_builtin
 from creditops.exceptions import NotClearedError
 from creditops.monitoring.monitor import MonitorConfig, run_monitor
 from creditops.monitoring.shadow import ShadowGates, compare_shadow, gate_failures
-from creditops.registry import CHALLENGER, register_model, set_alias
 from creditops.retraining.pipeline import promote_challenger
 from creditops.serving.served import build_served_model
 from creditops.serving.service import DecisionService
 from creditops.store.audit import AuditEntry, AuditLog
 from creditops.store.predlog import PredictionLog
 from creditops.store.shadow import count_shadow, shadow_pairs
-from helpers import serving
+from helpers import copy_with_challenger, serving
 
 pytestmark = pytest.mark.slow
 
@@ -38,16 +37,8 @@ HEADERS = {"X-API-Key": API_KEY}
 @pytest.fixture(scope="module")
 def store(trained, tmp_path_factory) -> tuple[Path, str]:
     """The trained champion (version 1) and another candidate registered as the challenger."""
-    source, result = trained
     home = tmp_path_factory.mktemp("shadow") / "home"
-    shutil.copytree(source.home, home)
-    (home / "predictions.db").unlink(missing_ok=True)
-    settings = Settings(home=home)
-    other = next(c for c in result.candidates if not c.champion)
-    tags = {"parent_run_id": result.parent_run_id, "candidate": other.name, "seed": 42}
-    version = register_model(other.model_uri, settings, alias=None, tags=tags)
-    set_alias(settings, CHALLENGER, version)
-    return home, version
+    return home, copy_with_challenger(trained, home, declining=False)
 
 
 def _applications(n: int) -> list[dict]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from collections.abc import Iterator
 
 import pytest
@@ -16,9 +15,8 @@ from playwright.sync_api import Page, expect
 
 from creditops.config import Settings
 from creditops.data.datasets import load_builtin
-from creditops.registry import CHALLENGER, register_model
 from creditops.simulation import simulate
-from helpers import served_process
+from helpers import copy_with_challenger, served_process
 from ui_helpers import ADMIN_KEY, READER_KEY, Dashboard, log_in, snapshot
 
 pytestmark = pytest.mark.slow
@@ -30,14 +28,9 @@ _JOB_TIMEOUT_MS = 180_000
 def dashboard(trained, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
     """The shared trained champion, served from a copy of its home with an empty log, and
     another candidate as the challenger, scoring every decision in shadow."""
-    source, result = trained
     home = tmp_path_factory.mktemp("monitoring-home") / "home"
-    shutil.copytree(source.home, home)
-    (home / "predictions.db").unlink(missing_ok=True)
+    copy_with_challenger(trained, home, declining=False)
     settings = Settings(home=home, api_key=ADMIN_KEY, reader_keys=READER_KEY, shadow_share=1.0)
-    other = next(c for c in result.candidates if not c.champion)
-    tags = {"parent_run_id": result.parent_run_id, "candidate": other.name}
-    register_model(other.model_uri, settings, alias=CHALLENGER, tags=tags)
     with served_process(settings) as url:
         yield Dashboard(url=url, settings=settings)
 

@@ -24,6 +24,7 @@ _VALUES = {
     "alert_id": "00000000-0000-4000-8000-000000000002",
     "batch_id": "0" * 32,
     "fmt": "csv",
+    "switch": "halt",
 }
 _OPEN = {"/ui/login", "/ui/logout"}
 

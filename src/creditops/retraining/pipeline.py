@@ -602,9 +602,10 @@ def promote_challenger(
     reason: str | None = None,
 ) -> AuditEntry:
     """Make the challenger (or ``version``: a number or an alias) the champion, if its retrain
-    passed every gate and it was not rolled back since (``force``: even if not, recorded as
-    forced). Refusals and failures are audited too; ``via`` says where the request came from
-    (``cli``, ``api``, ``dashboard``), ``reason`` why the person asked."""
+    passed every gate, it was not rolled back since, its shadow decisions pass the shadow gates
+    and its canary (if any) is not halted (``force``: even if not, recorded as forced).
+    Refusals and failures are audited too; ``via`` says where the request came from (``cli``,
+    ``api``, ``dashboard``), ``reason`` why the person asked."""
     started = datetime.now(UTC)
     move = move or _registry_move(settings)
     with exclusive(settings, CHAMPION_LOCK), AuditLog.from_settings(settings) as audit:
@@ -637,6 +638,12 @@ def promote_challenger(
             )
             shadow_gates = _shadow_gates(settings, version) if not force else []
             failed_shadow = [g.message for g in shadow_gates if not g.passed]
+            canary = audit.recent(1, action="canary", challenger_version=version)
+            if cleared and not force and canary and canary[0].outcome == "halted":
+                raise NotClearedError(
+                    f"version {version} is not cleared for promotion: its canary was halted "
+                    f"and not resumed: {canary[0].message} (--force, or force=true over the API)"
+                )
             if cleared and failed_shadow:
                 raise NotClearedError(
                     f"version {version} is not cleared for promotion: its shadow decisions "

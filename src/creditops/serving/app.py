@@ -102,8 +102,8 @@ async def _follow_champion(app: FastAPI, every_s: float, max_s: float) -> None:
         try:
             if await run_in_threadpool(service.follow_champion) is not None:
                 app.state.load_error = None
-            if service.shadow is not None:  # the shadow waits with it, the answers do not
-                await run_in_threadpool(service.follow_challenger)
+            # The shadow and the canary wait with it, the answers do not.
+            await run_in_threadpool(service.follow_challenger)
         except RegistryUnavailableError as error:
             failed = True
             metrics.registry_up.set(0)
@@ -183,6 +183,8 @@ def create_app(
             on_swap=lambda served: metrics.serving(served.name, served.version),
             on_feedback=lambda result, n: metrics.feedback.labels(result).inc(n),
             on_shadow=lambda result, n: metrics.shadow.labels(result).inc(n),
+            on_canary=lambda result, n: metrics.canary.labels(result).inc(n),
+            on_canary_change=lambda active: metrics.canary_active.set(int(active)),
         )
         app.state.service = service
         app.state.load_error = None
@@ -200,11 +202,11 @@ def create_app(
             except CreditOpsError as error:
                 app.state.load_error = str(error)
             metrics.registry_up.set(registry_up)
-            if service.shadow is not None and service.ready:
+            if service.ready:
                 try:
                     service.follow_challenger()
-                except CreditOpsError as error:  # answers never wait for the shadow
-                    logger.warning("challenger not scored in shadow: %s", error)
+                except CreditOpsError as error:  # answers never wait for the challenger
+                    logger.warning("challenger not followed yet: %s", error)
             if settings.champion_poll_seconds > 0:
                 watcher = asyncio.create_task(
                     _follow_champion(

@@ -80,6 +80,19 @@ class ServiceMetrics:
             ["result"],
             registry=r,
         )
+        self.canary = Counter(
+            "creditops_canary_decisions_total",
+            "Live decisions routed to the challenger as a canary, by what became of them "
+            "(decided: it answered; failed: it could not, and the champion answered).",
+            ["result"],
+            registry=r,
+        )
+        self.canary_active = Gauge(
+            "creditops_canary_active",
+            "Whether this worker routes a share of its decisions to the canary (1) or not (0).",
+            registry=r,
+            multiprocess_mode="liveall",
+        )
         self.feedback = Counter(
             "creditops_feedback_total",
             "Observed outcomes received, by result (recorded, unchanged, conflict, unknown).",

@@ -26,6 +26,7 @@ from creditops.evaluation.reasons import (
     reason_codes,
 )
 from creditops.exceptions import (
+    CanaryStateError,
     CreditOpsError,
     ModelCheckError,
     ModelNotFoundError,
@@ -39,6 +40,13 @@ from creditops.registry import (
 )
 from creditops.registry import promote as move_alias
 from creditops.registry.policy import POLICY_REVISION
+from creditops.serving.canary import (
+    CanaryStatus,
+    CanaryWatch,
+    canary_entries,
+    canary_state,
+    switch_canary,
+)
 from creditops.serving.schemas import (
     ApplicationModel,
     Decision,
@@ -53,6 +61,7 @@ from creditops.serving.schemas import (
 from creditops.serving.served import ServedModel, build_served_model
 from creditops.serving.shadow import ShadowScorer
 from creditops.store.access_log import record_access
+from creditops.store.audit import AuditLog
 from creditops.store.predlog import PredictionLog, PredictionRecord
 
 logger = logging.getLogger(__name__)
@@ -72,6 +81,8 @@ class DecisionService:
         on_swap: Any = None,
         on_feedback: Callable[[str, int], None] | None = None,
         on_shadow: Callable[[str, int], None] | None = None,
+        on_canary: Callable[[str, int], None] | None = None,
+        on_canary_change: Callable[[bool], None] | None = None,
     ) -> None:
         self.settings = settings
         self.log = log
@@ -81,7 +92,19 @@ class DecisionService:
             if settings.shadow_share > 0
             else None
         )
-        self._shadow_ref: str | None = None  # "version@policy revision" scored in shadow
+        # The challenger as a canary, when a share of live decisions is to be made by it.
+        self.canary = (
+            CanaryWatch(
+                settings,
+                AuditLog(settings.resolved_database_url),
+                count=on_canary,
+                on_change=on_canary_change,
+            )
+            if settings.canary_share > 0
+            else None
+        )
+        self._challenger: ServedModel | None = None  # followed for the shadow or the canary
+        self._challenger_ref: str | None = None  # "version@policy revision" followed
         self._served: ServedModel | None = None
         self._swap = threading.Lock()
         self._promoting = threading.Lock()
@@ -159,43 +182,102 @@ class DecisionService:
         finally:
             self._promoting.release()
 
+    @property
+    def challenger(self) -> ServedModel | None:
+        """The version holding the challenger alias, when it is followed (shadow or canary)."""
+        return self._challenger
+
     def follow_challenger(self) -> ServedModel | None:
-        """Score in shadow with the version the ``challenger`` alias names now (every worker
-        calls this with :meth:`follow_champion`); none when the alias is gone or names the
-        champion. A version that cannot serve, or expects other features than the champion,
-        is refused once (logged). Returns the newly followed version, or None."""
-        if self.shadow is None:
+        """Follow the version the ``challenger`` alias names now, for the shadow and the canary
+        (every worker calls this with :meth:`follow_champion`); none when the alias is gone or
+        names the champion. A version that cannot serve, or expects other features than the
+        champion, is refused once (logged). The canary's state is read from the audit at every
+        call (another worker, or a person, may have halted it). Returns the newly followed
+        version, or None."""
+        if self.shadow is None and self.canary is None:
             return None
         found = get_version(self.settings, CHALLENGER)
         served = self._served
+        followed = None
         if found is None or (served is not None and str(found.version) == served.version):
-            if self.shadow.challenger is not None:
-                logger.info("no challenger to score in shadow any more")
-            self.shadow.serve(None)
-            self._shadow_ref = None
-            return None
-        ref = f"{found.version}@{(found.tags or {}).get(POLICY_REVISION)}"
-        if ref == self._shadow_ref:
-            return None
-        self._shadow_ref = ref
-        try:
-            challenger = build_served_model(self.settings, str(found.version), current=served)
-        except CreditOpsError as error:
-            logger.error("challenger version %s not scored in shadow: %s", found.version, error)
-            self.shadow.serve(None)
-            return None
-        self.shadow.serve(challenger)
-        logger.info(
-            "scoring %.0f%% of decisions with challenger version %s in shadow",
-            100 * self.shadow.share,
-            challenger.version,
+            if self._challenger is not None:
+                logger.info("no challenger to follow any more")
+            self._follow(None)
+            self._challenger_ref = None
+        else:
+            ref = f"{found.version}@{(found.tags or {}).get(POLICY_REVISION)}"
+            if ref != self._challenger_ref:
+                self._challenger_ref = ref
+                try:
+                    followed = build_served_model(self.settings, str(found.version), current=served)
+                except CreditOpsError as error:
+                    logger.error("challenger version %s not followed: %s", found.version, error)
+                    self._follow(None)
+                else:
+                    self._follow(followed)
+        if self.canary is not None:
+            challenger = self._challenger
+            self.canary.refresh(
+                served.version if served is not None else None,
+                challenger.version if challenger is not None else None,
+            )
+        return followed
+
+    def _follow(self, challenger: ServedModel | None) -> None:
+        self._challenger = challenger
+        if self.shadow is not None:
+            self.shadow.serve(challenger)
+            if challenger is not None:
+                logger.info(
+                    "scoring %.0f%% of decisions with challenger version %s in shadow",
+                    100 * self.shadow.share,
+                    challenger.version,
+                )
+
+    def canary_status(self) -> CanaryStatus:
+        """Where the canary stands, read from the audit (what every worker follows)."""
+        challenger = self._challenger.version if self._challenger is not None else None
+        champion = self._served.version if self._served is not None else None
+        canary = self.canary
+        return CanaryStatus(
+            share=self.settings.canary_share,
+            state="off" if canary is None else canary_state(canary.audit, challenger),
+            champion_version=champion,
+            challenger_version=challenger,
+            routing_here=canary is not None and canary.active,
+            entries=[]
+            if canary is None or challenger is None
+            else canary_entries(canary.audit, challenger),
         )
-        return challenger
+
+    def switch_canary(self, outcome: Any, *, by: str, reason: str | None = None) -> CanaryStatus:
+        """A person halts the canary, or resumes a halted one (``outcome``: ``halted`` or
+        ``resumed``): audited, applied in this worker at once, in the others at their next
+        check of the aliases. Raises :class:`CanaryStateError` when it does not apply."""
+        canary, challenger = self.canary, self._challenger
+        if canary is None:
+            raise CanaryStateError("no canary: CREDITOPS_CANARY_SHARE is 0")
+        if challenger is None:
+            raise CanaryStateError("no canary: no version holds the challenger alias")
+        champion = self._served.version if self._served is not None else None
+        switch_canary(
+            canary.audit,
+            outcome,
+            challenger=challenger.version,
+            champion=champion,
+            by=by,
+            reason=reason,
+        )
+        canary.refresh(champion, challenger.version)
+        return self.canary_status()
 
     def close(self) -> None:
-        """Store what the shadow scorer holds; the log is the caller's to close."""
+        """Store what the shadow scorer holds and close the canary's audit; the log is the
+        caller's to close."""
         if self.shadow is not None:
             self.shadow.close()
+        if self.canary is not None:
+            self.canary.audit.close()
 
     def promote(self, ref: str, *, rollback: bool = False) -> tuple[str | None, str]:
         """Serve ``ref`` (built and checked first), then point the ``champion`` alias at it
@@ -330,14 +412,38 @@ class DecisionService:
         ``actor``: the name of the key that asked, recorded with the decision."""
         started = time.perf_counter()
         features, protected, missing = split_application(application)
-        scored, outside = served.screen(features)
-        probability = served.probability(scored)
-        result = self._decision(served, scored, missing, probability, started, outside)
+        canary = self.canary
+        result = None
+        if canary is not None and (challenger := self._challenger) is not None and canary.draw():
+            try:
+                result = self._decide_with(challenger, features, missing, started)
+            except Exception:  # the champion answers; the failure counts against the canary
+                logger.exception("canary version %s failed to decide", challenger.version)
+                canary.observe("canary", failed=True)
+        arm = "canary" if result is not None else "champion"
+        if result is None:
+            try:
+                result = self._decide_with(served, features, missing, started)
+            except Exception:
+                if canary is not None:
+                    canary.observe("champion", failed=True)
+                raise
         self.log.write(_record(result, features, protected, actor, personal_data(application)))
         self._notify([result])
-        if self.shadow is not None:
+        if canary is not None:
+            canary.observe(
+                arm, failed=False, approved=result.decision == "approve", ms=result.latency_ms
+            )
+        if self.shadow is not None and arm == "champion":
             self.shadow.offer(result.prediction_id, features, served.version)
         return result
+
+    def _decide_with(
+        self, served: ServedModel, features: dict[str, Any], missing: list[str], started: float
+    ) -> Decision:
+        scored, outside = served.screen(features)
+        probability = served.probability(scored)
+        return self._decision(served, scored, missing, probability, started, outside)
 
     def decide_batch(
         self,

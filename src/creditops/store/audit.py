@@ -27,7 +27,7 @@ EXPERIMENT = "creditops-retraining"
 
 _T = TypeVar("_T")
 
-Action = Literal["retrain", "promote", "rollback", "policy", "acknowledge"]
+Action = Literal["retrain", "promote", "rollback", "policy", "acknowledge", "canary"]
 # "rejected": a retrain's challenger failed a gate; "refused": a promotion or rollback broke a
 # rule and changed nothing.
 Outcome = Literal[
@@ -40,6 +40,9 @@ Outcome = Literal[
     "refused",
     "saved",  # a version's decision policy replaced (action "policy")
     "acknowledged",  # a person has seen a monitoring alert (action "acknowledge")
+    "started",  # a canary began deciding a share of live traffic (action "canary")
+    "halted",  # a canary was stopped, by its watch or by a person
+    "resumed",  # a person let a halted canary decide again
 ]
 
 

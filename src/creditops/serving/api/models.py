@@ -8,7 +8,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 
-from creditops.exceptions import AuditLogError, CreditOpsError, ModelNotFoundError
+from creditops.exceptions import (
+    AuditLogError,
+    CanaryStateError,
+    CreditOpsError,
+    ModelNotFoundError,
+)
 from creditops.registry import registered_versions
 from creditops.retraining import promote_challenger
 from creditops.retraining import rollback as rollback_champion
@@ -20,6 +25,7 @@ from creditops.serving.api.deps import (
     SettingsDep,
 )
 from creditops.serving.api.errors import error_response, errors
+from creditops.serving.canary import CanaryStatus
 from creditops.serving.schemas import ChampionChange, ModelInfo, RegisteredVersion
 from creditops.serving.service import DecisionService
 from creditops.store.audit import AuditEntry
@@ -116,3 +122,49 @@ def _change(change: Callable[[], AuditEntry]) -> Any:
         return error_response(503, str(error))
     except CreditOpsError as error:  # not cleared, already champion, failed its check
         return error_response(409, str(error))
+
+
+@router.get(
+    "/models/canary",
+    dependencies=[Analyst],
+    response_model=CanaryStatus,
+    responses=errors(401, 403, 503),
+)
+def canary(service: ServiceDep) -> CanaryStatus:
+    """The canary: the share of live single decisions the challenger makes
+    (`CREDITOPS_CANARY_SHARE`), its state and its audit entries (started, halted with the
+    figures that stopped it, resumed)."""
+    return service.canary_status()
+
+
+@router.post(
+    "/models/canary/halt",
+    tags=[ADMIN_TAG],
+    response_model=CanaryStatus,
+    responses=errors(401, 403, 409, 422, 503),
+)
+def halt_canary(service: ServiceDep, principal: AdminPrincipal, reason: Reason = None) -> Any:
+    """Stop the canary: every worker answers with the champion alone from its next check of
+    the aliases (this one at once). Audited, with the `reason` when given."""
+    return _switch(service, "halted", f"api: {principal.name}", reason)
+
+
+@router.post(
+    "/models/canary/resume",
+    tags=[ADMIN_TAG],
+    response_model=CanaryStatus,
+    responses=errors(401, 403, 409, 422, 503),
+)
+def resume_canary(service: ServiceDep, principal: AdminPrincipal, reason: Reason = None) -> Any:
+    """Let a halted canary decide its share again (its watch starts from fresh figures).
+    Audited, with the `reason` when given."""
+    return _switch(service, "resumed", f"api: {principal.name}", reason)
+
+
+def _switch(service: DecisionService, outcome: Any, by: str, reason: str | None) -> Any:
+    try:
+        return service.switch_canary(outcome, by=by, reason=reason)
+    except CanaryStateError as error:
+        return error_response(409, str(error))
+    except AuditLogError as error:
+        return error_response(503, str(error))

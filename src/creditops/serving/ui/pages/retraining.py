@@ -1,5 +1,6 @@
 """Retraining: each trigger's current value against its threshold, the challenger beside the
-champion on the live applications it scored in shadow, past retrains with their gates
+champion on the live applications it scored in shadow, the challenger as a canary (its
+state, its audit, halt and resume for an admin), past retrains with their gates
 (challenger against champion on the holdout), "retrain now" as a job (admin), and the way to
 promote a challenger that cleared its gates (through the Models page's confirmation)."""
 
@@ -7,15 +8,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from creditops.exceptions import CreditOpsError
+from creditops.exceptions import AuditLogError, CanaryStateError, CreditOpsError
 from creditops.jobs.runner import RetrainRequest, submit_job
 from creditops.monitoring.shadow import COMPARE_ROWS, compare_shadow, gate_failures
 from creditops.registry import CHALLENGER, CHAMPION, get_version
 from creditops.retraining import current_triggers, retrain_config
+from creditops.serving.canary import CanaryLimits
 from creditops.serving.ui.deps import Admin, Viewer
 from creditops.serving.ui.stores import audit_log
 from creditops.serving.ui.templating import render
@@ -45,6 +47,8 @@ def _page(request: Request, **extra: Any) -> dict[str, Any]:
         pairs = shadow_pairs(service.log, str(challenger.version), limit=COMPARE_ROWS)
         shadow = compare_shadow(pairs, str(challenger.version))
     return {
+        "canary": request.app.state.service.canary_status(),
+        "canary_limits": CanaryLimits.from_settings(settings),
         "shadow": shadow,
         "shadow_failures": None
         if shadow is None or config is None or not config.needs_shadow
@@ -83,3 +87,28 @@ async def retrain_now(
         context["problem"] = f"The retrain job could not be started: {error}"
         return render(request, "retraining.html", context, status_code=503)
     return RedirectResponse(f"/ui/jobs/{job.id}", status_code=303)
+
+
+@router.post("/canary/{switch}")
+async def switch_canary(
+    request: Request,
+    session: Admin,
+    switch: Annotated[str, Path(pattern="^(halt|resume)$")],
+    reason: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    """Halt the canary, or let a halted one decide again (admin; audited with the reason)."""
+    service = request.app.state.service
+    outcome = "halted" if switch == "halt" else "resumed"
+    try:
+        await run_in_threadpool(
+            service.switch_canary,
+            outcome,
+            by=session.actor,
+            reason=reason.strip() or None,
+        )
+    except (CanaryStateError, AuditLogError) as error:
+        context = await run_in_threadpool(_page, request)
+        context["problem"] = f"The canary was not {outcome}: {error}"
+        status = 409 if isinstance(error, CanaryStateError) else 503
+        return render(request, "retraining.html", context, status_code=status)
+    return RedirectResponse(f"/ui/retraining?canary={outcome}#canary-h", status_code=303)
