@@ -267,6 +267,11 @@ def test_a_canary_decides_its_share_and_is_halted_when_it_departs(store) -> None
         entry = halted["entries"][0]
         assert [g["name"] for g in entry["gates"] if not g["passed"]] == ["canary_approval_rate"]
         assert entry["details"]["canary"]["approval_rate"] == 0.0
+        print(
+            f"\n300 decisions, canary share 0.3: {dict(by_version)} by version; the last "
+            f"canary answer was decision {canary[-1] + 1}; champion approved "
+            f"{champion_approves:.1%}; halt: {entry['message']}"
+        )
         assert _metric(c, "creditops_canary_decisions_total", result="decided") == CHECK_EVERY
         assert _metric(c, "creditops_canary_active") == 0
         # Batches are never the canary's: all or nothing, by one version.
