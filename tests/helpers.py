@@ -423,3 +423,21 @@ def copy_with_challenger(trained: tuple[Settings, Any], home: Path, *, declining
         update = {"approve_below": 0.0, "decline_at_or_above": 0.0}
         save_policy(settings, version, policy.model_copy(update=update))
     return version
+
+
+def cleared_by_a_retrain(settings: Settings, version: str, champion: str = "1") -> None:
+    """Record in the audit that a retrain cleared ``version`` (every gate passed, awaiting
+    approval), as `creditops retrain` would: what a promotion needs before its other checks."""
+    from creditops.store.audit import AuditEntry, AuditLog
+
+    with AuditLog.from_settings(settings) as audit:
+        audit.record(
+            AuditEntry(
+                started_at=datetime.now(UTC),
+                action="retrain",
+                outcome="awaiting_approval",
+                champion_version=champion,
+                challenger_version=version,
+                message="passed every gate",
+            )
+        )

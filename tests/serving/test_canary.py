@@ -12,7 +12,6 @@ import sqlite3
 import statistics
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -34,9 +33,9 @@ from creditops.serving.canary import (
     switch_canary,
 )
 from creditops.serving.service import DecisionService
-from creditops.store.audit import AuditEntry, AuditLog
+from creditops.store.audit import AuditLog
 from creditops.store.predlog import PredictionLog
-from helpers import applications, copy_with_challenger, serving
+from helpers import applications, cleared_by_a_retrain, copy_with_challenger, serving
 
 ADMIN_KEY = "canary-admin-key-0123456789"
 READER_KEY = "canary-reader-key-0123456789"
@@ -279,17 +278,7 @@ def test_a_canary_decides_its_share_and_is_halted_when_it_departs(store) -> None
         assert {d["model_version"] for d in batch["decisions"]} == {"1"}
 
         # Promotion is held back while the canary stands halted, even after a clean retrain.
-        with AuditLog.from_settings(Settings(home=home)) as audit:
-            audit.record(
-                AuditEntry(
-                    started_at=datetime.now(UTC),
-                    action="retrain",
-                    outcome="awaiting_approval",
-                    champion_version="1",
-                    challenger_version=challenger,
-                    message="passed every gate",
-                )
-            )
+        cleared_by_a_retrain(Settings(home=home), challenger)
         with pytest.raises(NotClearedError, match="its canary was halted"):
             promote_challenger(Settings(home=home), version=challenger, move=lambda v, r: ("1", v))
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -23,10 +22,10 @@ from creditops.monitoring.shadow import ShadowGates, compare_shadow, gate_failur
 from creditops.retraining.pipeline import promote_challenger
 from creditops.serving.served import build_served_model
 from creditops.serving.service import DecisionService
-from creditops.store.audit import AuditEntry, AuditLog
+from creditops.store.audit import AuditLog
 from creditops.store.predlog import PredictionLog
 from creditops.store.shadow import count_shadow, shadow_pairs
-from helpers import copy_with_challenger, serving
+from helpers import cleared_by_a_retrain, copy_with_challenger, serving
 
 pytestmark = pytest.mark.slow
 
@@ -153,17 +152,7 @@ def test_a_promotion_waits_for_enough_shadow_decisions(store, tmp_path, monkeypa
     reset_settings()
     settings = Settings(home=home, monitoring_config=config)
     # A retrain cleared this version: its shadow decisions are now what holds it back.
-    with AuditLog.from_settings(settings) as audit:
-        audit.record(
-            AuditEntry(
-                started_at=datetime.now(UTC),
-                action="retrain",
-                outcome="awaiting_approval",
-                champion_version="1",
-                challenger_version=challenger_version,
-                message="passed every gate",
-            )
-        )
+    cleared_by_a_retrain(settings, challenger_version)
     try:
         with pytest.raises(NotClearedError, match="shadow decision"):
             promote_challenger(settings, version=challenger_version, move=lambda v, r: ("1", v))
