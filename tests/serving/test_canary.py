@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from creditops.cli import app
 from creditops.config import Settings, reset_settings
-from creditops.exceptions import CanaryStateError, NotClearedError
+from creditops.exceptions import AuditLogError, CanaryStateError, NotClearedError
 from creditops.retraining.pipeline import promote_challenger
 from creditops.serving.canary import (
     CHECK_EVERY,
@@ -33,7 +33,7 @@ from creditops.serving.canary import (
     switch_canary,
 )
 from creditops.serving.service import DecisionService
-from creditops.store.audit import AuditLog
+from creditops.store.audit import AuditEntry, AuditLog
 from creditops.store.predlog import PredictionLog
 from helpers import applications, cleared_by_a_retrain, copy_with_challenger, serving
 
@@ -121,7 +121,7 @@ def _decide(watch: CanaryWatch, n: int, *, canary_approves: float, seed: int = 0
     rng = random.Random(seed)
     arms: Counter = Counter()
     for _ in range(n):
-        arm = "canary" if watch.draw() else "champion"
+        arm = "canary" if watch.draw("2") else "champion"
         rate = canary_approves if arm == "canary" else 0.6
         watch.observe(arm, failed=False, approved=rng.random() < rate, ms=2.0)
         arms[arm] += 1
@@ -136,7 +136,7 @@ def test_two_workers_start_one_canary_and_both_route_their_share(audit: AuditLog
     assert [e.outcome for e in entries] == ["started"]  # one start, whichever wrote first
     assert entries[0].champion_version == "1"
     assert entries[0].details["share"] == 0.3
-    drawn = sum(first.draw() for _ in range(20_000)) / 20_000
+    drawn = sum(first.draw("2") for _ in range(20_000)) / 20_000
     assert 0.28 < drawn < 0.32
 
 
@@ -155,6 +155,7 @@ def test_a_departing_canary_is_halted_by_one_worker_and_then_by_all(audit: Audit
     other.refresh("1", "2")
     arms = _decide(halting, 3000, canary_approves=0.1)
     assert not halting.active
+    halting.wait_for_writes()  # the halt is written off the request's thread
     # Halted at its first check with both arms at 40 decisions: it stopped routing at once.
     assert arms["canary"] <= 2 * CHECK_EVERY, arms
     newest = canary_entries(audit, "2")[0]
@@ -168,7 +169,7 @@ def test_a_departing_canary_is_halted_by_one_worker_and_then_by_all(audit: Audit
     # The other worker reads the halt at its next check of the aliases.
     assert other.active
     assert not other.refresh("1", "2")
-    assert not other.draw()
+    assert not other.draw("2")
 
 
 def test_a_person_resumes_and_halts_it_and_each_switch_is_audited(audit: AuditLog) -> None:
@@ -195,6 +196,7 @@ def test_a_resumed_canary_is_judged_on_what_it_does_from_then(audit: AuditLog) -
     watch.refresh("1", "2")
     _decide(watch, 3000, canary_approves=0.1)
     assert not watch.active
+    watch.wait_for_writes()
     switch_canary(audit, "resumed", challenger="2", champion="1", by="api: alice")
     watch.refresh("1", "2")
     arms = _decide(watch, 3000, canary_approves=0.6, seed=1)  # it behaves now
@@ -207,9 +209,51 @@ def test_a_new_challenger_starts_a_canary_of_its_own(audit: AuditLog) -> None:
     watch.refresh("1", "2")
     _decide(watch, 3000, canary_approves=0.1)
     assert not watch.active
+    watch.wait_for_writes()
     assert watch.refresh("1", "3")  # version 3 is not held back by version 2's halt
     assert [e.outcome for e in canary_entries(audit, "3")] == ["started"]
     assert not watch.refresh("1", None)  # no challenger: no canary
+
+
+class _AuditDown(AuditLog):
+    """The audit table as it reads while its database is down."""
+
+    def recent(self, *args: object, **kwargs: object) -> list[AuditEntry]:
+        raise AuditLogError("retraining audit: connection refused")
+
+
+def test_a_new_challenger_never_decides_before_its_canary_is_read(tmp_path: Path) -> None:
+    """The alias moves to version 3 while the audit cannot be read: routing stops at once,
+    and no decision meant for the canary goes to a version nobody started."""
+    url = f"sqlite:///{tmp_path / 'audit.db'}"
+    with AuditLog(url) as audit:
+        watch = _watch(audit)
+        assert watch.refresh("1", "2")
+        assert not watch.draw("3")  # never a version it does not watch
+        watch.audit = _AuditDown(url)
+        with pytest.raises(AuditLogError):
+            watch.refresh("1", "3")
+        assert not watch.active
+        assert not any(watch.draw(v) for v in ("2", "3") for _ in range(1000))
+        watch.audit.close()
+
+
+def test_a_resume_the_worker_did_not_see_halted_still_judges_afresh(audit: AuditLog) -> None:
+    """A person halts and resumes between two of this worker's checks: it keeps routing,
+    and the figures it had gathered before (heading for a halt) are dropped."""
+    watch = _watch(audit, share=0.5)  # the arms are fed directly here, not drawn
+    watch.refresh("1", "2")
+    for _ in range(45):  # 45 declines against a champion approving everything: one check
+        watch.observe("champion", failed=False, approved=True, ms=2.0)  # away from a halt
+        watch.observe("canary", failed=False, approved=False, ms=2.0)
+    assert watch.active
+    switch_canary(audit, "halted", challenger="2", champion="1", by="api: alice")
+    switch_canary(audit, "resumed", challenger="2", champion="1", by="api: alice")
+    assert watch.refresh("1", "2")
+    for _ in range(10):  # would have been the 50th canary decision: a check, and a halt
+        watch.observe("champion", failed=False, approved=True, ms=2.0)
+        watch.observe("canary", failed=False, approved=False, ms=2.0)
+    assert watch.active
 
 
 # ------------------------------------------------------------------ a real server
@@ -281,6 +325,11 @@ def test_a_canary_decides_its_share_and_is_halted_when_it_departs(store) -> None
         cleared_by_a_retrain(Settings(home=home), challenger)
         with pytest.raises(NotClearedError, match="its canary was halted"):
             promote_challenger(Settings(home=home), version=challenger, move=lambda v, r: ("1", v))
+        forced = promote_challenger(  # recorded as forced, with the halt it overrode
+            Settings(home=home), version=challenger, force=True, move=lambda v, r: ("1", v)
+        )
+        assert forced.reasons == ["forced"]
+        assert "halted by worker" in forced.details["canary_halted"]
 
         # An admin resumes it over the API (a reader may not); it decides again, judged
         # afresh, and is halted again; then an admin halts a resumed one by hand.
@@ -334,6 +383,7 @@ def test_a_canary_that_cannot_decide_is_answered_by_the_champion(store, tmp_path
         )
         service.load()
         service.follow_challenger()
+        service.refresh_canary()
         assert service.canary is not None
         assert service.canary.active
 
@@ -349,6 +399,7 @@ def test_a_canary_that_cannot_decide_is_answered_by_the_champion(store, tmp_path
             service.decide(served.application_model.model_validate(body), served).model_version
             for body in applications(200)
         )
+        service.canary.wait_for_writes()
         entry = canary_entries(service.canary.audit, service.challenger.version)[0]
         service.close()
     assert versions == Counter({"1": 200})

@@ -546,6 +546,7 @@ def test_the_champion_check_backs_off_while_the_registry_is_down(
 
     class Service:
         shadow = None
+        canary = None
         ready = True
         served = SimpleNamespace(version="3")
 

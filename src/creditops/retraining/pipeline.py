@@ -639,7 +639,8 @@ def promote_challenger(
             shadow_gates = _shadow_gates(settings, version) if not force else []
             failed_shadow = [g.message for g in shadow_gates if not g.passed]
             canary = audit.recent(1, action="canary", challenger_version=version)
-            if cleared and not force and canary and canary[0].outcome == "halted":
+            canary_halted = bool(canary) and canary[0].outcome == "halted"
+            if cleared and not force and canary_halted:
                 raise NotClearedError(
                     f"version {version} is not cleared for promotion: its canary was halted "
                     f"and not resumed: {canary[0].message} (--force, or force=true over the API)"
@@ -687,11 +688,15 @@ def promote_challenger(
                 outcome="promoted",
                 champion_version=previous,
                 challenger_version=current_version,
-                reasons=["forced"] if force and not cleared else [],
+                reasons=["forced"] if force and (not cleared or canary_halted) else [],
                 gates=[*(verdict.gates if verdict is not None else []), *shadow_gates],
                 message=f"version {current_version} promoted to champion (was {previous})"
                 + (f"; reason: {reason}" if reason else ""),
-                details={"via": via, "reason": reason},
+                details={
+                    "via": via,
+                    "reason": reason,
+                    **({"canary_halted": canary[0].message} if canary_halted else {}),
+                },
             ),
         )
 

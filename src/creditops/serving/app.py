@@ -126,6 +126,11 @@ async def _follow_champion(app: FastAPI, every_s: float, max_s: float) -> None:
                     time.monotonic() - down_since,
                 )
                 down_since = None
+        if service.canary is not None:  # the audit, not the registry: on every tick
+            try:
+                await run_in_threadpool(service.refresh_canary)
+            except Exception:
+                logger.exception("could not read the canary's state from the audit")
         wait = next_check_in(wait, every_s, max_s, failed=failed)
 
 
@@ -205,6 +210,7 @@ def create_app(
             if service.ready:
                 try:
                     service.follow_challenger()
+                    service.refresh_canary()
                 except CreditOpsError as error:  # answers never wait for the challenger
                     logger.warning("challenger not followed yet: %s", error)
             if settings.champion_poll_seconds > 0:

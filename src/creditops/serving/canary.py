@@ -233,6 +233,8 @@ class CanaryWatch:
         self._active = False
         self._halted_here: datetime | None = None  # this worker stopped it, at that moment
         self._unwritten: AuditEntry | None = None  # a halt whose entry could not be written
+        self._last_entry: str | None = None  # the newest audit entry acted on
+        self._writer: threading.Thread | None = None  # the last halt's audit write
         self._arms: dict[Arm, _ArmStats] = {}
         self._canary_decisions = 0
 
@@ -248,54 +250,77 @@ class CanaryWatch:
         """Follow the audit for this (champion, challenger) pair: start the canary (writing
         ``started``) the first time a challenger is seen, stop or resume it as its newest entry
         says. Returns whether it routes now. Raises what the audit raises (the caller retries
-        at its next check)."""
+        at its next check); a pair that changed stops routing before the audit is read, so an
+        audit that cannot be read never lets a new challenger decide."""
+        pair = (champion, challenger) if champion and challenger else None
         with self._lock:
-            pair = (champion, challenger) if champion and challenger else None
             if pair != self._pair:  # another version on either side: its figures start afresh
-                self._pair, self._halted_here = pair, None
-                self._arms = {arm: _ArmStats(self.limits.window) for arm in ("champion", "canary")}
-                self._canary_decisions = 0
+                self._pair, self._halted_here, self._last_entry = pair, None, None
+                self._reset_figures()
+                was, self._active = self._active, False
+            else:
+                was = self._active
+            unwritten, self._unwritten = self._unwritten, None
+        if was and not self._active:
+            self._changed(False)
         if pair is None:
-            self._set_active(False)
             return False
-        if self._unwritten is not None:
-            self.audit.record(self._unwritten)
-            self._unwritten = None
-        entries = canary_entries(self.audit, pair[1], limit=1)
-        if not entries:
-            try:
-                record_canary(
-                    self.audit,
-                    "started",
-                    challenger=pair[1],
-                    champion=pair[0],
-                    message=f"version {pair[1]} decides {self.share:.0%} of live single "
-                    f"decisions as a canary beside champion {pair[0]}",
-                    details={"share": self.share, "limits": asdict(self.limits)},
-                    # One start per version, whichever worker writes it first.
-                    entry_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"creditops:canary:{pair[1]}")),
-                )
-            except CreditOpsError:  # another worker wrote it meanwhile: read it back
-                if not canary_entries(self.audit, pair[1], limit=1):
-                    raise
-            entries = canary_entries(self.audit, pair[1], limit=1)
-        newest = entries[0]
-        routes = newest.outcome in ("started", "resumed")
-        halted_here = self._halted_here
-        if routes and halted_here is not None and newest.finished_at <= halted_here:
-            routes = False  # this worker's own halt, not yet in the audit's newest entry
-        elif routes:
-            self._halted_here = None
-        if routes and not self._active:  # started or resumed: judged on what it does from now
-            with self._lock:
-                self._arms = {arm: _ArmStats(self.limits.window) for arm in self._arms}
-                self._canary_decisions = 0
-        self._set_active(routes)
+        if unwritten is not None:
+            self._write_halt(unwritten)
+        newest = self._newest_or_start(pair)
+        with self._lock:
+            if pair != self._pair:
+                return False  # another refresh moved on meanwhile
+            routes = newest.outcome in ("started", "resumed")
+            halted_here = self._halted_here
+            if routes and halted_here is not None and newest.finished_at <= halted_here:
+                routes = False  # this worker's own halt, not yet the audit's newest entry
+            elif routes:
+                self._halted_here = None
+            if routes and (not self._active or newest.id != self._last_entry):
+                self._reset_figures()  # started or resumed: judged on what it does from now
+            self._last_entry = newest.id
+            was, self._active = self._active, routes
+        if was != routes:
+            self._changed(routes)
         return routes
 
-    def draw(self) -> bool:
-        """Whether this decision goes to the canary."""
-        return self._active and self._random.random() < self.share
+    def _newest_or_start(self, pair: tuple[str, str]) -> AuditEntry:
+        entries = canary_entries(self.audit, pair[1], limit=1)
+        if entries:
+            return entries[0]
+        try:
+            record_canary(
+                self.audit,
+                "started",
+                challenger=pair[1],
+                champion=pair[0],
+                message=f"version {pair[1]} decides {self.share:.0%} of live single "
+                f"decisions as a canary beside champion {pair[0]}",
+                details={"share": self.share, "limits": asdict(self.limits)},
+                # One start per version, whichever worker writes it first.
+                entry_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"creditops:canary:{pair[1]}")),
+            )
+        except CreditOpsError:  # another worker wrote it meanwhile: read it back
+            if not canary_entries(self.audit, pair[1], limit=1):
+                raise
+        return canary_entries(self.audit, pair[1], limit=1)[0]
+
+    def _reset_figures(self) -> None:
+        """Called with the lock held."""
+        self._arms = {arm: _ArmStats(self.limits.window) for arm in ("champion", "canary")}
+        self._canary_decisions = 0
+
+    def draw(self, version: str) -> bool:
+        """Whether this decision goes to the canary, ``version`` being the challenger the
+        service would use: never to one this watch is not watching."""
+        pair = self._pair
+        return (
+            self._active
+            and pair is not None
+            and pair[1] == version
+            and self._random.random() < self.share
+        )
 
     def observe(self, arm: Arm, *, failed: bool, approved: bool = False, ms: float = 0.0) -> None:
         """Record one decision of ``arm``; every :data:`CHECK_EVERY` canary decisions, compare
@@ -319,22 +344,25 @@ class CanaryWatch:
         failing = [g for g in gates if not g.passed]
         if failing:
             self.halt(
+                pair,
                 "; ".join(g.message for g in failing),
                 gates=gates,
                 details={"champion": champion, "canary": canary, "pair": list(pair)},
             )
 
-    def halt(self, why: str, *, gates: list[Gate], details: dict) -> None:
-        """Stop routing in this worker now, and write the halt to the audit (kept for the
-        next :meth:`refresh` if the audit cannot be written)."""
-        pair = self._pair
-        if pair is None or not self._active:
-            return
-        self._halted_here = datetime.now(UTC)
-        self._set_active(False)
+    def halt(self, pair: tuple[str, str], why: str, *, gates: list[Gate], details: dict) -> None:
+        """Stop routing to ``pair``'s canary in this worker now (if it is still the one
+        watched and routing), and write the halt to the audit off the request's thread (kept
+        for the next :meth:`refresh` if the audit cannot be written)."""
+        with self._lock:
+            if self._pair != pair or not self._active:
+                return
+            now = datetime.now(UTC)
+            self._halted_here, self._active = now, False
+        self._changed(False)
         entry = AuditEntry(
-            started_at=self._halted_here,
-            finished_at=self._halted_here,
+            started_at=now,
+            finished_at=now,
             action="canary",
             outcome="halted",
             champion_version=pair[0],
@@ -344,21 +372,33 @@ class CanaryWatch:
             details={**details, "via": "watch", "worker": os.getpid()},
         )
         logger.error("%s", entry.message)
+        self._writer = threading.Thread(
+            target=self._write_halt, args=(entry,), name="canary-halt", daemon=True
+        )
+        self._writer.start()
+
+    def wait_for_writes(self, timeout_s: float = 30.0) -> None:
+        """Until the last halt's audit entry is written (or kept for the next refresh)."""
+        writer = self._writer
+        if writer is not None:
+            writer.join(timeout=timeout_s)
+
+    def _write_halt(self, entry: AuditEntry) -> None:
         try:
             self.audit.record(entry)
         except CreditOpsError as error:
             logger.error("canary halt not written to the audit yet: %s", error)
-            self._unwritten = entry
+            with self._lock:
+                if self._unwritten is None:
+                    self._unwritten = entry
 
-    def _set_active(self, active: bool) -> None:
-        if active != self._active:
-            logger.warning(
-                "canary %s: version %s %s",
-                "on" if active else "off",
-                self.challenger_version,
-                f"decides {self.share:.0%} of single decisions" if active else "decides nothing",
-            )
-        self._active = active
+    def _changed(self, active: bool) -> None:
+        logger.warning(
+            "canary %s: version %s %s",
+            "on" if active else "off",
+            self.challenger_version,
+            f"decides {self.share:.0%} of single decisions" if active else "decides nothing",
+        )
         if self._on_change is not None:
             self._on_change(active)
 

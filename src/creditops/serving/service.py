@@ -215,13 +215,20 @@ class DecisionService:
                     self._follow(None)
                 else:
                     self._follow(followed)
-        if self.canary is not None:
-            challenger = self._challenger
-            self.canary.refresh(
-                served.version if served is not None else None,
-                challenger.version if challenger is not None else None,
-            )
         return followed
+
+    def refresh_canary(self) -> bool:
+        """Read the canary's state from the audit for the versions followed now (champion and
+        challenger) and route accordingly; apart from :meth:`follow_challenger`, so a halt
+        reaches this worker even while the registry does not answer. Returns whether it
+        routes; raises what the audit raises."""
+        if self.canary is None:
+            return False
+        served, challenger = self._served, self._challenger
+        return self.canary.refresh(
+            served.version if served is not None else None,
+            challenger.version if challenger is not None else None,
+        )
 
     def _follow(self, challenger: ServedModel | None) -> None:
         self._challenger = challenger
@@ -268,7 +275,10 @@ class DecisionService:
             by=by,
             reason=reason,
         )
-        canary.refresh(champion, challenger.version)
+        try:  # recorded: every worker follows it; this one at once if it can read it back
+            canary.refresh(champion, challenger.version)
+        except CreditOpsError as error:
+            logger.warning("canary %s, not yet applied in this worker: %s", outcome, error)
         return self.canary_status()
 
     def close(self) -> None:
@@ -277,6 +287,7 @@ class DecisionService:
         if self.shadow is not None:
             self.shadow.close()
         if self.canary is not None:
+            self.canary.wait_for_writes()
             self.canary.audit.close()
 
     def promote(self, ref: str, *, rollback: bool = False) -> tuple[str | None, str]:
@@ -414,12 +425,14 @@ class DecisionService:
         features, protected, missing = split_application(application)
         canary = self.canary
         result = None
-        if canary is not None and (challenger := self._challenger) is not None and canary.draw():
+        challenger = self._challenger
+        if canary is not None and challenger is not None and canary.draw(challenger.version):
             try:
                 result = self._decide_with(challenger, features, missing, started)
             except Exception:  # the champion answers; the failure counts against the canary
                 logger.exception("canary version %s failed to decide", challenger.version)
                 canary.observe("canary", failed=True)
+                started = time.perf_counter()  # the champion's time is its own
         arm = "canary" if result is not None else "champion"
         if result is None:
             try:

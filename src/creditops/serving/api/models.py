@@ -130,11 +130,14 @@ def _change(change: Callable[[], AuditEntry]) -> Any:
     response_model=CanaryStatus,
     responses=errors(401, 403, 503),
 )
-def canary(service: ServiceDep) -> CanaryStatus:
+def canary(service: ServiceDep) -> Any:
     """The canary: the share of live single decisions the challenger makes
     (`CREDITOPS_CANARY_SHARE`), its state and its audit entries (started, halted with the
     figures that stopped it, resumed)."""
-    return service.canary_status()
+    try:
+        return service.canary_status()
+    except AuditLogError as error:
+        return error_response(503, str(error))
 
 
 @router.post(

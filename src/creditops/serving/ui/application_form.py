@@ -288,5 +288,12 @@ def decide_form(
         return FormOutcome(shown, errors, general)
     decision = service.decide(application, served, actor)
     features, _, _ = split_application(application)
-    explanation = service.explain(features, served, actor)
+    # A canary's decision is explained by the version that made it.
+    challenger = service.challenger
+    decided_by = (
+        challenger
+        if challenger is not None and decision.model_version == challenger.version
+        else served
+    )
+    explanation = service.explain(features, decided_by, actor)
     return FormOutcome(shown, decision=decision, explanation=explanation)
