@@ -879,12 +879,13 @@ app.add_typer(canary, name="canary")
 @canary.command("status")
 def canary_status_command() -> None:
     """The canary of the version holding the challenger alias: its state and its audit."""
-    from creditops.serving.canary import canary_entries, canary_state, registered_pair
+    from creditops.registry import champion_and_challenger
+    from creditops.serving.canary import canary_entries, canary_state
     from creditops.store.audit import AuditLog
 
     settings = _settings()
     with _registry_errors(settings), AuditLog.from_settings(settings) as audit:
-        champion, challenger = registered_pair(settings)
+        champion, challenger = champion_and_challenger(settings)
         state = canary_state(audit, challenger)
         entries = canary_entries(audit, challenger) if challenger is not None else []
     out.print(
@@ -903,12 +904,13 @@ def canary_status_command() -> None:
 
 
 def _switch_canary(outcome: str, reason: str | None) -> None:
-    from creditops.serving.canary import registered_pair, switch_canary
+    from creditops.registry import champion_and_challenger
+    from creditops.serving.canary import switch_canary
     from creditops.store.audit import AuditLog
 
     settings = _settings()
     with _registry_errors(settings), AuditLog.from_settings(settings) as audit:
-        champion, challenger = registered_pair(settings)
+        champion, challenger = champion_and_challenger(settings)
         if challenger is None:
             _fail(CreditOpsError("no canary: no version holds the challenger alias"))
         entry = switch_canary(

@@ -329,7 +329,9 @@ def test_a_canary_decides_its_share_and_is_halted_when_it_departs(store) -> None
             Settings(home=home), version=challenger, force=True, move=lambda v, r: ("1", v)
         )
         assert forced.reasons == ["forced"]
-        assert "halted by worker" in forced.details["canary_halted"]
+        (canary_gate,) = [g for g in forced.gates if g.name == "canary"]
+        assert not canary_gate.passed
+        assert "halted by worker" in canary_gate.message
 
         # An admin resumes it over the API (a reader may not); it decides again, judged
         # afresh, and is halted again; then an admin halts a resumed one by hand.

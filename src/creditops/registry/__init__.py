@@ -6,7 +6,13 @@ brings the whole evaluation stack with it.
 """
 
 from creditops.registry.aliases import previous_champion, promote, set_alias
-from creditops.registry.client import CHALLENGER, CHAMPION, get_version, prepare_registry
+from creditops.registry.client import (
+    CHALLENGER,
+    CHAMPION,
+    champion_and_challenger,
+    get_version,
+    prepare_registry,
+)
 from creditops.registry.load import (
     LoadedModel,
     VersionData,
@@ -25,6 +31,7 @@ __all__ = [
     "CHAMPION",
     "LoadedModel",
     "VersionData",
+    "champion_and_challenger",
     "champion_exists",
     "get_version",
     "load_model",

@@ -108,6 +108,16 @@ def get_version(settings: Settings, ref: str = CHAMPION) -> Any | None:
         raise unavailable(settings, error) from error
 
 
+def champion_and_challenger(settings: Settings) -> tuple[str | None, str | None]:
+    """The versions holding the champion and challenger aliases (a challenger that is also
+    the champion is no challenger). Raises :class:`RegistryUnavailableError` like
+    :func:`get_version`."""
+    champion, challenger = get_version(settings, CHAMPION), get_version(settings, CHALLENGER)
+    first = str(champion.version) if champion is not None else None
+    second = str(challenger.version) if challenger is not None else None
+    return first, (second if second != first else None)
+
+
 def prepare_registry(settings: Settings) -> None:
     """Create a local registry's database now, in this one process: server workers started
     together on a fresh home would otherwise race to create the same tables (a remote

@@ -243,6 +243,24 @@ def evaluate_gates(
     return gates
 
 
+def _canary_gates(audit: AuditLog, version: str) -> list[Gate]:
+    """The canary gate of ``version``: passed unless its canary stands halted (none when it
+    never ran as a canary)."""
+    newest = audit.recent(1, action="canary", challenger_version=version)
+    if not newest:
+        return []
+    halted = newest[0].outcome == "halted"
+    return [
+        Gate(
+            name="canary",
+            passed=not halted,
+            message=f"its canary was halted and not resumed: {newest[0].message}"
+            if halted
+            else f"its canary is {newest[0].outcome}, not halted",
+        )
+    ]
+
+
 def _shadow_gates(settings: Settings, version: str) -> list[Gate]:
     """The shadow gates of ``version`` (none when the config requires nothing of shadow
     decisions): enough of them, and agreement, score PSI and approval rate within bounds."""
@@ -638,12 +656,12 @@ def promote_challenger(
             )
             shadow_gates = _shadow_gates(settings, version) if not force else []
             failed_shadow = [g.message for g in shadow_gates if not g.passed]
-            canary = audit.recent(1, action="canary", challenger_version=version)
-            canary_halted = bool(canary) and canary[0].outcome == "halted"
+            canary_gates = _canary_gates(audit, version)
+            canary_halted = any(not g.passed for g in canary_gates)
             if cleared and not force and canary_halted:
                 raise NotClearedError(
-                    f"version {version} is not cleared for promotion: its canary was halted "
-                    f"and not resumed: {canary[0].message} (--force, or force=true over the API)"
+                    f"version {version} is not cleared for promotion: "
+                    f"{canary_gates[0].message} (--force, or force=true over the API)"
                 )
             if cleared and failed_shadow:
                 raise NotClearedError(
@@ -689,14 +707,14 @@ def promote_challenger(
                 champion_version=previous,
                 challenger_version=current_version,
                 reasons=["forced"] if force and (not cleared or canary_halted) else [],
-                gates=[*(verdict.gates if verdict is not None else []), *shadow_gates],
+                gates=[
+                    *(verdict.gates if verdict is not None else []),
+                    *shadow_gates,
+                    *canary_gates,
+                ],
                 message=f"version {current_version} promoted to champion (was {previous})"
                 + (f"; reason: {reason}" if reason else ""),
-                details={
-                    "via": via,
-                    "reason": reason,
-                    **({"canary_halted": canary[0].message} if canary_halted else {}),
-                },
+                details={"via": via, "reason": reason},
             ),
         )
 

@@ -34,7 +34,6 @@ from pydantic import BaseModel
 
 from creditops.config import Settings
 from creditops.exceptions import CanaryStateError, CreditOpsError
-from creditops.registry import CHALLENGER, CHAMPION, get_version
 from creditops.store.audit import AuditEntry, AuditLog, Gate
 
 __all__ = [
@@ -46,7 +45,6 @@ __all__ = [
     "canary_state",
     "compare_arms",
     "record_canary",
-    "registered_pair",
     "switch_canary",
 ]
 
@@ -418,15 +416,6 @@ class CanaryStatus(BaseModel):
     challenger_version: str | None
     routing_here: bool
     entries: list[AuditEntry]
-
-
-def registered_pair(settings: Settings) -> tuple[str | None, str | None]:
-    """The versions holding the champion and challenger aliases in the registry (a challenger
-    that is also the champion is no challenger)."""
-    champion, challenger = get_version(settings, CHAMPION), get_version(settings, CHALLENGER)
-    first = str(champion.version) if champion is not None else None
-    second = str(challenger.version) if challenger is not None else None
-    return first, (second if second != first else None)
 
 
 def canary_state(audit: AuditLog, challenger: str | None) -> str:

@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from creditops.exceptions import AuditLogError, CanaryStateError, CreditOpsError
 from creditops.jobs.runner import RetrainRequest, submit_job
 from creditops.monitoring.shadow import COMPARE_ROWS, compare_shadow, gate_failures
-from creditops.registry import CHALLENGER, CHAMPION, get_version
+from creditops.registry import champion_and_challenger
 from creditops.retraining import current_triggers, retrain_config
 from creditops.serving.canary import CanaryLimits
 from creditops.serving.ui.deps import Admin, Viewer
@@ -37,15 +37,14 @@ def _page(request: Request, **extra: Any) -> dict[str, Any]:
         triggers = current_triggers(settings, config)
     except CreditOpsError as error:
         config, triggers, problem = None, [], str(error)
-    champion = get_version(settings, CHAMPION)
-    challenger = get_version(settings, CHALLENGER)
+    champion, challenger = champion_and_challenger(settings)
     with JobStore.from_settings(settings) as store:
         jobs = store.list(kind="retrain", limit=10)
     shadow = None
-    if challenger is not None and (champion is None or challenger.version != champion.version):
+    if challenger is not None:
         service = request.app.state.service
-        pairs = shadow_pairs(service.log, str(challenger.version), limit=COMPARE_ROWS)
-        shadow = compare_shadow(pairs, str(challenger.version))
+        pairs = shadow_pairs(service.log, challenger, limit=COMPARE_ROWS)
+        shadow = compare_shadow(pairs, challenger)
     return {
         "canary": request.app.state.service.canary_status(),
         "canary_limits": CanaryLimits.from_settings(settings),
@@ -58,8 +57,8 @@ def _page(request: Request, **extra: Any) -> dict[str, Any]:
         "triggers": triggers,
         "problem": problem,
         "retrains": audit_log(request).recent(_RETRAINS_SHOWN, action="retrain"),
-        "champion": None if champion is None else str(champion.version),
-        "challenger": None if challenger is None else str(challenger.version),
+        "champion": champion,
+        "challenger": challenger,
         "jobs": jobs,
         **extra,
     }
